@@ -1,0 +1,31 @@
+# One command to set up and run the main job, one to set up and run the tests:
+#   make demo      (venv + install + `python -m pipeline fit` on the embedded demo table)
+#   make test      (venv + install + pytest)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: setup demo test bench clean
+
+setup: $(VENV)/.installed
+
+# torch first and pinned: its CPU build lies on the package mirror; a looser spec pulled in by
+# another package would fetch a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: setup
+	$(BIN)/python -m pipeline fit
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) reports artifacts/calibrators/*/ .pytest_cache

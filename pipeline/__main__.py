@@ -1,0 +1,63 @@
+"""``python -m pipeline <stage> [key=value ...]``: thin entry point that composes the config and
+calls the stage's plain ``run(cfg)`` function."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Sequence
+
+from pipeline.stages import STAGES
+
+USAGE = "usage: python -m pipeline <stage> [key=value ...] [--print-config]"
+
+
+def _help() -> str:
+    width = max(len(name) for name in STAGES)
+    lines = [USAGE, "", "stages:"]
+    lines += [f"  {name:<{width}}  {stage.summary}" for name, stage in STAGES.items()]
+    lines += [
+        "",
+        "overrides are Hydra syntax, e.g.:",
+        "  python -m pipeline fit calibrator=isotonic data.sources=[local_a,local_b]",
+        "  python -m pipeline collect local=qwen3-reranker-4b api=siliconflow collect.dry_run=true",
+        "config groups live in conf/; --print-config shows the composed config and exits.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in {"-h", "--help", "help"}:
+        print(_help())
+        return 0 if args else 2
+    stage_name, rest = args[0], args[1:]
+    if stage_name not in STAGES:
+        print(f"error: unknown stage '{stage_name}'; stages: {', '.join(STAGES)}", file=sys.stderr)
+        return 2
+    if any(a in {"-h", "--help"} for a in rest):
+        print(f"{USAGE}\n\n{stage_name}: {STAGES[stage_name].summary}")
+        return 0
+    print_config = "--print-config" in rest
+    overrides = [a for a in rest if a != "--print-config"]
+
+    from pipeline.compose import ConfigError, compose_config, to_yaml
+
+    try:
+        cfg = compose_config(overrides)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    if print_config:
+        print(to_yaml(cfg))
+        return 0
+    module = importlib.import_module(STAGES[stage_name].module)
+    try:
+        return int(module.run(cfg) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Reference-API clients (httpx) for SiliconFlow and the APIs that speak its dialect."""

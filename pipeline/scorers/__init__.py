@@ -1,0 +1,1 @@
+"""Local scorers (transformers backends), one file per backend."""

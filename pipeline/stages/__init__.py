@@ -1,0 +1,24 @@
+"""Stage registry: name -> (module, one-line description).
+
+Modules are imported only when their stage runs, so ``python -m pipeline --help`` stays fast and
+a stage's heavy dependencies (torch for collect) never load for another stage.
+Every stage module exposes ``run(cfg: PipelineConfig) -> int`` (the exit status).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Stage:
+    module: str
+    summary: str
+
+
+STAGES: dict[str, Stage] = {
+    "collect": Stage("pipeline.stages.collect", "score a dataset with the local scorer(s) and the reference API -> paired-score table"),
+    "fit": Stage("pipeline.stages.fit", "fit calibrator (+ fusion), evaluate on held-out queries, export the artifact"),
+    "evaluate": Stage("pipeline.stages.evaluate", "held-out agreement of raw vs calibrated scores (no export)"),
+    "export": Stage("pipeline.stages.export", "fit on all rows and write the artifact (no cross-validation report)"),
+}
