@@ -20,6 +20,7 @@ from hydra.core.config_store import ConfigStore
 
 from pipeline.api.config import ApiConfig, CollectConfig
 from pipeline.scorers.config import LocalScorerConfig
+from pipeline.text import TextConfig
 
 
 class TableFormat(Enum):
@@ -129,6 +130,7 @@ class PipelineConfig:
     models: ModelsConfig = field(default_factory=ModelsConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    text: TextConfig = field(default_factory=TextConfig)
     local: LocalScorerConfig = field(default_factory=LocalScorerConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     collect: CollectConfig = field(default_factory=CollectConfig)
@@ -143,6 +145,7 @@ SCHEMAS: tuple[type, ...] = (
     ModelsConfig,
     ExportConfig,
     ReportConfig,
+    TextConfig,
     LocalScorerConfig,
     ApiConfig,
     CollectConfig,
