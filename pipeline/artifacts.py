@@ -1,0 +1,99 @@
+"""Write calibrator artifact directories atomically, with a manifest of hashes and provenance.
+
+Layout of ``<root>/<name>/``::
+
+    calibrator.json     pickle-free spec (pipeline.spec), the default thing production loads
+    calibrator.joblib   the fitted scikit-learn object (optional; loaded only after hash check)
+    manifest.json       provenance, held-out metrics, library versions, sha256 of each file
+
+The directory is assembled under a temporary name in the same parent and renamed into place
+only once every file (manifest last) is written and fsynced, so a crash never leaves a directory
+under the final name that could load. The loader (``pipeline.inference``) re-checks every hash.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pipeline import __version__
+from pipeline.files import atomic_write_json, dumps_json, sha256_file
+from pipeline.inference import JOBLIB_FILE, MANIFEST_FILE, SPEC_FILE
+
+MANIFEST_FORMAT = "score-calibrator-manifest/v1"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class ArtifactError(ValueError):
+    pass
+
+
+def library_versions() -> dict[str, str]:
+    import joblib
+    import numpy
+    import scipy
+    import sklearn
+
+    return {
+        "python": platform.python_version(),
+        "pipeline": __version__,
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "scikit-learn": sklearn.__version__,
+        "joblib": joblib.__version__,
+    }
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def write_artifact(root: str | os.PathLike, name: str, model: Any, manifest: dict[str, Any], *, write_joblib: bool = True) -> Path:
+    """Write spec (+ joblib) + manifest under ``root/name`` atomically; returns the final path.
+
+    ``manifest`` holds provenance; this function adds ``files`` (sha256 of each file),
+    ``format``, ``name`` and ``created``.
+    """
+    import joblib
+
+    if not _NAME.match(name):
+        raise ArtifactError(f"artifact name {name!r} must match {_NAME.pattern} (letters, digits, . _ -)")
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / name
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=root))
+    try:
+        atomic_write_json(staging / SPEC_FILE, model.to_spec())
+        files = {SPEC_FILE: sha256_file(staging / SPEC_FILE)}
+        if write_joblib:
+            joblib.dump(model, staging / JOBLIB_FILE)
+            with open(staging / JOBLIB_FILE, "rb+") as fh:
+                os.fsync(fh.fileno())
+            files[JOBLIB_FILE] = sha256_file(staging / JOBLIB_FILE)
+        full = dict(manifest)
+        full.update({"format": MANIFEST_FORMAT, "name": name, "created": utc_now(), "files": files})
+        dumps_json(full)  # fail before anything is renamed if the manifest is not valid JSON
+        atomic_write_json(staging / MANIFEST_FILE, full)
+        _swap_into_place(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final
+
+
+def _swap_into_place(staging: Path, final: Path) -> None:
+    """Rename ``staging`` to ``final``; an existing ``final`` is moved aside first, then removed."""
+    old = None
+    if final.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+        os.rmdir(old)
+        os.replace(final, old)
+    os.replace(staging, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,210 @@
+"""Held-out evaluation: out-of-fold predictions by query group, metrics per configuration.
+
+Every calibrated figure is computed on predictions for queries the model did not see while
+fitting (GroupKFold by query_id), with bootstrap intervals over queries. Raw figures need no
+fitting and are computed on the same rows, so raw and calibrated rows of the report compare like
+with like. Each row of the report is one configuration; figures are never mixed across rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pipeline.calibrators import AutoCalibrator, grouped_splits, make_calibrator
+from pipeline.config import FusionMethod, PipelineConfig
+from pipeline.data import PairedTable
+from pipeline.fusion import NonNegativeFusion, ScoreCalibrationModel
+from pipeline.metrics import MetricValue, PerQuery, agreement
+
+
+class EvaluationError(ValueError):
+    """The table and configuration cannot be evaluated (e.g. fewer than 2 queries)."""
+
+
+def build_model(cfg: PipelineConfig, sources: list[str]) -> ScoreCalibrationModel:
+    """The unfitted model a configuration describes (same factory for CV folds and export)."""
+    cal = cfg.calibrator
+    calibrator = make_calibrator(
+        cal.family.value,
+        degree=cal.degree,
+        C=cal.sigmoid_C,
+        y_min=cal.y_min,
+        y_max=cal.y_max,
+        candidates=tuple(c.value for c in cal.candidates),
+        n_splits=cal.auto_splits,
+        random_state=cfg.seed,
+    )
+    fusion = None
+    if len(sources) > 1:
+        if cfg.fusion.method is FusionMethod.none:
+            raise EvaluationError(f"{len(sources)} sources {sources} need fusion.method=nonneg_linear (got none)")
+        fusion = NonNegativeFusion(center=cfg.fusion.center.value)
+    return ScoreCalibrationModel(calibrator=calibrator, fusion=fusion, sources=list(sources))
+
+
+@dataclass
+class ConfigurationResult:
+    """Held-out agreement of one configuration (one row of the report)."""
+
+    name: str
+    kind: str  # "raw" | "calibrated" | "fused"
+    sources: list[str]
+    metrics: dict[str, MetricValue]
+    per_query: PerQuery
+    predictions: np.ndarray
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "sources": self.sources,
+            "metrics": {name: m.as_dict() for name, m in self.metrics.items()},
+            "details": self.details,
+        }
+
+
+@dataclass
+class EvaluationReport:
+    results: list[ConfigurationResult]
+    n_rows: int
+    n_queries: int
+    n_queries_small: int
+    n_splits: int
+    warnings: list[str]
+    settings: dict[str, Any]
+
+    @property
+    def exported(self) -> ConfigurationResult:
+        """The configuration that ``fit`` exports: the last (fused, else calibrated) row."""
+        return self.results[-1]
+
+    def result(self, name: str) -> ConfigurationResult:
+        return next(r for r in self.results if r.name == name)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "n_rows": self.n_rows,
+            "n_queries": self.n_queries,
+            "n_queries_single_document": self.n_queries_small,
+            "n_splits": self.n_splits,
+            "exported": self.exported.name,
+            "configurations": {r.name: r.as_dict() for r in self.results},
+            "warnings": self.warnings,
+            "settings": self.settings,
+        }
+
+
+def out_of_fold(model: ScoreCalibrationModel, X: np.ndarray, y: np.ndarray, groups: np.ndarray, splits) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Predictions for every row from a model fitted without that row's query."""
+    from sklearn.base import clone
+
+    pred = np.empty_like(y)
+    folds = []
+    for train, test in splits:
+        fitted = clone(model).fit(X[train], y[train], groups=groups[train])
+        pred[test] = fitted.predict(X[test])
+        folds.append(describe_model(fitted))
+    return pred, folds
+
+
+def describe_model(model: ScoreCalibrationModel) -> dict[str, Any]:
+    """Human-readable summary of a fitted model: family chosen, fit method, fusion weights."""
+    cal = model.calibrator_
+    info: dict[str, Any] = {}
+    if isinstance(cal, AutoCalibrator):
+        info["family"] = cal.chosen_
+        info["cv_mse"] = {k: round(v, 8) for k, v in cal.cv_mse_.items()}
+        cal = cal.best_
+    else:
+        info["family"] = cal.to_spec()["family"]
+    if hasattr(cal, "method_"):
+        info["method"] = cal.method_
+    if model.fusion_ is not None:
+        info["weights"] = dict(zip(model.sources_, (round(float(w), 6) for w in model.fusion_.weights_)))
+        if model.fusion_.degenerate_:
+            info["weights_note"] = "no source had a positive weight; equal weights used"
+    return info
+
+
+def settings_hash(cfg: PipelineConfig) -> str:
+    """Hash of the settings that determine the evaluation (lets export reuse matching metrics)."""
+    from omegaconf import OmegaConf
+
+    parts = {name: OmegaConf.to_container(OmegaConf.structured(getattr(cfg, name)), enum_to_str=True)
+             for name in ("data", "calibrator", "fusion", "evaluate")}
+    parts["seed"] = cfg.seed
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def evaluate(table: PairedTable, cfg: PipelineConfig) -> EvaluationReport:
+    """Raw vs held-out calibrated agreement for every source, plus the fused model if k > 1."""
+    ev = cfg.evaluate
+    groups = table.group_codes()
+    if table.n_queries < 2:
+        raise EvaluationError(f"{table.path}: {table.n_queries} query; held-out evaluation needs at least 2")
+    splits = grouped_splits(table.n_rows, groups, ev.n_splits, cfg.seed)
+    y = table.target
+
+    def measure(pred: np.ndarray) -> tuple[dict[str, MetricValue], PerQuery]:
+        return agreement(pred, y, groups, k=ev.top_k, n_bootstrap=ev.n_bootstrap, confidence=ev.confidence, seed=cfg.seed)
+
+    results: list[ConfigurationResult] = []
+    for j, name in enumerate(table.source_names):
+        raw = table.sources[:, j]
+        metrics, per_query = measure(raw)
+        results.append(ConfigurationResult(f"raw {name}", "raw", [name], metrics, per_query, raw))
+    for j, name in enumerate(table.source_names):
+        pred, folds = out_of_fold(build_model(cfg, [name]), table.sources[:, [j]], y, groups, splits)
+        metrics, per_query = measure(pred)
+        results.append(ConfigurationResult(f"calibrated {name}", "calibrated", [name], metrics, per_query, pred, {"folds": folds}))
+    if len(table.source_names) > 1:
+        pred, folds = out_of_fold(build_model(cfg, table.source_names), table.sources, y, groups, splits)
+        metrics, per_query = measure(pred)
+        label = "fused " + "+".join(table.source_names)
+        results.append(ConfigurationResult(label, "fused", list(table.source_names), metrics, per_query, pred, {"folds": folds}))
+
+    warnings = _trust_warnings(table, results[-1], cfg)
+    settings = {
+        "calibrator": cfg.calibrator.family.value,
+        "fusion": cfg.fusion.method.value if len(table.source_names) > 1 else "none",
+        "fusion_center": cfg.fusion.center.value,
+        "n_bootstrap": ev.n_bootstrap,
+        "confidence": ev.confidence,
+        "top_k": ev.top_k,
+        "seed": cfg.seed,
+        "settings_sha256": settings_hash(cfg),
+    }
+    return EvaluationReport(results, table.n_rows, table.n_queries, table.small_queries(), len(splits), warnings, settings)
+
+
+def _trust_warnings(table: PairedTable, final: ConfigurationResult, cfg: PipelineConfig) -> list[str]:
+    ev = cfg.evaluate
+    out = []
+    widths = {name: final.metrics[name].width for name in ("pearson", "spearman", "combined")}
+    wide = {k: w for k, w in widths.items() if np.isfinite(w) and w > ev.max_ci_width}
+    if table.n_queries < ev.min_queries or wide:
+        shown = ", ".join(f"{k} ±{w / 2:.3f} (width {w:.3f})" for k, w in widths.items())
+        out.append(
+            f"small sample: {table.n_rows} pairs in {table.n_queries} queries; {int(ev.confidence * 100)}% "
+            f"interval widths of '{final.name}': {shown}. Do not trust these figures for production "
+            f"decisions (warning thresholds: < {ev.min_queries} queries or width > {ev.max_ci_width})."
+        )
+    if table.small_queries():
+        out.append(f"{table.small_queries()} queries have a single document: they count for pearson/mae, not for rank metrics")
+    if final.per_query.n_constant:
+        out.append(f"{final.per_query.n_constant} queries have constant scores in '{final.name}' or the reference: excluded from spearman/kendall")
+    return out
+
+
+def report_dict(report: EvaluationReport, table: PairedTable) -> dict[str, Any]:
+    """metrics.json content: held-out figures of every configuration, plus where they came from."""
+    out = report.as_dict()
+    out["data"] = {"path": str(table.path), "sha256": table.sha256, "target": table.target_name, "sources": table.source_names}
+    out["simulated"] = bool(table.meta.get("simulated", False))
+    return out
+

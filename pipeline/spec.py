@@ -1,0 +1,169 @@
+"""Pickle-free calibrator spec: a JSON-able dict and the numpy code that evaluates it.
+
+This is the single implementation of *applying* a calibrator. The scikit-learn estimators in
+:mod:`pipeline.calibrators` delegate ``predict`` to it and the inference module loads it from
+``calibrator.json``, so the joblib path and the JSON path cannot drift apart. It imports numpy
+only: production code loads it without scikit-learn, torch or transformers.
+
+Spec layout (``format`` = ``score-calibrator/v1``)::
+
+    {"format": "score-calibrator/v1",
+     "sources": ["local"],                      # input column order for (n, k) calls
+     "fusion": null | {"kind": "nonneg_linear", "mean": [...], "scale": [...], "weights": [...]},
+     "calibrator": <one of>
+        {"family": "identity"}
+        {"family": "poly", "x_range": [lo, hi], "y_range": [lo, hi], "coef": [c0, c1, ...]}
+            # y = clip(sum_i c_i t^i, *y_range), t = (clip(x, *x_range) - lo) / (hi - lo)
+        {"family": "isotonic", "x": [...], "y": [...], "y_range": [lo, hi]}
+            # y = clip(interp(x, x_knots, y_knots), *y_range); constant beyond the end knots
+        {"family": "sigmoid", "input": "logit" | "identity", "eps": e, "a": a, "b": b,
+         "y_range": [lo, hi]}
+            # z = logit(clip(x, e, 1 - e)) or x;  y = lo + (hi - lo) * sigmoid(a z + b), a >= 0
+    }
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+FORMAT = "score-calibrator/v1"
+FAMILIES = ("identity", "poly", "isotonic", "sigmoid")
+
+
+class SpecError(ValueError):
+    """A calibrator spec that is malformed or would not be monotone non-decreasing."""
+
+
+def _floats(value: Any, name: str, length: int | None = None) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"'{name}' must be numbers: {exc}") from None
+    if arr.ndim != 1 or (length is not None and arr.shape[0] != length) or not np.all(np.isfinite(arr)):
+        want = f"{length} finite numbers" if length is not None else "a list of finite numbers"
+        raise SpecError(f"'{name}' must be {want}, got {value!r:.80}")
+    return arr
+
+
+def _range(value: Any, name: str) -> tuple[float, float]:
+    lo, hi = _floats(value, name, 2)
+    if lo > hi:
+        raise SpecError(f"'{name}' must be [low, high] with low <= high, got {value!r}")
+    return float(lo), float(hi)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    # numerically stable for large |z|
+    out = np.empty_like(z)
+    pos = z >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
+    ez = np.exp(z[~pos])
+    out[~pos] = ez / (1.0 + ez)
+    return out
+
+
+def compile_calibrator(spec: Mapping[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+    """Validate one calibrator spec and return a fast ``f(x: float64[n]) -> float64[n]``."""
+    family = spec.get("family")
+    if family == "identity":
+        return lambda x: x.copy()
+    if family == "poly":
+        x_lo, x_hi = _range(spec.get("x_range"), "x_range")
+        y_lo, y_hi = _range(spec.get("y_range"), "y_range")
+        coef = _floats(spec.get("coef"), "coef")
+        if coef.shape[0] == 0:
+            raise SpecError("'coef' must not be empty")
+        width = x_hi - x_lo
+        inv = 1.0 / width if width > 0 else 0.0
+        rev = coef[::-1].tolist()
+
+        def poly(x: np.ndarray) -> np.ndarray:
+            t = (np.clip(x, x_lo, x_hi) - x_lo) * inv
+            acc = np.full_like(t, rev[0])
+            for c in rev[1:]:  # Horner
+                acc *= t
+                acc += c
+            return np.clip(acc, y_lo, y_hi, out=acc)
+
+        return poly
+    if family == "isotonic":
+        xs = _floats(spec.get("x"), "x")
+        ys = _floats(spec.get("y"), "y", xs.shape[0])
+        y_lo, y_hi = _range(spec.get("y_range"), "y_range")
+        if xs.shape[0] == 0:
+            raise SpecError("isotonic spec needs at least one knot")
+        if np.any(np.diff(xs) < 0) or np.any(np.diff(ys) < 0):
+            raise SpecError("isotonic knots must be non-decreasing in x and in y")
+        return lambda x: np.clip(np.interp(x, xs, ys), y_lo, y_hi)
+    if family == "sigmoid":
+        a = float(_floats([spec.get("a")], "a")[0])
+        b = float(_floats([spec.get("b")], "b")[0])
+        y_lo, y_hi = _range(spec.get("y_range"), "y_range")
+        if a < 0:
+            raise SpecError(f"sigmoid slope 'a' must be >= 0 (monotone), got {a}")
+        mode = spec.get("input")
+        if mode == "logit":
+            eps = float(_floats([spec.get("eps")], "eps")[0])
+            if not 0 < eps < 0.5:
+                raise SpecError(f"'eps' must be in (0, 0.5), got {eps}")
+
+            def sig_logit(x: np.ndarray) -> np.ndarray:
+                p = np.clip(x, eps, 1.0 - eps)
+                return y_lo + (y_hi - y_lo) * _sigmoid(a * np.log(p / (1.0 - p)) + b)
+
+            return sig_logit
+        if mode == "identity":
+            return lambda x: y_lo + (y_hi - y_lo) * _sigmoid(a * x + b)
+        raise SpecError(f"sigmoid 'input' must be 'logit' or 'identity', got {mode!r}")
+    raise SpecError(f"unknown calibrator family {family!r}; known: {', '.join(FAMILIES)}")
+
+
+def compile_fusion(spec: Mapping[str, Any] | None, n_sources: int) -> Callable[[np.ndarray], np.ndarray] | None:
+    """Validate a fusion spec; ``None`` means a single source passes through."""
+    if spec is None:
+        if n_sources != 1:
+            raise SpecError(f"{n_sources} sources need a fusion spec")
+        return None
+    if spec.get("kind") != "nonneg_linear":
+        raise SpecError(f"unknown fusion kind {spec.get('kind')!r}; known: nonneg_linear")
+    mean = _floats(spec.get("mean"), "fusion.mean", n_sources)
+    scale = _floats(spec.get("scale"), "fusion.scale", n_sources)
+    weights = _floats(spec.get("weights"), "fusion.weights", n_sources)
+    if np.any(scale <= 0):
+        raise SpecError("fusion.scale must be positive")
+    if np.any(weights < 0):
+        raise SpecError("fusion.weights must be non-negative")
+    coef = weights / scale  # fold the standardisation into one dot product
+    offset = float(np.dot(weights, mean / scale))
+    return lambda X: X @ coef - offset
+
+
+def compile_spec(spec: Mapping[str, Any]) -> tuple[Callable[[np.ndarray], np.ndarray], list[str]]:
+    """Validate a whole spec; return ``(apply, sources)`` where ``apply`` takes (n,) or (n, k)."""
+    if not isinstance(spec, Mapping):
+        raise SpecError("calibrator spec must be a JSON object")
+    if spec.get("format") != FORMAT:
+        raise SpecError(f"unsupported spec format {spec.get('format')!r}; this code reads {FORMAT}")
+    sources = spec.get("sources")
+    if not isinstance(sources, list) or not sources or not all(isinstance(s, str) for s in sources):
+        raise SpecError("'sources' must be a non-empty list of column names")
+    calibrate = compile_calibrator(spec.get("calibrator") or {})
+    fuse = compile_fusion(spec.get("fusion"), len(sources))
+    k = len(sources)
+
+    def apply(scores: Any) -> np.ndarray:
+        arr = np.asarray(scores, dtype=np.float64)
+        if fuse is None:
+            if arr.ndim == 2 and arr.shape[1] == 1:
+                arr = arr[:, 0]
+            if arr.ndim != 1:
+                raise ValueError(f"expected a 1-D array of scores, got shape {arr.shape}")
+            return calibrate(arr)
+        if arr.ndim != 2 or arr.shape[1] != k:
+            raise ValueError(f"expected an (n, {k}) array with columns {sources}, got shape {arr.shape}")
+        return calibrate(fuse(arr))
+
+    return apply, list(sources)

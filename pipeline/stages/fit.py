@@ -1,0 +1,20 @@
+"""``python -m pipeline fit``: evaluate on held-out queries, then fit on all rows and export."""
+
+from __future__ import annotations
+
+from pipeline.artifacts import ArtifactError
+from pipeline.config import PipelineConfig
+from pipeline.evaluation import EvaluationError, report_dict
+from pipeline.stages.common import describe_table, load_table, user_errors
+from pipeline.stages.evaluate import fit_final, run_evaluation
+from pipeline.stages.export import held_out_summary, run_export
+
+
+@user_errors(EvaluationError, ArtifactError)
+def run(cfg: PipelineConfig) -> int:
+    table = load_table(cfg)
+    print(describe_table(table))
+    model = fit_final(cfg, table)
+    report = run_evaluation(cfg, table, model)
+    run_export(cfg, table, model, held_out_summary(report_dict(report, table)))
+    return 0
