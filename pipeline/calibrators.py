@@ -199,6 +199,10 @@ class PolynomialCalibrator(_MonotoneCalibrator):
         bern = P.polyvander(t[:, 0], degree) @ basis.T  # B_k(t) for every sample
         cumulative = np.cumsum(bern[:, ::-1], axis=1)[:, ::-1][:, 1:]  # F_j = sum_{k>=j} B_k, j>=1
         nnls = LinearRegression(positive=True).fit(cumulative, y, sample_weight=w)
+        if not np.any(nnls.coef_ > 0):  # no increasing relation at all
+            self.coef_ = np.array([float(np.average(y, weights=w))])
+            self.method_ = "constant"
+            return self
         bern_coef = nnls.intercept_ + np.concatenate([[0.0], np.cumsum(nnls.coef_)])
         self.coef_ = bern_coef @ basis
         self.method_ = "bernstein"

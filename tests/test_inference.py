@@ -1,0 +1,172 @@
+"""Export -> load round trip, integrity and model checks, and the inference module's imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.artifacts import ArtifactError, write_artifact
+from pipeline.calibrators import make_calibrator
+from pipeline.fusion import NonNegativeFusion, ScoreCalibrationModel
+from pipeline.inference import ArtifactIntegrityError, CalibratorLoadError, ModelMismatchError, load_calibrator
+
+MANIFEST = {"sources": [{"column": "local", "model": "Qwen/Qwen3-Reranker-4B", "revision": "abc123"}], "preprocessing": {"nfkc": True}}
+
+
+def _data(seed=0, k=1, n_queries=30):
+    rng = np.random.default_rng(seed)
+    groups = np.repeat(np.arange(n_queries), 6)
+    r = rng.normal(size=groups.size)
+    X = np.column_stack([1 / (1 + np.exp(-(r + rng.normal(0, 0.3, r.size)))) for _ in range(k)])
+    y = 1 / (1 + np.exp(-2 * r))
+    return X, y, groups
+
+
+def _model(family, k=1):
+    X, y, groups = _data(k=k)
+    fusion = NonNegativeFusion() if k > 1 else None
+    sources = ["local", "embed", "bm25"][:k]
+    return ScoreCalibrationModel(make_calibrator(family), fusion, sources).fit(X, y, groups=groups), X
+
+
+@pytest.mark.parametrize("family", ["poly", "isotonic", "sigmoid", "identity", "auto"])
+@pytest.mark.parametrize("k", [1, 3])
+def test_round_trip_json_and_joblib_agree_with_the_fitted_model(tmp_path, family, k):
+    model, X = _model(family, k)
+    path = write_artifact(tmp_path, "cal", model, MANIFEST)
+    grid = np.random.default_rng(9).uniform(-0.5, 1.5, size=(500, k))
+    expected = model.predict(grid)
+    by_json = load_calibrator(path)
+    by_joblib = load_calibrator(path, use_joblib=True)
+    assert by_json.backend == "json" and by_joblib.backend == "joblib"
+    scores = grid[:, 0] if k == 1 else grid
+    np.testing.assert_allclose(by_json(scores), expected, atol=1e-9, rtol=0)
+    np.testing.assert_allclose(by_joblib(scores), expected, atol=1e-9, rtol=0)
+    assert by_json.sources == model.sources_
+    assert by_json.manifest["sources"][0]["model"] == "Qwen/Qwen3-Reranker-4B"
+
+
+def test_wrong_input_shape_is_a_clear_error(tmp_path):
+    model, _ = _model("poly", 3)
+    cal = load_calibrator(write_artifact(tmp_path, "cal", model, MANIFEST))
+    with pytest.raises(ValueError, match=r"\(n, 3\) array with columns \['local', 'embed', 'bm25'\]"):
+        cal(np.ones(5))
+
+
+@pytest.fixture
+def artifact(tmp_path) -> Path:
+    model, _ = _model("poly")
+    return write_artifact(tmp_path, "cal", model, MANIFEST)
+
+
+@pytest.mark.parametrize("filename", ["calibrator.json", "calibrator.joblib"])
+def test_a_changed_byte_is_refused(artifact, filename):
+    path = artifact / filename
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArtifactIntegrityError, match="does not match the manifest"):
+        load_calibrator(artifact, use_joblib=filename.endswith("joblib"))
+
+
+def test_tampered_joblib_is_never_unpickled(artifact, monkeypatch):
+    (artifact / "calibrator.joblib").write_bytes(b"not a pickle")
+    import joblib
+
+    monkeypatch.setattr(joblib, "load", lambda *a, **k: pytest.fail("joblib.load called on an unverified file"))
+    with pytest.raises(ArtifactIntegrityError):
+        load_calibrator(artifact, use_joblib=True)
+
+
+@pytest.mark.parametrize("filename", ["calibrator.json", "manifest.json"])
+def test_missing_file_is_refused(artifact, filename):
+    (artifact / filename).unlink()
+    with pytest.raises(CalibratorLoadError, match="missing"):
+        load_calibrator(artifact)
+
+
+def test_manifest_hash_mismatch_is_refused(artifact):
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    manifest["files"]["calibrator.json"] = "0" * 64
+    (artifact / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactIntegrityError, match="does not match"):
+        load_calibrator(artifact)
+
+
+def test_a_spec_that_would_reverse_order_is_refused_even_with_matching_hash(artifact):
+    from pipeline.files import atomic_write_json, sha256_file
+
+    spec = json.loads((artifact / "calibrator.json").read_text())
+    spec["calibrator"] = {"family": "sigmoid", "input": "identity", "a": -1.0, "b": 0.0, "y_range": [0, 1]}
+    atomic_write_json(artifact / "calibrator.json", spec)
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    manifest["files"]["calibrator.json"] = sha256_file(artifact / "calibrator.json")
+    atomic_write_json(artifact / "manifest.json", manifest)
+    with pytest.raises(CalibratorLoadError, match="must be >= 0"):
+        load_calibrator(artifact)
+
+
+def test_model_and_revision_mismatch_refused_unless_overridden(artifact):
+    assert load_calibrator(artifact, model="Qwen/Qwen3-Reranker-4B", revision="abc123")
+    with pytest.raises(ModelMismatchError, match="fitted for model 'Qwen/Qwen3-Reranker-4B', you declared 'Qwen/Qwen3-Reranker-8B'"):
+        load_calibrator(artifact, model="Qwen/Qwen3-Reranker-8B")
+    with pytest.raises(ModelMismatchError, match="revision 'abc123'.*you declared revision 'def456'"):
+        load_calibrator(artifact, revision="def456")
+    assert load_calibrator(artifact, model="Qwen/Qwen3-Reranker-8B", allow_mismatch=True)
+
+
+def test_crash_while_writing_leaves_the_previous_artifact_loadable(tmp_path, monkeypatch):
+    model, X = _model("poly")
+    path = write_artifact(tmp_path, "cal", model, MANIFEST)
+    before = load_calibrator(path)(X[:, 0])
+    other, _ = _model("isotonic")
+    import joblib
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(joblib, "dump", crash)
+    with pytest.raises(KeyboardInterrupt):
+        write_artifact(tmp_path, "cal", other, MANIFEST)
+    np.testing.assert_array_equal(load_calibrator(path)(X[:, 0]), before)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cal"]  # no staging leftovers
+
+
+def test_crash_on_first_export_leaves_nothing_that_loads(tmp_path, monkeypatch):
+    model, _ = _model("poly")
+    import pipeline.artifacts as artifacts
+
+    monkeypatch.setattr(artifacts, "_swap_into_place", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        write_artifact(tmp_path, "cal", model, MANIFEST)
+    assert not (tmp_path / "cal").exists()
+
+
+def test_bad_artifact_names_rejected(tmp_path):
+    model, _ = _model("identity")
+    for name in ["../escape", ".hidden", "a/b", ""]:
+        with pytest.raises(ArtifactError):
+            write_artifact(tmp_path, name, model, MANIFEST)
+
+
+def test_preprocess_uses_manifest_settings(artifact):
+    from pipeline.text import TextConfig, preprocess
+
+    cal = load_calibrator(artifact)
+    text = "ＡＢＣ１２３ “quoted”"
+    assert cal.preprocess(text) == preprocess(text, TextConfig(nfkc=True))
+
+
+def test_importing_inference_pulls_no_heavy_library():
+    code = (
+        "import sys, pipeline.inference as m; "
+        "heavy = [x for x in ('torch', 'transformers', 'sklearn', 'scipy', 'hydra', 'joblib', 'pandas') if x in sys.modules]; "
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
