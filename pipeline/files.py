@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,8 @@ def _fsync_dir(directory: Path) -> None:
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
+    import tempfile  # lazily: keeps `import pipeline.inference` light
+
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -82,6 +83,8 @@ def atomic_output_path(path: str | os.PathLike) -> tuple[Path, Path]:
 
     The caller writes ``tmp`` then calls :func:`commit_output` (or removes ``tmp`` on error).
     """
+    import tempfile
+
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=final.suffix or ".tmp", dir=final.parent)
