@@ -1,1 +1,38 @@
-"""Local scorers (transformers backends), one file per backend."""
+"""Local scorers (transformers backends), one file per backend.
+
+``build_scorer(cfg.local, cfg.text)`` returns the configured backend. Importing this package does
+not import torch or transformers: the backend module is imported when a scorer is built.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from pipeline.scorers.base import QueryGroup, Scorer
+from pipeline.scorers.config import LocalScorerConfig, ScorerKind, coerce
+
+if TYPE_CHECKING:
+    from pipeline.text import TextConfig
+
+__all__ = ["QueryGroup", "Scorer", "LocalScorerConfig", "ScorerKind", "build_scorer", "BACKENDS"]
+
+#: kind -> (module, class); modules are imported lazily
+BACKENDS: dict[ScorerKind, tuple[str, str]] = {
+    ScorerKind.qwen3_reranker: ("pipeline.scorers.qwen3_reranker", "Qwen3RerankerScorer"),
+    ScorerKind.cross_encoder: ("pipeline.scorers.cross_encoder", "CrossEncoderScorer"),
+    ScorerKind.embedding: ("pipeline.scorers.embedding", "EmbeddingScorer"),
+}
+
+
+def build_scorer(local_cfg: LocalScorerConfig, text_cfg: "TextConfig | None" = None) -> Scorer:
+    """Load the model ``local_cfg`` describes and return a ready :class:`Scorer`.
+
+    Raises :class:`pipeline.scorers.loading.ScorerLoadError` when the checkpoint cannot be scored
+    as configured (missing weights, no single yes/no tokens, wrong kind), ``ValueError`` for
+    invalid settings; both messages name the config key to change.
+    """
+    local_cfg = coerce(local_cfg)
+    module_name, class_name = BACKENDS[local_cfg.kind]
+    backend = getattr(importlib.import_module(module_name), class_name)
+    return backend(local_cfg, text_cfg)

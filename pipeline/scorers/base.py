@@ -42,3 +42,12 @@ class Scorer(ABC):
     def fingerprint_hash(self) -> str:
         canonical = json.dumps(self.fingerprint(), sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def close(self) -> None:
+        """Release the model and any accelerator memory (no-op unless a backend holds some)."""
+
+    def __enter__(self) -> "Scorer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,14 +1,119 @@
-"""Schema of the ``local`` config group (conf/local/*.yaml). Owned by the scorers package."""
+"""Schema of the ``local`` config group (conf/local/*.yaml). Owned by the scorers package.
+
+One dataclass for every backend so ``local=<entry>`` swaps backends from the command line; each
+backend reads the fields that apply to it and says in its fingerprint which ones it used. Every
+field has a type OmegaConf validates (Enums for choices, ``Optional`` for nullable values), so a
+typo such as ``local.dtype=bf16`` fails at composition time and names the allowed values.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Optional
+
+
+class ScorerKind(Enum):
+    """Which backend scores the pairs."""
+
+    qwen3_reranker = "qwen3_reranker"  # causal LM, P(yes) from the yes/no logits
+    cross_encoder = "cross_encoder"  # AutoModelForSequenceClassification, one logit per pair
+    embedding = "embedding"  # bi-encoder, cosine of query and document embeddings
+
+
+class DType(Enum):
+    float32 = "float32"  # default: the agreement study needed float32
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
+class Device(Enum):
+    auto = "auto"  # cuda, then mps, then cpu
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+class Template(Enum):
+    """How a (query, document) pair becomes the model input."""
+
+    official = "official"  # the model card's transformers recipe (prefix + body + suffix)
+    vllm = "vllm"  # vLLM's example: query part and document part tokenised separately
+    none = "none"  # no prompt: the query and document tokens back to back
+
+
+class Activation(Enum):
+    sigmoid = "sigmoid"
+    none = "none"
+
+
+class Pooling(Enum):
+    last = "last"  # last real token (Qwen3-Embedding)
+    mean = "mean"  # mean over real tokens (sentence-transformers MiniLM and friends)
+    cls = "cls"  # first token (BGE-style encoders)
 
 
 @dataclass
 class LocalScorerConfig:
-    # placeholder until the scorers land; extended by pipeline/scorers
-    kind: str = "qwen3_reranker"
+    """Everything needed to build a local scorer; see README "Local scorers"."""
+
+    kind: ScorerKind = ScorerKind.qwen3_reranker
+    #: hub id (``Qwen/Qwen3-Reranker-0.6B``) or a local directory written by ``save_pretrained``
     model: str = "Qwen/Qwen3-Reranker-0.6B"
+    #: hub branch/tag/commit; for a local directory, optionally ``sha256:<hex>`` of its files
     revision: Optional[str] = None
+    dtype: DType = DType.float32
+    device: Device = Device.auto
+    # -- prompt (qwen3_reranker; cross_encoder for seq-cls conversions of Qwen3 rerankers) --
+    template: Template = Template.official
+    #: null = the model's default instruction; ignored by template=none
+    instruction: Optional[str] = None
+    #: tokens per pair, prompt included (the document is truncated to fit)
+    max_length: int = 8192
+    # -- batching (never changes what is computed, only how fast) --
+    batch_size: int = 8
+    #: upper bound on padded tokens in one batch (rows x longest row); a longer pair runs alone
+    max_batch_tokens: int = 32768
+    # -- cross_encoder --
+    activation: Activation = Activation.sigmoid
+    # -- embedding --
+    pooling: Pooling = Pooling.last
+    #: query instruction: queries become "Instruct: {task}\nQuery:{query}"; null = bare queries
+    task: Optional[str] = None
+    #: Matryoshka truncation: keep the first `dimensions` coordinates, then re-normalise
+    dimensions: Optional[int] = None
+    normalize: bool = True
+    # -- loading --
+    #: attention kernel passed to from_pretrained ("sdpa", "eager", "flash_attention_2"); null = default
+    attn_implementation: Optional[str] = None
+    cache_dir: Optional[str] = None
+    local_files_only: bool = False
+
+
+_ENUM_FIELDS = {
+    "kind": ScorerKind,
+    "dtype": DType,
+    "device": Device,
+    "template": Template,
+    "activation": Activation,
+    "pooling": Pooling,
+}
+
+
+def coerce(cfg: LocalScorerConfig) -> LocalScorerConfig:
+    """A copy with string choices turned into their Enums (for configs built in code).
+
+    Hydra already validates composed configs; this gives code-built ones the same clear error.
+    """
+    from dataclasses import replace
+
+    updates = {}
+    for name, enum in _ENUM_FIELDS.items():
+        value = getattr(cfg, name)
+        if not isinstance(value, enum):
+            try:
+                updates[name] = enum(getattr(value, "value", value))
+            except ValueError:
+                allowed = ", ".join(e.value for e in enum)
+                raise ValueError(f"local.{name}={value!r} is not one of: {allowed}") from None
+    return replace(cfg, **updates) if updates else cfg

@@ -1,0 +1,86 @@
+"""Cross-encoder: ``AutoModelForSequenceClassification`` with one logit per (query, document).
+
+For classic cross-encoders (bge-reranker-v2-m3, ms-marco MiniLM, ...) use ``template=none``: the
+tokenizer's own pair encoding (``[CLS] q [SEP] d [SEP]`` or its dialect), right padding,
+``longest_first`` truncation, as sentence-transformers' CrossEncoder and FlagEmbedding do.
+
+Seq-cls conversions of Qwen3 rerankers (a one-row ``score`` head = W_yes - W_no) need the Qwen3
+prompt: use ``template=official`` (or ``vllm``) and ``activation=sigmoid``; the score is then
+the same P(yes) as ``kind=qwen3_reranker`` on the original checkpoint. Decoder models pad left so
+the classifier's last-token read is the last real token.
+
+Loading a causal-LM checkpoint (such as the original Qwen3-Reranker) here would attach an
+untrained ``score`` head; that is refused with a pointer to ``kind=qwen3_reranker``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from pipeline.scorers.config import Activation, LocalScorerConfig, Template
+from pipeline.scorers.hf import TransformersScorer
+from pipeline.scorers.loading import ScorerLoadError, architectures, load_config, load_model, load_tokenizer
+from pipeline.scorers.prompts import DEFAULT_INSTRUCTION, PromptEncoder
+from pipeline.text import TextConfig
+
+
+class CrossEncoderScorer(TransformersScorer):
+    kind = "cross_encoder"
+
+    def __init__(self, cfg: LocalScorerConfig, text_cfg: TextConfig | None = None) -> None:
+        super().__init__(cfg, text_cfg)
+        cfg = self.cfg  # coerced: Enums even when built in code with strings
+        from transformers import AutoModelForSequenceClassification
+
+        self.activation = Activation(cfg.activation)
+        self.score_type = "probability" if self.activation is Activation.sigmoid else "logit"
+        hf_config = load_config(self.source, cfg)
+        arch = architectures(hf_config)
+        if any(a.endswith("ForCausalLM") for a in arch):
+            raise ScorerLoadError(
+                f"{cfg.model} is a causal-LM checkpoint ({', '.join(arch)}): as a sequence classifier its "
+                "score head would be newly initialised (random scores). For Qwen3-Reranker use "
+                "local.kind=qwen3_reranker; for a cross-encoder use a seq-cls checkpoint"
+            )
+        # decoder classifiers read the last non-pad token (either side works; left mirrors
+        # qwen3_reranker), encoders read the first token and conventionally pad right
+        self.is_decoder = getattr(hf_config, "model_type", "") in _DECODER_TYPES
+        self.padding_side = "left" if self.is_decoder else "right"
+        self.tokenizer = load_tokenizer(self.source, cfg, padding_side=self.padding_side)
+        self.template = Template(cfg.template)
+        self.prompt = PromptEncoder(self.tokenizer, self.template, cfg.instruction or DEFAULT_INSTRUCTION, cfg.max_length)
+        model = load_model(
+            AutoModelForSequenceClassification,
+            self.source,
+            cfg,
+            instead="Use a checkpoint trained for sequence classification (or local.kind=qwen3_reranker "
+            "for original Qwen3-Reranker checkpoints).",
+        )
+        if model.config.num_labels != 1:
+            raise ScorerLoadError(
+                f"{cfg.model} has {model.config.num_labels} labels; kind=cross_encoder expects one relevance logit"
+            )
+        if getattr(model.config, "pad_token_id", None) is None:
+            model.config.pad_token_id = self._pad_id()  # decoder classifiers find the last token by it
+        self.model = model.to(self.device).eval()
+
+    def _encode(self, pairs: Sequence[tuple[str, str]]) -> list[list[int]]:
+        return self.prompt.encode(pairs)
+
+    def _forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits[:, 0].float()
+        return torch.sigmoid(logits) if self.activation is Activation.sigmoid else logits
+
+    def _fingerprint_extra(self) -> dict[str, Any]:
+        return {
+            "template": self.template.value,
+            "instruction": self.prompt.effective_instruction,
+            "activation": self.activation.value,
+        }
+
+
+# decoder-only families whose classifier reads the last non-pad token
+_DECODER_TYPES = {"qwen2", "qwen3", "qwen3_moe", "llama", "mistral", "gemma", "gemma2", "gemma3", "phi3", "gpt2"}

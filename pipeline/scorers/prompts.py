@@ -1,0 +1,110 @@
+"""Qwen3-Reranker prompt templates: (query, document) pairs to token ids.
+
+Most local/API disagreement for Qwen3 rerankers comes from the prompt, so each way of building
+it is a named, configurable template (``local.template``):
+
+``official``
+    The model card's transformers recipe. ``body = "<Instruct>: {instruction}\\n<Query>:
+    {query}\\n<Document>: {doc}"`` is tokenised on its own (the card's call: default special
+    tokens, right truncation to ``max_length - len(prefix) - len(suffix)``) and wrapped as
+    ``prefix + body + suffix``; the prefix is the system turn that asks for "yes"/"no", the suffix
+    opens the assistant turn with an empty ``<think>`` block.
+``vllm``
+    vLLM's example (examples/offline_inference/qwen3_reranker.py): the query part
+    ``prefix + "<Instruct>: {instruction}\\n<Query>: {query}\\n"`` and the document part
+    ``"<Document>: {doc}" + suffix`` are tokenised separately and concatenated, which is what
+    vLLM's score API does with a text pair for Qwen tokenizers (they add no special tokens to
+    pairs). With Qwen's pre-tokenizer this gives the official tokens whenever nothing is
+    truncated; it differs under truncation: vLLM rejects over-long pairs, here the document alone
+    is cut so the suffix (where the score is read) survives.
+``none``
+    No prompt at all: the tokenizer's own pair encoding of (query, document), as a server that
+    ignores the template does. For Qwen rerankers this ranks almost at random; it is here to
+    reproduce such servers, not to be used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pipeline.scorers.config import Template
+
+PREFIX = (
+    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the "
+    'Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n'
+)
+SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+BODY = "<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {doc}"
+DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
+
+# vLLM example split of the same text
+VLLM_QUERY = "{prefix}<Instruct>: {instruction}\n<Query>: {query}\n"
+VLLM_DOCUMENT = "<Document>: {doc}"
+
+
+@dataclass
+class PromptEncoder:
+    """Turns pairs into token ids for one tokenizer, template and instruction."""
+
+    tokenizer: object
+    template: Template
+    instruction: str
+    max_length: int
+
+    def __post_init__(self) -> None:
+        self.template = Template(self.template)
+        self.prefix_ids = self.tokenizer.encode(PREFIX, add_special_tokens=False)
+        self.suffix_ids = self.tokenizer.encode(SUFFIX, add_special_tokens=False)
+        if self.template is not Template.none:
+            room = self.max_length - len(self.prefix_ids) - len(self.suffix_ids)
+            if room < 16:
+                raise ValueError(
+                    f"local.max_length={self.max_length} leaves {room} tokens for the instruction, query "
+                    f"and document after the {len(self.prefix_ids) + len(self.suffix_ids)}-token prompt"
+                )
+
+    @property
+    def effective_instruction(self) -> str | None:
+        """What the fingerprint records: the template ``none`` uses no instruction."""
+        return None if self.template is Template.none else self.instruction
+
+    def encode(self, pairs: Sequence[tuple[str, str]]) -> list[list[int]]:
+        if not pairs:
+            return []
+        if self.template is Template.official:
+            return self._official(pairs)
+        if self.template is Template.vllm:
+            return self._vllm(pairs)
+        return self._none(pairs)
+
+    def _official(self, pairs: Sequence[tuple[str, str]]) -> list[list[int]]:
+        bodies = [BODY.format(instruction=self.instruction, query=q, doc=d) for q, d in pairs]
+        budget = self.max_length - len(self.prefix_ids) - len(self.suffix_ids)
+        # same call as the model card: default special tokens, longest_first (= right) truncation
+        encoded = self.tokenizer(bodies, padding=False, truncation="longest_first", max_length=budget,
+                                 return_attention_mask=False)["input_ids"]  # fmt: skip
+        return [self.prefix_ids + ids + self.suffix_ids for ids in encoded]
+
+    def _vllm(self, pairs: Sequence[tuple[str, str]]) -> list[list[int]]:
+        queries = {q for q, _ in pairs}
+        query_ids = {
+            q: self.tokenizer.encode(VLLM_QUERY.format(prefix=PREFIX, instruction=self.instruction, query=q),
+                                     add_special_tokens=False)  # fmt: skip
+            for q in queries
+        }
+        out = []
+        for q, d in pairs:
+            head = query_ids[q]
+            budget = self.max_length - len(head) - len(self.suffix_ids)
+            if budget < 1:
+                raise ValueError(f"query of {len(head)} prompt tokens leaves no room under local.max_length={self.max_length}")
+            doc = self.tokenizer.encode(VLLM_DOCUMENT.format(doc=d), add_special_tokens=False)[:budget]
+            out.append(head + doc + self.suffix_ids)
+        return out
+
+    def _none(self, pairs: Sequence[tuple[str, str]]) -> list[list[int]]:
+        encoded = self.tokenizer([q for q, _ in pairs], [d for _, d in pairs], padding=False,
+                                 truncation="longest_first", max_length=self.max_length,
+                                 return_attention_mask=False)["input_ids"]  # fmt: skip
+        return [list(ids) for ids in encoded]

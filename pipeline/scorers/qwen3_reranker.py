@@ -1,0 +1,112 @@
+"""Qwen3-Reranker (0.6B, 4B, 8B): a causal LM asked "yes" or "no"; score = P(yes).
+
+The model card computes full-vocabulary logits at every position of every padded row, keeps the
+last position, takes the "no" and "yes" columns and applies log_softmax over the two. Only two
+numbers of that tensor matter, so this backend runs the transformer body alone
+(``model.base_model``, no KV cache), takes the hidden state of the last position (left padding
+puts every row's last real token there) and multiplies it by the two lm_head rows:
+
+    P(yes) = softmax([l_no, l_yes])[1] = sigmoid(l_yes - l_no),  l_t = h_last . W[t] (+ b[t])
+
+This is the same arithmetic on the same tensors, so float32 scores match the card to ~1e-6,
+while skipping a (rows x length x 151,669) logits tensor and the KV cache the card's call builds.
+
+The checkpoint must load completely as ``AutoModelForCausalLM``; a sequence-classification
+checkpoint (a "seq-cls" conversion) is refused with a pointer to ``kind=cross_encoder``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from pipeline.scorers.config import LocalScorerConfig
+from pipeline.scorers.hf import TransformersScorer
+from pipeline.scorers.loading import ScorerLoadError, architectures, load_config, load_model, load_tokenizer
+from pipeline.scorers.prompts import DEFAULT_INSTRUCTION, PromptEncoder
+from pipeline.text import TextConfig
+
+
+def single_token_id(tokenizer: Any, word: str, model_name: str) -> int:
+    """Id of ``word`` as one vocabulary token, or a clear error (the score is read from it)."""
+    token_id = tokenizer.convert_tokens_to_ids(word)
+    ok = (
+        isinstance(token_id, int)
+        and token_id != tokenizer.unk_token_id
+        and tokenizer.convert_ids_to_tokens(token_id) == word
+        and tokenizer.encode(word, add_special_tokens=False) == [token_id]
+    )
+    if not ok:
+        pieces = tokenizer.tokenize(word)
+        raise ScorerLoadError(
+            f"the tokenizer of {model_name} has no single token {word!r} (it splits it into {pieces}); "
+            "kind=qwen3_reranker reads P(yes) from the 'yes'/'no' token logits, so this is not a "
+            "Qwen3-Reranker checkpoint (use kind=cross_encoder for classifier checkpoints)"
+        )
+    return token_id
+
+
+class Qwen3RerankerScorer(TransformersScorer):
+    kind = "qwen3_reranker"
+    score_type = "probability"
+    padding_side = "left"
+
+    def __init__(self, cfg: LocalScorerConfig, text_cfg: TextConfig | None = None) -> None:
+        super().__init__(cfg, text_cfg)
+        cfg = self.cfg  # coerced: Enums even when built in code with strings
+        from transformers import AutoModelForCausalLM
+
+        hf_config = load_config(self.source, cfg)
+        arch = architectures(hf_config)
+        if any("SequenceClassification" in a for a in arch):
+            raise ScorerLoadError(
+                f"{cfg.model} is a sequence-classification checkpoint ({', '.join(arch)}); reading yes/no "
+                "logits from it would use an untied or missing lm_head. Use local.kind=cross_encoder "
+                "(with local.template=official for seq-cls conversions of Qwen3 rerankers)"
+            )
+        self.tokenizer = load_tokenizer(self.source, cfg, padding_side="left")
+        self.yes_id = single_token_id(self.tokenizer, "yes", cfg.model)
+        self.no_id = single_token_id(self.tokenizer, "no", cfg.model)
+        self.prompt = PromptEncoder(self.tokenizer, cfg.template, cfg.instruction or DEFAULT_INSTRUCTION, cfg.max_length)
+        model = load_model(
+            AutoModelForCausalLM,
+            self.source,
+            cfg,
+            instead="Qwen3-Reranker checkpoints load completely as a causal LM; check local.model and local.kind.",
+        )
+        self.model = model.to(self.device).eval()
+        self.body = self.model.base_model
+        head = self.model.get_output_embeddings()
+        rows = torch.tensor([self.no_id, self.yes_id], device=head.weight.device)
+        # (2, hidden): a copy, so the fast path never touches the 151k-row matrix
+        self.head_weight = head.weight.detach().index_select(0, rows).clone()
+        bias = getattr(head, "bias", None)
+        self.head_bias = None if bias is None else bias.detach().index_select(0, rows).clone()
+
+    def _encode(self, pairs: Sequence[tuple[str, str]]) -> list[list[int]]:
+        return self.prompt.encode(pairs)
+
+    def _forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.body(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+        last = hidden[:, -1, :]  # left padding: every row ends at the last position
+        logits = last @ self.head_weight.T
+        if self.head_bias is not None:
+            logits = logits + self.head_bias
+        logits = logits.float()
+        return torch.sigmoid(logits[:, 1] - logits[:, 0])
+
+    def _fingerprint_extra(self) -> dict[str, Any]:
+        return {
+            "template": self.cfg.template.value,
+            "instruction": self.prompt.effective_instruction,
+            "yes_token_id": self.yes_id,
+            "no_token_id": self.no_id,
+        }
+
+    def close(self) -> None:
+        self.body = None
+        self.head_weight = None
+        self.head_bias = None
+        super().close()
