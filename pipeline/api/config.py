@@ -1,21 +1,144 @@
-"""Schemas of the ``api`` config group (conf/api/*.yaml) and of the collect stage."""
+"""Schemas of the ``api`` config group (conf/api/*.yaml) and of the ``collect`` stage.
+
+Every field that changes what the reference API returns (dialect, model, endpoint, instruction,
+templates, raw scores, dimensions, extra body fields) goes into the API source's fingerprint and
+therefore into the score-cache key; fields that only change *how fast* or *how persistently* we
+ask (concurrency, limits, timeouts, retries, prices) do not, so tuning them never re-bills pairs.
+
+No field holds a secret: ``api_key_env`` is the *name* of the environment variable read in code.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Dict, Optional
+
+
+class Dialect(Enum):
+    """Wire formats the client speaks (see :mod:`pipeline.api.adapters`)."""
+
+    siliconflow = "siliconflow"  # POST {base}/rerank, {base}/embeddings
+    cohere = "cohere"  # POST {base}/v2/rerank, {base}/v2/embed
+    jina = "jina"  # POST {base}/rerank, {base}/embeddings
+    voyage = "voyage"  # POST {base}/rerank (data[], top_k), {base}/embeddings
+    tei = "tei"  # text-embeddings-inference: POST {base}/rerank (texts, raw_scores) -> bare array
+    vllm = "vllm"  # POST {base}/v1/rerank, {base}/v1/embeddings
+    vllm_score = "vllm_score"  # POST {base}/score (text_1, text_2) -> data[].score
+    infinity = "infinity"  # POST {base}/rerank, {base}/embeddings
+
+
+class Endpoint(Enum):
+    """What one API call computes: relevance scores, or embeddings (pair score = cosine)."""
+
+    rerank = "rerank"
+    embeddings = "embeddings"
+
+
+class TopN(Enum):
+    """How the rerank request asks for all documents back.
+
+    ``all`` sends ``top_n`` (``top_k`` for Voyage) equal to the batch size, so no API's default
+    cut-off can drop a document; ``omit`` leaves the field out for servers that reject it.
+    """
+
+    all = "all"
+    omit = "omit"
+
+
+class ScoreType(Enum):
+    probability = "probability"
+    logit = "logit"
+    cosine = "cosine"
 
 
 @dataclass
 class ApiConfig:
-    # placeholder until the API clients land; extended by pipeline/api
-    dialect: str = "siliconflow"
+    """One reference API: where it is, how to talk to it, and how hard to push it."""
+
+    dialect: Dialect = Dialect.siliconflow
     base_url: str = "https://api.siliconflow.cn/v1"
+    # null = the dialect's default path for the endpoint (e.g. /rerank, /v1/rerank, /score)
+    path: Optional[str] = None
     model: str = "Qwen/Qwen3-Reranker-0.6B"
-    api_key_env: str = "SILICONFLOW_API_KEY"
+    # hosted models publish no revision; recorded in the table metadata when you know one
+    revision: Optional[str] = None
+    # name of the environment variable holding the key; null = send no Authorization header
+    api_key_env: Optional[str] = "SILICONFLOW_API_KEY"
+    endpoint: Endpoint = Endpoint.rerank
+
+    # --- what is sent (part of the cache key) ---
+    # SiliconFlow sends it as the `instruction` field (Qwen3 rerankers); other dialects only
+    # through {instruction} in query_template / document_template
+    instruction: Optional[str] = None
+    # applied to the preprocessed text before sending; placeholders {query} {instruction} /
+    # {document} {instruction}. null = send the text as is
+    query_template: Optional[str] = None
+    document_template: Optional[str] = None
+    top_n: TopN = TopN.all
+    # TEI / infinity: return raw logits instead of sigmoid probabilities
+    raw_scores: bool = False
+    # embeddings: requested output size (Qwen3-Embedding truncates then re-normalises)
+    dimensions: Optional[int] = None
+    # what a score means; null = derived (embeddings -> cosine, raw_scores -> logit, else probability)
+    score_type: Optional[ScoreType] = None
+    # extra JSON fields merged into every request body (e.g. {truncate: true} for TEI)
+    extra_body: Dict[str, Any] = field(default_factory=dict)
+
+    # --- batching and limits (not part of the cache key) ---
+    max_documents_per_request: int = 64
+    # also split a query group when its estimated tokens exceed this (null = no token cap)
+    max_tokens_per_request: Optional[int] = None
+    concurrency: int = 16
+    # client-side limits; null = unlimited. SiliconFlow rerankers: 2,000 RPM, 500k TPM
+    rpm: Optional[float] = 2000.0
+    tpm: Optional[float] = 500000.0
+    # pace at this fraction of rpm/tpm, so network jitter never pushes us over the server's limit
+    rate_margin: float = 0.95
+    # added to every document's token estimate (prompt template tokens the provider bills)
+    token_overhead_per_document: int = 0
+
+    # --- timeouts and retries ---
+    connect_timeout_s: float = 10.0
+    timeout_s: float = 60.0
+    # total attempts per request, including the first
+    retry_attempts: int = 6
+    # give up on a request when the next wait would end later than this after its first attempt
+    retry_max_elapsed_s: float = 300.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    # malformed JSON / missing or duplicated indices are retried like a 5xx (truncated bodies
+    # are usually transient); false = fail on the first one
+    retry_invalid_responses: bool = True
+
+    # --- cost (for the dry run and the usage summary) ---
+    price_per_million_tokens: float = 0.0
+    price_per_request: float = 0.0
 
 
 @dataclass
 class CollectConfig:
-    # placeholder until the collect stage lands
+    """The collect stage: dataset in, paired-score table (+ sidecar meta) out."""
+
     dataset: str = "data/demo/dataset.jsonl"
     output: str = "data/collected/paired_scores.parquet"
+    # SQLite score cache shared by every source (keyed by each source's fingerprint hash)
+    cache: str = "data/collected/score_cache.sqlite"
+    # print requests, tokens and estimated cost for the pairs not cached yet; send nothing
+    dry_run: bool = False
+    run_api: bool = True
+    run_local: bool = True
+    # output column names (defaults are what the fit stage expects)
+    query_col: str = "query_id"
+    doc_col: str = "doc_id"
+    reference_col: str = "reference"
+    local_col: str = "local"
+    # written when the dataset has graded labels; null = never write labels
+    label_col: Optional[str] = "label"
+    # further local scorers: output column -> name of a conf/local/<name>.yaml
+    extra_local: Dict[str, str] = field(default_factory=dict)
+    # query groups per local scorer call (one cache transaction each)
+    local_groups_per_batch: int = 8
+    # score locally in a worker thread while API requests are in flight
+    overlap_local_and_api: bool = True
+    progress: bool = True

@@ -1,0 +1,422 @@
+"""The one async client for every reference API dialect.
+
+``ApiClient`` owns an ``httpx.AsyncClient`` (connections reused across requests, pool sized to
+``api.concurrency``), a semaphore bounding requests in flight, the RPM/TPM pacer and the retry
+policy. Callers ask for scores of one query against a batch of documents
+(:meth:`ApiClient.score`); the dialect adapter turns that into the wire format and back.
+
+The API key is read from the environment variable named by ``api.api_key_env`` when the client
+is built and lives only in the ``Authorization`` header of the underlying httpx client. Every
+message this module builds from server output passes through :func:`~pipeline.api.errors.redact`
+first, so even a server that echoes the key back cannot put it into an exception or a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import numpy as np
+
+from pipeline.api.adapters import Adapter, Usage, adapter_for, parse_usage
+from pipeline.api.config import ApiConfig, Dialect, Endpoint, ScoreType
+from pipeline.api.errors import (
+    ApiError,
+    FatalApiError,
+    ResponseFormatError,
+    RetriesExhausted,
+    RetryableError,
+    redact,
+)
+from pipeline.api.ratelimit import RateLimiter
+from pipeline.api.retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
+from pipeline.api.tokens import estimate_embedding_tokens, estimate_rerank_tokens
+
+log = logging.getLogger("pipeline.api")
+T = TypeVar("T")
+
+_SNIPPET = 300
+
+
+class ApiConfigError(ValueError):
+    """The ``api`` config cannot work as given; the message names the key."""
+
+
+def resolve_api_key(cfg: ApiConfig) -> str | None:
+    """The key from the environment variable named by ``api.api_key_env`` (None: no auth)."""
+    name = cfg.api_key_env
+    if not name:
+        return None
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ApiConfigError(
+            f"environment variable {name} is not set: export {name}=<your API key> before running "
+            f"(api.api_key_env names the variable; keys are never read from config files or the "
+            f"command line). For a server without authentication set api.api_key_env=null."
+        )
+    return value
+
+
+def sanitize_url(url: str) -> str:
+    """``url`` without user info, query string or fragment (safe to record in metadata)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+
+
+def resolved_score_type(cfg: ApiConfig) -> str:
+    if cfg.score_type is not None:
+        return cfg.score_type.value
+    if cfg.endpoint is Endpoint.embeddings:
+        return ScoreType.cosine.value
+    return ScoreType.logit.value if cfg.raw_scores else ScoreType.probability.value
+
+
+def _check_template(template: str | None, key: str, allowed: tuple[str, ...]) -> None:
+    if template is None:
+        return
+    try:
+        template.format(**{name: "" for name in allowed})
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ApiConfigError(
+            f"api.{key}={template!r}: placeholders allowed are {', '.join('{' + a + '}' for a in allowed)} "
+            f"(write literal braces as {{{{ }}}}): {exc!r}"
+        ) from None
+
+
+def validate_api_config(cfg: ApiConfig) -> Adapter:
+    """Fail before the first request on settings that cannot work; return the adapter."""
+    adapter = adapter_for(cfg)
+    if cfg.endpoint is Endpoint.embeddings and adapter.build_embed is None:
+        raise ApiConfigError(f"api.endpoint=embeddings is not supported for api.dialect={cfg.dialect.value}")
+    minimum = 2 if cfg.endpoint is Endpoint.embeddings else 1
+    if cfg.max_documents_per_request < minimum:
+        raise ApiConfigError(f"api.max_documents_per_request must be >= {minimum}, got {cfg.max_documents_per_request}")
+    if cfg.concurrency < 1:
+        raise ApiConfigError(f"api.concurrency must be >= 1, got {cfg.concurrency}")
+    if cfg.timeout_s <= 0 or cfg.connect_timeout_s <= 0:
+        raise ApiConfigError("api.timeout_s and api.connect_timeout_s must be > 0")
+    _check_template(cfg.query_template, "query_template", ("query", "instruction"))
+    _check_template(cfg.document_template, "document_template", ("document", "instruction"))
+    if cfg.instruction is not None:
+        in_template = any("{instruction}" in (t or "") for t in (cfg.query_template, cfg.document_template))
+        sends_field = adapter.instruction_field and cfg.endpoint is Endpoint.rerank
+        if not (in_template or sends_field):
+            raise ApiConfigError(
+                f"api.instruction is set but api.dialect={cfg.dialect.value} ({cfg.endpoint.value}) has no "
+                f"instruction field: put {{instruction}} into api.query_template, or set api.instruction=null"
+            )
+    if not cfg.base_url.startswith(("http://", "https://")):
+        raise ApiConfigError(f"api.base_url must start with http:// or https://, got {sanitize_url(cfg.base_url)!r}")
+    return adapter
+
+
+def format_query(cfg: ApiConfig, query: str) -> str:
+    """The query as sent: ``api.query_template`` applied to the preprocessed query."""
+    template = cfg.query_template
+    return template.format(query=query, instruction=cfg.instruction or "") if template else query
+
+
+def format_document(cfg: ApiConfig, document: str) -> str:
+    template = cfg.document_template
+    return template.format(document=document, instruction=cfg.instruction or "") if template else document
+
+
+def estimate_request_tokens(cfg: ApiConfig, query: str, documents: Sequence[str]) -> int:
+    """Token estimate of one :meth:`ApiClient.score` call on these preprocessed texts."""
+    q = format_query(cfg, query)
+    docs = [format_document(cfg, d) for d in documents]
+    if cfg.endpoint is Endpoint.embeddings:
+        return estimate_embedding_tokens([q, *docs])
+    return estimate_rerank_tokens(q, docs, cfg.token_overhead_per_document)
+
+
+@dataclass
+class ClientStats:
+    """Live counters, read by the progress bar and written to the usage summary."""
+
+    requests: int = 0  # HTTP attempts sent
+    succeeded: int = 0
+    retries: int = 0
+    rate_limited: int = 0  # 429 responses
+    server_errors: int = 0  # 5xx / 408
+    timeouts: int = 0
+    connection_errors: int = 0
+    invalid_responses: int = 0
+    documents: int = 0  # documents scored by successful requests
+    tokens_reported: int = 0  # from responses that report usage
+    tokens_estimated: int = 0  # estimates of every successful request
+    responses_without_usage: int = 0
+    tokens_unreported_estimate: int = 0  # estimates of the responses that report none
+    search_units: int = 0
+
+    @property
+    def tokens(self) -> int:
+        """Best figure for tokens billed: reported where known, estimated elsewhere."""
+        return self.tokens_reported + self.tokens_unreported_estimate
+
+    def as_dict(self) -> dict[str, int]:
+        out = asdict(self)
+        out["tokens"] = self.tokens
+        return out
+
+
+@dataclass
+class ScoreResult:
+    scores: np.ndarray  # float64, one per document, in request order
+    usage: Usage
+    estimated_tokens: int
+
+
+class ApiClient:
+    """Async client for one configured reference API. Use as ``async with ApiClient(cfg) as c``.
+
+    Parameters
+    ----------
+    cfg : ApiConfig
+    api_key : str, optional
+        Overrides the environment lookup (tests); ``None`` reads ``api.api_key_env``.
+    transport : httpx.AsyncBaseTransport, optional
+        For tests; the default is httpx's pooled HTTP transport.
+    on_retry : callable, optional
+        Called with the error after each failed attempt that will be retried (progress display).
+    """
+
+    def __init__(
+        self,
+        cfg: ApiConfig,
+        *,
+        api_key: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        policy: RetryPolicy | None = None,
+        limiter: RateLimiter | None = None,
+        on_retry: Callable[[ApiError], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.adapter = validate_api_config(cfg)
+        self._key = api_key if api_key is not None else resolve_api_key(cfg)
+        self.url = cfg.base_url.rstrip("/") + "/" + self.adapter.path(cfg).lstrip("/")
+        self.where = f"{cfg.dialect.value} {sanitize_url(self.url)}"
+        self.policy = policy or RetryPolicy(
+            attempts=cfg.retry_attempts,
+            max_elapsed_s=cfg.retry_max_elapsed_s,
+            initial_s=cfg.backoff_initial_s,
+            max_s=cfg.backoff_max_s,
+        )
+        self.limiter = limiter or RateLimiter(cfg.rpm, cfg.tpm, cfg.rate_margin)
+        self.stats = ClientStats()
+        self.on_retry = on_retry
+        self.score_type = resolved_score_type(cfg)
+        self._transport = transport
+        self._http: httpx.AsyncClient | None = None
+        self._sem: asyncio.Semaphore | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> "ApiClient":
+        headers = {"Content-Type": "application/json", "Accept": "application/json",
+                   "User-Agent": "score-calibration-pipeline"}
+        if self._key:
+            headers["Authorization"] = f"Bearer {self._key}"
+        n = self.cfg.concurrency
+        self._http = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(self.cfg.timeout_s, connect=self.cfg.connect_timeout_s),
+            limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
+            transport=self._transport,
+            follow_redirects=False,
+        )
+        self._sem = asyncio.Semaphore(n)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    # -- text formatting ---------------------------------------------------------------------
+
+    def format_query(self, query: str) -> str:
+        return format_query(self.cfg, query)
+
+    def format_document(self, document: str) -> str:
+        return format_document(self.cfg, document)
+
+    # -- public calls ------------------------------------------------------------------------
+
+    async def score(self, query: str, documents: Sequence[str]) -> ScoreResult:
+        """Scores of ``documents`` for ``query`` in document order (one request).
+
+        Rerank endpoints return the API's relevance scores; the embeddings endpoint embeds the
+        query and the documents in one request and returns cosine similarities.
+        """
+        if not documents:
+            return ScoreResult(np.zeros(0), Usage(), 0)
+        q = self.format_query(query)
+        docs = [self.format_document(d) for d in documents]
+        if self.cfg.endpoint is Endpoint.embeddings:
+            vectors, usage, est = await self._embed([q, *docs])
+            return ScoreResult(_cosine(vectors[0], vectors[1:], self.where), usage, est)
+        body = self.adapter.build_rerank(self.cfg, q, docs)
+        body.update(self.cfg.extra_body)
+        est = estimate_rerank_tokens(q, docs, self.cfg.token_overhead_per_document)
+        n = len(docs)
+        scores, usage = await self._call(body, est, n, lambda b: self.adapter.parse_rerank(b, n))
+        return ScoreResult(np.asarray(scores, dtype=np.float64), usage, est)
+
+    async def embed(self, texts: Sequence[str]) -> tuple[np.ndarray, Usage]:
+        """Embeddings of ``texts`` as sent (no templates), shape (n, dims), in input order."""
+        if self.adapter.build_embed is None:
+            raise ApiConfigError(f"api.dialect={self.cfg.dialect.value} has no embeddings endpoint in this client")
+        vectors, usage, _ = await self._embed(list(texts))
+        return vectors, usage
+
+    async def _embed(self, texts: list[str]) -> tuple[np.ndarray, Usage, int]:
+        assert self.adapter.build_embed is not None
+        body = self.adapter.build_embed(self.cfg, texts)
+        body.update(self.cfg.extra_body)
+        est = estimate_embedding_tokens(texts)
+        n, dims = len(texts), self.cfg.dimensions
+        vectors, usage = await self._call(body, est, n - 1, lambda b: self.adapter.parse_embeddings(b, n, dims))
+        return np.asarray(vectors, dtype=np.float64), usage, est
+
+    # -- the retry loop ----------------------------------------------------------------------
+
+    async def _call(self, body: dict[str, Any], est_tokens: int, n_docs: int,
+                    parse: Callable[[Any], T]) -> tuple[T, Usage]:
+        if self._http is None or self._sem is None:
+            raise RuntimeError("ApiClient used outside 'async with'")
+        first = time.monotonic()
+        failures = 0
+        while True:
+            async with self._sem:
+                await self.limiter.acquire(est_tokens)
+                self.stats.requests += 1
+                try:
+                    value, usage = await self._attempt(body, parse)
+                except RetryableError as exc:
+                    error: ApiError = exc
+                except ResponseFormatError as exc:
+                    self.stats.invalid_responses += 1
+                    if not self.cfg.retry_invalid_responses:
+                        raise
+                    error = exc
+                else:
+                    self._record_success(usage, est_tokens, n_docs)
+                    return value, usage
+            failures += 1
+            elapsed = time.monotonic() - first
+            retry_after = getattr(error, "retry_after", None)
+            delay = self.policy.next_delay(failures, elapsed, retry_after)
+            if delay is None:
+                why = (f"after {failures} attempt(s)" if failures >= self.policy.attempts
+                       else f"within api.retry_max_elapsed_s={self.policy.max_elapsed_s:g}s")
+                raise RetriesExhausted(f"{self.where}: gave up {why} ({elapsed:.1f}s); last error: {error}") from None
+            if retry_after is not None:
+                self.limiter.pause_until(time.monotonic() + delay)
+            self.stats.retries += 1
+            log.debug("retry %d in %.2fs: %s", failures, delay, error)
+            if self.on_retry is not None:
+                self.on_retry(error)
+            await asyncio.sleep(delay)
+
+    def _record_success(self, usage: Usage, est_tokens: int, n_docs: int) -> None:
+        s = self.stats
+        s.succeeded += 1
+        s.documents += n_docs
+        s.tokens_estimated += est_tokens
+        if usage.tokens is not None:
+            s.tokens_reported += usage.tokens
+            self.limiter.adjust(usage.tokens - est_tokens)
+        else:
+            s.responses_without_usage += 1
+            s.tokens_unreported_estimate += est_tokens
+        if usage.search_units is not None:
+            s.search_units += usage.search_units
+
+    def _redact(self, text: str) -> str:
+        return redact(text, self._key)
+
+    def _snippet(self, content: bytes) -> str:
+        text = content[:_SNIPPET].decode("utf-8", errors="replace")
+        return self._redact(text) + ("..." if len(content) > _SNIPPET else "")
+
+    async def _attempt(self, body: dict[str, Any], parse: Callable[[Any], T]) -> tuple[T, Usage]:
+        assert self._http is not None
+        try:
+            response = await self._http.post(self.url, json=body)
+        except httpx.TimeoutException as exc:
+            self.stats.timeouts += 1
+            raise RetryableError(f"{self.where}: {type(exc).__name__} (api.timeout_s={self.cfg.timeout_s:g})") from None
+        except httpx.TransportError as exc:
+            self.stats.connection_errors += 1
+            raise RetryableError(f"{self.where}: connection error: {type(exc).__name__}: {self._redact(str(exc))}") from None
+        status = response.status_code
+        if 200 <= status < 300:
+            try:
+                payload = json.loads(response.content)
+            except ValueError as exc:
+                msg = getattr(exc, "msg", str(exc))
+                raise ResponseFormatError(
+                    f"{self.where}: response is not valid JSON ({msg}; {len(response.content)} bytes, "
+                    f"starts {self._snippet(response.content)!r})"
+                ) from None
+            try:
+                value = parse(payload)
+            except ResponseFormatError as exc:
+                raise ResponseFormatError(f"{self.where}: {self._redact(str(exc))}") from None
+            return value, parse_usage(payload)
+        detail = self._snippet(response.content)
+        if status == 429:
+            self.stats.rate_limited += 1
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            hint = f", Retry-After {retry_after:g}s" if retry_after is not None else ""
+            raise RetryableError(f"{self.where}: 429 rate limited{hint}: {detail}", status=429, retry_after=retry_after)
+        if status in RETRYABLE_STATUSES:
+            self.stats.server_errors += 1
+            raise RetryableError(f"{self.where}: HTTP {status}: {detail}", status=status,
+                                 retry_after=parse_retry_after(response.headers.get("retry-after")))
+        raise FatalApiError(self._fatal_message(status, detail), status=status)
+
+    def _fatal_message(self, status: int, detail: str) -> str:
+        cfg = self.cfg
+        if status == 401:
+            if cfg.api_key_env:
+                how = (f"the API key in environment variable {cfg.api_key_env} was rejected; check that "
+                       f"{cfg.api_key_env} holds a valid key for {sanitize_url(cfg.base_url)}")
+            else:
+                how = ("the server requires a key but api.api_key_env is null; set api.api_key_env to the "
+                       "name of the environment variable holding it")
+            return f"{self.where}: 401 Unauthorized: {how}. Server said: {detail}"
+        if status == 403:
+            extra = ""
+            if cfg.dialect is Dialect.siliconflow:
+                extra = (" SiliconFlow returns 403 until the account has completed real-name verification "
+                         "(实名认证) in the SiliconFlow console, and for models the account may not use; "
+                         "complete the verification or pick another api.model.")
+            return f"{self.where}: 403 Forbidden for model {cfg.model!r}.{extra} Server said: {detail}"
+        if status == 404:
+            return (f"{self.where}: 404 Not Found: check api.base_url / api.path for dialect "
+                    f"{cfg.dialect.value} and that model {cfg.model!r} exists there. Server said: {detail}")
+        if status == 400:
+            return (f"{self.where}: 400 Bad Request (not retried; check api.model, the dialect's fields, "
+                    f"document length limits, api.extra_body). Server said: {detail}")
+        return f"{self.where}: HTTP {status} (not retried). Server said: {detail}"
+
+
+def _cosine(query: np.ndarray, docs: np.ndarray, where: str) -> np.ndarray:
+    qn = np.linalg.norm(query)
+    dn = np.linalg.norm(docs, axis=1)
+    if qn == 0 or np.any(dn == 0):
+        raise ResponseFormatError(f"{where}: zero-length embedding in response")
+    return (docs @ query) / (dn * qn)
