@@ -209,7 +209,10 @@ def _api_source(cfg: "PipelineConfig") -> SourceState:
 def _build_scorer(lcfg: "LocalScorerConfig", cfg: "PipelineConfig") -> "Scorer":
     from pipeline.scorers import build_scorer
 
-    return build_scorer(lcfg, cfg.text)
+    try:
+        return build_scorer(lcfg, cfg.text)
+    except (ValueError, OSError, RuntimeError) as exc:  # ScorerLoadError and config errors
+        raise CollectError(f"cannot build the local scorer for model {lcfg.model!r}: {exc}") from exc
 
 
 def _local_meta(lcfg: "LocalScorerConfig", fp: dict[str, Any], scorer: "Scorer") -> dict[str, Any]:
