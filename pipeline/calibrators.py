@@ -26,7 +26,7 @@ import numpy as np
 from numpy.polynomial import polynomial as P
 from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin
 from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import GroupKFold, KFold
 from sklearn.preprocessing import PolynomialFeatures
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
@@ -258,9 +258,9 @@ class SigmoidCalibrator(_MonotoneCalibrator):
 
     ``z`` is ``logit(x)`` when the training scores lie in [0, 1] (reranker probabilities), else
     ``x`` itself (raw logits, cosines). The target is scaled to ``u`` in [0, 1] -- [0, 1] itself
-    when the target is a probability, else its training range -- and (a, b) are fitted with
-    ``LogisticRegression`` on soft labels (each row enters as label 1 with weight ``u`` and label
-    0 with weight ``1 - u``), i.e. cross-entropy against the reference scores. Two parameters make
+    when the target is a probability, else its training range -- and (a, b) minimise the
+    cross-entropy against the reference scores: ``LogisticRegression`` on soft labels, solved by
+    :func:`fit_soft_logistic`. Two parameters make
     it robust on small samples. Monotone because ``a >= 0``: a negative fitted slope means no
     increasing relation, and the calibrator falls back to the constant ``mean(u)``
     (``method_ = "constant"``).
@@ -304,19 +304,12 @@ class SigmoidCalibrator(_MonotoneCalibrator):
         if scale == 0 or span == 0:
             self._set_constant(u, base_w)
             return self
-        zs = ((z - mean) / scale)[:, None]
-        model = LogisticRegression(C=self.C, tol=1e-10, max_iter=1000)
-        model.fit(
-            np.vstack([zs, zs]),
-            np.concatenate([np.ones_like(u), np.zeros_like(u)]),
-            sample_weight=np.concatenate([base_w * u, base_w * (1 - u)]),
-        )
-        slope = float(model.coef_[0, 0])
+        slope, intercept = fit_soft_logistic((z - mean) / scale, u, base_w, self.C)
         if slope < 0:
             self._set_constant(u, base_w)
             return self
         self.a_ = slope / scale
-        self.b_ = float(model.intercept_[0]) - slope * mean / scale
+        self.b_ = intercept - slope * mean / scale
         self.method_ = "logistic"
         return self
 
@@ -331,6 +324,48 @@ class SigmoidCalibrator(_MonotoneCalibrator):
         if self.input_ == "logit":
             spec["eps"] = _LOGIT_EPS
         return spec
+
+
+def fit_soft_logistic(z: np.ndarray, u: np.ndarray, w: np.ndarray, C: float, max_iter: int = 100) -> tuple[float, float]:
+    """Minimise sum_i w_i CE(u_i, sigmoid(a z_i + b)) + a^2 / (2 C) by damped Newton steps.
+
+    This is ``LogisticRegression(C=C)`` fitted on soft labels (each row as label 1 with weight
+    ``w u`` and label 0 with weight ``w (1 - u)``; tested equal), solved directly in the two
+    parameters: on 100k pairs scikit-learn's solvers spend ~0.1-0.3 s per fit on the duplicated
+    rows, which dominated cross-validated evaluation; this takes a few milliseconds.
+    """
+    if not C > 0:
+        raise ValueError(f"C must be positive, got {C!r}")
+    mean_u = float(np.clip(np.average(u, weights=w), 1e-12, 1 - 1e-12))
+    theta = np.array([0.0, np.log(mean_u / (1 - mean_u))])
+
+    def objective(t: np.ndarray) -> float:
+        eta = t[0] * z + t[1]
+        # CE with soft label u: log(1 + e^eta) - u * eta, computed stably
+        return float(np.dot(w, np.logaddexp(0.0, eta) - u * eta) + t[0] ** 2 / (2 * C))
+
+    current = objective(theta)
+    for _ in range(max_iter):
+        eta = theta[0] * z + theta[1]
+        p = 0.5 * (1.0 + np.tanh(0.5 * eta))  # sigmoid without overflow
+        r = w * (p - u)
+        h = w * p * (1.0 - p)
+        grad = np.array([np.dot(r, z) + theta[0] / C, r.sum()])
+        hz = h * z
+        hess = np.array([[np.dot(hz, z) + 1.0 / C, hz.sum()], [hz.sum(), h.sum() + 1e-12]])
+        step = np.linalg.solve(hess, grad)
+        t = 1.0
+        while True:  # backtracking: Newton on a convex objective, damped for separable data
+            candidate = theta - t * step
+            value = objective(candidate)
+            if value <= current + 1e-4 * t * -np.dot(grad, step) or t < 1e-10:
+                break
+            t *= 0.5
+        theta, improvement = candidate, current - value
+        current = value
+        if np.max(np.abs(t * step)) < 1e-12 or improvement < 1e-15 * max(1.0, abs(current)):
+            break
+    return float(theta[0]), float(theta[1])
 
 
 _FAMILIES = {

@@ -99,7 +99,7 @@ class EvaluationReport:
         }
 
 
-def out_of_fold(model: ScoreCalibrationModel, X: np.ndarray, y: np.ndarray, groups: np.ndarray, splits) -> tuple[np.ndarray, list[dict[str, Any]]]:
+def out_of_fold(model: ScoreCalibrationModel, X: np.ndarray, y: np.ndarray, groups: np.ndarray, splits, progress=None) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Predictions for every row from a model fitted without that row's query."""
     from sklearn.base import clone
 
@@ -109,6 +109,8 @@ def out_of_fold(model: ScoreCalibrationModel, X: np.ndarray, y: np.ndarray, grou
         fitted = clone(model).fit(X[train], y[train], groups=groups[train])
         pred[test] = fitted.predict(X[test])
         folds.append(describe_model(fitted))
+        if progress is not None:
+            progress.update(1)
     return pred, folds
 
 
@@ -153,20 +155,25 @@ def evaluate(table: PairedTable, cfg: PipelineConfig) -> EvaluationReport:
     def measure(pred: np.ndarray) -> tuple[dict[str, MetricValue], PerQuery]:
         return agreement(pred, y, groups, k=ev.top_k, n_bootstrap=ev.n_bootstrap, confidence=ev.confidence, seed=cfg.seed)
 
+    from tqdm import tqdm
+
     results: list[ConfigurationResult] = []
     for j, name in enumerate(table.source_names):
         raw = table.sources[:, j]
         metrics, per_query = measure(raw)
         results.append(ConfigurationResult(f"raw {name}", "raw", [name], metrics, per_query, raw))
-    for j, name in enumerate(table.source_names):
-        pred, folds = out_of_fold(build_model(cfg, [name]), table.sources[:, [j]], y, groups, splits)
-        metrics, per_query = measure(pred)
-        results.append(ConfigurationResult(f"calibrated {name}", "calibrated", [name], metrics, per_query, pred, {"folds": folds}))
-    if len(table.source_names) > 1:
-        pred, folds = out_of_fold(build_model(cfg, table.source_names), table.sources, y, groups, splits)
-        metrics, per_query = measure(pred)
-        label = "fused " + "+".join(table.source_names)
-        results.append(ConfigurationResult(label, "fused", list(table.source_names), metrics, per_query, pred, {"folds": folds}))
+    fused = len(table.source_names) > 1
+    n_fits = len(splits) * (len(table.source_names) + fused)
+    with tqdm(total=n_fits, desc="held-out fits", unit="fit", disable=None, leave=False) as progress:
+        for j, name in enumerate(table.source_names):
+            pred, folds = out_of_fold(build_model(cfg, [name]), table.sources[:, [j]], y, groups, splits, progress)
+            metrics, per_query = measure(pred)
+            results.append(ConfigurationResult(f"calibrated {name}", "calibrated", [name], metrics, per_query, pred, {"folds": folds}))
+        if fused:
+            pred, folds = out_of_fold(build_model(cfg, table.source_names), table.sources, y, groups, splits, progress)
+            metrics, per_query = measure(pred)
+            label = "fused " + "+".join(table.source_names)
+            results.append(ConfigurationResult(label, "fused", list(table.source_names), metrics, per_query, pred, {"folds": folds}))
 
     warnings = _trust_warnings(table, results[-1], cfg)
     settings = {

@@ -195,3 +195,29 @@ def test_bad_input_rejected(bad):
 def test_unknown_family_is_named():
     with pytest.raises(ValueError, match="cubic.*auto, poly"):
         make_calibrator("cubic")
+
+
+@pytest.mark.parametrize("C", [0.1, 1.0, 100.0])
+def test_soft_logistic_solver_equals_sklearn_logistic_regression_on_soft_labels(C):
+    from sklearn.linear_model import LogisticRegression
+
+    from pipeline.calibrators import fit_soft_logistic
+
+    rng = np.random.default_rng(6)
+    z = rng.normal(size=300)
+    u = 1 / (1 + np.exp(-(1.5 * z + 0.3 + rng.normal(0, 0.5, 300))))
+    w = rng.uniform(0.5, 2.0, 300)
+    a, b = fit_soft_logistic(z, u, w, C)
+    ref = LogisticRegression(C=C, tol=1e-12, max_iter=10_000).fit(
+        np.concatenate([z, z])[:, None], np.r_[np.ones(300), np.zeros(300)], sample_weight=np.r_[w * u, w * (1 - u)]
+    )
+    assert a == pytest.approx(ref.coef_[0, 0], rel=1e-5, abs=1e-7)
+    assert b == pytest.approx(ref.intercept_[0], rel=1e-5, abs=1e-7)
+
+
+def test_soft_logistic_stays_finite_on_separable_hard_labels():
+    from pipeline.calibrators import fit_soft_logistic
+
+    z = np.linspace(-1, 1, 50)
+    a, b = fit_soft_logistic(z, (z > 0).astype(float), np.ones(50), C=100.0)
+    assert np.isfinite(a) and a > 0 and np.isfinite(b)

@@ -8,7 +8,7 @@ from scipy import stats
 from sklearn.metrics import ndcg_score
 
 from pipeline.calibrators import grouped_splits
-from pipeline.metrics import agreement, average_ranks, kendall_tau_b, ndcg_at_k, pearson, per_query_stats, topk_overlap
+from pipeline.metrics import PAIRWISE_MAX_DOCS, agreement, average_ranks, ndcg_at_k, pearson, per_query_stats, topk_overlap
 
 
 def _random_queries(seed: int, n_queries: int = 40, ties: bool = False):
@@ -69,9 +69,30 @@ def test_topk_overlap_counts_shared_documents():
     assert topk_overlap(local, ref, 10) == 1.0  # k beyond the query size uses the whole query
 
 
-def test_kendall_tau_b_perfect_and_reversed():
-    x = np.arange(6.0)
-    assert kendall_tau_b(x, x) == 1.0 and kendall_tau_b(x, -x) == -1.0
+def test_rank_correlations_perfect_and_reversed():
+    x = np.arange(12.0)
+    groups = np.repeat([0, 1], 6)
+    pq = per_query_stats(x, np.where(groups == 0, x, -x), groups, k=3)
+    np.testing.assert_array_equal(pq.rank["kendall"], [1.0, -1.0])
+    np.testing.assert_array_equal(pq.rank["spearman"], [1.0, -1.0])
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_block_and_large_query_paths_agree_with_scipy_and_sklearn(ties):
+    rng = np.random.default_rng(7)
+    sizes = [2, 3, 7, 7, 7, PAIRWISE_MAX_DOCS, PAIRWISE_MAX_DOCS + 1, 400]
+    groups = np.repeat(np.arange(len(sizes)), sizes)
+    x = rng.normal(size=groups.size)
+    y = np.abs(0.5 * x + rng.normal(size=groups.size))
+    if ties:
+        x = np.round(x * 2) / 2
+    pq = per_query_stats(x, y, groups, k=5)
+    for q in range(len(sizes)):
+        xs, ys = x[groups == q], y[groups == q]
+        assert pq.rank["spearman"][q] == pytest.approx(stats.spearmanr(xs, ys).statistic, abs=1e-12)
+        assert pq.rank["kendall"][q] == pytest.approx(stats.kendalltau(xs, ys).statistic, abs=1e-12)
+        assert pq.rank["ndcg"][q] == pytest.approx(ndcg_score([ys], [xs], k=5), abs=1e-12)
+        assert pq.rank["topk"][q] == pytest.approx(topk_overlap(xs, ys, 5))
 
 
 def test_bootstrap_point_inside_interval_and_intervals_shrink_with_more_queries():
