@@ -157,8 +157,9 @@ def test_bad_artifact_names_rejected(tmp_path):
 def test_preprocess_uses_manifest_settings(artifact):
     from pipeline.text import TextConfig, preprocess
 
-    cal = load_calibrator(artifact)
+    cal = load_calibrator(artifact)  # manifest: {"nfkc": true}
     text = "ＡＢＣ１２３ “quoted”"
+    assert cal.preprocess(text) == "ABC123 “quoted”"  # NFKC folds full-width forms, not quotes
     assert cal.preprocess(text) == preprocess(text, TextConfig(nfkc=True))
 
 
