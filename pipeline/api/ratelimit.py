@@ -1,8 +1,8 @@
 """Client-side request and token rate limits (RPM / TPM) for asyncio.
 
-Pacing, not bursting: each request reserves the next free slot of a virtual schedule (GCRA with
-no burst tolerance), so requests leave at most one every ``60 / (rpm * margin)`` seconds and
-tokens flow at most at ``tpm * margin`` per minute. Spacing requests evenly means *every* window
+Pacing, not bursting: a request may leave only when the previous one left at least
+``60 / (rpm * margin)`` seconds earlier and the tokens sent so far have "drained" at
+``tpm * margin`` per minute (GCRA with no burst tolerance, on actual send times). Spacing requests evenly means *every* window
 the server may use (sliding or fixed, one minute or a few seconds) sees at most ``margin`` times
 its limit, plus one request's tokens; a token bucket that allowed a burst of a full minute's
 quota could double the limit in a sliding window and earn 429s of our own making.
@@ -42,30 +42,35 @@ class RateLimiter:
         self._next_request = float("-inf")
         self._next_token = float("-inf")
         self._paused_until = float("-inf")
-        self.waited_s = 0.0  # total time requests spent waiting here (for the summary)
 
     @property
     def limited(self) -> bool:
         return bool(self._request_interval or self._token_interval)
 
-    def reserve(self, tokens: int = 0) -> float:
-        """Book the next slot for a request of ``tokens`` tokens; return its start time."""
-        now = self._clock()
-        start = max(now, self._next_request, self._next_token, self._paused_until)
-        self._next_request = start + self._request_interval
-        self._next_token = max(start, self._next_token) + tokens * self._token_interval
-        return start
+    def _ready_at(self) -> float:
+        return max(self._next_request, self._next_token, self._paused_until)
+
+    def _claim(self, now: float, tokens: int) -> None:
+        # Keep the cadence when the wake-up was only a little late (timer resolution); after a
+        # longer stall restart the schedule from now, so no overdue slots are spent in a burst.
+        interval = self._request_interval
+        late = now - self._next_request
+        self._next_request = (self._next_request if late <= interval / 2 else now) + interval
+        self._next_token = max(now, self._next_token) + tokens * self._token_interval
 
     async def acquire(self, tokens: int = 0) -> None:
-        """Wait until a request of ``tokens`` estimated tokens may be sent."""
-        start = self.reserve(tokens)
+        """Wait until a request of ``tokens`` estimated tokens may be sent, then claim the slot.
+
+        The slot is claimed at the moment the request really leaves (not booked in advance), so
+        an event loop that stalls for a while does not release a burst of overdue requests.
+        """
         while True:
             now = self._clock()
-            target = max(start, self._paused_until)
-            if now >= target:
+            ready = self._ready_at()
+            if now >= ready:
+                self._claim(now, tokens)
                 return
-            self.waited_s += target - now
-            await self._sleep(target - now)
+            await self._sleep(ready - now)
 
     def adjust(self, extra_tokens: int) -> None:
         """Correct the token schedule once the real usage of a request is known."""

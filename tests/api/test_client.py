@@ -237,3 +237,18 @@ def test_client_side_rpm_keeps_server_from_429(server):
 def test_config_errors_name_the_key(kw, words):
     with pytest.raises(ApiConfigError, match=words):
         ApiClient(ApiConfig(api_key_env=None, **kw))
+
+
+def test_api_scorer_follows_the_scorer_contract(server):
+    from pipeline.api.scorer import ApiScorer
+    from pipeline.scorers.base import QueryGroup
+    from pipeline.text import TextConfig
+
+    scorer = ApiScorer(cfg_for(server, max_documents_per_request=2), TextConfig(collapse_whitespace=True))
+    seen: list[int] = []
+    out = scorer.score([QueryGroup("a  query", ["x", "y", "z"]), QueryGroup("b", ["w"])], seen.append)
+    np.testing.assert_allclose(out[0], [expected_score("a query", d) for d in "xyz"])
+    np.testing.assert_allclose(out[1], [expected_score("b", "w")])
+    assert sum(seen) == 4 and len(server.records) == 3
+    assert scorer.score_type == "probability" and scorer.fingerprint()["kind"] == "api"
+    assert len(scorer.fingerprint_hash()) == 64

@@ -114,3 +114,41 @@ def test_token_estimate_is_upper_leaning():
     assert estimate_tokens("hello world") == 4  # 11 chars / 3, rounded up
     assert estimate_tokens("") == 1
     assert estimate_rerank_tokens("abc", ["abcdef", "a"], overhead_per_document=10) == (1 + 2 + 10) + (1 + 1 + 10)
+
+
+def test_a_stalled_loop_releases_no_burst():
+    clock = FakeClock()
+    limiter = RateLimiter(rpm=60, margin=1.0, clock=clock, sleep=clock.sleep)
+    first = _starts(limiter, clock, [0])[0]
+    clock.now += 10.0  # the event loop was busy for ten intervals
+    starts = _starts(limiter, clock, [0, 0, 0])
+    assert starts[0] == first + 10.0
+    assert [round(b - a, 6) for a, b in zip(starts, starts[1:])] == [1.0, 1.0]  # no catch-up burst
+
+
+def test_concurrent_waiters_are_spaced():
+    clock = FakeClock()
+    limiter = RateLimiter(rpm=600, margin=1.0, clock=clock, sleep=clock.sleep)
+    sent: list[float] = []
+
+    async def one():
+        await limiter.acquire()
+        sent.append(clock.now)
+
+    async def go():
+        await asyncio.gather(*(one() for _ in range(8)))
+
+    asyncio.run(go())
+    gaps = [round(b - a, 6) for a, b in zip(sent, sent[1:])]
+    assert len(sent) == 8 and min(gaps) >= 0.1 - 1e-9
+
+
+def test_small_wakeup_delays_keep_the_cadence():
+    clock = FakeClock()
+
+    async def late_sleep(seconds: float) -> None:  # every timer fires 10 ms late
+        clock.now += seconds + 0.01
+
+    limiter = RateLimiter(rpm=60, margin=1.0, clock=clock, sleep=late_sleep)
+    starts = _starts(limiter, clock, [0] * 11)
+    assert starts[-1] - starts[0] == pytest.approx(10.01)  # lateness does not accumulate

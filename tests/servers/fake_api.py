@@ -280,9 +280,7 @@ class FakeApp:
 
     async def _handle(self, scope, send, record: Record, headers, dialect, endpoint, body, fault) -> None:
         st = self.state
-        if st.latency_s:
-            await asyncio.sleep(st.latency_s)
-        if st.rate_limit is not None:
+        if st.rate_limit is not None:  # counted on arrival, like a real gateway
             now = time.monotonic()
             with st.lock:
                 while st.arrivals and st.arrivals[0] <= now - st.rate_window_s:
@@ -294,6 +292,8 @@ class FakeApp:
                 extra = {} if st.rate_limit_retry_after is None else {"retry-after": f"{st.rate_limit_retry_after:g}"}
                 record.status = 429
                 return await self._send(send, *_json(429, {"message": "rate limit exceeded (RPM)"}, extra))
+        if st.latency_s:
+            await asyncio.sleep(st.latency_s)
         if st.api_key is not None and headers.get("authorization") != f"Bearer {st.api_key}":
             record.status = 401
             message = {"message": "Invalid token"}
