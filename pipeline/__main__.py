@@ -9,7 +9,7 @@ from typing import Sequence
 
 from pipeline.stages import STAGES
 
-USAGE = "usage: python -m pipeline <stage> [key=value ...] [--print-config]"
+USAGE = "usage: python -m pipeline <stage> [key=value ...] [--print-config] [--dry-run (collect)]"
 
 
 def _help() -> str:
@@ -40,6 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     print_config = "--print-config" in rest
     overrides = [a for a in rest if a != "--print-config"]
+    if "--dry-run" in overrides:  # the flag spelling of collect.dry_run=true
+        if stage_name != "collect":
+            print(f"error: --dry-run applies to the collect stage, not '{stage_name}'", file=sys.stderr)
+            return 2
+        overrides = [a for a in overrides if a != "--dry-run"] + ["collect.dry_run=true"]
 
     from pipeline.compose import ConfigError, compose_config, to_yaml
 

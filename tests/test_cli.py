@@ -27,6 +27,11 @@ def test_help_lists_every_stage():
         assert f"  {name} " in out
 
 
+def test_dry_run_flag_is_collect_only(capsys):
+    assert main(["fit", "--dry-run"]) == 2
+    assert "--dry-run applies to the collect stage" in capsys.readouterr().err
+
+
 def test_unknown_stage_and_bad_keys_name_what_is_allowed(capsys):
     assert main(["fitt"]) == 2
     assert "unknown stage 'fitt'; stages: collect, fit" in capsys.readouterr().err
@@ -123,10 +128,15 @@ def test_committed_demo_table_is_what_the_simulator_writes(tmp_path, demo_table,
     assert json.loads((tmp_path / "demo.csv.meta.json").read_text()) == json.loads(Path(str(demo_table) + ".meta.json").read_text())
 
 
-def test_dvc_pipeline_stages_exist_and_their_deps_are_in_the_repo(repo_root):
-    spec = yaml.safe_load((repo_root / "dvc.yaml").read_text())
+@pytest.mark.parametrize("dvc_file", ["dvc.yaml", "dvc-collect/dvc.yaml"])
+def test_dvc_pipeline_stages_exist_and_their_deps_are_in_the_repo(repo_root, dvc_file):
+    path = repo_root / dvc_file
+    spec = yaml.safe_load(path.read_text())
+    produced = {out for stage in spec["stages"].values() for out in stage.get("outs", [])}
     for name, stage in spec["stages"].items():
         cmd = stage["cmd"].split()
         assert cmd[:3] == ["python", "-m", "pipeline"] and cmd[3] in STAGES, name
+        compose_config(cmd[4:])  # the stage's overrides are valid config
+        workdir = (path.parent / stage.get("wdir", ".")).resolve()
         for dep in stage.get("deps", []):
-            assert (repo_root / dep).exists(), f"{name}: missing dep {dep}"
+            assert (workdir / dep).exists() or dep in produced, f"{name}: missing dep {dep}"
