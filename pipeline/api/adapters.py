@@ -43,42 +43,13 @@ def _finite(value: Any, where: str) -> float:
     return value
 
 
-def scores_by_index(items: Any, n: int, score_key: str, what: str) -> list[float]:
-    """Map ``[{index, <score_key>}, ...]`` back to a list of ``n`` scores in request order.
-
-    Raises :class:`ResponseFormatError` on a missing, duplicated, out-of-range or non-integer
-    index, a missing or non-finite score, or a result count different from ``n``.
-    """
+def _by_index(items: Any, n: int, what: str, kind: str, value: Callable[[dict, str], Any]) -> list[Any]:
+    # kind: "result for document" / "embedding for input", as the messages say it
+    """Place each result at its ``index``: the one check that every requested input got exactly
+    one result. ``value(item, where)`` extracts (and validates) one result's payload."""
     if not isinstance(items, list):
-        raise ResponseFormatError(f"{what}: expected a list of results, got {type(items).__name__}")
-    scores: list[float | None] = [None] * n
-    for pos, item in enumerate(items):
-        where = f"{what}[{pos}]"
-        if not isinstance(item, dict):
-            raise ResponseFormatError(f"{where}: expected an object, got {type(item).__name__}")
-        index = item.get("index")
-        if isinstance(index, bool) or not isinstance(index, int):
-            raise ResponseFormatError(f"{where}: missing or non-integer 'index' ({index!r})")
-        if not 0 <= index < n:
-            raise ResponseFormatError(f"{where}: index {index} out of range for {n} document(s)")
-        if scores[index] is not None:
-            raise ResponseFormatError(f"{where}: duplicated index {index}")
-        if score_key not in item:
-            raise ResponseFormatError(f"{where}: missing '{score_key}'")
-        scores[index] = _finite(item[score_key], f"{where}.{score_key}")
-    missing = [i for i, s in enumerate(scores) if s is None]
-    if missing:
-        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
-        raise ResponseFormatError(f"{what}: no result for document index(es) {shown} of {n}")
-    return [float(s) for s in scores]  # type: ignore[arg-type]
-
-
-def vectors_by_index(items: Any, n: int, what: str, dimensions: int | None) -> list[list[float]]:
-    """Embeddings counterpart of :func:`scores_by_index` (``[{index, embedding}, ...]``)."""
-    if not isinstance(items, list):
-        raise ResponseFormatError(f"{what}: expected a list of embeddings, got {type(items).__name__}")
-    vectors: list[list[float] | None] = [None] * n
-    width: int | None = None
+        raise ResponseFormatError(f"{what}: expected a list of {kind.split()[0]}s, got {type(items).__name__}")
+    placed: list[Any] = [None] * n
     for pos, item in enumerate(items):
         where = f"{what}[{pos}]"
         if not isinstance(item, dict):
@@ -88,23 +59,47 @@ def vectors_by_index(items: Any, n: int, what: str, dimensions: int | None) -> l
             raise ResponseFormatError(f"{where}: missing or non-integer 'index' ({index!r})")
         if not 0 <= index < n:
             raise ResponseFormatError(f"{where}: index {index} out of range for {n} input(s)")
-        if vectors[index] is not None:
+        if placed[index] is not None:
             raise ResponseFormatError(f"{where}: duplicated index {index}")
+        placed[index] = value(item, where)
+    missing = [i for i, v in enumerate(placed) if v is None]
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+        raise ResponseFormatError(f"{what}: no {kind} index(es) {shown} of {n}")
+    return placed
+
+
+def scores_by_index(items: Any, n: int, score_key: str, what: str) -> list[float]:
+    """Map ``[{index, <score_key>}, ...]`` back to a list of ``n`` scores in request order.
+
+    Raises :class:`ResponseFormatError` on a missing, duplicated, out-of-range or non-integer
+    index, a missing or non-finite score, or a result count different from ``n``.
+    """
+
+    def score(item: dict, where: str) -> float:
+        if score_key not in item:
+            raise ResponseFormatError(f"{where}: missing '{score_key}'")
+        return _finite(item[score_key], f"{where}.{score_key}")
+
+    return _by_index(items, n, what, "result for document", score)
+
+
+def vectors_by_index(items: Any, n: int, what: str, dimensions: int | None) -> list[list[float]]:
+    """Embeddings counterpart of :func:`scores_by_index` (``[{index, embedding}, ...]``)."""
+
+    def vector(item: dict, where: str) -> list[float]:
         vec = item.get("embedding")
         if not isinstance(vec, list) or not vec:
             raise ResponseFormatError(f"{where}: 'embedding' is not a non-empty list of floats")
-        values = [_finite(v, f"{where}.embedding") for v in vec]
-        if width is None:
-            width = len(values)
-        elif len(values) != width:
-            raise ResponseFormatError(f"{where}: embedding has {len(values)} dims, earlier ones {width}")
-        vectors[index] = values
-    missing = [i for i, v in enumerate(vectors) if v is None]
-    if missing:
-        raise ResponseFormatError(f"{what}: no embedding for input index(es) {missing[:10]} of {n}")
-    if dimensions is not None and width != dimensions:
-        raise ResponseFormatError(f"{what}: asked for dimensions={dimensions}, got {width}")
-    return vectors  # type: ignore[return-value]
+        return [_finite(v, f"{where}.embedding") for v in vec]
+
+    vectors = _by_index(items, n, what, "embedding for input", vector)
+    widths = {len(v) for v in vectors}
+    if len(widths) > 1:
+        raise ResponseFormatError(f"{what}: embeddings of different widths {sorted(widths)}")
+    if dimensions is not None and widths != {dimensions}:
+        raise ResponseFormatError(f"{what}: asked for dimensions={dimensions}, got {widths.pop()}")
+    return vectors
 
 
 def _int(value: Any) -> int | None:

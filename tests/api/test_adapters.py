@@ -49,7 +49,7 @@ def test_embeddings_map_by_index_and_check_dimensions():
     assert vectors_by_index(items, 2, "data", 2) == [[1.0, 0.0], [0.0, 1.0]]
     with pytest.raises(ResponseFormatError, match="dimensions=3, got 2"):
         vectors_by_index(items, 2, "data", 3)
-    with pytest.raises(ResponseFormatError, match="1 dims, earlier ones 2"):
+    with pytest.raises(ResponseFormatError, match=r"embeddings of different widths \[1, 2\]"):
         vectors_by_index([items[0], {"index": 0, "embedding": [1.0]}], 2, "data", None)
     with pytest.raises(ResponseFormatError, match="no embedding"):
         vectors_by_index(items[:1], 2, "data", None)
