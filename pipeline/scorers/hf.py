@@ -74,7 +74,10 @@ class TransformersScorer(Scorer):
 
     # -- public -------------------------------------------------------------------------------
     def score(self, groups: Sequence[QueryGroup], progress: ProgressCallback | None = None) -> list[np.ndarray]:
-        pairs = [(self._prep(g.query), self._prep(d)) for g in groups for d in g.documents]
+        pairs = []
+        for g in groups:
+            query = self._prep(g.query)
+            pairs.extend((query, self._prep(d)) for d in g.documents)
         flat = self.score_pairs(pairs, progress)
         out, start = [], 0
         for g in groups:
