@@ -85,6 +85,23 @@ def test_demo_dataset_end_to_end(server, tmp_path, capsys):
     assert "requests" in summary and "429s" in summary and "reference" in summary
 
 
+def test_collected_table_fits_and_the_manifest_carries_its_provenance(server, tmp_path):
+    from pipeline.inference import load_calibrator
+    from pipeline.stages import fit as fit_stage
+
+    local = HashScorer()
+    result = collect(make_cfg(server, tmp_path, **{"text.nfkc": "true"}), scorers={"local": local})
+    cfg = compose_config([f"data.path={result.output}", f"report.dir={tmp_path / 'reports'}",
+                          f"export.root={tmp_path / 'artifacts'}", "export.name=collected", "text.nfkc=true"])
+    assert fit_stage.run(cfg) == 0
+    cal = load_calibrator(tmp_path / "artifacts" / "collected", model=local.fingerprint()["model"])
+    source, target = cal.manifest["sources"][0], cal.manifest["target"]
+    assert source["fingerprint_hash"] == local.fingerprint_hash() and source["fingerprint"] == local.fingerprint()
+    assert target["kind"] == "api" and target["model"] == "Qwen/Qwen3-Reranker-0.6B" and target["instruction"]
+    assert cal.manifest["preprocessing"]["nfkc"] is True and cal.manifest["data"]["simulated"] is False
+    assert cal.preprocess("ＡＢＣ") == "ABC"
+
+
 @pytest.mark.parametrize("dialect", ["siliconflow", "cohere", "jina", "voyage", "tei", "vllm", "vllm_score", "infinity"])
 def test_every_adapter_through_collect(server, tmp_path, dialect):
     ds = small_dataset(tmp_path, labels=False)

@@ -395,7 +395,7 @@ def _meta(cfg: "PipelineConfig", dataset: Dataset, sources: list[SourceState], s
                     "local": [s.column for s in sources if s.kind == "local"]},
         "dataset": {"path": str(dataset.path), "sha256": dataset.sha256, "queries": len(dataset.queries),
                     "pairs": dataset.n_pairs, "labelled_pairs": dataset.n_labelled},
-        "text": describe(cfg.text),
+        "preprocessing": describe(cfg.text),
         "sources": {},
         "usage": {},
         "started": started,

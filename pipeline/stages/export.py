@@ -21,7 +21,7 @@ from pipeline.fusion import ScoreCalibrationModel
 from pipeline.stages.common import describe_table, load_table, user_errors
 from pipeline.stages.evaluate import METRICS_FILE, fit_final
 
-_SOURCE_KEYS = ("kind", "model", "revision", "fingerprint_hash", "score_type", "template", "instruction", "dialect", "endpoint")
+_SOURCE_KEYS = ("kind", "model", "revision", "fingerprint", "fingerprint_hash", "score_type", "template", "instruction", "dialect", "endpoint")
 
 
 def _identity(meta: dict[str, Any], column: str, model: str | None, revision: str | None) -> dict[str, Any]:
