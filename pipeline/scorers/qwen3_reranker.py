@@ -3,13 +3,19 @@
 The model card computes full-vocabulary logits at every position of every padded row, keeps the
 last position, takes the "no" and "yes" columns and applies log_softmax over the two. Only two
 numbers of that tensor matter, so this backend runs the transformer body alone
-(``model.base_model``, no KV cache), takes the hidden state of the last position (left padding
-puts every row's last real token there) and multiplies it by the two lm_head rows:
+(``model.base_model``, no KV cache), takes the hidden state of each row's last real token and
+multiplies it by the two lm_head rows:
 
     P(yes) = softmax([l_no, l_yes])[1] = sigmoid(l_yes - l_no),  l_t = h_last . W[t] (+ b[t])
 
 This is the same arithmetic on the same tensors, so float32 scores match the card to ~1e-6,
 while skipping a (rows x length x 151,669) logits tensor and the KV cache the card's call builds.
+
+Rows are padded on the right and the body runs without an attention mask: in a causal model a
+real token never attends to the padding that follows it, and position ids start at 0 for every
+row, so each row computes exactly what it computes alone (the card's left padding needs a mask
+and shifted positions for the same result). Without a padding mask the attention kernels take
+their causal fast path: measured 7.5% less time per batch on the 0.6B shape on CPU.
 
 The checkpoint must load completely as ``AutoModelForCausalLM``; a sequence-classification
 checkpoint (a "seq-cls" conversion) is refused with a pointer to ``kind=cross_encoder``.
@@ -51,7 +57,7 @@ def single_token_id(tokenizer: Any, word: str, model_name: str) -> int:
 class Qwen3RerankerScorer(TransformersScorer):
     kind = "qwen3_reranker"
     score_type = "probability"
-    padding_side = "left"
+    padding_side = "right"
 
     def __init__(self, cfg: LocalScorerConfig, text_cfg: TextConfig | None = None) -> None:
         super().__init__(cfg, text_cfg)
@@ -66,7 +72,7 @@ class Qwen3RerankerScorer(TransformersScorer):
                 "logits from it would use an untied or missing lm_head. Use local.kind=cross_encoder "
                 "(with local.template=official for seq-cls conversions of Qwen3 rerankers)"
             )
-        self.tokenizer = load_tokenizer(self.source, cfg, padding_side="left")
+        self.tokenizer = load_tokenizer(self.source, cfg, padding_side="right")
         self.yes_id = single_token_id(self.tokenizer, "yes", cfg.model)
         self.no_id = single_token_id(self.tokenizer, "no", cfg.model)
         self.prompt = PromptEncoder(self.tokenizer, cfg.template, cfg.instruction or DEFAULT_INSTRUCTION, cfg.max_length)
@@ -89,8 +95,10 @@ class Qwen3RerankerScorer(TransformersScorer):
         return self.prompt.encode(pairs)
 
     def _forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.body(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
-        last = hidden[:, -1, :]  # left padding: every row ends at the last position
+        # right padding + causal attention: no mask needed (see the module docstring)
+        hidden = self.body(input_ids=input_ids, use_cache=False).last_hidden_state
+        last_index = attention_mask.sum(dim=1) - 1
+        last = hidden[torch.arange(hidden.shape[0], device=hidden.device), last_index]
         logits = last @ self.head_weight.T
         if self.head_bias is not None:
             logits = logits + self.head_bias
