@@ -13,6 +13,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO = Path(__file__).resolve().parent.parent
 
+# the loopback fake API server fixtures (`fake_server`, `server`), shared by the API and collect tests
+pytest_plugins = ["tests.servers.helpers"]
+
 
 @pytest.fixture(scope="session")
 def repo_root() -> Path:

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-import sys
 import threading
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.cache import CacheError, ScoreCache, pair_key  # noqa: E402
+from pipeline.cache import CacheError, ScoreCache, pair_key
 
 
 def test_pair_key_is_unambiguous_and_stable():

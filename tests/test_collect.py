@@ -7,22 +7,19 @@ from __future__ import annotations
 import json
 import logging
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.compose import compose_config, to_yaml  # noqa: E402
-from pipeline.data import read_table  # noqa: E402
-from pipeline.stages import collect as collect_stage  # noqa: E402
-from pipeline.stages.collect import CollectError, collect  # noqa: E402
-from tests.servers.fake_api import expected_score  # noqa: E402
-from tests.servers.helpers import CANARY_KEY, KEY_ENV, HashScorer, api_overrides  # noqa: E402
-from tests.servers.helpers import fake_server, server  # noqa: E402,F401  (pytest fixtures)
+from pipeline.compose import compose_config, to_yaml
+from pipeline.data import read_table
+from pipeline.stages import collect as collect_stage
+from pipeline.stages.collect import CollectError, collect
+from tests.servers.fake_api import expected_score
+from tests.servers.helpers import CANARY_KEY, KEY_ENV, HashScorer, api_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "data" / "demo" / "dataset.jsonl"

@@ -15,13 +15,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.api.collector import api_fingerprint, fingerprint_hash  # noqa: E402
-from pipeline.cache import ScoreCache, pair_key  # noqa: E402
-from pipeline.compose import compose_config  # noqa: E402
-from tests.servers.helpers import CANARY_KEY, KEY_ENV, api_overrides  # noqa: E402
-from tests.servers.helpers import fake_server, server  # noqa: E402,F401  (pytest fixtures)
+from pipeline.api.collector import api_fingerprint, fingerprint_hash
+from pipeline.cache import ScoreCache, pair_key
+from pipeline.compose import compose_config
+from tests.servers.helpers import CANARY_KEY, KEY_ENV, api_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 N_QUERIES, N_DOCS = 40, 5

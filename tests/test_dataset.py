@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.dataset import DatasetError, load_dataset  # noqa: E402
+from pipeline.dataset import DatasetError, load_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
