@@ -18,12 +18,11 @@ import platform
 import re
 import shutil
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
-from pipeline.files import atomic_write_json, dumps_json, sha256_file
+from pipeline.files import atomic_write_json, dumps_json, sha256_file, utc_now
 from pipeline.inference import JOBLIB_FILE, MANIFEST_FILE, SPEC_FILE
 
 MANIFEST_FORMAT = "score-calibrator-manifest/v1"
@@ -48,10 +47,6 @@ def library_versions() -> dict[str, str]:
         "scikit-learn": sklearn.__version__,
         "joblib": joblib.__version__,
     }
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
 def write_artifact(root: str | os.PathLike, name: str, model: Any, manifest: dict[str, Any], *, write_joblib: bool = True) -> Path:

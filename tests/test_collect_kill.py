@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 
-from pipeline.api.collector import api_fingerprint, fingerprint_hash
+from pipeline.api.collector import api_fingerprint
+from pipeline.scorers.base import fingerprint_hash
 from pipeline.cache import ScoreCache, pair_key
 from pipeline.compose import compose_config
 from tests.servers.helpers import CANARY_KEY, KEY_ENV, api_overrides

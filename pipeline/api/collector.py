@@ -12,8 +12,6 @@ in flight.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -56,12 +54,6 @@ def api_fingerprint(cfg: ApiConfig) -> dict[str, Any]:
         "score_type": resolved_score_type(cfg),
         "extra_body": dict(cfg.extra_body),
     }
-
-
-def fingerprint_hash(fingerprint: dict[str, Any]) -> str:
-    """Same canonical hash as :meth:`pipeline.scorers.base.Scorer.fingerprint_hash`."""
-    canonical = json.dumps(fingerprint, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

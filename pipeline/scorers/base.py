@@ -40,8 +40,7 @@ class Scorer(ABC):
         """Everything that changes scores, as a JSON-serialisable dict."""
 
     def fingerprint_hash(self) -> str:
-        canonical = json.dumps(self.fingerprint(), sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        return fingerprint_hash(self.fingerprint())
 
     def close(self) -> None:
         """Release the model and any accelerator memory (no-op unless a backend holds some)."""
@@ -51,3 +50,9 @@ class Scorer(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def fingerprint_hash(fingerprint: dict[str, Any]) -> str:
+    """sha256 of a fingerprint's canonical JSON: the score-cache key of every source, local or API."""
+    canonical = json.dumps(fingerprint, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

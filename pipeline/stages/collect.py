@@ -24,7 +24,6 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,12 +35,13 @@ from pipeline.api.collector import (
     collect_api,
     cost_of,
     estimate_plan,
-    fingerprint_hash,
     plan_requests,
 )
 from pipeline.api.errors import ApiError
 from pipeline.cache import CacheError, ScoreCache, pair_key
 from pipeline.dataset import Dataset, DatasetError, load_dataset
+from pipeline.files import utc_now
+from pipeline.scorers.base import fingerprint_hash
 from pipeline.text import describe, preprocess
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def collect(
     """Run the stage; ``scorers`` (column -> Scorer) replaces ``build_scorer`` (tests, notebooks)."""
     out = out or sys.stdout
     c = cfg.collect
-    started = _now()
+    started = utc_now()
     local_cfgs = _local_configs(cfg) if c.run_local else {}
     _check_columns(cfg, list(local_cfgs))
     if not c.run_api and not c.run_local:
@@ -380,10 +380,6 @@ async def _score_api(cfg: "PipelineConfig", groups: Groups, src: SourceState, ca
 # --- reporting -------------------------------------------------------------------------------
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 def _meta(cfg: "PipelineConfig", dataset: Dataset, sources: list[SourceState], started: str) -> dict[str, Any]:
     c = cfg.collect
     meta: dict[str, Any] = {
@@ -399,7 +395,7 @@ def _meta(cfg: "PipelineConfig", dataset: Dataset, sources: list[SourceState], s
         "sources": {},
         "usage": {},
         "started": started,
-        "finished": _now(),
+        "finished": utc_now(),
     }
     for src in sources:
         meta["sources"][src.column] = {**src.meta, "fingerprint": src.fingerprint, "fingerprint_hash": src.hash,
