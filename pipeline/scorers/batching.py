@@ -13,24 +13,30 @@ from collections.abc import Sequence
 import torch
 
 
-def plan_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int) -> list[list[int]]:
+def plan_batches(
+    lengths: Sequence[int], batch_size: int, max_batch_tokens: int, packed: bool = False
+) -> list[list[int]]:
     """Indices grouped into batches, longest rows first.
 
-    A batch holds at most ``batch_size`` rows and at most ``max_batch_tokens`` padded tokens
-    (rows x longest row); a single row longer than the budget runs alone.
+    A batch holds at most ``batch_size`` rows and at most ``max_batch_tokens`` tokens: padded
+    tokens (rows x longest row), or with ``packed`` the rows' own tokens (a packed batch has no
+    padding, see :mod:`pipeline.scorers.packing`). A single row longer than the budget runs alone.
     """
     if batch_size < 1 or max_batch_tokens < 1:
         raise ValueError("batch_size and max_batch_tokens must be >= 1")
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     batches: list[list[int]] = []
     current: list[int] = []
+    tokens = 0  # packed: tokens in ``current``
     for index in order:
         # sorted descending: the first row of a batch is its longest
         width = lengths[current[0]] if current else lengths[index]
-        if current and (len(current) >= batch_size or (len(current) + 1) * width > max_batch_tokens):
+        cost = tokens + lengths[index] if packed else (len(current) + 1) * width
+        if current and (len(current) >= batch_size or cost > max_batch_tokens):
             batches.append(current)
-            current = []
+            current, tokens = [], 0
         current.append(index)
+        tokens += lengths[index]
     if current:
         batches.append(current)
     return batches

@@ -72,8 +72,12 @@ class LocalScorerConfig:
     max_length: int = 8192
     # -- batching (never changes what is computed, only how fast) --
     batch_size: int = 8
-    #: upper bound on padded tokens in one batch (rows x longest row); a longer pair runs alone
+    #: upper bound on tokens in one batch: padded (rows x longest row), or the rows' own tokens for
+    #: qwen3_reranker (packed, no padding); a longer pair runs alone
     max_batch_tokens: int = 32768
+    #: on CPU (Linux, glibc): keep freed memory for reuse instead of page-faulting every new tensor
+    #: (process-wide; see pipeline/scorers/cpu_memory.py). Never changes scores.
+    reuse_cpu_memory: bool = True
     # -- cross_encoder --
     activation: Activation = Activation.sigmoid
     # -- embedding --

@@ -3,14 +3,15 @@
 A backend implements three steps, in the spirit of infinity's transformer backends:
 ``_encode`` (pairs to token-id rows, CPU), ``_forward`` (a padded batch to one float per row, on
 the device, under ``torch.inference_mode``) and, through :meth:`score`, the scatter back into
-the caller's groups and order.
+the caller's groups and order. A backend that does not pad (the packed Qwen3 reranker) sets
+``packed`` and replaces :meth:`_batch_runner` instead of implementing ``_forward``.
 """
 
 from __future__ import annotations
 
 import gc
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ import torch
 from pipeline.scorers.base import ProgressCallback, QueryGroup, Scorer
 from pipeline.scorers.batching import pad, plan_batches
 from pipeline.scorers.config import LocalScorerConfig, coerce
+from pipeline.scorers.cpu_memory import reuse_freed_memory
 from pipeline.scorers.loading import ModelSource, resolve_device, resolve_source
 from pipeline.text import TextConfig, describe, is_identity, preprocess
 
@@ -42,6 +44,8 @@ class TransformersScorer(Scorer):
     kind: str = ""
     #: which side the backend pads on; decoder-only models read the last position, so "left"
     padding_side: str = "left"
+    #: batches are packed without padding: the token budget counts real tokens
+    packed: bool = False
 
     def __init__(self, cfg: LocalScorerConfig, text_cfg: TextConfig | None = None) -> None:
         cfg = coerce(cfg)
@@ -49,6 +53,8 @@ class TransformersScorer(Scorer):
         self.cfg = cfg
         self.text_cfg = text_cfg or TextConfig()
         self.device = resolve_device(cfg.device)
+        if cfg.reuse_cpu_memory and self.device.type == "cpu":
+            reuse_freed_memory()
         self.source: ModelSource = resolve_source(cfg)
         self.model: Any = None
         self.tokenizer: Any = None
@@ -62,9 +68,20 @@ class TransformersScorer(Scorer):
     def _encode(self, pairs: Sequence[tuple[str, str]]) -> list[list[int]]:
         """Token ids of each (query, document) pair, text already preprocessed."""
 
-    @abstractmethod
     def _forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """One float per row of a padded batch (on the device)."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither _forward nor _batch_runner")
+
+    def _batch_runner(self, rows: Sequence[Sequence[int]]) -> Callable[[list[Sequence[int]]], torch.Tensor]:
+        """What scores one batch of ``rows`` (called once per scoring call, under inference mode):
+        by default, pad the batch and call :meth:`_forward`."""
+        pad_id = self._pad_id()
+
+        def run(batch: list[Sequence[int]]) -> torch.Tensor:
+            ids, mask = pad(batch, pad_id, self.padding_side)
+            return self._forward(ids.to(self.device), mask.to(self.device))
+
+        return run
 
     def _pad_id(self) -> int:
         pad_id = self.tokenizer.pad_token_id
@@ -91,12 +108,12 @@ class TransformersScorer(Scorer):
         if not pairs:
             return scores
         rows = self._encode(pairs)
-        pad_id = self._pad_id()
-        batches = plan_batches([len(r) for r in rows], self.cfg.batch_size, self.cfg.max_batch_tokens)
+        lengths = [len(r) for r in rows]
+        batches = plan_batches(lengths, self.cfg.batch_size, self.cfg.max_batch_tokens, packed=self.packed)
         with torch.inference_mode():
+            run = self._batch_runner(rows)
             for batch in batches:
-                ids, mask = pad([rows[i] for i in batch], pad_id, self.padding_side)
-                values = self._forward(ids.to(self.device), mask.to(self.device))
+                values = run([rows[i] for i in batch])
                 scores[batch] = values.float().cpu().numpy().astype(np.float64)
                 if progress is not None:
                     progress(len(batch))

@@ -3,19 +3,17 @@
 The model card computes full-vocabulary logits at every position of every padded row, keeps the
 last position, takes the "no" and "yes" columns and applies log_softmax over the two. Only two
 numbers of that tensor matter, so this backend runs the transformer body alone
-(``model.base_model``, no KV cache), takes the hidden state of each row's last real token and
+(``model.base_model``, no KV cache), takes the hidden state of each row's last token and
 multiplies it by the two lm_head rows:
 
     P(yes) = softmax([l_no, l_yes])[1] = sigmoid(l_yes - l_no),  l_t = h_last . W[t] (+ b[t])
 
-This is the same arithmetic on the same tensors, so float32 scores match the card to ~1e-6,
-while skipping a (rows x length x 151,669) logits tensor and the KV cache the card's call builds.
-
-Rows are padded on the right and the body runs without an attention mask: in a causal model a
-real token never attends to the padding that follows it, and position ids start at 0 for every
-row, so each row computes exactly what it computes alone (the card's left padding needs a mask
-and shifted positions for the same result). Without a padding mask the attention kernels take
-their causal fast path: measured 7.5% less time per batch on the 0.6B shape on CPU.
+The body runs packed (:mod:`pipeline.scorers.packing`): the token prefix that every row of a
+scoring call shares (system prompt + instruction, and the query when the call holds one query)
+is run once, and each batch's rows follow it without padding, each attending to the prefix and
+to itself. This is the same arithmetic on the same tensors, so float32 scores match the card to
+~1e-6, while skipping a (rows x length x 151,669) logits tensor, the KV cache the card's call
+builds, every padding token and all but one copy of the prompt.
 
 The checkpoint must load completely as ``AutoModelForCausalLM``; a sequence-classification
 checkpoint (a "seq-cls" conversion) is refused with a pointer to ``kind=cross_encoder``.
@@ -31,6 +29,7 @@ import torch
 from pipeline.scorers.config import LocalScorerConfig
 from pipeline.scorers.hf import TransformersScorer
 from pipeline.scorers.loading import ScorerLoadError, architectures, load_config, load_model, load_tokenizer
+from pipeline.scorers.packing import SharedPrefix, common_prefix_length, register, run_packed
 from pipeline.scorers.prompts import DEFAULT_INSTRUCTION, PromptEncoder
 from pipeline.text import TextConfig
 
@@ -57,7 +56,7 @@ def single_token_id(tokenizer: Any, word: str, model_name: str) -> int:
 class Qwen3RerankerScorer(TransformersScorer):
     kind = "qwen3_reranker"
     score_type = "probability"
-    padding_side = "right"
+    packed = True
 
     def __init__(self, cfg: LocalScorerConfig, text_cfg: TextConfig | None = None) -> None:
         super().__init__(cfg, text_cfg)
@@ -72,7 +71,12 @@ class Qwen3RerankerScorer(TransformersScorer):
                 "logits from it would use an untied or missing lm_head. Use local.kind=cross_encoder "
                 "(with local.template=official for seq-cls conversions of Qwen3 rerankers)"
             )
-        self.tokenizer = load_tokenizer(self.source, cfg, padding_side="right")
+        if cfg.attn_implementation not in (None, "", "sdpa"):
+            raise ValueError(
+                f"local.attn_implementation={cfg.attn_implementation!r} is not used by kind=qwen3_reranker: it "
+                "runs its own packed attention (torch scaled_dot_product_attention per row); leave it unset"
+            )
+        self.tokenizer = load_tokenizer(self.source, cfg)  # rows are packed, never padded
         self.yes_id = single_token_id(self.tokenizer, "yes", cfg.model)
         self.no_id = single_token_id(self.tokenizer, "no", cfg.model)
         self.prompt = PromptEncoder(self.tokenizer, cfg.template, cfg.instruction or DEFAULT_INSTRUCTION, cfg.max_length)
@@ -83,6 +87,7 @@ class Qwen3RerankerScorer(TransformersScorer):
             instead="Qwen3-Reranker checkpoints load completely as a causal LM; check local.model and local.kind.",
         )
         self.model = model.to(self.device).eval()
+        self.model.set_attn_implementation(register())
         self.body = self.model.base_model
         head = self.model.get_output_embeddings()
         rows = torch.tensor([self.no_id, self.yes_id], device=head.weight.device)
@@ -94,11 +99,17 @@ class Qwen3RerankerScorer(TransformersScorer):
     def _encode(self, pairs: Sequence[tuple[str, str]]) -> list[list[int]]:
         return self.prompt.encode(pairs)
 
-    def _forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        # right padding + causal attention: no mask needed (see the module docstring)
-        hidden = self.body(input_ids=input_ids, use_cache=False).last_hidden_state
-        last_index = attention_mask.sum(dim=1) - 1
-        last = hidden[torch.arange(hidden.shape[0], device=hidden.device), last_index]
+    def _batch_runner(self, rows: Sequence[Sequence[int]]):
+        """Run the call's shared prefix once; each batch then runs packed after it."""
+        prefix = SharedPrefix(self.body, rows[0][: common_prefix_length(rows)], self.device)
+
+        def run(batch: list[Sequence[int]]) -> torch.Tensor:
+            return self._yes_probability(run_packed(self.body, batch, prefix, self.device))
+
+        return run
+
+    def _yes_probability(self, last: torch.Tensor) -> torch.Tensor:
+        """P(yes) from the last-token hidden states (rows x hidden): two lm_head rows, not 151k."""
         logits = last @ self.head_weight.T
         if self.head_bias is not None:
             logits = logits + self.head_bias

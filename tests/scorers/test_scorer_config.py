@@ -70,15 +70,23 @@ def test_importing_scorers_does_not_import_torch():
     lengths=st.lists(st.integers(min_value=1, max_value=500), max_size=60),
     batch_size=st.integers(min_value=1, max_value=16),
     budget=st.integers(min_value=1, max_value=4000),
+    packed=st.booleans(),
 )
-def test_plan_batches(lengths, batch_size, budget):
-    batches = plan_batches(lengths, batch_size, budget)
+def test_plan_batches(lengths, batch_size, budget, packed):
+    batches = plan_batches(lengths, batch_size, budget, packed=packed)
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
     for batch in batches:
         assert len(batch) <= batch_size
         widths = [lengths[i] for i in batch]
         assert widths == sorted(widths, reverse=True)
-        assert len(batch) == 1 or len(batch) * max(widths) <= budget
+        cost = sum(widths) if packed else len(batch) * max(widths)
+        assert len(batch) == 1 or cost <= budget
+
+
+def test_packed_budget_counts_real_tokens():
+    # padded, [100, 10, 10] costs 300 tokens; packed it costs 120
+    assert plan_batches([100, 10, 10], 8, 150) == [[0], [1, 2]]
+    assert plan_batches([100, 10, 10], 8, 150, packed=True) == [[0, 1, 2]]
 
 
 def test_pad_sides():
