@@ -103,10 +103,17 @@ def run_packed(body: Any, rows: Sequence[Sequence[int]], prefix: SharedPrefix, d
     return hidden[packed.last_index.to(device)]
 
 
-def _segment_attention(query, key, value, prefix_kv, scaling):
-    """Causal attention of one segment (1, heads, n, dim), after ``prefix_kv``'s keys when given."""
+def segment_attention(query, key, value, prefix_kv, scaling, repeat_kv: bool | None = None):
+    """Causal attention of one segment (1, heads, n, dim), after ``prefix_kv``'s keys when given.
+
+    Grouped-query attention (fewer kv heads) uses SDPA's ``enable_gqa`` on the CPU; elsewhere, or
+    with ``repeat_kv``, the kv heads are repeated first (not every CUDA/MPS kernel takes
+    ``enable_gqa``). Both give the same numbers (tested on the CPU).
+    """
     n = query.shape[-2]
     gqa = query.shape[1] != key.shape[1]
+    if repeat_kv is None:
+        repeat_kv = query.device.type != "cpu"
     if prefix_kv is None:
         mask, causal = None, True
     else:
@@ -115,8 +122,7 @@ def _segment_attention(query, key, value, prefix_kv, scaling):
         p = key.shape[-2] - n
         # row j (position p+j) sees keys 0..p+j: lower-right aligned causal mask
         mask, causal = torch.ones(n, p + n, dtype=torch.bool, device=query.device).tril(p), False
-    if gqa and query.device.type != "cpu":
-        # enable_gqa is not taken by every CUDA/MPS kernel; repeating the kv heads always is
+    if gqa and repeat_kv:
         groups = query.shape[1] // key.shape[1]
         key, value, gqa = key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1), False
     return F.scaled_dot_product_attention(query, key, value, attn_mask=mask, is_causal=causal, scale=scaling,
@@ -135,7 +141,7 @@ def packed_causal_attention(module, query, key, value, attention_mask, scaling=N
     prefix: SharedPrefix | None = kwargs.get("shared_prefix")
     prefix_kv = prefix.kv(module.layer_idx) if prefix is not None else None
     outputs = [
-        _segment_attention(query[:, :, s : s + n], key[:, :, s : s + n], value[:, :, s : s + n], prefix_kv, scaling)
+        segment_attention(query[:, :, s : s + n], key[:, :, s : s + n], value[:, :, s : s + n], prefix_kv, scaling)
         for s, n in segments
     ]
     out = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)

@@ -99,3 +99,26 @@ def test_prefix_runs_once_per_call(reranker, sample_groups):
 def test_attn_implementation_other_than_sdpa_is_refused(reranker_dir):
     with pytest.raises(ValueError, match="attn_implementation='eager' is not used by kind=qwen3_reranker"):
         build_scorer(LocalScorerConfig(model=str(reranker_dir), device="cpu", attn_implementation="eager"))
+
+
+@pytest.mark.parametrize("prefix_len", [0, 5])
+def test_repeated_kv_heads_equal_enable_gqa(prefix_len):
+    """The non-CPU branch (kv heads repeated) computes what the CPU branch (enable_gqa) does."""
+    from pipeline.scorers.packing import segment_attention
+
+    gen = torch.Generator().manual_seed(1)
+    q = torch.randn(1, 4, 6, 8, generator=gen)
+    k, v = torch.randn(1, 2, 6, 8, generator=gen), torch.randn(1, 2, 6, 8, generator=gen)
+    prefix = (torch.randn(1, 2, prefix_len, 8, generator=gen), torch.randn(1, 2, prefix_len, 8, generator=gen))
+    prefix = prefix if prefix_len else None
+    gqa = segment_attention(q, k, v, prefix, None, repeat_kv=False)
+    repeated = segment_attention(q, k, v, prefix, None, repeat_kv=True)
+    torch.testing.assert_close(repeated, gqa)
+    # and both equal plain softmax attention over the prefix and the causal part
+    keys = k if prefix is None else torch.cat([prefix[0], k], dim=-2)
+    values = v if prefix is None else torch.cat([prefix[1], v], dim=-2)
+    keys, values = keys.repeat_interleave(2, 1), values.repeat_interleave(2, 1)
+    scores = q @ keys.transpose(-1, -2) / 8**0.5
+    allowed = torch.ones(6, prefix_len + 6, dtype=torch.bool).tril(prefix_len)
+    expected = scores.masked_fill(~allowed, float("-inf")).softmax(-1) @ values
+    torch.testing.assert_close(gqa, expected, atol=1e-5, rtol=1e-5)
