@@ -77,11 +77,13 @@ def compile_calibrator(spec: Mapping[str, Any]) -> Callable[[np.ndarray], np.nda
         if coef.shape[0] == 0:
             raise SpecError("'coef' must not be empty")
         width = x_hi - x_lo
-        inv = 1.0 / width if width > 0 else 0.0
+        # divide (as the fit does) rather than multiply by 1/width: for a subnormal width 1/width
+        # overflows to inf and 0 * inf is NaN, while (x - x_lo) / width stays within [0, 1]
+        scale = width if width > 0 else 1.0
         rev = coef[::-1].tolist()
 
         def poly(x: np.ndarray) -> np.ndarray:
-            t = (np.clip(x, x_lo, x_hi) - x_lo) * inv
+            t = (np.clip(x, x_lo, x_hi) - x_lo) / scale
             acc = np.full_like(t, rev[0])
             for c in rev[1:]:  # Horner
                 acc *= t

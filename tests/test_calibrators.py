@@ -107,6 +107,17 @@ def test_monotone_and_clipped_everywhere(family, data):
         assert out.min() >= chosen.y_lo_ - 1e-12 and out.max() <= chosen.y_hi_ + 1e-12
 
 
+def test_poly_on_a_subnormal_score_range_stays_finite():
+    # found by hypothesis: 1/width overflowed to inf and 0 * inf gave NaN inside predict
+    x = np.array([0.0, 1e-313, 2e-313, 3e-313])
+    y = np.array([0.0, 0.1, 0.2, 0.3])
+    cal = PolynomialCalibrator().fit(x, y)
+    with np.errstate(all="raise"):
+        out = cal.predict(np.array([-1.0, 0.0, 1.5e-313, 3e-313, 1.0]))
+    assert np.all(np.isfinite(out)) and np.all(np.diff(out) >= 0)
+    assert out[0] == pytest.approx(0.0, abs=1e-6) and out[-1] == pytest.approx(0.3, abs=1e-6)
+
+
 def test_free_cubic_that_turns_around_falls_back_to_monotone_bernstein_fit():
     rng = np.random.default_rng(0)
     x = np.sort(rng.uniform(0, 1, 400))
