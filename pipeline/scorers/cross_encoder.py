@@ -9,6 +9,13 @@ prompt: use ``template=official`` (or ``vllm``) and ``activation=sigmoid``; the 
 the same P(yes) as ``kind=qwen3_reranker`` on the original checkpoint. Decoder models pad left so
 the classifier's last-token read is the last real token.
 
+Qwen2/Qwen3 classifiers (unless ``attn_implementation`` asks for a transformers kernel) run like
+``kind=qwen3_reranker``: packed without padding, the call's shared prompt prefix once
+(:mod:`pipeline.scorers.packing`), the ``score`` head applied to each row's last token only.
+transformers' classifier reads the rightmost token that is not the pad token, so each row is cut
+after that token first (what follows it cannot change it in a causal model): same value, fewer
+tokens.
+
 Loading a causal-LM checkpoint (such as the original Qwen3-Reranker) here would attach an
 untrained ``score`` head; that is refused with a pointer to ``kind=qwen3_reranker``.
 """
@@ -23,6 +30,7 @@ import torch
 from pipeline.scorers.config import Activation, LocalScorerConfig, Template
 from pipeline.scorers.hf import TransformersScorer
 from pipeline.scorers.loading import ScorerLoadError, architectures, load_config, load_model, load_tokenizer
+from pipeline.scorers.packing import packed_runner, register
 from pipeline.scorers.prompts import DEFAULT_INSTRUCTION, PromptEncoder
 from pipeline.text import TextConfig
 
@@ -66,12 +74,31 @@ class CrossEncoderScorer(TransformersScorer):
         if getattr(model.config, "pad_token_id", None) is None:
             model.config.pad_token_id = self._pad_id()  # decoder classifiers find the last token by it
         self.model = model.to(self.device).eval()
+        self.packed = (
+            getattr(hf_config, "model_type", "") in _PACKED_TYPES
+            and cfg.attn_implementation in (None, "", "sdpa")
+            and isinstance(getattr(model, "score", None), torch.nn.Linear)
+        )
+        if self.packed:
+            self.model.set_attn_implementation(register())
 
     def _encode(self, pairs: Sequence[tuple[str, str]]) -> list[list[int]]:
-        return self.prompt.encode(pairs)
+        rows = self.prompt.encode(pairs)
+        if self.packed:
+            pad_id = self.model.config.pad_token_id
+            rows = [through_last_non_pad(row, pad_id) for row in rows]
+        return rows
 
     def _forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits[:, 0].float()
+        return self._activate(self.model(input_ids=input_ids, attention_mask=attention_mask).logits[:, 0])
+
+    def _batch_runner(self, rows: Sequence[Sequence[int]]):
+        if not self.packed:
+            return super()._batch_runner(rows)
+        return packed_runner(self.model.base_model, rows, self.device, lambda h: self._activate(self.model.score(h)[:, 0]))
+
+    def _activate(self, logits: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
         return torch.sigmoid(logits) if self.activation is Activation.sigmoid else logits
 
     def _fingerprint_extra(self) -> dict[str, Any]:
@@ -81,6 +108,20 @@ class CrossEncoderScorer(TransformersScorer):
             "activation": self.activation.value,
         }
 
+
+def through_last_non_pad(row: Sequence[int], pad_id: int | None) -> list[int]:
+    """``row`` up to and including the token transformers' decoder classifiers read: the rightmost
+    one that is not ``pad_id`` (position 0 when every token is ``pad_id``)."""
+    end = len(row)
+    if pad_id is not None:
+        while end > 1 and row[end - 1] == pad_id:
+            end -= 1
+    return list(row[:end])
+
+
+# decoder classifiers that run packed (their attention goes through transformers' AttentionInterface
+# and passes keyword arguments through; tested on Qwen3)
+_PACKED_TYPES = {"qwen2", "qwen3"}
 
 # decoder-only families whose classifier reads the last non-pad token
 _DECODER_TYPES = {"qwen2", "qwen3", "qwen3_moe", "llama", "mistral", "gemma", "gemma2", "gemma3", "phi3", "gpt2"}

@@ -26,7 +26,7 @@ function returns ``None`` because the segments are the mask.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,6 +101,20 @@ def run_packed(body: Any, rows: Sequence[Sequence[int]], prefix: SharedPrefix, d
         shared_prefix=prefix,
     ).last_hidden_state[0]
     return hidden[packed.last_index.to(device)]
+
+
+def packed_runner(
+    body: Any, rows: Sequence[Sequence[int]], device: torch.device, head: Callable[[torch.Tensor], torch.Tensor]
+) -> Callable[[Sequence[Sequence[int]]], torch.Tensor]:
+    """What a packed backend scores batches with: ``rows``' shared prefix runs now, once; each batch
+    (a subset of ``rows``) then runs packed after it, and ``head`` maps its last-token hidden states
+    (rows x hidden) to one value per row."""
+    prefix = SharedPrefix(body, rows[0][: common_prefix_length(rows)] if rows else [], device)
+
+    def run(batch: Sequence[Sequence[int]]) -> torch.Tensor:
+        return head(run_packed(body, batch, prefix, device))
+
+    return run
 
 
 def segment_attention(query, key, value, prefix_kv, scaling, repeat_kv: bool | None = None):

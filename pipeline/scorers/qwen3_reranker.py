@@ -29,7 +29,7 @@ import torch
 from pipeline.scorers.config import LocalScorerConfig
 from pipeline.scorers.hf import TransformersScorer
 from pipeline.scorers.loading import ScorerLoadError, architectures, load_config, load_model, load_tokenizer
-from pipeline.scorers.packing import SharedPrefix, common_prefix_length, register, run_packed
+from pipeline.scorers.packing import packed_runner, register
 from pipeline.scorers.prompts import DEFAULT_INSTRUCTION, PromptEncoder
 from pipeline.text import TextConfig
 
@@ -101,12 +101,7 @@ class Qwen3RerankerScorer(TransformersScorer):
 
     def _batch_runner(self, rows: Sequence[Sequence[int]]):
         """Run the call's shared prefix once; each batch then runs packed after it."""
-        prefix = SharedPrefix(self.body, rows[0][: common_prefix_length(rows)], self.device)
-
-        def run(batch: list[Sequence[int]]) -> torch.Tensor:
-            return self._yes_probability(run_packed(self.body, batch, prefix, self.device))
-
-        return run
+        return packed_runner(self.body, rows, self.device, self._yes_probability)
 
     def _yes_probability(self, last: torch.Tensor) -> torch.Tensor:
         """P(yes) from the last-token hidden states (rows x hidden): two lm_head rows, not 151k."""
