@@ -73,7 +73,7 @@ class LocalScorerConfig:
     # -- batching (never changes what is computed, only how fast) --
     batch_size: int = 8
     #: upper bound on tokens in one batch: padded (rows x longest row), or the rows' own tokens for
-    #: qwen3_reranker (packed, no padding); a longer pair runs alone
+    #: the packed backends (qwen3_reranker, Qwen2/Qwen3 cross-encoders); a longer pair runs alone
     max_batch_tokens: int = 32768
     #: on CPU (Linux, glibc): keep freed memory for reuse instead of page-faulting every new tensor
     #: (process-wide; see pipeline/scorers/cpu_memory.py). Never changes scores.
