@@ -76,7 +76,7 @@ def make_pairs(tokenizer, n: int, seed: int, lo: int = 40, hi: int = 700) -> lis
     return pairs
 
 
-def padded_tokens(tokenizer, pairs, batch_size: int) -> dict[str, int]:
+def tokens_run(tokenizer, pairs, batch_size: int) -> dict[str, int]:
     """Tokens each variant pushes through the model: the card pads each batch of the given order;
     ours runs the call's shared prefix once, then every row's remaining tokens packed (no padding);
     "real" is the unpadded total."""
@@ -217,18 +217,18 @@ def main(argv: list[str] | None = None) -> int:
         tokenizer = AutoTokenizer.from_pretrained(checkpoint)
         pairs = make_pairs(tokenizer, args.pairs, args.seed)
         lengths = [len(tokenizer.encode(d, add_special_tokens=False)) for _, d in pairs]
-        padded = padded_tokens(tokenizer, pairs, args.batch_size)
+        tokens = tokens_run(tokenizer, pairs, args.batch_size)
         pairs_file = tmp / "pairs.json"
         pairs_file.write_text(json.dumps(pairs))
         print(f"shape={args.shape} dtype={args.dtype} device={args.device} pairs={len(pairs)} "
               f"batch={args.batch_size} doc tokens min/mean/max={min(lengths)}/{sum(lengths) / len(lengths):.0f}/"
               f"{max(lengths)}", flush=True)  # fmt: skip
-        print(f"tokens incl. prompt: real {padded['real']}; through the model: card {padded['card']} (padded), "
-              f"ours {padded['ours']} (packed, {padded['shared_prefix']}-token shared prefix once)", flush=True)  # fmt: skip
+        print(f"tokens incl. prompt: real {tokens['real']}; through the model: card {tokens['card']} (padded), "
+              f"ours {tokens['ours']} (packed, {tokens['shared_prefix']}-token shared prefix once)", flush=True)  # fmt: skip
         results = {}
         for variant in ("card", "ours"):
             results[variant] = r = spawn(variant, args, checkpoint, pairs_file, tmp)
-            print(f"  {variant:>4}: {len(pairs) / r['seconds']:8.2f} pairs/s  {1000 * r['seconds'] / padded[variant]:7.3f} "
+            print(f"  {variant:>4}: {len(pairs) / r['seconds']:8.2f} pairs/s  {1000 * r['seconds'] / tokens[variant]:7.3f} "
                   f"s per 1k tokens run  peak {r['memory']} beyond weights {r['peak_bytes'] / 2**20:8.1f} MiB  "
                   f"(baseline {r['base_rss'] / 2**20:.0f} MiB RSS)", flush=True)  # fmt: skip
 
@@ -238,8 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     delta = max(abs(a - b) for a, b in zip(card["scores"], ours["scores"]))
     print(f"speed ratio (ours/card pairs/s): {speed:.2f}x   memory ratio (card/ours peak): {memory:.1f}x   "
           f"max |delta| = {delta:.2e}")  # fmt: skip
-    per_token = (card["seconds"] / padded["card"]) / (ours["seconds"] / padded["ours"])
-    print(f"  = {padded['card'] / padded['ours']:.2f}x fewer tokens run (no padding, prompt prefix once) "
+    per_token = (card["seconds"] / tokens["card"]) / (ours["seconds"] / tokens["ours"])
+    print(f"  = {tokens['card'] / tokens['ours']:.2f}x fewer tokens run (no padding, prompt prefix once) "
           f"x {per_token:.2f}x less time per token (no vocabulary logits, no KV cache)")
     if args.shape == "0.6b" and args.dtype == "float32":
         ok = speed >= TARGETS["speed"] and memory >= TARGETS["memory"] and delta <= TARGETS["delta"]
@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         summary.update(speed_ratio=speed, memory_ratio=memory, max_abs_delta=delta,
                        card_pairs_per_s=len(pairs) / card["seconds"], ours_pairs_per_s=len(pairs) / ours["seconds"],
                        card_peak_bytes=card["peak_bytes"], ours_peak_bytes=ours["peak_bytes"],
-                       padded_tokens=padded, per_padded_token_ratio=per_token)  # fmt: skip
+                       tokens_run=tokens, per_token_ratio=per_token)  # fmt: skip
         Path(args.json).write_text(json.dumps(summary, indent=2))
     return 0
 

@@ -87,7 +87,7 @@ class SharedPrefix:
                  packed_segments=[(0, self.length)], record_prefix=self.layers)  # fmt: skip
 
     def kv(self, layer_idx: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-        return self.layers.get(layer_idx) if self.length else None
+        return self.layers.get(layer_idx)  # None for an empty prefix: nothing was recorded
 
 
 def run_packed(body: Any, rows: Sequence[Sequence[int]], prefix: SharedPrefix, device: torch.device) -> torch.Tensor:
