@@ -19,6 +19,7 @@ not silently lose data). Every problem is reported with file, line and field, up
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -69,6 +70,18 @@ class Dataset:
     @property
     def has_labels(self) -> bool:
         return self.n_labelled > 0
+
+    def sample(self, n: int | None, seed: int = 0) -> "Dataset":
+        """``n`` query groups chosen by a hash of (seed, query_id), kept in file order; all when
+        ``n`` is None or not smaller. The same ids give the same sample on every machine, and
+        growing ``n`` only adds queries, so cached scores of a smaller sample are reused."""
+        if n is None or n >= len(self.queries):
+            return self
+        if n < 1:
+            raise DatasetError(f"{self.path}: a sample needs at least 1 query, got {n}")
+        rank = lambda q: hashlib.sha256(f"{seed}\x1f{q.query_id}".encode("utf-8")).digest()  # noqa: E731
+        chosen = {id(q) for q in sorted(self.queries, key=rank)[:n]}
+        return Dataset(self.path, self.sha256, [q for q in self.queries if id(q) in chosen])
 
 
 class _Problems:

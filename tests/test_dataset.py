@@ -25,16 +25,6 @@ def group(qid="q1", docs=None, **extra):
     return {"query_id": qid, "query": "what?", "documents": docs, **extra}
 
 
-def test_demo_dataset_is_valid_and_varied():
-    ds = load_dataset(REPO / "data" / "demo" / "dataset.jsonl")
-    assert len(ds.queries) >= 10 and ds.n_pairs >= 80 and ds.has_labels
-    texts = " ".join(q.text + " ".join(d.text for d in q.documents) for q in ds.queries)
-    assert any("\u4e00" <= ch <= "\u9fff" for ch in texts)  # Chinese
-    assert "def " in texts or "fn " in texts or "let " in texts  # code
-    assert "Σ" in texts or "∂" in texts  # formulas
-    assert len(ds.sha256) == 64
-
-
 def test_valid_file_with_optional_fields(tmp_path):
     path = write(tmp_path, group(meta={"lang": "en"}), "", group("q2", [{"doc_id": 7, "text": "x", "meta": {}}]))
     ds = load_dataset(path)
@@ -100,3 +90,21 @@ def test_not_utf8_empty_and_missing_files(tmp_path):
         load_dataset(empty)
     with pytest.raises(DatasetError, match="dataset not found"):
         load_dataset(tmp_path / "nope.jsonl")
+
+
+def test_sample_is_deterministic_nested_and_keeps_file_order(tmp_path):
+    path = write(tmp_path, *[group(f"q{i:02d}") for i in range(30)])
+    ds = load_dataset(path)
+    five, ten = ds.sample(5, seed=0), ds.sample(10, seed=0)
+    ids = lambda d: [q.query_id for q in d.queries]  # noqa: E731
+    assert len(five.queries) == 5 and ids(five) == sorted(ids(five))  # file order
+    assert set(ids(five)) <= set(ids(ten))  # growing the sample only adds queries (cached scores stay useful)
+    assert ids(ds.sample(5, seed=0)) == ids(five) and ids(ds.sample(5, seed=1)) != ids(five)
+    assert ds.sample(None) is ds and ds.sample(30) is ds
+    with pytest.raises(DatasetError, match="at least 1 query"):
+        ds.sample(0)
+
+
+def test_demo_calibration_dataset_is_valid():
+    ds = load_dataset(REPO / "data" / "demo" / "calibration.jsonl")
+    assert len(ds.queries) >= 150 and ds.n_pairs >= 1500 and ds.n_labelled == ds.n_pairs
