@@ -1,0 +1,83 @@
+"""Schemas of the demo's config sections: ``demo`` (dataset and model training) and ``reference``
+(the loopback reference API). Owned by :mod:`pipeline.demo`, like ``local`` by the scorers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from pipeline.scorers.config import DType, Template
+
+
+@dataclass
+class TrainSettings:
+    """What determines the demo reranker's weights (``demo.train.*``)."""
+
+    vocab_size: int = 4000
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    intermediate_size: int = 192
+    #: tokens per (prompt + query + document) row; longer documents are truncated
+    max_length: int = 256
+    #: updates for revision v1; v2 continues from v1 for ``extra_steps_v2`` more
+    steps: int = 500
+    extra_steps_v2: int = 150
+    #: query groups (ten documents each) per update
+    queries_per_step: int = 8
+    learning_rate: float = 0.01
+    weight_decay: float = 0.01
+    warmup_steps: int = 50
+    #: weight of the per-query softmax term next to the pointwise cross-entropy
+    listwise_weight: float = 1.0
+    init_range: float = 0.2
+    seed: int = 0
+
+
+@dataclass
+class DemoConfig:
+    """The offline demo: where its seeds, datasets, model and model report live."""
+
+    seeds: str = "data/demo/seeds"
+    #: the calibration part: what collect scores (collect.dataset points here)
+    calibration: str = "data/demo/calibration.jsonl"
+    #: the training part: what the demo reranker learns from
+    train_dataset: str = "data/demo/train.jsonl"
+    #: seed of the dataset generator (document choice and order)
+    dataset_seed: int = 0
+    #: the trained revisions go to <model_dir>/v1 and <model_dir>/v2
+    model_dir: str = "models/demo-reranker"
+    #: NDCG@10 of each revision on the labelled calibration queries next to a random order's:
+    #: summary.json (headline figures, for dvc metrics) and report.json (intervals, training)
+    model_reports: str = "reports/demo-model"
+    #: fail the training stage when v1's NDCG@10 interval does not clear a random order's
+    require_signal: bool = True
+    train: TrainSettings = field(default_factory=TrainSettings)
+
+
+@dataclass
+class ReferenceConfig:
+    """The loopback reference API (:mod:`pipeline.demo.reference_server`).
+
+    With ``enabled``, ``collect`` and ``check`` start it on 127.0.0.1 at a free port for the API
+    side and stop it afterwards; ``api.base_url``'s host and port are replaced by the live ones
+    for the requests (the configured value stays in the fingerprint, so the cache key does not
+    depend on the port). The key, if any, is the one named by ``api.api_key_env``.
+    """
+
+    enabled: bool = False
+    #: the weights it serves: a local directory or a hub id (pinned by ``revision``)
+    model: str = "models/demo-reranker/v1"
+    revision: Optional[str] = None
+    #: the model name requests must carry (= api.model)
+    served_model: str = "demo/qwen3-reranker-tiny"
+    template: Template = Template.vllm
+    #: strip leading/trailing whitespace of the query and each document before templating
+    strip: bool = True
+    dtype: DType = DType.bfloat16
+    #: the instruction used when a request carries none; null = the model card's default
+    instruction: Optional[str] = None
+    max_length: int = 512
+    max_documents: int = 256
+    max_text_chars: int = 20000
