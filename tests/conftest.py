@@ -25,3 +25,24 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def demo_table() -> Path:
     return REPO / "data" / "demo" / "paired_scores.csv"
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("tiny-models")
+
+
+@pytest.fixture(scope="session")
+def reranker_dir(models_dir) -> Path:
+    """A tiny Qwen3 reranker checkpoint (random weights), loaded through the real loading code."""
+    from tests.fixtures import tiny_models
+
+    return tiny_models.build_tiny_qwen3_reranker(models_dir / "qwen3-reranker")
+
+
+@pytest.fixture(scope="session")
+def reranker_v2_dir(models_dir) -> Path:
+    """Another tiny reranker with the same tokenizer and other weights: "the next revision"."""
+    from tests.fixtures import tiny_models
+
+    return tiny_models.build_tiny_qwen3_reranker(models_dir / "qwen3-reranker-v2", seed=1)

@@ -21,7 +21,8 @@ checkpoint (a "seq-cls" conversion) is refused with a pointer to ``kind=cross_en
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -98,6 +99,25 @@ class Qwen3RerankerScorer(TransformersScorer):
 
     def _encode(self, pairs: Sequence[tuple[str, str]]) -> list[list[int]]:
         return self.prompt.encode(pairs)
+
+    def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[list[int]]:
+        """The token rows the model reads for ``pairs`` (already preprocessed), prompt included."""
+        return self._encode(pairs)
+
+    @contextlib.contextmanager
+    def using_instruction(self, instruction: str | None) -> Iterator[None]:
+        """Score with ``instruction`` instead of the configured one while the block runs (``None``:
+        keep it). For a server whose requests carry their own instruction; not thread-safe, so
+        callers that score concurrently hold a lock around it."""
+        if instruction is None or instruction == self.prompt.instruction:
+            yield
+            return
+        saved = self.prompt
+        self.prompt = PromptEncoder(self.tokenizer, self.cfg.template, instruction, self.cfg.max_length)
+        try:
+            yield
+        finally:
+            self.prompt = saved
 
     def _batch_runner(self, rows: Sequence[Sequence[int]]):
         """Run the call's shared prefix once; each batch then runs packed after it."""

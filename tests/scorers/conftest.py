@@ -14,16 +14,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 @pytest.fixture(scope="session")
-def models_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("tiny-models")
-
-
-@pytest.fixture(scope="session")
-def reranker_dir(models_dir) -> Path:
-    return tiny_models.build_tiny_qwen3_reranker(models_dir / "qwen3-reranker")
-
-
-@pytest.fixture(scope="session")
 def seq_cls_dir(models_dir, reranker_dir) -> Path:
     return tiny_models.build_tiny_seq_cls(models_dir / "qwen3-reranker-seq-cls", reranker_dir)
 

@@ -1,0 +1,346 @@
+"""A loopback reference API: SiliconFlow's ``POST /v1/rerank`` served by a local Qwen3 reranker.
+
+The demo needs a reference that behaves like a hosted API without a network or a key. This
+server speaks SiliconFlow's rerank wire format (request fields ``model``, ``query``,
+``documents``, ``top_n``, ``return_documents``, ``instruction``; response ``id``, ``results``
+sorted by score with ``index`` and ``relevance_score``, ``tokens``; errors as
+``{"code", "message", "data"}``) and scores with the project's Qwen3 reranker backend. Its
+switches reproduce the ways real deployments differ from a local transformers run:
+
+* ``template``: ``vllm`` formats the prompt as vLLM's Qwen3 reranker example does (query part
+  and document part tokenised separately), ``official`` as the model card, ``none`` not at all;
+* ``strip``: strip leading and trailing whitespace from the query and each document before they
+  enter the template, as several serving stacks do;
+* ``dtype``: e.g. ``bfloat16`` weights and activations, as GPU deployments run;
+* ``instruction``: the default instruction used when a request carries none;
+* ``model``: the weights it serves (pinned: a path or hub id plus revision).
+
+The demo serves ``models/demo-reranker/v1`` with the vLLM template, stripping and bfloat16, so
+raw local/reference agreement is imperfect for real reasons and calibration has work to do.
+Other stages (drift check, align, the embedding report) reuse this module instead of writing
+their own server.
+
+Security: it binds to 127.0.0.1 by default; with ``api_key`` set it requires
+``Authorization: Bearer <key>`` and never echoes the key. A request may hold at most
+``max_documents`` documents.
+
+Run it by hand::
+
+    python -m pipeline.demo.reference_server --model models/demo-reranker/v1 --port 8000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hmac
+import json
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.demo.config import ReferenceConfig
+from pipeline.scorers.config import DType, Template
+
+#: request fields SiliconFlow's rerank endpoint accepts
+REQUIRED_FIELDS = {"model", "query", "documents"}
+OPTIONAL_FIELDS = {"top_n", "return_documents", "instruction", "max_chunks_per_doc", "overlap_tokens"}
+
+
+class ReferenceConfigError(ValueError):
+    """The ``api`` config cannot talk to the loopback reference as configured."""
+
+
+def reference_fingerprint(cfg: ReferenceConfig) -> dict[str, Any]:
+    """What the server's answers depend on: the weights' resolved revision (hub commit or sha256
+    of the files, never just a path) and every switch. Goes into the API column's fingerprint."""
+    from pipeline.scorers import LocalScorerConfig
+    from pipeline.scorers.loading import resolve_source
+
+    source = resolve_source(LocalScorerConfig(model=cfg.model, revision=cfg.revision))
+    return {"model": cfg.model, "revision": source.revision, "served_model": cfg.served_model,
+            "template": Template(cfg.template).value, "strip": cfg.strip, "dtype": DType(cfg.dtype).value,
+            "instruction": cfg.instruction, "max_length": cfg.max_length}
+
+
+def check_api_matches(api: Any, cfg: ReferenceConfig) -> None:
+    """Fail early, naming the keys, when ``api`` could not talk to the loopback server."""
+    if api.dialect.value != "siliconflow" or api.endpoint.value != "rerank":
+        raise ReferenceConfigError(
+            f"reference.enabled: the loopback reference speaks SiliconFlow's rerank format, but api.dialect="
+            f"{api.dialect.value} api.endpoint={api.endpoint.value}; use api=demo-reference, or reference.enabled=false"
+        )
+    if api.model != cfg.served_model:
+        raise ReferenceConfigError(f"reference.enabled: api.model={api.model!r} but the loopback reference serves "
+                                   f"reference.served_model={cfg.served_model!r}")
+
+
+class RequestError(Exception):
+    """A request the API answers with a 4xx: ``status``, SiliconFlow-style ``code`` and message."""
+
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+@dataclass
+class ServerStats:
+    requests: int = 0
+    documents: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, status: int, documents: int = 0) -> None:
+        with self.lock:
+            self.requests += 1
+            self.documents += documents
+            self.statuses[status] = self.statuses.get(status, 0) + 1
+
+
+class RerankModel:
+    """The scorer behind the server: the project's Qwen3 reranker backend under the switches."""
+
+    def __init__(self, settings: ReferenceConfig) -> None:
+        from pipeline.scorers import LocalScorerConfig, build_scorer
+
+        self.settings = settings
+        self.scorer = build_scorer(LocalScorerConfig(
+            model=settings.model, revision=settings.revision, dtype=settings.dtype, device="cpu",
+            template=settings.template, instruction=settings.instruction, max_length=settings.max_length,
+            batch_size=16,
+        ))  # fmt: skip
+        self._lock = threading.Lock()
+
+    def score(self, query: str, documents: Sequence[str], instruction: str | None) -> tuple[list[float], int]:
+        """Scores in document order and the number of tokens the model read."""
+        if self.settings.strip:
+            query, documents = query.strip(), [d.strip() for d in documents]
+        pairs = [(query, d) for d in documents]
+        with self._lock, self.scorer.using_instruction(instruction):
+            tokens = sum(len(r) for r in self.scorer.encode_pairs(pairs))
+            scores = self.scorer.score_pairs(pairs)
+        return [float(s) for s in scores], tokens
+
+    def close(self) -> None:
+        self.scorer.close()
+
+
+def parse_rerank(body: Any, settings: ReferenceConfig) -> dict[str, Any]:
+    """Validate a rerank request as SiliconFlow does; returns the fields with defaults filled in."""
+    if not isinstance(body, dict):
+        raise RequestError(400, 20015, "request body must be a JSON object")
+    missing = sorted(REQUIRED_FIELDS - set(body))
+    unknown = sorted(set(body) - REQUIRED_FIELDS - OPTIONAL_FIELDS)
+    if missing or unknown:
+        raise RequestError(400, 20015, f"invalid request: missing {missing}, unknown {unknown}")
+    if body["model"] != settings.served_model:
+        raise RequestError(400, 20012, f"Model does not exist: {str(body['model'])[:100]!r} (this server serves {settings.served_model!r})")
+    query, documents = body["query"], body["documents"]
+    if not isinstance(query, str) or not query.strip():
+        raise RequestError(400, 20015, "query must be a non-empty string")
+    if not isinstance(documents, list) or not documents or not all(isinstance(d, str) for d in documents):
+        raise RequestError(400, 20015, "documents must be a non-empty list of strings")
+    if len(documents) > settings.max_documents:
+        raise RequestError(413, 20015, f"too many documents: {len(documents)} > {settings.max_documents}")
+    if max(len(query), *(len(d) for d in documents)) > settings.max_text_chars:
+        raise RequestError(413, 20015, f"a text is longer than {settings.max_text_chars} characters")
+    top_n = body.get("top_n", len(documents))
+    if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1:
+        raise RequestError(400, 20015, "top_n must be a positive integer")
+    return_documents = body.get("return_documents", False)
+    if not isinstance(return_documents, bool):
+        raise RequestError(400, 20015, "return_documents must be a boolean")
+    instruction = body.get("instruction")
+    if instruction is not None and (not isinstance(instruction, str) or not instruction):
+        raise RequestError(400, 20015, "instruction must be a string of length >= 1")
+    for key in ("max_chunks_per_doc", "overlap_tokens"):
+        value = body.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise RequestError(400, 20015, f"{key} must be a non-negative integer")
+    return {"query": query, "documents": documents, "top_n": min(top_n, len(documents)),
+            "return_documents": return_documents, "instruction": instruction}
+
+
+def rerank_response(request: dict[str, Any], scores: Sequence[float], tokens: int) -> dict[str, Any]:
+    """SiliconFlow's response: results sorted by score (not in request order), cut to top_n."""
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))[: request["top_n"]]
+    results = []
+    for i in order:
+        item: dict[str, Any] = {"index": i, "relevance_score": scores[i]}
+        if request["return_documents"]:
+            item["document"] = {"text": request["documents"][i]}
+        results.append(item)
+    return {"id": uuid.uuid4().hex, "results": results, "tokens": {"input_tokens": tokens, "output_tokens": 0}}
+
+
+class ReferenceApp:
+    """Raw ASGI app: ``POST /v1/rerank`` and ``GET /v1/models``; everything else is a 404."""
+
+    def __init__(self, model: RerankModel, api_key: str | None, stats: ServerStats) -> None:
+        self.model = model
+        self.api_key = api_key
+        self.stats = stats
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        status, payload, n_docs = await self._handle(scope, b"".join(chunks))
+        self.stats.record(status, n_docs)
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _handle(self, scope: dict, raw: bytes) -> tuple[int, dict[str, Any], int]:
+        path, method = scope["path"].rstrip("/"), scope["method"]
+        try:
+            if self.api_key is not None:
+                headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+                given = headers.get("authorization", "")
+                if not hmac.compare_digest(given.encode(), f"Bearer {self.api_key}".encode()):
+                    raise RequestError(401, 401, "Invalid token")
+            if path == "/v1/models" and method == "GET":
+                return 200, {"object": "list", "data": [{"id": self.model.settings.served_model, "object": "model"}]}, 0
+            if path != "/v1/rerank":
+                raise RequestError(404, 404, f"no route {method} {path}")
+            if method != "POST":
+                raise RequestError(405, 405, f"{method} not allowed on {path}")
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                raise RequestError(400, 20015, "request body is not valid JSON") from None
+            request = parse_rerank(body, self.model.settings)
+            scores, tokens = await asyncio.to_thread(self.model.score, request["query"], request["documents"],
+                                                     request["instruction"])  # fmt: skip
+            return 200, rerank_response(request, scores, tokens), len(request["documents"])
+        except RequestError as exc:
+            return exc.status, {"code": exc.code, "message": str(exc), "data": None}, 0
+        except Exception as exc:  # a bug or a model failure: a 500 in the API's shape, never a hang
+            return 500, {"code": 50000, "message": f"internal error: {type(exc).__name__}", "data": None}, 0
+
+
+class ReferenceServer:
+    """The app on uvicorn in a daemon thread, on ``host``:<free port>. Use as a context manager."""
+
+    def __init__(self, settings: ReferenceConfig, *, api_key: str | None = None, host: str = "127.0.0.1",
+                 port: int = 0) -> None:
+        self.settings = settings
+        self.api_key = api_key
+        self.host = host
+        self.port = port
+        self.stats = ServerStats()
+        self._model: RerankModel | None = None
+        self._app: ReferenceApp | None = None
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        """What ``api.base_url`` must be for the SiliconFlow dialect to reach this server."""
+        return f"http://{self.host}:{self.port}/v1"
+
+    def live_url(self, configured: str) -> str:
+        """``configured`` (a base URL) with its scheme, host and port replaced by this server's."""
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(configured)
+        return urlunsplit(("http", f"{self.host}:{self.port}", parts.path, parts.query, parts.fragment))
+
+    def redeploy(self, settings: ReferenceConfig) -> None:
+        """Serve other weights or switches behind the same URL from now on, as a provider updates a
+        hosted model under the same name (used to test drift detection)."""
+        model = RerankModel(settings)
+        old, self._model, self.settings = self._model, model, settings
+        if self._app is not None:
+            self._app.model = model
+        if old is not None:
+            old.close()
+
+    def start(self) -> "ReferenceServer":
+        import uvicorn
+
+        self._model = RerankModel(self.settings)
+        self._app = ReferenceApp(self._model, self.api_key, self.stats)
+        config = uvicorn.Config(self._app, host=self.host, port=self.port,
+                                lifespan="off", log_level="warning", access_log=False)  # fmt: skip
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="reference-server", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                self.stop()
+                raise RuntimeError(f"the reference server did not start on {self.host}")
+            time.sleep(0.01)
+        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._model is not None:
+            self._model.close()
+        self._server = self._thread = self._model = self._app = None
+
+    def __enter__(self) -> "ReferenceServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def running(settings: ReferenceConfig, api_key: str | None = None) -> Iterator[ReferenceServer]:
+    with ReferenceServer(settings, api_key=api_key) as server:
+        yield server
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import os
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=ReferenceConfig.model, help="weights: local directory or hub id")
+    parser.add_argument("--revision", default=None)
+    parser.add_argument("--served-model", default=ReferenceConfig.served_model)
+    parser.add_argument("--template", default="vllm", choices=[t.value for t in Template])
+    parser.add_argument("--no-strip", action="store_true", help="keep surrounding whitespace")
+    parser.add_argument("--dtype", default="bfloat16", choices=[d.value for d in DType])
+    parser.add_argument("--instruction", default=None, help="default instruction when a request has none")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--api-key-env", default=None, help="require the bearer token held by this variable")
+    args = parser.parse_args(argv)
+    api_key = None
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env) or None
+        if api_key is None:
+            parser.error(f"--api-key-env {args.api_key_env}: the variable is not set")
+    settings = ReferenceConfig(model=args.model, revision=args.revision, served_model=args.served_model,
+                                 template=Template(args.template), strip=not args.no_strip, dtype=DType(args.dtype),
+                                 instruction=args.instruction)  # fmt: skip
+    with ReferenceServer(settings, api_key=api_key, host=args.host, port=args.port) as server:
+        print(json.dumps({"base_url": server.base_url, "model": settings.served_model}), flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
