@@ -1,11 +1,12 @@
 # One command to set up and run the main job, one to set up and run the tests:
-#   make demo      (venv + install + `python -m pipeline fit` on the embedded demo table)
+#   make demo      (venv + install + `python -m pipeline fit` on the committed demo table)
 #   make test      (venv + install + pytest)
+#   make repro     (venv + install + `dvc repro`: the whole offline pipeline, dataset to artifact)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo repro test bench clean
 
 setup: $(VENV)/.installed
 
@@ -15,11 +16,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[demo,test]'
 	touch $@
 
 demo: setup
 	$(BIN)/python -m pipeline fit
+
+# dvc runs the stage commands with `python` from PATH: the venv's
+repro: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
 test: setup
 	$(BIN)/python -m pytest -q
@@ -28,4 +33,4 @@ bench: setup
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) reports artifacts/calibrators/*/ .pytest_cache
+	rm -rf $(VENV) artifacts/calibrators/*/ .pytest_cache

@@ -9,7 +9,7 @@ from typing import Sequence
 
 from pipeline.stages import STAGES
 
-USAGE = "usage: python -m pipeline <stage> [key=value ...] [--print-config] [--dry-run (collect)]"
+USAGE = "usage: python -m pipeline <stage> [key=value ...] [--params FILE] [--print-config] [--dry-run (collect)]"
 
 
 def _help() -> str:
@@ -21,6 +21,7 @@ def _help() -> str:
         "overrides are Hydra syntax, e.g.:",
         "  python -m pipeline fit calibrator=isotonic data.sources=[local_a,local_b]",
         "  python -m pipeline collect local=qwen3-reranker-4b api=siliconflow collect.dry_run=true",
+        "  python -m pipeline fit --params params.yaml     (what the DVC stages run)",
         "config groups live in conf/; --print-config shows the composed config and exits.",
     ]
     return "\n".join(lines)
@@ -40,16 +41,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     print_config = "--print-config" in rest
     overrides = [a for a in rest if a != "--print-config"]
+    params_file = None
+    if "--params" in overrides:  # read an already composed file (DVC's params.yaml) instead of conf/
+        at = overrides.index("--params")
+        if at + 1 >= len(overrides):
+            print("error: --params needs a file (e.g. --params params.yaml)", file=sys.stderr)
+            return 2
+        params_file = overrides[at + 1]
+        overrides = overrides[:at] + overrides[at + 2 :]
     if "--dry-run" in overrides:  # the flag spelling of collect.dry_run=true
         if stage_name != "collect":
             print(f"error: --dry-run applies to the collect stage, not '{stage_name}'", file=sys.stderr)
             return 2
         overrides = [a for a in overrides if a != "--dry-run"] + ["collect.dry_run=true"]
 
-    from pipeline.compose import ConfigError, compose_config, to_yaml
+    from pipeline.compose import ConfigError, compose_config, load_params, to_yaml
 
     try:
-        cfg = compose_config(overrides)
+        cfg = load_params(params_file, overrides) if params_file else compose_config(overrides)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2

@@ -49,6 +49,12 @@ def library_versions() -> dict[str, str]:
     }
 
 
+def check_name(name: str) -> None:
+    """An artifact name is one path component of safe characters (no ``..``, no slashes)."""
+    if not _NAME.match(name):
+        raise ArtifactError(f"artifact name {name!r} must match {_NAME.pattern} (letters, digits, . _ -)")
+
+
 def write_artifact(root: str | os.PathLike, name: str, model: Any, manifest: dict[str, Any], *, write_joblib: bool = True) -> Path:
     """Write spec (+ joblib) + manifest under ``root/name`` atomically; returns the final path.
 
@@ -57,8 +63,7 @@ def write_artifact(root: str | os.PathLike, name: str, model: Any, manifest: dic
     """
     import joblib
 
-    if not _NAME.match(name):
-        raise ArtifactError(f"artifact name {name!r} must match {_NAME.pattern} (letters, digits, . _ -)")
+    check_name(name)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / name

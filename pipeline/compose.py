@@ -45,8 +45,8 @@ def _explain(message: str) -> str:
     return message.strip()
 
 
-def compose_config(overrides: Sequence[str] = (), config_dir: str | os.PathLike | None = None) -> PipelineConfig:
-    """Compose ``conf/config.yaml`` with ``overrides`` and validate it against the schema."""
+def _compose(overrides: Sequence[str], config_dir: str | os.PathLike | None):
+    """Hydra's composition of ``conf/config.yaml`` + ``overrides`` (a DictConfig), errors explained."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
@@ -57,17 +57,61 @@ def compose_config(overrides: Sequence[str] = (), config_dir: str | os.PathLike 
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(directory), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=list(overrides))
-        obj = OmegaConf.to_object(cfg)
-    except ConfigError:
-        raise
+            return compose(config_name="config", overrides=list(overrides))
     except Exception as exc:  # Hydra/OmegaConf raise several unrelated types
-        text = str(exc)
-        if exc.__cause__ is not None and str(exc.__cause__) not in text:
-            text = f"{text}\n{exc.__cause__}"
-        raise ConfigError(_explain(text)) from None
+        raise ConfigError(_explain(_message(exc))) from None
     finally:
         GlobalHydra.instance().clear()
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc)
+    if exc.__cause__ is not None and str(exc.__cause__) not in text:
+        text = f"{text}\n{exc.__cause__}"
+    return text
+
+
+def _to_object(cfg) -> PipelineConfig:
+    try:
+        obj = OmegaConf.to_object(cfg)
+    except Exception as exc:  # interpolation and validation errors surface here
+        raise ConfigError(_explain(_message(exc))) from None
+    assert isinstance(obj, PipelineConfig)
+    return obj
+
+
+def compose_config(overrides: Sequence[str] = (), config_dir: str | os.PathLike | None = None) -> PipelineConfig:
+    """Compose ``conf/config.yaml`` with ``overrides`` and validate it against the schema."""
+    return _to_object(_compose(overrides, config_dir))
+
+
+def load_params(path: str | os.PathLike, overrides: Sequence[str] = ()) -> PipelineConfig:
+    """A config from an already composed YAML file (DVC's ``params.yaml``), validated against the
+    schema, with ``key=value`` overrides on top.
+
+    This is how the DVC stages read their parameters: ``dvc exp run -S key=value`` re-composes
+    ``conf/`` into ``params.yaml`` (through Hydra, with the same schema), and a stage that composed
+    ``conf/`` again by itself would never see the override. Group selections (``calibrator=poly``)
+    need the config groups, so they are refused here with a pointer to where they work.
+    """
+    from omegaconf.errors import OmegaConfBaseException
+
+    register_configs()
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"--params {file}: no such file (write it with `python -m pipeline params` or `dvc exp run`)")
+    groups = {p.name for p in default_config_dir().iterdir() if p.is_dir()} if default_config_dir().is_dir() else set()
+    for item in overrides:
+        key = item.split("=", 1)[0].lstrip("+~")
+        if "=" not in item or key in groups:
+            raise ConfigError(f"{item!r}: with --params only key=value overrides apply (a group choice such as "
+                              f"calibrator=poly needs composition: drop --params, or use dvc exp run -S {item})")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(PipelineConfig), OmegaConf.load(file),
+                                 OmegaConf.from_dotlist([o.lstrip("+") for o in overrides]))
+        obj = OmegaConf.to_object(merged)
+    except (OmegaConfBaseException, ValueError) as exc:
+        raise ConfigError(f"{file}: {_explain(str(exc))}") from None
     assert isinstance(obj, PipelineConfig)
     return obj
 

@@ -12,13 +12,16 @@ No field here ever holds a secret. API keys are read from the environment variab
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from enum import Enum
-from typing import Optional
+from typing import Dict, Optional
 
 from hydra.core.config_store import ConfigStore
 
-from pipeline.api.config import ApiConfig, CollectConfig
+from pipeline.api.config import ApiConfig
+from pipeline.demo.config import DemoConfig, ReferenceConfig, TrainSettings
 from pipeline.scorers.config import LocalScorerConfig
 from pipeline.text import TextConfig
 
@@ -109,19 +112,74 @@ class ModelsConfig:
 
 @dataclass
 class ExportConfig:
-    name: str = "demo"
+    #: artifact directory name under ``root``; null = derived from the table (see run_name)
+    name: Optional[str] = None
     root: str = "artifacts/calibrators"
     joblib: bool = True
+    #: replace an artifact of the same name that was fitted on another table
+    replace: bool = False
 
 
 @dataclass
 class ReportConfig:
-    dir: str = "reports/fit"
+    #: where evaluate/fit/check write their reports; null = reports/<artifact name>
+    dir: Optional[str] = None
     plots: bool = True
 
 
 @dataclass
+class CollectConfig:
+    """The collect stage: dataset in, paired-score table (+ sidecar meta) out."""
+
+    dataset: str = "data/demo/calibration.jsonl"
+    output: str = "data/demo/paired_scores.csv"
+    # what `resolve` writes: the model versions in use (the DVC collect stage depends on it)
+    versions: str = "data/demo/versions.json"
+    # SQLite score cache shared by every source (keyed by each source's fingerprint hash)
+    cache: str = "cache/scores.sqlite"
+    # score a deterministic sample of this many query groups (by hash of query_id); null = all
+    max_queries: Optional[int] = None
+    # print requests, tokens and estimated cost for the pairs not cached yet; send nothing
+    dry_run: bool = False
+    run_api: bool = True
+    run_local: bool = True
+    # output column names (defaults are what the fit stage expects)
+    query_col: str = "query_id"
+    doc_col: str = "doc_id"
+    reference_col: str = "reference"
+    local_col: str = "local"
+    # written when the dataset has graded labels; null = never write labels
+    label_col: Optional[str] = "label"
+    # further local scorers, one column each: column -> a full ``local`` config. From the command
+    # line: +local@collect.extra_local.<column>=<conf/local entry>
+    extra_local: Dict[str, LocalScorerConfig] = field(default_factory=dict)
+    # query groups per local scorer call (one cache transaction each)
+    local_groups_per_batch: int = 8
+    # score locally in a worker thread while API requests are in flight
+    overlap_local_and_api: bool = True
+    progress: bool = True
+
+
+@dataclass
+class CheckConfig:
+    """The drift check: a fresh sample scored now, compared with an exported artifact."""
+
+    #: artifact directory; null = <export.root>/<artifact name>
+    artifact: Optional[str] = None
+    #: query groups of collect.dataset scored (a deterministic sample by hash of query_id)
+    queries: int = 40
+    #: drift when a metric is below the manifest's held-out interval by more than this
+    tolerance: float = 0.05
+    #: the agreement metrics compared with the manifest (higher is better)
+    metrics: list[str] = field(default_factory=lambda: ["pearson", "spearman"])
+    #: bootstrap resamples for the sample's own intervals
+    n_bootstrap: int = 1000
+
+
+@dataclass
 class PipelineConfig:
+    #: names a run's files: data/<name>/ (table), artifacts/calibrators/<name>/, reports/<name>/
+    name: str = "demo"
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     calibrator: CalibratorConfig = field(default_factory=CalibratorConfig)
@@ -134,6 +192,9 @@ class PipelineConfig:
     local: LocalScorerConfig = field(default_factory=LocalScorerConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     collect: CollectConfig = field(default_factory=CollectConfig)
+    check: CheckConfig = field(default_factory=CheckConfig)
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
 
 
 SCHEMAS: tuple[type, ...] = (
@@ -149,7 +210,28 @@ SCHEMAS: tuple[type, ...] = (
     LocalScorerConfig,
     ApiConfig,
     CollectConfig,
+    CheckConfig,
+    ReferenceConfig,
+    DemoConfig,
+    TrainSettings,
 )
+
+
+def artifact_name(cfg: PipelineConfig) -> str:
+    """``export.name``, else derived from the table: the folder of a ``paired_scores.*`` table
+    (what collect writes: ``data/<name>/paired_scores.csv`` -> ``<name>``), otherwise the file's
+    stem; characters outside ``[A-Za-z0-9._-]`` become ``_``. So a fit on a user's table never
+    lands in the demo's artifact by default."""
+    if cfg.export.name:
+        return cfg.export.name
+    path = PurePath(cfg.data.path)
+    stem = path.stem if path.stem != "paired_scores" or not path.parent.name else path.parent.name
+    return re.sub(r"[^A-Za-z0-9._-]", "_", stem).lstrip("._-") or "calibrator"
+
+
+def report_dir(cfg: PipelineConfig) -> str:
+    """``report.dir``, else ``reports/<artifact name>``."""
+    return cfg.report.dir or f"reports/{artifact_name(cfg)}"
 
 
 def register_configs() -> None:

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 
-from pipeline.compose import compose_config, to_yaml
+from pipeline.compose import ConfigError, compose_config, to_yaml
 from pipeline.data import read_table
 from pipeline.stages import collect as collect_stage
 from pipeline.stages.collect import CollectError, collect
@@ -22,7 +22,9 @@ from tests.servers.fake_api import expected_score
 from tests.servers.helpers import CANARY_KEY, KEY_ENV, HashScorer, api_overrides
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO / "data" / "demo" / "dataset.jsonl"
+DEMO = REPO / "data" / "demo" / "calibration.jsonl"
+#: the tests collect a 10-query sample of the demo dataset (collect.max_queries)
+SAMPLE = 10
 
 
 def small_dataset(tmp_path: Path, n_queries: int = 3, n_docs: int = 4, labels: bool = True) -> Path:
@@ -46,6 +48,8 @@ def make_cfg(server, tmp_path: Path, dataset: Path | None = None, dialect: str =
     overrides = api_overrides(server, dialect)
     overrides += [f"collect.dataset={dataset or DEMO}", f"collect.output={tmp_path / output}",
                   f"collect.cache={tmp_path / 'cache.sqlite'}"]
+    if dataset is None:
+        overrides.append(f"collect.max_queries={SAMPLE}")
     overrides += [f"{k}={v}" for k, v in extra.items()]
     return compose_config(overrides)
 
@@ -56,26 +60,28 @@ def test_demo_dataset_end_to_end(server, tmp_path, capsys):
     result = collect(cfg, scorers={"local": local})
     frame = pd.read_csv(result.output)
     assert list(frame.columns) == ["query_id", "doc_id", "label", "reference", "local"]
-    assert len(frame) == 80 and frame[["query_id", "doc_id"]].drop_duplicates().shape[0] == 80
+    assert len(frame) == 100 and frame[["query_id", "doc_id"]].drop_duplicates().shape[0] == 100
 
     from pipeline.dataset import load_dataset
 
-    ds = load_dataset(DEMO)
+    ds = load_dataset(DEMO).sample(SAMPLE, cfg.seed)
+    assert len(ds.queries) == SAMPLE
     rows = [(q, d) for q in ds.queries for d in q.documents]
     assert list(frame["doc_id"]) == [d.doc_id for _, d in rows]  # dataset order
     np.testing.assert_allclose(frame["reference"], [expected_score(q.text, d.text) for q, d in rows], rtol=1e-9)
     np.testing.assert_allclose(frame["local"], [local.value(q.text, d.text) for q, d in rows], rtol=1e-9)
-    # one request per query group (8 documents <= max_documents_per_request)
-    assert len(server.records) == 10 and all(len(r.pairs) == 8 for r in server.records)
+    # one request per query group (10 documents <= max_documents_per_request)
+    assert len(server.records) == 10 and all(len(r.pairs) == 10 for r in server.records)
 
     table = read_table(result.output, target="reference", sources=["local"])  # what fit reads
-    assert table.n_rows == 80 and table.meta["simulated"] is False
+    assert table.n_rows == 100 and table.meta["simulated"] is False
     meta = json.loads(Path(str(result.output) + ".meta.json").read_text())
     ref, loc = meta["sources"]["reference"], meta["sources"]["local"]
     assert ref["kind"] == "api" and ref["model"] == "Qwen/Qwen3-Reranker-0.6B" and ref["score_type"] == "probability"
     assert ref["instruction"] and len(ref["fingerprint_hash"]) == 64 and ref["fingerprint"]["dialect"] == "siliconflow"
     assert loc["kind"] == "local" and loc["fingerprint_hash"] == local.fingerprint_hash()
-    assert meta["dataset"] == {"path": str(DEMO), "sha256": ds.sha256, "queries": 10, "pairs": 80, "labelled_pairs": 80}
+    assert meta["dataset"] == {"path": str(DEMO), "sha256": ds.sha256, "queries": 10, "pairs": 100, "labelled_pairs": 100,
+                               "sampled_from": len(load_dataset(DEMO).queries)}
     assert meta["usage"]["reference"]["requests"] == 10 and meta["usage"]["reference"]["tokens"] > 0
     assert meta["started"] <= meta["finished"]
     summary = capsys.readouterr().out
@@ -114,7 +120,7 @@ def test_every_adapter_through_collect(server, tmp_path, dialect):
 
 def test_embeddings_config_through_collect(server, tmp_path):
     ds = small_dataset(tmp_path)
-    cfg = compose_config(["api=siliconflow-embeddings", *api_overrides(server), "api.dimensions=16",
+    cfg = compose_config([*api_overrides(server, group="siliconflow-embeddings"), "api.dimensions=16",
                           f"collect.dataset={ds}", f"collect.output={tmp_path / 't.parquet'}",
                           f"collect.cache={tmp_path / 'c.sqlite'}"])
     result = collect(cfg, scorers={"local": HashScorer()})
@@ -133,7 +139,7 @@ def test_rerun_is_served_from_the_cache(server, tmp_path):
     second = collect(cfg, scorers={"local": again})
     assert server.records == [] and again.calls == []
     pd.testing.assert_frame_equal(before, pd.read_csv(second.output))
-    assert second.meta["usage"]["reference"]["cached"] == 80
+    assert second.meta["usage"]["reference"]["cached"] == 100
 
 
 def test_changing_instruction_or_local_fingerprint_changes_the_key(server, tmp_path):
@@ -144,7 +150,7 @@ def test_changing_instruction_or_local_fingerprint_changes_the_key(server, tmp_p
     server.reset()
     other = HashScorer(salt="other-model")
     collect(make_cfg(server, tmp_path), scorers={"local": other})
-    assert server.records == [] and sum(other.calls) == 80
+    assert server.records == [] and sum(other.calls) == 100
 
 
 def test_preprocessed_text_goes_to_the_api_and_the_local_scorer(server, tmp_path):
@@ -177,7 +183,7 @@ def test_dry_run_sends_and_writes_nothing(server, tmp_path, capsys):
     out = capsys.readouterr().out
     assert result.output is None and server.records == []
     assert not (tmp_path / "out").exists() and not (tmp_path / "cache.sqlite").exists()
-    assert "80 pairs to score, 0 cached" in out and "requests: 10" in out
+    assert "100 pairs to score, 0 cached" in out and "requests: 10" in out
     tokens = int(out.split("tokens (estimate): ")[1].split()[0])
     assert f"estimated cost: {tokens / 1e6 * 2.0:.4f}" in out
 
@@ -235,15 +241,16 @@ def test_local_only_and_api_only(server, tmp_path, monkeypatch):
 
 def test_extra_local_scorers_get_their_own_columns(server, tmp_path):
     ds = small_dataset(tmp_path)
-    cfg = make_cfg(server, tmp_path, ds, **{"+collect.extra_local.local_b": "qwen3-reranker-0.6b"})
+    cfg = make_cfg(server, tmp_path, ds, **{"+local@collect.extra_local.local_b": "qwen3-reranker-4b"})
+    assert cfg.collect.extra_local["local_b"].model == "Qwen/Qwen3-Reranker-4B"  # the whole entry, in params
     a, b = HashScorer("a"), HashScorer("b")
     result = collect(cfg, scorers={"local": a, "local_b": b})
     frame = pd.read_csv(result.output)
     assert list(frame.columns) == ["query_id", "doc_id", "label", "reference", "local", "local_b"]
     assert not np.allclose(frame["local"], frame["local_b"])
     assert result.meta["sources"]["local_b"]["fingerprint_hash"] == b.fingerprint_hash()
-    with pytest.raises(CollectError, match="no local config 'nope'"):
-        collect(make_cfg(server, tmp_path, ds, **{"+collect.extra_local.local_c": "nope"}))
+    with pytest.raises(ConfigError, match="Could not find 'local/nope'"):
+        make_cfg(server, tmp_path, ds, **{"+local@collect.extra_local.local_c": "nope"})
 
 
 def test_column_name_clash(server, tmp_path):

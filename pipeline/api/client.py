@@ -56,6 +56,8 @@ def resolve_api_key(cfg: ApiConfig) -> str | None:
     if not name:
         return None
     value = os.environ.get(name, "").strip()
+    if not value and not cfg.api_key_required:
+        return None
     if not value:
         raise ApiConfigError(
             f"environment variable {name} is not set: export {name}=<your API key> before running "

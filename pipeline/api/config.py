@@ -1,4 +1,4 @@
-"""Schemas of the ``api`` config group (conf/api/*.yaml) and of the ``collect`` stage.
+"""Schema of the ``api`` config group (conf/api/*.yaml).
 
 Every field that changes what the reference API returns (dialect, model, endpoint, instruction,
 templates, raw scores, dimensions, extra body fields) goes into the API source's fingerprint and
@@ -65,6 +65,8 @@ class ApiConfig:
     revision: Optional[str] = None
     # name of the environment variable holding the key; null = send no Authorization header
     api_key_env: Optional[str] = "SILICONFLOW_API_KEY"
+    # false: send the key when the variable is set, no Authorization header when it is not
+    api_key_required: bool = True
     endpoint: Endpoint = Endpoint.rerank
 
     # --- what is sent (part of the cache key) ---
@@ -114,31 +116,3 @@ class ApiConfig:
     # --- cost (for the dry run and the usage summary) ---
     price_per_million_tokens: float = 0.0
     price_per_request: float = 0.0
-
-
-@dataclass
-class CollectConfig:
-    """The collect stage: dataset in, paired-score table (+ sidecar meta) out."""
-
-    dataset: str = "data/demo/dataset.jsonl"
-    output: str = "data/collected/paired_scores.parquet"
-    # SQLite score cache shared by every source (keyed by each source's fingerprint hash)
-    cache: str = "data/collected/score_cache.sqlite"
-    # print requests, tokens and estimated cost for the pairs not cached yet; send nothing
-    dry_run: bool = False
-    run_api: bool = True
-    run_local: bool = True
-    # output column names (defaults are what the fit stage expects)
-    query_col: str = "query_id"
-    doc_col: str = "doc_id"
-    reference_col: str = "reference"
-    local_col: str = "local"
-    # written when the dataset has graded labels; null = never write labels
-    label_col: Optional[str] = "label"
-    # further local scorers: output column -> name of a conf/local/<name>.yaml
-    extra_local: Dict[str, str] = field(default_factory=dict)
-    # query groups per local scorer call (one cache transaction each)
-    local_groups_per_batch: int = 8
-    # score locally in a worker thread while API requests are in flight
-    overlap_local_and_api: bool = True
-    progress: bool = True

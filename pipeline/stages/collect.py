@@ -6,7 +6,12 @@ into the cache keys), then fills one score column per source:
 
 * ``collect.reference_col`` (default ``reference``): the API configured in ``api``;
 * ``collect.local_col`` (default ``local``): the scorer configured in ``local``;
-* one column per entry of ``collect.extra_local`` (column -> ``conf/local/<name>.yaml``).
+* one column per entry of ``collect.extra_local`` (column -> a ``local`` config; from the command
+  line ``+local@collect.extra_local.<column>=<conf/local entry>``).
+
+With ``reference.enabled`` the API side is the loopback reference server
+(:mod:`pipeline.demo.reference_server`), started on a free port for the requests and stopped
+afterwards; it is not started at all when every reference score is cached.
 
 Scores already in the SQLite cache (``collect.cache``) are reused, so a re-run after a crash or
 Ctrl-C sends requests only for the pairs still missing. API requests run concurrently on an
@@ -19,11 +24,12 @@ cost of the pairs not cached yet and sends nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,7 +120,8 @@ def collect(
     if not c.run_api and not c.run_local:
         raise CollectError("collect.run_api and collect.run_local are both false: nothing to collect")
 
-    dataset = load_dataset(c.dataset)
+    full = load_dataset(c.dataset)
+    dataset = full.sample(c.max_queries, cfg.seed)
     groups: Groups = [
         (preprocess(q.text, cfg.text), [preprocess(d.text, cfg.text) for d in q.documents]) for q in dataset.queries
     ]
@@ -138,14 +145,16 @@ def collect(
             local = SourceState(column, "local", fp, scorer.fingerprint_hash(), scorer.score_type,
                                 scorer=scorer, meta=_local_meta(lcfg, fp, scorer))
             _prepare(cache, local, keys, sources)
-        _run_sources(cfg, groups, sources, cache, cache_path)
+        needs_api = api_source is not None and api_source.n_pending > 0
+        with reference_api(cfg, needs_api) as run_cfg:
+            _run_sources(run_cfg, groups, sources, cache, cache_path)
         columns = _assemble(cfg, dataset, keys, sources, cache)
 
     output = Path(c.output)
     from pipeline.data import write_table, write_table_meta
 
     write_table(output, columns)
-    meta = _meta(cfg, dataset, sources, started)
+    meta = _meta(cfg, dataset, sources, started, sampled_from=len(full.queries) if dataset is not full else None)
     write_table_meta(output, meta)
     _print_summary(sources, output, out)
     for src in sources:
@@ -159,29 +168,10 @@ def collect(
 
 
 def _local_configs(cfg: "PipelineConfig") -> dict[str, "LocalScorerConfig"]:
+    """Score column -> local scorer config: ``local`` plus every ``collect.extra_local`` entry."""
     out = {cfg.collect.local_col: cfg.local}
-    for column, name in cfg.collect.extra_local.items():
-        out[column] = load_local_group(name)
+    out.update(cfg.collect.extra_local)
     return out
-
-
-def load_local_group(name: str) -> "LocalScorerConfig":
-    """``conf/local/<name>.yaml`` validated against the ``local`` schema."""
-    from omegaconf import OmegaConf
-
-    from pipeline.compose import default_config_dir
-    from pipeline.scorers.config import LocalScorerConfig
-
-    directory = default_config_dir() / "local"
-    path = directory / f"{name}.yaml"
-    if not path.is_file():
-        available = ", ".join(sorted(p.stem for p in directory.glob("*.yaml"))) or "(none)"
-        raise CollectError(f"collect.extra_local: no local config '{name}' in {directory}; available: {available}")
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(LocalScorerConfig), OmegaConf.load(path))
-        return OmegaConf.to_object(merged)  # type: ignore[return-value]
-    except Exception as exc:  # OmegaConf raises several types
-        raise CollectError(f"{path}: {exc}") from None
 
 
 def _check_columns(cfg: "PipelineConfig", local_columns: Sequence[str]) -> None:
@@ -195,7 +185,7 @@ def _check_columns(cfg: "PipelineConfig", local_columns: Sequence[str]) -> None:
 
 
 def _api_source(cfg: "PipelineConfig") -> SourceState:
-    fp = api_fingerprint(cfg.api)
+    fp = api_source_fingerprint(cfg)
     a = cfg.api
     meta = {
         "kind": "api", "dialect": a.dialect.value, "base_url": sanitize_url(a.base_url), "model": a.model,
@@ -203,7 +193,39 @@ def _api_source(cfg: "PipelineConfig") -> SourceState:
         "query_template": a.query_template, "document_template": a.document_template,
         "dimensions": a.dimensions, "raw_scores": a.raw_scores,
     }
+    if "reference_server" in fp:
+        meta["reference_server"] = fp["reference_server"]
     return SourceState(cfg.collect.reference_col, "api", fp, fingerprint_hash(fp), fp["score_type"], meta=meta)
+
+
+def api_source_fingerprint(cfg: "PipelineConfig") -> dict[str, Any]:
+    """The API column's fingerprint: the configured API, plus, when the loopback reference server
+    answers instead (``reference.enabled``), what it serves (weights revision, template, strip,
+    dtype, default instruction), so changing the server re-collects instead of reusing its old
+    scores. The live port is not in it: the cache key does not change from run to run."""
+    fp = api_fingerprint(cfg.api)
+    if cfg.reference.enabled:
+        from pipeline.demo.reference_server import reference_fingerprint
+
+        fp["reference_server"] = reference_fingerprint(cfg.reference)
+    return fp
+
+
+@contextlib.contextmanager
+def reference_api(cfg: "PipelineConfig", needed: bool) -> Iterator["PipelineConfig"]:
+    """``cfg`` with ``api.base_url`` pointing at the live loopback reference server while the
+    block runs (started only when ``needed``), else ``cfg`` unchanged."""
+    if not (cfg.reference.enabled and needed):
+        yield cfg
+        return
+    from pipeline.demo.reference_server import ReferenceServer, check_api_matches
+
+    check_api_matches(cfg.api, cfg.reference)
+    print(f"starting the loopback reference API ({cfg.reference.model}, template {cfg.reference.template.value}, "
+          f"strip {cfg.reference.strip}, {cfg.reference.dtype.value}) ...", file=sys.stderr, flush=True)
+    with ReferenceServer(cfg.reference, api_key=resolve_api_key(cfg.api)) as server:
+        live = replace(cfg.api, base_url=server.live_url(cfg.api.base_url))
+        yield replace(cfg, api=live)
 
 
 def _build_scorer(lcfg: "LocalScorerConfig", cfg: "PipelineConfig") -> "Scorer":
@@ -380,7 +402,8 @@ async def _score_api(cfg: "PipelineConfig", groups: Groups, src: SourceState, ca
 # --- reporting -------------------------------------------------------------------------------
 
 
-def _meta(cfg: "PipelineConfig", dataset: Dataset, sources: list[SourceState], started: str) -> dict[str, Any]:
+def _meta(cfg: "PipelineConfig", dataset: Dataset, sources: list[SourceState], started: str,
+          sampled_from: int | None = None) -> dict[str, Any]:
     c = cfg.collect
     meta: dict[str, Any] = {
         "simulated": False,
@@ -390,7 +413,8 @@ def _meta(cfg: "PipelineConfig", dataset: Dataset, sources: list[SourceState], s
                     "reference": c.reference_col if c.run_api else None,
                     "local": [s.column for s in sources if s.kind == "local"]},
         "dataset": {"path": str(dataset.path), "sha256": dataset.sha256, "queries": len(dataset.queries),
-                    "pairs": dataset.n_pairs, "labelled_pairs": dataset.n_labelled},
+                    "pairs": dataset.n_pairs, "labelled_pairs": dataset.n_labelled,
+                    **({"sampled_from": sampled_from} if sampled_from is not None else {})},
         "preprocessing": describe(cfg.text),
         "sources": {},
         "usage": {},

@@ -1,6 +1,15 @@
 """``python -m pipeline evaluate``: held-out agreement of raw vs calibrated scores.
 
-Writes ``<report.dir>/metrics.json`` (for ``dvc metrics``) and the plots; prints the table.
+Writes into ``reports/<name>/`` (``report.dir``):
+
+* ``metrics.json``: the full held-out report (every configuration, metric and interval);
+* ``summary.json``: a few headline figures per configuration, what ``dvc metrics show`` reads;
+* ``calibration.csv`` (each pair's score, its reference and its calibrated value) and
+  ``rank_agreement.csv`` (per-query Spearman, raw vs exported): plot data ``dvc plots diff``
+  compares between experiments;
+* ``calibration.png`` and ``rank_agreement.png``, the same as pictures.
+
+Prints the table.
 """
 
 from __future__ import annotations
@@ -11,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import PipelineConfig
+from pipeline.config import PipelineConfig, report_dir
 from pipeline.data import PairedTable
 from pipeline.evaluation import EvaluationError, EvaluationReport, build_model, evaluate, report_dict
 from pipeline.files import atomic_write_json
@@ -20,6 +29,9 @@ from pipeline.report import format_report
 from pipeline.stages.common import describe_table, load_table, user_errors
 
 METRICS_FILE = "metrics.json"
+SUMMARY_FILE = "summary.json"
+#: the figures summary.json keeps per configuration
+HEADLINE = ("pearson", "spearman", "ndcg", "mae")
 
 
 def run_evaluation(cfg: PipelineConfig, table: PairedTable, model: ScoreCalibrationModel | None = None) -> EvaluationReport:
@@ -32,15 +44,52 @@ def run_evaluation(cfg: PipelineConfig, table: PairedTable, model: ScoreCalibrat
     print(format_report(report))
     for warning in report.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
-    out_dir = Path(cfg.report.dir)
+    out_dir = Path(report_dir(cfg))
     atomic_write_json(out_dir / METRICS_FILE, report_dict(report, table))
-    written = [str(out_dir / METRICS_FILE)]
+    atomic_write_json(out_dir / SUMMARY_FILE, summary(report))
+    written = [str(out_dir / METRICS_FILE), SUMMARY_FILE]
+    if model is None:
+        model = fit_final(cfg, table)
+    written += [p.name for p in write_plot_data(table, report, model, out_dir)]
     if cfg.report.plots:
-        if model is None:
-            model = fit_final(cfg, table)
-        written += [str(p) for p in write_plots(table, report, model, out_dir)]
+        written += [p.name for p in write_plots(table, report, model, out_dir)]
     print(f"wrote {', '.join(written)} ({time.perf_counter() - started:.1f}s)")
     return report
+
+
+def summary(report: EvaluationReport) -> dict:
+    """Headline figures per configuration (keys without spaces, for ``dvc metrics show``)."""
+    out = {}
+    for res in report.results:
+        key = res.name.replace(" ", "_").replace("+", "_")
+        out[key] = {m: (None if not np.isfinite(res.metrics[m].value) else round(float(res.metrics[m].value), 4))
+                    for m in HEADLINE}
+    return out
+
+
+def write_plot_data(table: PairedTable, report: EvaluationReport, model: ScoreCalibrationModel, out_dir: Path) -> list[Path]:
+    """The plots' data as CSV (``dvc plots``): the exported model's curve over every pair, and
+    per-query Spearman of every raw configuration and of the exported one."""
+    from pipeline.data import write_table
+
+    x = model.fused(table.sources)
+    order = np.argsort(x, kind="stable")
+    calibration = {"query_id": table.query_ids[order], "doc_id": table.doc_ids[order], "score": x[order],
+                   "reference": table.target[order], "calibrated": model.calibrator_.predict(x[order])}
+    final = report.exported
+    query_ids = _query_order(table)
+    per_query = {"query_id": query_ids}
+    for res in report.results:
+        if res.kind == "raw" or res is final:
+            per_query[res.name.replace(" ", "_").replace("+", "_")] = res.per_query.rank["spearman"]
+    return [write_table(out_dir / "calibration.csv", calibration), write_table(out_dir / "rank_agreement.csv", per_query)]
+
+
+def _query_order(table: PairedTable) -> np.ndarray:
+    """Query ids in the order of the per-query statistics: by group code (first appearance)."""
+    codes = table.group_codes()
+    _, first = np.unique(codes, return_index=True)
+    return table.query_ids[first]
 
 
 def fit_final(cfg: PipelineConfig, table: PairedTable) -> ScoreCalibrationModel:

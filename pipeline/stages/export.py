@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipeline.artifacts import ArtifactError, library_versions, write_artifact
-from pipeline.config import PipelineConfig
+from pipeline.artifacts import ArtifactError, check_name, library_versions, write_artifact
+from pipeline.config import PipelineConfig, artifact_name, report_dir
 from pipeline.data import PairedTable
 from pipeline.evaluation import EvaluationError, describe_model, settings_hash
 from pipeline.fusion import ScoreCalibrationModel
@@ -79,12 +79,13 @@ def held_out_summary(report_json: dict[str, Any]) -> dict[str, Any]:
         "configurations": keep,
         "n_splits": report_json["n_splits"],
         "confidence": report_json["settings"]["confidence"],
+        "top_k": report_json["settings"]["top_k"],
         "warnings": report_json["warnings"],
     }
 
 
 def _matching_metrics(cfg: PipelineConfig, table: PairedTable) -> dict[str, Any] | None:
-    path = Path(cfg.report.dir) / METRICS_FILE
+    path = Path(report_dir(cfg)) / METRICS_FILE
     if not path.is_file():
         return None
     report_json = json.loads(path.read_text(encoding="utf-8"))
@@ -93,9 +94,37 @@ def _matching_metrics(cfg: PipelineConfig, table: PairedTable) -> dict[str, Any]
     return held_out_summary(report_json)
 
 
+def check_destination(cfg: PipelineConfig, table: PairedTable) -> str | None:
+    """Before any work: the artifact name is valid, and an existing artifact of that name is only
+    replaced when it was fitted on the same table (or ``export.replace=true``). Returns a line
+    saying what will be replaced, or None for a new artifact."""
+    name = artifact_name(cfg)
+    check_name(name)
+    final = Path(cfg.export.root) / name
+    if not final.exists():
+        return None
+    try:
+        old = json.loads((final / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        old = {}
+    old_data = (old.get("data") or {}).get("path")
+    same_table = old_data is not None and Path(old_data).resolve() == Path(table.path).resolve()
+    if not same_table and not cfg.export.replace:
+        raise ArtifactError(
+            f"{final} holds a calibrator fitted on {old_data or 'an unknown table'}, not on {table.path}; "
+            f"choose another name (export.name=...) or replace it on purpose (export.replace=true)"
+        )
+    exported = ((old.get("metrics") or {}).get("exported")) or "?"
+    return (f"replacing {final} (fitted on {old_data or '?'}, sha256 {str((old.get('data') or {}).get('sha256'))[:12]}, "
+            f"created {old.get('created', '?')}, exported '{exported}')")
+
+
 def run_export(cfg: PipelineConfig, table: PairedTable, model: ScoreCalibrationModel, metrics: dict[str, Any] | None) -> Path:
+    replacing = check_destination(cfg, table)
     manifest = build_manifest(cfg, table, model, metrics)
-    path = write_artifact(cfg.export.root, cfg.export.name, model, manifest, write_joblib=cfg.export.joblib)
+    path = write_artifact(cfg.export.root, artifact_name(cfg), model, manifest, write_joblib=cfg.export.joblib)
+    if replacing:
+        print(replacing)
     info = manifest["calibrator"]
     weights = f", fusion weights {info['weights']}" if "weights" in info else ""
     print(f"artifact: {path} (family {info['family']}{weights}); load with pipeline.inference.load_calibrator({str(path)!r})")

@@ -7,13 +7,14 @@ from pipeline.config import PipelineConfig
 from pipeline.evaluation import EvaluationError, report_dict
 from pipeline.stages.common import describe_table, load_table, user_errors
 from pipeline.stages.evaluate import fit_final, run_evaluation
-from pipeline.stages.export import held_out_summary, run_export
+from pipeline.stages.export import check_destination, held_out_summary, run_export
 
 
 @user_errors(EvaluationError, ArtifactError)
 def run(cfg: PipelineConfig) -> int:
     table = load_table(cfg)
     print(describe_table(table))
+    check_destination(cfg, table)  # a bad name or a foreign artifact fails before the evaluation runs
     model = fit_final(cfg, table)
     report = run_evaluation(cfg, table, model)
     run_export(cfg, table, model, held_out_summary(report_dict(report, table)))

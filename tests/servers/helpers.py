@@ -48,7 +48,7 @@ class HashScorer(Scorer):
         return {"kind": "hash", "model": f"hash-{self.salt}", "revision": "0", "score_type": self.score_type}
 
 
-def api_overrides(server: FakeApiServer, dialect: str = "siliconflow", **extra: Any) -> list[str]:
+def api_overrides(server: FakeApiServer, dialect: str = "siliconflow", group: str = "siliconflow", **extra: Any) -> list[str]:
     """Hydra overrides that point ``api`` at the fake server with fast retries."""
     items = {
         "api.dialect": dialect,
@@ -64,7 +64,9 @@ def api_overrides(server: FakeApiServer, dialect: str = "siliconflow", **extra: 
     if dialect != "siliconflow":
         items["api.instruction"] = "null"
     items.update(extra)
-    return [f"{k}={v}" for k, v in items.items()]
+    # the fake server is the reference, and only the scorers a test passes are local sources
+    return ([f"api={group}"] + [f"{k}={v}" for k, v in items.items()]
+            + ["reference.enabled=false", "~local@collect.extra_local.local_minilm"])
 
 
 @pytest.fixture(scope="session")

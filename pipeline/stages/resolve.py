@@ -1,0 +1,72 @@
+"""``python -m pipeline resolve``: write the model versions actually in use to ``collect.versions``.
+
+A config that says ``Qwen/Qwen3-Reranker-4B`` (or a local directory) does not say which weights
+that is today. This stage asks: the hub commit a model id resolves to now (or the sha256 of a
+local directory's files), for the main local scorer and every ``collect.extra_local`` one; the
+API's identity (dialect, model, revision, endpoint, instruction, templates: its fingerprint
+hash); the loopback reference server's weights and switches when it is enabled; and the text
+preprocessing. No weights are loaded.
+
+In ``dvc.yaml`` this stage always runs and ``collect`` depends on its output. The file holds no
+timestamp, so when nothing changed it is byte-identical and DVC skips collect and everything
+after it; when a model moved (a new hub commit, retrained weights, ``local.model`` pointing at
+another revision) collect re-runs, and the score cache re-scores only what changed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.config import PipelineConfig
+from pipeline.files import atomic_write_json, dumps_json, sha256_bytes
+from pipeline.stages.common import user_errors
+
+
+class ResolveError(RuntimeError):
+    pass
+
+
+def resolve_versions(cfg: PipelineConfig) -> dict[str, Any]:
+    from pipeline.scorers.base import fingerprint_hash
+    from pipeline.scorers.loading import ScorerLoadError, resolve_source
+    from pipeline.stages.collect import _local_configs, api_source_fingerprint
+    from pipeline.text import describe
+
+    local: dict[str, Any] = {}
+    for column, lcfg in _local_configs(cfg).items():
+        try:
+            source = resolve_source(lcfg)
+        except ScorerLoadError as exc:
+            raise ResolveError(f"{column}: {exc}") from None
+        local[column] = {"kind": lcfg.kind.value, "model": lcfg.model, "revision": source.revision,
+                         "revision_source": source.revision_source}
+    api = api_source_fingerprint(cfg)
+    return {
+        "local": local,
+        "api": {**{k: api[k] for k in ("dialect", "model", "revision", "endpoint", "instruction",
+                                       "query_template", "document_template")},
+                "fingerprint_hash": fingerprint_hash(api),
+                **({"reference_server": api["reference_server"]} if "reference_server" in api else {})},
+        "preprocessing": describe(cfg.text),
+    }
+
+
+@user_errors(ResolveError)
+def run(cfg: PipelineConfig) -> int:
+    from pathlib import Path
+
+    versions = resolve_versions(cfg)
+    path = Path(cfg.collect.versions)
+    before = path.read_text(encoding="utf-8") if path.is_file() else None
+    text = dumps_json(versions)
+    if text != before:
+        atomic_write_json(path, versions)
+    for column, v in versions["local"].items():
+        print(f"{column}: {v['model']} @ {v['revision'][:19]}... ({v['revision_source']})")
+    api = versions["api"]
+    served = api.get("reference_server")
+    print(f"api: {api['dialect']} {api['model']} (fingerprint {api['fingerprint_hash'][:12]})"
+          + (f", served by the loopback reference: {served['model']} @ {served['revision'][:19]}..." if served else ""))
+    state = "unchanged" if text == before else ("written" if before is None else "CHANGED: collect will re-run")
+    print(f"{path}: {state} (sha256 {sha256_bytes(text.encode())[:12]})")
+    return 0

@@ -1,0 +1,158 @@
+"""The pipeline as users run it, through DVC, on the reduced profile (``profile=quick``: 48
+calibration queries, a briefly trained demo model), in a throwaway git repository holding this
+working tree: ``dvc repro`` from dataset to artifact offline, a no-op second run, a clean
+``dvc status``, ``check``, switching the local model between revisions (collect -> fit only, no
+reference request), ``dvc exp run -S`` overrides that reach the artifact and ``dvc exp show``,
+and no secret in any file. The repository and its trained model are built once per session."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+#: the reference API key for the whole run (made here, so no file holds it unless something leaks it)
+SENTINEL = "sk-sentinel-" + secrets.token_hex(12)
+NAME = "demo"
+
+
+class Repo:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.env = dict(os.environ)
+        self.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{self.env.get('PATH', '')}"
+        self.env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MPLBACKEND="Agg", TOKENIZERS_PARALLELISM="false",
+                        DEMO_REFERENCE_API_KEY=SENTINEL, DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t",
+                        GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+        self.env.pop("PYTHONPATH", None)
+        self.logs: list[str] = []
+
+    def run(self, *cmd: str, ok: bool = True) -> subprocess.CompletedProcess:
+        if cmd[0] == "dvc":
+            cmd = (sys.executable, "-m", "dvc", *cmd[1:])
+        elif cmd[0] == "pipeline":
+            cmd = (sys.executable, "-m", "pipeline", *cmd[1:])
+        proc = subprocess.run(cmd, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=900)
+        self.logs += [proc.stdout, proc.stderr]
+        if ok:
+            assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        return proc
+
+    def json(self, path: str) -> dict:
+        return json.loads((self.root / path).read_text(encoding="utf-8"))
+
+    def sidecar(self) -> dict:
+        return self.json(f"data/{NAME}/paired_scores.csv.meta.json")
+
+    def commit(self, message: str) -> None:
+        self.run("git", "add", "-A")
+        self.run("git", "commit", "-q", "-m", message, ok=False)
+
+
+def _working_tree_files() -> list[str]:
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    return [f for f in listed if f and (REPO / f).is_file()]
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Repo:
+    root = tmp_path_factory.mktemp("dvc-repo")
+    for rel in _working_tree_files():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, root / rel)
+    config = root / "conf" / "config.yaml"
+    config.write_text(config.read_text().replace("  - profile: full", "  - profile: quick"))
+    r = Repo(root)
+    r.run("git", "init", "-q")
+    r.run("pipeline", "params")
+    r.commit("quick profile")
+    r.first = r.run("dvc", "repro")
+    r.commit("repro")
+    return r
+
+
+def ran(proc: subprocess.CompletedProcess) -> set[str]:
+    return {line.split("'")[1] for line in proc.stdout.splitlines() if line.startswith("Running stage '")}
+
+
+def test_repro_runs_dataset_to_artifact_offline_and_leaves_a_clean_status(repo):
+    assert {"train", "resolve", "collect", "fit"} <= ran(repo.first)
+    assert "raw local" in repo.first.stdout and "calibrated local" in repo.first.stdout  # the before/after table
+    meta = repo.sidecar()
+    assert meta["dataset"]["queries"] == 48 and meta["usage"]["reference"]["requests"] > 0
+    assert meta["sources"]["reference"]["reference_server"]["template"] == "vllm"
+    manifest = repo.json(f"artifacts/calibrators/{NAME}/manifest.json")
+    assert manifest["sources"][0]["model"] == "models/demo-reranker/v1" and manifest["metrics"]["held_out"] is True
+    summary = repo.json(f"reports/{NAME}/summary.json")
+    assert set(summary) == {"raw_local", "calibrated_local"} and set(summary["raw_local"]) == {"pearson", "spearman", "ndcg", "mae"}
+    assert (repo.root / f"reports/{NAME}/calibration.csv").is_file() and (repo.root / f"reports/{NAME}/rank_agreement.csv").is_file()
+    status = repo.run("dvc", "status").stdout
+    assert status.split() == ["resolve:", "always", "changed"], status
+
+
+def test_second_repro_runs_nothing_but_resolve(repo):
+    again = repo.run("dvc", "repro").stdout
+    assert ran_names(again) == {"resolve"}
+    for stage in ("dataset", "train", "collect", "fit"):
+        assert f"Stage '{stage}' didn't change, skipping" in again
+
+
+def ran_names(stdout: str) -> set[str]:
+    return {line.split("'")[1] for line in stdout.splitlines() if line.startswith("Running stage '")}
+
+
+def test_check_exits_0_when_unchanged_and_1_when_the_local_model_moved(repo):
+    ok = repo.run("pipeline", "check", "--params", "params.yaml", ok=False)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.startswith("check: OK")
+    moved = repo.run("pipeline", "check", "--params", "params.yaml", "local.model=models/demo-reranker/v2", ok=False)
+    assert moved.returncode == 1 and "DRIFT: local: model models/demo-reranker/v1 -> models/demo-reranker/v2" in moved.stdout
+
+
+def test_switching_the_local_revision_recollects_local_scores_only(repo):
+    before = pd.read_csv(repo.root / f"data/{NAME}/paired_scores.csv")
+    v2 = repo.run("dvc", "exp", "run", "-S", "local.model=models/demo-reranker/v2")
+    assert ran(v2) == {"resolve", "collect", "fit"}, v2.stdout
+    meta = repo.sidecar()
+    assert meta["usage"]["reference"]["scored"] == 0 and "requests" not in meta["usage"]["reference"]  # 0 requests
+    assert meta["usage"]["local"]["scored"] == 48 * 10 and meta["usage"]["local_minilm"]["scored"] == 0
+    assert meta["sources"]["local"]["model"] == "models/demo-reranker/v2"
+    v1 = repo.run("dvc", "exp", "run", "-S", "local.model=models/demo-reranker/v1")
+    assert ran(v1) == {"resolve", "collect", "fit"}, v1.stdout
+    meta = repo.sidecar()
+    assert meta["usage"]["local"]["scored"] == 0 and meta["usage"]["reference"]["scored"] == 0  # all from the cache
+    pd.testing.assert_frame_equal(pd.read_csv(repo.root / f"data/{NAME}/paired_scores.csv"), before)
+
+
+def test_exp_run_overrides_reach_the_artifact_and_exp_show(repo):
+    poly = repo.run("dvc", "exp", "run", "-S", "calibrator=poly", "-S", "calibrator.degree=3")
+    assert ran(poly) == {"resolve", "fit"}, poly.stdout
+    manifest = repo.json(f"artifacts/calibrators/{NAME}/manifest.json")
+    assert manifest["settings"]["calibrator"] == "poly" and manifest["calibrator"]["family"] == "poly"
+    instruction = "Find the passage that answers the question"
+    repo.run("dvc", "exp", "run", "-S", f"local.instruction='{instruction}'")
+    manifest = repo.json(f"artifacts/calibrators/{NAME}/manifest.json")
+    assert manifest["sources"][0]["fingerprint"]["instruction"] == instruction
+    shown = json.loads(repo.run("dvc", "exp", "show", "--json").stdout)
+    texts = json.dumps(shown)
+    assert f"reports/{NAME}/summary.json" in texts and "calibrated_local" in texts and "poly" in texts
+
+
+def test_no_secret_in_any_file_or_log(repo):
+    assert any(repo.logs)
+    for text in repo.logs:
+        assert SENTINEL not in text
+    hits = []
+    for path in repo.root.rglob("*"):
+        if path.is_file() and SENTINEL.encode() in path.read_bytes():
+            hits.append(str(path.relative_to(repo.root)))
+    assert not hits, hits
