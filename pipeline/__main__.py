@@ -65,12 +65,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     if print_config:
         print(to_yaml(cfg))
         return 0
+    if not params_file and not overrides and stage_name != "params":
+        _note_stale_params(to_yaml(cfg))
     module = importlib.import_module(STAGES[stage_name].module)
     try:
         return int(module.run(cfg) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _note_stale_params(composed: str) -> None:
+    """Say so when the workspace's params.yaml (what the DVC stages ran with) is not what this run
+    uses: after `dvc exp run -S ...` applies an experiment, conf/ alone describes another setup."""
+    from pathlib import Path
+
+    path = Path("params.yaml")
+    try:
+        differs = path.is_file() and path.read_text(encoding="utf-8") != composed
+    except OSError:
+        return
+    if differs:
+        print("note: params.yaml differs from what conf/ composes to (an applied `dvc exp run`, or conf/ edited "
+              "since `python -m pipeline params`); this run uses conf/. Add --params params.yaml to run with the "
+              "workspace's parameters.", file=sys.stderr)
 
 
 if __name__ == "__main__":

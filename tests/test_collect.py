@@ -325,3 +325,26 @@ def test_end_to_end_with_a_tiny_qwen3_reranker(server, tmp_path):
     server.reset()
     again = collect(cfg)  # everything cached: no request, same table
     assert server.records == [] and again.meta["usage"]["local"]["cached"] == 6
+
+
+def test_a_fresh_cache_is_seeded_from_the_previous_table(server, tmp_path, capsys):
+    """A committed table travels with a clone, the cache does not: the table refills it, so
+    switching the local model does not ask the API again."""
+    ds = small_dataset(tmp_path)
+    first = collect(make_cfg(server, tmp_path, ds), scorers={"local": HashScorer("v1")})
+    requests = len(server.records)
+    (tmp_path / "cache.sqlite").unlink()
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"cache.sqlite{suffix}").unlink(missing_ok=True)
+    second = collect(make_cfg(server, tmp_path, ds), scorers={"local": HashScorer("v2")})
+    assert len(server.records) == requests  # every reference score came from the seeded cache
+    assert second.meta["usage"]["reference"]["cached"] == 12 and second.meta["usage"]["local"]["scored"] == 12
+    assert "seeded the score cache with 24 score(s)" in capsys.readouterr().out  # reference + the v1 local column
+    back = collect(make_cfg(server, tmp_path, ds), scorers={"local": HashScorer("v1")})
+    assert back.meta["usage"]["local"]["cached"] == 12  # v1's scores were seeded before v2 replaced the table
+    pd.testing.assert_frame_equal(pd.read_csv(back.output), pd.read_csv(first.output))
+    # another dataset file: the old table's keys would name other texts, so nothing is seeded
+    other = small_dataset(tmp_path / "other", n_queries=3, n_docs=4, labels=False)
+    (tmp_path / "cache.sqlite").unlink()
+    collect(make_cfg(server, tmp_path, other), scorers={"local": HashScorer("v1")})
+    assert "seeded the score cache" not in capsys.readouterr().out

@@ -110,3 +110,13 @@ def test_params_override_file_only_with_a_file(capsys):
     assert main(["fit", "--params"]) == 2
     assert "--params needs a file" in capsys.readouterr().err
     assert main(["fit", "--params", os.devnull + "-missing"]) == 2
+
+
+def test_a_stage_says_when_the_workspace_params_differ_from_conf(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text().replace("seed: 0", "seed: 1"))
+    main(["export"])  # fails on the missing table; the note comes first
+    assert "note: params.yaml differs from what conf/ composes to" in capsys.readouterr().err
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    main(["export"])
+    assert "note: params.yaml" not in capsys.readouterr().err

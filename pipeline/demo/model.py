@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -157,7 +156,8 @@ def train_revisions(train: Dataset, out_dir: str | Path, settings: TrainSettings
 
     Each revision directory is written by ``save_pretrained`` (safetensors) plus the tokenizer,
     staged under a temporary name and renamed into place, so a crash leaves no half-written
-    revision. Returns a summary (steps, time, final losses).
+    revision. Returns a summary (settings, data sizes, steps and final losses; no timings, so the
+    report is the same file on every run).
     """
     import shutil
     import tempfile
@@ -171,7 +171,6 @@ def train_revisions(train: Dataset, out_dir: str | Path, settings: TrainSettings
     random.seed(s.seed)
     np.random.seed(s.seed)
     torch.manual_seed(s.seed)
-    started = time.perf_counter()
     tokenizer = train_qwen_style_tokenizer(tokenizer_corpus(train), vocab_size=s.vocab_size)
     config = qwen3_config(
         tokenizer,
@@ -206,7 +205,6 @@ def train_revisions(train: Dataset, out_dir: str | Path, settings: TrainSettings
             raise
         window = trainer.losses[-50:]
         summary["revisions"][revision] = {"steps": until, "final_loss": round(float(np.mean(window)), 5)}
-    summary["seconds"] = round(time.perf_counter() - started, 1)
     return summary
 
 

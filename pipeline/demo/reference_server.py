@@ -60,9 +60,12 @@ def reference_fingerprint(cfg: ReferenceConfig) -> dict[str, Any]:
     """What the server's answers depend on: the weights' resolved revision (hub commit or sha256
     of the files, never just a path) and every switch. Goes into the API column's fingerprint."""
     from pipeline.scorers import LocalScorerConfig
-    from pipeline.scorers.loading import resolve_source
+    from pipeline.scorers.loading import ScorerLoadError, resolve_source
 
-    source = resolve_source(LocalScorerConfig(model=cfg.model, revision=cfg.revision))
+    try:
+        source = resolve_source(LocalScorerConfig(model=cfg.model, revision=cfg.revision))
+    except ScorerLoadError as exc:
+        raise ReferenceConfigError(f"reference.model: {exc}") from None
     return {"model": cfg.model, "revision": source.revision, "served_model": cfg.served_model,
             "template": Template(cfg.template).value, "strip": cfg.strip, "dtype": DType(cfg.dtype).value,
             "instruction": cfg.instruction, "max_length": cfg.max_length}
@@ -244,7 +247,6 @@ class ReferenceServer:
         self._model: RerankModel | None = None
         self._app: ReferenceApp | None = None
         self._server: Any = None
-        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
@@ -269,32 +271,25 @@ class ReferenceServer:
             old.close()
 
     def start(self) -> "ReferenceServer":
-        import uvicorn
+        from pipeline.loopback import BackgroundServer
 
         self._model = RerankModel(self.settings)
         self._app = ReferenceApp(self._model, self.api_key, self.stats)
-        config = uvicorn.Config(self._app, host=self.host, port=self.port,
-                                lifespan="off", log_level="warning", access_log=False)  # fmt: skip
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="reference-server", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 30
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                self.stop()
-                raise RuntimeError(f"the reference server did not start on {self.host}")
-            time.sleep(0.01)
-        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        self._server = BackgroundServer(self._app, host=self.host, port=self.port, name="reference server")
+        try:
+            self._server.start()
+        except BaseException:
+            self.stop()
+            raise
+        self.port = self._server.port
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._server.stop()
         if self._model is not None:
             self._model.close()
-        self._server = self._thread = self._model = self._app = None
+        self._server = self._model = self._app = None
 
     def __enter__(self) -> "ReferenceServer":
         return self.start()

@@ -164,6 +164,9 @@ def resolve_source(cfg: LocalScorerConfig) -> ModelSource:
             )
         return ModelSource(str(directory), None, directory, revision, source)
 
+    if cfg.model.startswith((".", "/", "~")) or cfg.model.count("/") > 1:  # a path, not an org/name hub id
+        hint = " (the demo's models are built by `dvc repro` or `python -m pipeline demo-train`)" if "demo-reranker" in cfg.model else ""
+        raise ScorerLoadError(f"local.model={cfg.model!r}: no such directory{hint}")
     from transformers.utils.hub import cached_file, extract_commit_hash
 
     try:

@@ -46,7 +46,6 @@ def run(cfg: PipelineConfig) -> int:
     from pipeline.api.errors import ApiError
     from pipeline.cache import CacheError
     from pipeline.dataset import DatasetError
-    from pipeline.demo.reference_server import ReferenceConfigError
     from pipeline.inference import CalibratorLoadError
     from pipeline.stages.collect import CollectError
 
@@ -54,7 +53,7 @@ def run(cfg: PipelineConfig) -> int:
     try:
         report = check(cfg)
     except (CheckError, CalibratorLoadError, CollectError, DatasetError, ApiError, ApiConfigError, CacheError,
-            ReferenceConfigError, OSError) as exc:
+            OSError) as exc:
         report = {"status": "error", "exit_code": EXIT_ERROR, "summary": f"ERROR: {exc}", "checked": utc_now()}
     atomic_write_json(path, report)
     print(f"check: {report['summary']}")

@@ -135,6 +135,10 @@ def collect(
     sources: list[SourceState] = []
     cache_path = Path(c.cache)
     with ScoreCache(cache_path) as cache:
+        seeded = seed_cache_from_table(cfg, full, cache)
+        if seeded:
+            print(f"seeded the score cache with {seeded} score(s) from {c.output} (same dataset and preprocessing; "
+                  f"keyed by the fingerprints its sidecar records)", file=out)
         if api_source is not None:
             _prepare(cache, api_source, keys, sources)
             if api_source.n_pending:
@@ -205,9 +209,13 @@ def api_source_fingerprint(cfg: "PipelineConfig") -> dict[str, Any]:
     scores. The live port is not in it: the cache key does not change from run to run."""
     fp = api_fingerprint(cfg.api)
     if cfg.reference.enabled:
-        from pipeline.demo.reference_server import reference_fingerprint
+        from pipeline.demo.reference_server import ReferenceConfigError, check_api_matches, reference_fingerprint
 
-        fp["reference_server"] = reference_fingerprint(cfg.reference)
+        try:
+            check_api_matches(cfg.api, cfg.reference)
+            fp["reference_server"] = reference_fingerprint(cfg.reference)
+        except ReferenceConfigError as exc:
+            raise CollectError(str(exc)) from None
     return fp
 
 
@@ -218,14 +226,19 @@ def reference_api(cfg: "PipelineConfig", needed: bool) -> Iterator["PipelineConf
     if not (cfg.reference.enabled and needed):
         yield cfg
         return
-    from pipeline.demo.reference_server import ReferenceServer, check_api_matches
+    from pipeline.demo.reference_server import ReferenceServer
 
-    check_api_matches(cfg.api, cfg.reference)
     print(f"starting the loopback reference API ({cfg.reference.model}, template {cfg.reference.template.value}, "
           f"strip {cfg.reference.strip}, {cfg.reference.dtype.value}) ...", file=sys.stderr, flush=True)
-    with ReferenceServer(cfg.reference, api_key=resolve_api_key(cfg.api)) as server:
-        live = replace(cfg.api, base_url=server.live_url(cfg.api.base_url))
-        yield replace(cfg, api=live)
+    server = ReferenceServer(cfg.reference, api_key=resolve_api_key(cfg.api))
+    try:
+        server.start()
+    except (ValueError, OSError, RuntimeError) as exc:  # ScorerLoadError, a busy port, bad settings
+        raise CollectError(f"the loopback reference API (reference.*) did not start: {exc}") from exc
+    try:
+        yield replace(cfg, api=replace(cfg.api, base_url=server.live_url(cfg.api.base_url)))
+    finally:
+        server.stop()
 
 
 def _build_scorer(lcfg: "LocalScorerConfig", cfg: "PipelineConfig") -> "Scorer":
@@ -247,6 +260,52 @@ def _local_meta(lcfg: "LocalScorerConfig", fp: dict[str, Any], scorer: "Scorer")
 
 
 # --- cache bookkeeping -----------------------------------------------------------------------
+
+
+def seed_cache_from_table(cfg: "PipelineConfig", dataset: Dataset, cache: ScoreCache) -> int:
+    """Put the scores of the table this stage wrote before (``collect.output``) into the cache.
+
+    Why: the table is committed (the demo's is), the cache is not, so in a fresh clone the cache
+    is empty while the scores are right there; switching the local model would otherwise re-ask
+    the API for every reference score. Each column goes in under the fingerprint hash its sidecar
+    records, which is what produced it, and only when the table was collected from the same
+    dataset file (sha256) with the same preprocessing, so every key names the texts that were
+    scored. Scores already cached are left alone. Returns how many were added.
+    """
+    import pandas as pd
+
+    from pipeline.data import TableError, read_table_meta
+
+    c = cfg.collect
+    output = Path(c.output)
+    if not output.is_file():
+        return 0
+    try:
+        meta = read_table_meta(output)
+    except TableError:
+        return 0
+    if (meta.get("dataset") or {}).get("sha256") != dataset.sha256 or meta.get("preprocessing") != describe(cfg.text):
+        return 0
+    ids = {c.query_col: str, c.doc_col: str}
+    try:
+        frame = pd.read_parquet(output) if output.suffix.lower() in {".parquet", ".pq"} else pd.read_csv(output, dtype=ids)
+    except Exception:  # an unreadable old table is simply not used
+        return 0
+    keys = {(q.query_id, d.doc_id): pair_key(preprocess(q.text, cfg.text), preprocess(d.text, cfg.text))
+            for q in dataset.queries for d in q.documents}
+    row_keys = [keys.get((str(qid), str(did))) for qid, did in zip(frame[c.query_col], frame[c.doc_col])]
+    added = 0
+    for column, source in (meta.get("sources") or {}).items():
+        scorer_hash = source.get("fingerprint_hash")
+        if not scorer_hash or column not in frame.columns:
+            continue
+        items = {k: float(v) for k, v in zip(row_keys, frame[column]) if k is not None and np.isfinite(v)}
+        have = cache.get_many(scorer_hash, list(items))
+        new = [(k, v) for k, v in items.items() if k not in have]
+        if new:
+            cache.register(scorer_hash, source.get("fingerprint") or {})
+            added += cache.put_many(scorer_hash, new)
+    return added
 
 
 def _prepare(cache: ScoreCache, src: SourceState, keys: list[list[str]], sources: list[SourceState]) -> None:

@@ -51,7 +51,13 @@ def resolve_versions(cfg: PipelineConfig) -> dict[str, Any]:
     }
 
 
-@user_errors(ResolveError)
+def _errors() -> tuple[type[BaseException], ...]:
+    from pipeline.stages.collect import CollectError
+
+    return (ResolveError, CollectError)
+
+
+@user_errors(*_errors())
 def run(cfg: PipelineConfig) -> int:
     from pathlib import Path
 

@@ -84,7 +84,7 @@ def test_training_stage_reports_ndcg_and_refuses_a_model_without_signal(train_pa
     err = capsys.readouterr().err
     assert "does not clear a random order's" in err and "demo.train.steps" in err
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
-    assert set(summary) == {"v1", "v2", "random_order", "train_seconds"}
+    assert set(summary) == {"ndcg10_v1", "ndcg10_v2", "ndcg10_random_order"}
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["revisions"]["v1"]["queries"] == 20 and report["revisions"]["v1"]["separated"] is False
     assert main(["demo-train", *args, "demo.require_signal=false"]) == 0

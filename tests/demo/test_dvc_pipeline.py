@@ -120,8 +120,10 @@ def test_check_exits_0_when_unchanged_and_1_when_the_local_model_moved(repo):
 
 def test_switching_the_local_revision_recollects_local_scores_only(repo):
     before = pd.read_csv(repo.root / f"data/{NAME}/paired_scores.csv")
+    shutil.rmtree(repo.root / "cache")  # as in a fresh clone: the committed table is the only copy of the scores
     v2 = repo.run("dvc", "exp", "run", "-S", "local.model=models/demo-reranker/v2")
     assert ran(v2) == {"resolve", "collect", "fit"}, v2.stdout
+    assert "seeded the score cache with" in v2.stdout
     meta = repo.sidecar()
     assert meta["usage"]["reference"]["scored"] == 0 and "requests" not in meta["usage"]["reference"]  # 0 requests
     assert meta["usage"]["local"]["scored"] == 48 * 10 and meta["usage"]["local_minilm"]["scored"] == 0

@@ -442,8 +442,7 @@ class FakeApiServer:
 
     def __init__(self, **state: Any) -> None:
         self.state = FakeState(**state)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server = None
         self.port = 0
 
     # configuration shortcuts
@@ -465,25 +464,17 @@ class FakeApiServer:
         return f"http://127.0.0.1:{self.port}{BASE_PREFIX[dialect]}"
 
     def start(self) -> "FakeApiServer":
-        config = uvicorn.Config(FakeApp(self.state), host="127.0.0.1", port=0, http=_TrackingH11,
-                                lifespan="off", log_level="critical", access_log=False, timeout_keep_alive=30)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="fake-api", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("fake API server did not start")
-            time.sleep(0.01)
-        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        from pipeline.loopback import BackgroundServer
+
+        self._server = BackgroundServer(FakeApp(self.state), name="fake API", http=_TrackingH11,
+                                        log_level="critical", timeout_keep_alive=30).start(timeout_s=10)
+        self.port = self._server.port
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = self._thread = None
+            self._server.stop()
+        self._server = None
 
     def __enter__(self) -> "FakeApiServer":
         return self.start()
