@@ -205,7 +205,7 @@ def test_dry_run_needs_no_key(server, tmp_path, monkeypatch, capsys):
 
 
 def test_api_failure_keeps_finished_work_and_resume_completes(server, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(collect_stage, "_build_scorer", lambda lcfg, cfg: HashScorer())
+    monkeypatch.setattr(collect_stage, "build_local_scorer", lambda lcfg, cfg: HashScorer())
     ds = small_dataset(tmp_path, n_queries=6)
     server.state.fault_fn = lambda n, d, b: "400" if n == 4 else None
     cfg = make_cfg(server, tmp_path, ds, **{"api.concurrency": 1})
@@ -223,7 +223,7 @@ def test_missing_key_fails_before_loading_models(server, tmp_path, monkeypatch, 
     monkeypatch.delenv(KEY_ENV)
     local = HashScorer(fail_after=0)
     cfg = make_cfg(server, tmp_path)
-    monkeypatch.setattr(collect_stage, "_build_scorer", lambda *a: pytest.fail("model loaded before key check"))
+    monkeypatch.setattr(collect_stage, "build_local_scorer", lambda *a: pytest.fail("model loaded before key check"))
     assert collect_stage.run(cfg) == 1
     assert f"environment variable {KEY_ENV} is not set" in capsys.readouterr().err
     assert local.calls == [] and server.records == []
@@ -290,7 +290,7 @@ def test_progress_bar_shows_live_counts(server, tmp_path, capsys):
 
 def test_canary_key_appears_nowhere(server, tmp_path, capsys, caplog, monkeypatch):
     """Faults, retries, an echoing 401 and a clean run: the key is in no file, log or output."""
-    monkeypatch.setattr(collect_stage, "_build_scorer", lambda lcfg, cfg: HashScorer())
+    monkeypatch.setattr(collect_stage, "build_local_scorer", lambda lcfg, cfg: HashScorer())
     caplog.set_level(logging.DEBUG)
     server.state.echo_auth_in_errors = True
     server.push_faults("429:0", "503", "reset", "malformed", "401")

@@ -70,7 +70,7 @@ def _report_path(cfg: PipelineConfig) -> Path:
 
 def check(cfg: PipelineConfig) -> dict[str, Any]:
     from pipeline.inference import load_calibrator
-    from pipeline.stages.collect import _build_scorer, _local_configs, api_source_fingerprint
+    from pipeline.stages.collect import build_local_scorer, local_configs, api_source_fingerprint
     from pipeline.text import describe
 
     directory = Path(cfg.check.artifact or Path(cfg.export.root) / artifact_name(cfg))
@@ -78,7 +78,7 @@ def check(cfg: PipelineConfig) -> dict[str, Any]:
     manifest = cal.manifest
     columns = [s["column"] for s in manifest.get("sources") or []]
     target = manifest.get("target") or {}
-    configured = _local_configs(cfg)
+    configured = local_configs(cfg)
     unknown = [c for c in columns if c not in configured]
     if unknown:
         raise CheckError(f"{directory} uses source column(s) {unknown}; configure them (local, or "
@@ -92,7 +92,7 @@ def check(cfg: PipelineConfig) -> dict[str, Any]:
     scorers = {}
     try:
         for column, source in zip(columns, manifest["sources"]):
-            scorer = scorers[column] = _build_scorer(configured[column], cfg)
+            scorer = scorers[column] = build_local_scorer(configured[column], cfg)
             fingerprints[column] = _compare(column, source, scorer.fingerprint(), changes)
         fingerprints[target["column"]] = _compare(target["column"], target, api_source_fingerprint(cfg), changes)
         preprocessing = describe(cfg.text)

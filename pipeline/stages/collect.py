@@ -115,7 +115,7 @@ def collect(
     out = out or sys.stdout
     c = cfg.collect
     started = utc_now()
-    local_cfgs = _local_configs(cfg) if c.run_local else {}
+    local_cfgs = local_configs(cfg) if c.run_local else {}
     _check_columns(cfg, list(local_cfgs))
     if not c.run_api and not c.run_local:
         raise CollectError("collect.run_api and collect.run_local are both false: nothing to collect")
@@ -144,7 +144,7 @@ def collect(
             if api_source.n_pending:
                 resolve_api_key(cfg.api)  # fail on a missing key before loading any model
         for column, lcfg in local_cfgs.items():  # models load before any paid request is sent
-            scorer = (scorers or {}).get(column) or _build_scorer(lcfg, cfg)
+            scorer = (scorers or {}).get(column) or build_local_scorer(lcfg, cfg)
             fp = scorer.fingerprint()
             local = SourceState(column, "local", fp, scorer.fingerprint_hash(), scorer.score_type,
                                 scorer=scorer, meta=_local_meta(lcfg, fp, scorer))
@@ -171,7 +171,7 @@ def collect(
 # --- configuration ---------------------------------------------------------------------------
 
 
-def _local_configs(cfg: "PipelineConfig") -> dict[str, "LocalScorerConfig"]:
+def local_configs(cfg: "PipelineConfig") -> dict[str, "LocalScorerConfig"]:
     """Score column -> local scorer config: ``local`` plus every ``collect.extra_local`` entry."""
     out = {cfg.collect.local_col: cfg.local}
     out.update(cfg.collect.extra_local)
@@ -241,7 +241,7 @@ def reference_api(cfg: "PipelineConfig", needed: bool) -> Iterator["PipelineConf
         server.stop()
 
 
-def _build_scorer(lcfg: "LocalScorerConfig", cfg: "PipelineConfig") -> "Scorer":
+def build_local_scorer(lcfg: "LocalScorerConfig", cfg: "PipelineConfig") -> "Scorer":
     from pipeline.scorers import build_scorer
 
     try:

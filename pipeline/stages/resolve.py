@@ -29,11 +29,11 @@ class ResolveError(RuntimeError):
 def resolve_versions(cfg: PipelineConfig) -> dict[str, Any]:
     from pipeline.scorers.base import fingerprint_hash
     from pipeline.scorers.loading import ScorerLoadError, resolve_source
-    from pipeline.stages.collect import _local_configs, api_source_fingerprint
+    from pipeline.stages.collect import local_configs, api_source_fingerprint
     from pipeline.text import describe
 
     local: dict[str, Any] = {}
-    for column, lcfg in _local_configs(cfg).items():
+    for column, lcfg in local_configs(cfg).items():
         try:
             source = resolve_source(lcfg)
         except ScorerLoadError as exc:
