@@ -45,3 +45,13 @@ class BackgroundServer:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._server = self._thread = None
+
+
+async def read_body(receive: Any) -> bytes:
+    """The whole request body of an ASGI ``http`` request (it may arrive in several messages)."""
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)

@@ -193,13 +193,9 @@ class ReferenceApp:
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             return
-        chunks = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        status, payload, n_docs = await self._handle(scope, b"".join(chunks))
+        from pipeline.loopback import read_body
+
+        status, payload, n_docs = await self._handle(scope, await read_body(receive))
         self.stats.record(status, n_docs)
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         await send({"type": "http.response.start", "status": status,

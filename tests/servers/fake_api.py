@@ -46,6 +46,8 @@ import numpy as np
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from pipeline.loopback import read_body
+
 NATIVE_DIMS = 32
 
 # transports by client address, so the app can reset the TCP connection of a request
@@ -221,12 +223,7 @@ class FakeApp:
                     return
         if scope["type"] != "http":
             return
-        chunks = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
+        raw_body = await read_body(receive)
         path = scope["path"].strip("/")
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         if path == "_stats":
@@ -239,7 +236,7 @@ class FakeApp:
             return await self._send(send, *_json(404, {"message": f"no route /{path}"}))
         dialect, endpoint = route
         try:
-            body = json.loads(b"".join(chunks))
+            body = json.loads(raw_body)
         except ValueError:
             body = None
         st = self.state
