@@ -13,6 +13,14 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO = Path(__file__).resolve().parent.parent
 
+# Property tests draw the same examples on every run (CI never passes or fails by luck);
+# HYPOTHESIS_PROFILE=explore draws new ones, for hunting bugs by hand.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("reproducible", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "reproducible"))
+
 # the loopback fake API server fixtures (`fake_server`, `server`), shared by the API and collect tests
 pytest_plugins = ["tests.servers.helpers"]
 

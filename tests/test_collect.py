@@ -348,3 +348,15 @@ def test_a_fresh_cache_is_seeded_from_the_previous_table(server, tmp_path, capsy
     (tmp_path / "cache.sqlite").unlink()
     collect(make_cfg(server, tmp_path, other), scorers={"local": HashScorer("v1")})
     assert "seeded the score cache" not in capsys.readouterr().out
+
+
+def test_a_source_that_leaves_pairs_unscored_fails_and_writes_no_table(server, tmp_path, monkeypatch):
+    """No error from the API, but one planned request never sent: collect must notice the missing
+    scores after the run, raise, and write no table (a partial table would look complete)."""
+    real_plan = collect_stage.plan_requests
+    monkeypatch.setattr(collect_stage, "plan_requests", lambda *a, **k: real_plan(*a, **k)[:-1])
+    ds = small_dataset(tmp_path, n_queries=3, n_docs=4)
+    cfg = make_cfg(server, tmp_path, ds)
+    with pytest.raises(CollectError, match=r"reference: 4 pair\(s\) have no score after the run; re-run to resume"):
+        collect(cfg, scorers={"local": HashScorer()})
+    assert not Path(cfg.collect.output).exists() and not Path(cfg.collect.output + ".meta.json").exists()

@@ -133,3 +133,22 @@ def test_grouped_splits_never_share_a_query(n_splits):
         assert not set(groups[train]) & set(groups[test])
         covered[test] += 1
     assert np.all(covered == 1)  # every row is held out exactly once
+
+
+def test_bootstrap_resamples_whole_queries_not_pairs():
+    """Pairs of one query share a query-level effect, so they are not independent: the interval
+    must be as wide as a plain bootstrap over whole queries gives, not the ~sqrt(docs per query)
+    times narrower interval of a bootstrap over pairs."""
+    rng = np.random.default_rng(3)
+    n_q, n_d = 60, 20
+    groups = np.repeat(np.arange(n_q), n_d)
+    query_effect = np.repeat(rng.normal(0, 1.0, n_q), n_d)  # what the pairs of a query share
+    local = query_effect + rng.normal(0, 0.3, n_q * n_d)
+    reference = query_effect * rng.choice([0.2, 1.8], n_q).repeat(n_d) + rng.normal(0, 0.3, n_q * n_d)
+    metrics, _ = agreement(local, reference, groups, n_bootstrap=2000, seed=0)
+    plain = []
+    for _ in range(2000):  # the textbook cluster bootstrap: draw queries, keep all their pairs
+        rows = (rng.integers(0, n_q, n_q)[:, None] * n_d + np.arange(n_d)).ravel()
+        plain.append(np.corrcoef(local[rows], reference[rows])[0, 1])
+    low, high = np.quantile(plain, [0.025, 0.975])
+    assert metrics["pearson"].width == pytest.approx(high - low, rel=0.2)

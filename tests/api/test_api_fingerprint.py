@@ -1,0 +1,43 @@
+"""The API source's fingerprint (the score-cache key) changes with everything that changes what the
+API returns for a pair, and with nothing that only changes how fast or how persistently we ask."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from pipeline.api.collector import api_fingerprint
+from pipeline.api.config import ApiConfig, Dialect, Endpoint
+from pipeline.scorers.base import fingerprint_hash
+
+BASE = ApiConfig(dialect=Dialect.vllm, base_url="http://127.0.0.1:9/v1", model="m", api_key_env=None,
+                 query_template="<q>{query}</q>", document_template="<d>{document}</d>")
+
+
+def key(cfg: ApiConfig) -> str:
+    return fingerprint_hash(api_fingerprint(cfg))
+
+
+@pytest.mark.parametrize("change", [
+    {"query_template": "Q: {query}"},
+    {"document_template": "D: {document}"},
+    {"instruction": "Judge code relevance", "query_template": "{instruction} <q>{query}</q>"},
+    {"model": "other"},
+    {"revision": "abc123"},
+    {"base_url": "http://127.0.0.1:9/v2"},
+    {"path": "/score"},
+    {"raw_scores": True},
+    {"extra_body": {"truncate": True}},
+    {"endpoint": Endpoint.embeddings, "dimensions": 16},
+])
+def test_what_is_sent_is_in_the_cache_key(change):
+    assert key(replace(BASE, **change)) != key(BASE), change
+
+
+@pytest.mark.parametrize("change", [
+    {"concurrency": 2}, {"rpm": 10.0}, {"tpm": 1000.0}, {"timeout_s": 1.0}, {"retry_attempts": 2},
+    {"max_documents_per_request": 4}, {"price_per_million_tokens": 3.0}, {"api_key_env": "OTHER_KEY"},
+])
+def test_limits_prices_and_the_key_variable_are_not(change):
+    assert key(replace(BASE, **change)) == key(BASE), change
