@@ -27,6 +27,44 @@ def _help() -> str:
     return "\n".join(lines)
 
 
+def _stage_help(name: str) -> str:
+    """The stage's summary and every key of the config sections it reads: default, allowed range."""
+    import dataclasses
+    from enum import Enum
+
+    from pipeline.config import PipelineConfig
+    from pipeline.validation import RANGE
+
+    stage = STAGES[name]
+    lines = [USAGE.replace("<stage>", name), "", f"{name}: {stage.summary}"]
+    root = PipelineConfig()
+
+    def describe(obj, prefix: str, depth: int) -> None:
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                describe(value, f"{prefix}{f.name}.", depth + 1)
+                continue
+            shown = getattr(value, "value", value)
+            if isinstance(value, list):
+                shown = "[" + ",".join(str(getattr(v, "value", v)) for v in value) + "]"
+            rng = f.metadata.get(RANGE)
+            extra = f"  ({rng.describe()})" if rng is not None and rng.bounded else ""
+            if isinstance(value, Enum):
+                extra = "  (" + " | ".join(member.value for member in type(value)) + ")"
+            lines.append(f"  {prefix}{f.name}={'null' if shown is None else shown}{extra}")
+
+    if stage.sections:
+        lines += ["", "keys (defaults of the schema; conf/ and the command line override them):"]
+    for section in stage.sections:
+        value = getattr(root, section)
+        if dataclasses.is_dataclass(value):
+            describe(value, f"{section}.", 1)
+        else:
+            lines.append(f"  {section}={value}")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in {"-h", "--help", "help"}:
@@ -37,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: unknown stage '{stage_name}'; stages: {', '.join(STAGES)}", file=sys.stderr)
         return 2
     if any(a in {"-h", "--help"} for a in rest):
-        print(f"{USAGE}\n\n{stage_name}: {STAGES[stage_name].summary}")
+        print(_stage_help(stage_name))
         return 0
     print_config = "--print-config" in rest
     overrides = [a for a in rest if a != "--print-config"]

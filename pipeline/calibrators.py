@@ -452,6 +452,8 @@ class AutoCalibrator(_MonotoneCalibrator):
         groups = None if groups is None else np.asarray(groups)
         try:
             splits = grouped_splits(x.shape[0], groups, self.n_splits, self.random_state)
+            if any(len(train) < 2 for train, _ in splits):
+                raise ValueError(f"a cross-validation fold would train on fewer than 2 of {x.shape[0]} pairs")
         except ValueError as exc:
             warnings.warn(f"auto calibrator: {exc}; keeping identity", stacklevel=2)
             self.cv_mse_ = {}

@@ -77,7 +77,18 @@ def _to_object(cfg) -> PipelineConfig:
     except Exception as exc:  # interpolation and validation errors surface here
         raise ConfigError(_explain(_message(exc))) from None
     assert isinstance(obj, PipelineConfig)
-    return obj
+    return _validated(obj)
+
+
+def _validated(cfg: PipelineConfig) -> PipelineConfig:
+    """Ranges and cross-field rules (:mod:`pipeline.validation`), once, before any stage runs."""
+    from pipeline.validation import SettingError, validate
+
+    try:
+        validate(cfg)
+    except SettingError as exc:
+        raise ConfigError(str(exc)) from None
+    return cfg
 
 
 def compose_config(overrides: Sequence[str] = (), config_dir: str | os.PathLike | None = None) -> PipelineConfig:
@@ -113,7 +124,7 @@ def load_params(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Pipel
     except (OmegaConfBaseException, ValueError) as exc:
         raise ConfigError(f"{file}: {_explain(str(exc))}") from None
     assert isinstance(obj, PipelineConfig)
-    return obj
+    return _validated(obj)
 
 
 def to_yaml(cfg: PipelineConfig) -> str:

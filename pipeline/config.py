@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import PurePath
 from enum import Enum
+from pathlib import PurePath
 from typing import Dict, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -24,6 +24,7 @@ from pipeline.api.config import ApiConfig
 from pipeline.demo.config import DemoConfig, ReferenceConfig, TrainSettings
 from pipeline.scorers.config import LocalScorerConfig
 from pipeline.text import TextConfig
+from pipeline.validation import setting
 
 
 class TableFormat(Enum):
@@ -71,16 +72,16 @@ class DataConfig:
 @dataclass
 class CalibratorConfig:
     family: Family = Family.auto
-    degree: int = 3
+    degree: int = setting(3, ge=1, le=10, why='the polynomial degree')
     # bounds of the output; null = the target's range seen in training
-    y_min: Optional[float] = None
-    y_max: Optional[float] = None
-    sigmoid_C: float = 100.0
+    y_min: Optional[float] = setting(None)
+    y_max: Optional[float] = setting(None)
+    sigmoid_C: float = setting(100.0, gt=0, why='inverse regularisation strength')
     candidates: list[Family] = field(
         default_factory=lambda: [Family.poly, Family.isotonic, Family.sigmoid, Family.identity]
     )
     # auto: candidates are compared by held-out MSE with GroupKFold(n_splits) by query
-    auto_splits: int = 5
+    auto_splits: int = setting(5, ge=2, why='GroupKFold by query needs at least 2 folds')
 
 
 @dataclass
@@ -91,13 +92,13 @@ class FusionConfig:
 
 @dataclass
 class EvaluateConfig:
-    n_splits: int = 5
-    n_bootstrap: int = 1000
-    confidence: float = 0.95
-    top_k: int = 3
+    n_splits: int = setting(5, ge=2, why='GroupKFold by query needs at least 2 folds')
+    n_bootstrap: int = setting(1000, ge=0, why='0 = no intervals')
+    confidence: float = setting(0.95, gt=0, lt=1, why='the coverage of the intervals, e.g. 0.95')
+    top_k: int = setting(3, ge=1)
     # warn when fewer queries than this, or when an interval is wider than max_ci_width
-    min_queries: int = 30
-    max_ci_width: float = 0.1
+    min_queries: int = setting(30, ge=0)
+    max_ci_width: float = setting(0.1, gt=0)
 
 
 @dataclass
@@ -138,7 +139,7 @@ class CollectConfig:
     # SQLite score cache shared by every source (keyed by each source's fingerprint hash)
     cache: str = "cache/scores.sqlite"
     # score a deterministic sample of this many query groups (by hash of query_id); null = all
-    max_queries: Optional[int] = None
+    max_queries: Optional[int] = setting(None, ge=1, why='null = every query')
     # print requests, tokens and estimated cost for the pairs not cached yet; send nothing
     dry_run: bool = False
     run_api: bool = True
@@ -154,7 +155,7 @@ class CollectConfig:
     # line: +local@collect.extra_local.<column>=<conf/local entry>
     extra_local: Dict[str, LocalScorerConfig] = field(default_factory=dict)
     # query groups per local scorer call (one cache transaction each)
-    local_groups_per_batch: int = 8
+    local_groups_per_batch: int = setting(8, ge=1)
     # score locally in a worker thread while API requests are in flight
     overlap_local_and_api: bool = True
     progress: bool = True
@@ -167,20 +168,20 @@ class CheckConfig:
     #: artifact directory; null = <export.root>/<artifact name>
     artifact: Optional[str] = None
     #: query groups of collect.dataset scored (a deterministic sample by hash of query_id)
-    queries: int = 40
+    queries: int = setting(40, ge=1)
     #: drift when a metric is below the manifest's held-out interval by more than this
-    tolerance: float = 0.05
+    tolerance: float = setting(0.05, ge=0)
     #: the agreement metrics compared with the manifest (higher is better)
     metrics: list[str] = field(default_factory=lambda: ["pearson", "spearman"])
     #: bootstrap resamples for the sample's own intervals
-    n_bootstrap: int = 1000
+    n_bootstrap: int = setting(1000, ge=0, why='0 = no intervals')
 
 
 @dataclass
 class PipelineConfig:
     #: names a run's files: data/<name>/ (table), artifacts/calibrators/<name>/, reports/<name>/
     name: str = "demo"
-    seed: int = 0
+    seed: int = setting(0, ge=0, why='numpy seeds are non-negative')
     data: DataConfig = field(default_factory=DataConfig)
     calibrator: CalibratorConfig = field(default_factory=CalibratorConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)

@@ -98,6 +98,10 @@ def _read_frame(path: Path, fmt: str):
 def _float_column(frame, column: str, path: Path, fmt: str) -> np.ndarray:
     """Parse one score column; every non-numeric, missing, NaN or infinite cell is an error."""
     raw = frame[column].to_numpy()
+    if fmt != "csv" and not (np.issubdtype(raw.dtype, np.number) and not np.issubdtype(raw.dtype, np.bool_)):
+        first = next((v for v in raw if v is not None), None)
+        raise TableError(f"{path}: column '{column}': a {fmt} score column must be numeric, it holds "
+                         f"{raw.dtype} values (row 1: {str(first)[:40]!r}); write the scores as numbers")
     values = np.empty(raw.shape[0], dtype=np.float64)
     problems: list[str] = []
     for i, cell in enumerate(raw):

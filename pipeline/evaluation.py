@@ -8,8 +8,11 @@ with like. Each row of the report is one configuration; figures are never mixed 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +27,47 @@ from pipeline.metrics import MetricValue, PerQuery, agreement
 
 class EvaluationError(ValueError):
     """The table and configuration cannot be evaluated (e.g. fewer than 2 queries)."""
+
+
+@contextlib.contextmanager
+def collected_warnings(into: list[str]) -> Iterator[None]:
+    """Warnings raised while fitting (scikit-learn's, the calibrators') become report lines,
+    each once, instead of Python's ``file:line: UserWarning`` text printed per fold."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        text = str(w.message).strip()
+        if text not in into:
+            into.append(text)
+
+
+def preflight(cfg: PipelineConfig, table: PairedTable) -> list[str]:
+    """What the table and the settings cannot do together, found before any fitting: an error
+    (:class:`EvaluationError`, one line naming the setting) or notes for the report."""
+    notes: list[str] = []
+    if table.n_queries < 2:
+        raise EvaluationError(f"{table.path}: {table.n_queries} query; held-out evaluation needs at least 2 "
+                              "(GroupKFold by query)")
+    if table.n_rows < 4:
+        raise EvaluationError(f"{table.path}: {table.n_rows} pairs; fitting and evaluating a calibrator needs at least 4")
+    cal = cfg.calibrator
+    lo = cal.y_min if cal.y_min is not None else float(table.target.min())
+    hi = cal.y_max if cal.y_max is not None else float(table.target.max())
+    if lo > hi:
+        which = "calibrator.y_min" if cal.y_min is not None else "calibrator.y_max"
+        raise EvaluationError(f"{which}: the output range [{lo:g}, {hi:g}] is empty for {table.path}, whose reference "
+                              f"scores span [{table.target.min():g}, {table.target.max():g}]; set both bounds or neither")
+    if cfg.evaluate.n_splits > table.n_queries:
+        notes.append(f"evaluate.n_splits={cfg.evaluate.n_splits} but the table has {table.n_queries} queries: "
+                     f"{table.n_queries} folds used")
+    for j, name in enumerate(table.source_names):
+        if np.ptp(table.sources[:, j]) == 0:
+            notes.append(f"source '{name}' is constant ({table.sources[0, j]:g}) over the whole table: it carries no "
+                         "information, and its calibrated score is constant too")
+    if np.ptp(table.target) == 0:
+        notes.append(f"the reference '{table.target_name}' is constant over the whole table: nothing to calibrate to")
+    return notes
 
 
 def build_model(cfg: PipelineConfig, sources: list[str]) -> ScoreCalibrationModel:
@@ -147,8 +191,7 @@ def evaluate(table: PairedTable, cfg: PipelineConfig) -> EvaluationReport:
     """Raw vs held-out calibrated agreement for every source, plus the fused model if k > 1."""
     ev = cfg.evaluate
     groups = table.group_codes()
-    if table.n_queries < 2:
-        raise EvaluationError(f"{table.path}: {table.n_queries} query; held-out evaluation needs at least 2")
+    notes = preflight(cfg, table)
     splits = grouped_splits(table.n_rows, groups, ev.n_splits, cfg.seed)
     y = table.target
 
@@ -164,7 +207,9 @@ def evaluate(table: PairedTable, cfg: PipelineConfig) -> EvaluationReport:
         results.append(ConfigurationResult(f"raw {name}", "raw", [name], metrics, per_query, raw))
     fused = len(table.source_names) > 1
     n_fits = len(splits) * (len(table.source_names) + fused)
-    with tqdm(total=n_fits, desc="held-out fits", unit="fit", disable=None, leave=False) as progress:
+    fit_notes: list[str] = []
+    with tqdm(total=n_fits, desc="held-out fits", unit="fit", disable=None, leave=False) as progress, \
+            collected_warnings(fit_notes):
         for j, name in enumerate(table.source_names):
             pred, folds = out_of_fold(build_model(cfg, [name]), table.sources[:, [j]], y, groups, splits, progress)
             metrics, per_query = measure(pred)
@@ -175,7 +220,8 @@ def evaluate(table: PairedTable, cfg: PipelineConfig) -> EvaluationReport:
             label = "fused " + "+".join(table.source_names)
             results.append(ConfigurationResult(label, "fused", list(table.source_names), metrics, per_query, pred, {"folds": folds}))
 
-    warnings = _trust_warnings(table, results[-1], cfg)
+    report_warnings = notes + [w for w in _trust_warnings(table, results[-1], cfg) if w not in notes]
+    report_warnings += [w for w in fit_notes if w not in report_warnings]
     settings = {
         "calibrator": cfg.calibrator.family.value,
         "fusion": cfg.fusion.method.value if len(table.source_names) > 1 else "none",
@@ -186,7 +232,7 @@ def evaluate(table: PairedTable, cfg: PipelineConfig) -> EvaluationReport:
         "seed": cfg.seed,
         "settings_sha256": settings_hash(cfg),
     }
-    return EvaluationReport(results, table.n_rows, table.n_queries, table.small_queries(), len(splits), warnings, settings)
+    return EvaluationReport(results, table.n_rows, table.n_queries, table.small_queries(), len(splits), report_warnings, settings)
 
 
 def _trust_warnings(table: PairedTable, final: ConfigurationResult, cfg: PipelineConfig) -> list[str]:
@@ -195,7 +241,7 @@ def _trust_warnings(table: PairedTable, final: ConfigurationResult, cfg: Pipelin
     widths = {name: final.metrics[name].width for name in ("pearson", "spearman", "combined")}
     wide = {k: w for k, w in widths.items() if np.isfinite(w) and w > ev.max_ci_width}
     if table.n_queries < ev.min_queries or wide:
-        shown = ", ".join(f"{k} ±{w / 2:.3f} (width {w:.3f})" for k, w in widths.items())
+        shown = ", ".join(f"{k} ±{w / 2:.3f} (width {w:.3f})" if np.isfinite(w) else f"{k} n/a" for k, w in widths.items())
         out.append(
             f"small sample: {table.n_rows} pairs in {table.n_queries} queries; {int(ev.confidence * 100)}% "
             f"interval widths of '{final.name}': {shown}. Do not trust these figures for production "

@@ -162,3 +162,13 @@ def test_dvc_pipeline_stages_exist_and_their_deps_are_in_the_repo(repo_root):
                 assert part in node, f"{name}: params key {key} is not in params.yaml"
                 node = node[part]
     load_params(repo_root / "params.yaml")  # valid against the schema
+
+
+def test_stage_help_lists_its_keys_with_defaults_ranges_and_choices():
+    out = subprocess.run([sys.executable, "-m", "pipeline", "fit", "--help"], capture_output=True, text=True, check=True).stdout
+    assert "evaluate.n_splits=5  (>= 2)" in out and "evaluate.confidence=0.95  (> 0 and < 1)" in out
+    assert "calibrator.family=auto  (auto | poly | isotonic | sigmoid | identity)" in out
+    assert "api." not in out  # only the sections fit reads
+    collect_help = subprocess.run([sys.executable, "-m", "pipeline", "collect", "--help"], capture_output=True, text=True,
+                                  check=True).stdout
+    assert "api.rpm=2000.0  (> 0)" in collect_help and "local.dtype=float32  (float32 | bfloat16 | float16)" in collect_help

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Dict, Optional
 
+from pipeline.validation import setting
+
 
 class Dialect(Enum):
     """Wire formats the client speaks (see :mod:`pipeline.api.adapters`)."""
@@ -81,38 +83,38 @@ class ApiConfig:
     # TEI / infinity: return raw logits instead of sigmoid probabilities
     raw_scores: bool = False
     # embeddings: requested output size (Qwen3-Embedding truncates then re-normalises)
-    dimensions: Optional[int] = None
+    dimensions: Optional[int] = setting(None, ge=1)
     # what a score means; null = derived (embeddings -> cosine, raw_scores -> logit, else probability)
     score_type: Optional[ScoreType] = None
     # extra JSON fields merged into every request body (e.g. {truncate: true} for TEI)
     extra_body: Dict[str, Any] = field(default_factory=dict)
 
     # --- batching and limits (not part of the cache key) ---
-    max_documents_per_request: int = 64
+    max_documents_per_request: int = setting(64, ge=1)
     # also split a query group when its estimated tokens exceed this (null = no token cap)
-    max_tokens_per_request: Optional[int] = None
-    concurrency: int = 16
+    max_tokens_per_request: Optional[int] = setting(None, ge=1, why='null = no token cap')
+    concurrency: int = setting(16, ge=1)
     # client-side limits; null = unlimited. SiliconFlow rerankers: 2,000 RPM, 500k TPM
-    rpm: Optional[float] = 2000.0
-    tpm: Optional[float] = 500000.0
+    rpm: Optional[float] = setting(2000.0, gt=0, why='null = no limit')
+    tpm: Optional[float] = setting(500000.0, gt=0, why='null = no limit')
     # pace at this fraction of rpm/tpm, so network jitter never pushes us over the server's limit
-    rate_margin: float = 0.95
+    rate_margin: float = setting(0.95, gt=0, le=1, why='a fraction of the limits')
     # added to every document's token estimate (prompt template tokens the provider bills)
-    token_overhead_per_document: int = 0
+    token_overhead_per_document: int = setting(0, ge=0)
 
     # --- timeouts and retries ---
-    connect_timeout_s: float = 10.0
-    timeout_s: float = 60.0
+    connect_timeout_s: float = setting(10.0, gt=0)
+    timeout_s: float = setting(60.0, gt=0)
     # total attempts per request, including the first
-    retry_attempts: int = 6
+    retry_attempts: int = setting(6, ge=1, why='attempts per request, the first included')
     # give up on a request when the next wait would end later than this after its first attempt
-    retry_max_elapsed_s: float = 300.0
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 30.0
+    retry_max_elapsed_s: float = setting(300.0, ge=0)
+    backoff_initial_s: float = setting(0.5, ge=0)
+    backoff_max_s: float = setting(30.0, ge=0)
     # malformed JSON / missing or duplicated indices are retried like a 5xx (truncated bodies
     # are usually transient); false = fail on the first one
     retry_invalid_responses: bool = True
 
     # --- cost (for the dry run and the usage summary) ---
-    price_per_million_tokens: float = 0.0
-    price_per_request: float = 0.0
+    price_per_million_tokens: float = setting(0.0, ge=0)
+    price_per_request: float = setting(0.0, ge=0)

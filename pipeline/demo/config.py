@@ -7,32 +7,33 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from pipeline.scorers.config import DType, Template
+from pipeline.validation import setting
 
 
 @dataclass
 class TrainSettings:
     """What determines the demo reranker's weights (``demo.train.*``)."""
 
-    vocab_size: int = 4000
-    hidden_size: int = 64
-    num_layers: int = 2
-    num_heads: int = 4
-    num_kv_heads: int = 2
-    intermediate_size: int = 192
+    vocab_size: int = setting(4000, ge=300, why='the 256 bytes, the special tokens and some merges')
+    hidden_size: int = setting(64, ge=8)
+    num_layers: int = setting(2, ge=1)
+    num_heads: int = setting(4, ge=1)
+    num_kv_heads: int = setting(2, ge=1)
+    intermediate_size: int = setting(192, ge=1)
     #: tokens per (prompt + query + document) row; longer documents are truncated
-    max_length: int = 256
+    max_length: int = setting(256, ge=16)
     #: updates for revision v1; v2 continues from v1 for ``extra_steps_v2`` more
-    steps: int = 500
-    extra_steps_v2: int = 150
+    steps: int = setting(500, ge=1)
+    extra_steps_v2: int = setting(150, ge=1, why='v2 must differ from v1')
     #: query groups (ten documents each) per update
-    queries_per_step: int = 8
-    learning_rate: float = 0.01
-    weight_decay: float = 0.01
-    warmup_steps: int = 50
+    queries_per_step: int = setting(8, ge=1)
+    learning_rate: float = setting(0.01, gt=0)
+    weight_decay: float = setting(0.01, ge=0)
+    warmup_steps: int = setting(50, ge=0)
     #: weight of the per-query softmax term next to the pointwise cross-entropy
-    listwise_weight: float = 1.0
-    init_range: float = 0.2
-    seed: int = 0
+    listwise_weight: float = setting(1.0, ge=0)
+    init_range: float = setting(0.2, gt=0)
+    seed: int = setting(0, ge=0)
 
 
 @dataclass
@@ -45,7 +46,7 @@ class DemoConfig:
     #: the training part: what the demo reranker learns from
     train_dataset: str = "data/demo/train.jsonl"
     #: seed of the dataset generator (document choice and order)
-    dataset_seed: int = 0
+    dataset_seed: int = setting(0, ge=0)
     #: the trained revisions go to <model_dir>/v1 and <model_dir>/v2
     model_dir: str = "models/demo-reranker"
     #: NDCG@10 of each revision on the labelled calibration queries next to a random order's:
@@ -78,6 +79,6 @@ class ReferenceConfig:
     dtype: DType = DType.bfloat16
     #: the instruction used when a request carries none; null = the model card's default
     instruction: Optional[str] = None
-    max_length: int = 512
-    max_documents: int = 256
-    max_text_chars: int = 20000
+    max_length: int = setting(512, ge=16)
+    max_documents: int = setting(256, ge=1)
+    max_text_chars: int = setting(20000, ge=1)

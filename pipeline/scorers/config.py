@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Optional
 
+from pipeline.validation import setting
+
 
 class ScorerKind(Enum):
     """Which backend scores the pairs."""
@@ -69,12 +71,12 @@ class LocalScorerConfig:
     #: null = the model's default instruction; ignored by template=none
     instruction: Optional[str] = None
     #: tokens per pair, prompt included (the document is truncated to fit)
-    max_length: int = 8192
+    max_length: int = setting(8192, ge=2)
     # -- batching (never changes what is computed, only how fast) --
-    batch_size: int = 8
+    batch_size: int = setting(8, ge=1)
     #: upper bound on tokens in one batch: padded (rows x longest row), or the rows' own tokens for
     #: the packed backends (qwen3_reranker, Qwen2/Qwen3 cross-encoders); a longer pair runs alone
-    max_batch_tokens: int = 32768
+    max_batch_tokens: int = setting(32768, ge=1)
     #: on CPU (Linux, glibc): keep freed memory for reuse instead of page-faulting every new tensor
     #: (process-wide; see pipeline/scorers/cpu_memory.py). Never changes scores.
     reuse_cpu_memory: bool = True
@@ -85,7 +87,7 @@ class LocalScorerConfig:
     #: query instruction: queries become "Instruct: {task}\nQuery:{query}"; null = bare queries
     task: Optional[str] = None
     #: Matryoshka truncation: keep the first `dimensions` coordinates, then re-normalise
-    dimensions: Optional[int] = None
+    dimensions: Optional[int] = setting(None, ge=1, why='null = the native size')
     normalize: bool = True
     # -- loading --
     #: attention kernel passed to from_pretrained ("sdpa", "eager", "flash_attention_2"); null = default

@@ -22,7 +22,15 @@ import numpy as np
 
 from pipeline.config import PipelineConfig, report_dir
 from pipeline.data import PairedTable
-from pipeline.evaluation import EvaluationError, EvaluationReport, build_model, evaluate, report_dict
+from pipeline.evaluation import (
+    EvaluationError,
+    EvaluationReport,
+    build_model,
+    collected_warnings,
+    evaluate,
+    preflight,
+    report_dict,
+)
 from pipeline.files import atomic_write_json
 from pipeline.fusion import ScoreCalibrationModel
 from pipeline.report import format_report
@@ -42,14 +50,13 @@ def run_evaluation(cfg: PipelineConfig, table: PairedTable, model: ScoreCalibrat
     print(f"evaluating {n_configs} configurations with {cfg.evaluate.n_splits}-fold GroupKFold by query ...", flush=True)
     report = evaluate(table, cfg)
     print(format_report(report))
-    for warning in report.warnings:
-        print(f"WARNING: {warning}", file=sys.stderr)
+    if model is None:
+        model = fit_final(cfg, table)
+    print_warnings(report.warnings + [w for w in model.fit_warnings_ if w not in report.warnings])
     out_dir = Path(report_dir(cfg))
     atomic_write_json(out_dir / METRICS_FILE, report_dict(report, table))
     atomic_write_json(out_dir / SUMMARY_FILE, summary(report))
     written = [str(out_dir / METRICS_FILE), SUMMARY_FILE]
-    if model is None:
-        model = fit_final(cfg, table)
     written += [p.name for p in write_plot_data(table, report, model, out_dir)]
     if cfg.report.plots:
         written += [p.name for p in write_plots(table, report, model, out_dir)]
@@ -93,8 +100,20 @@ def _query_order(table: PairedTable) -> np.ndarray:
 
 
 def fit_final(cfg: PipelineConfig, table: PairedTable) -> ScoreCalibrationModel:
-    """The exported model: every source of the table, fitted on all rows."""
-    return build_model(cfg, table.source_names).fit(table.sources, table.target, groups=table.group_codes())
+    """The exported model: every source of the table, fitted on all rows (after the table and the
+    settings passed :func:`preflight`). Warnings raised while fitting land in ``fit_warnings_``."""
+    preflight(cfg, table)
+    caught: list[str] = []
+    with collected_warnings(caught):
+        model = build_model(cfg, table.source_names).fit(table.sources, table.target, groups=table.group_codes())
+    model.fit_warnings_ = caught
+    return model
+
+
+def print_warnings(messages: list[str]) -> None:
+    """The project's one warning style: ``WARNING: <text>`` on stderr, each message once."""
+    for message in dict.fromkeys(messages):
+        print(f"WARNING: {message}", file=sys.stderr)
 
 
 def write_plots(table: PairedTable, report: EvaluationReport, model: ScoreCalibrationModel, out_dir: Path) -> list[Path]:

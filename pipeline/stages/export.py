@@ -19,7 +19,7 @@ from pipeline.data import PairedTable
 from pipeline.evaluation import EvaluationError, describe_model, settings_hash
 from pipeline.fusion import ScoreCalibrationModel
 from pipeline.stages.common import describe_table, load_table, user_errors
-from pipeline.stages.evaluate import METRICS_FILE, fit_final
+from pipeline.stages.evaluate import METRICS_FILE, fit_final, print_warnings
 
 _SOURCE_KEYS = ("kind", "model", "revision", "fingerprint", "fingerprint_hash", "score_type", "template", "instruction", "dialect", "endpoint")
 
@@ -139,7 +139,9 @@ def run(cfg: PipelineConfig) -> int:
     if metrics is None:
         print("note: no metrics.json from the same data and settings; the manifest records no held-out metrics "
               "(run `python -m pipeline fit` to evaluate and export together)", file=sys.stderr)
-    run_export(cfg, table, fit_final(cfg, table), metrics)
+    model = fit_final(cfg, table)
+    print_warnings(model.fit_warnings_)
+    run_export(cfg, table, model, metrics)
     return 0
 
 

@@ -1,0 +1,66 @@
+"""Degenerate tables and settings that only fail against a table: one line, exit 2, before any
+fitting; survivable oddities: the project's own WARNING lines, each once, never a Python warning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.__main__ import main
+
+
+def table(tmp_path: Path, n_queries: int, docs: int, *, local=None, name="t.csv", parquet_strings=False) -> Path:
+    rng = np.random.default_rng(0)
+    n = n_queries * docs
+    frame = pd.DataFrame({"query_id": [f"q{i // docs}" for i in range(n)], "doc_id": [f"d{i}" for i in range(n)],
+                          "local": rng.random(n) if local is None else np.full(n, local), "reference": rng.random(n)})
+    path = tmp_path / name
+    if parquet_strings:
+        frame["local"] = frame["local"].astype(str)
+        frame.to_parquet(path)
+    else:
+        frame.to_csv(path, index=False)
+    return path
+
+
+def fit(tmp_path, path, *extra) -> list[str]:
+    return ["fit", f"data.path={path}", f"export.root={tmp_path / 'a'}", f"report.dir={tmp_path / 'r'}",
+            "evaluate.n_bootstrap=100", *extra]
+
+
+@pytest.mark.parametrize("make, extra, message", [
+    (lambda p: table(p, 3, 1), [], "3 pairs; fitting and evaluating a calibrator needs at least 4"),
+    (lambda p: table(p, 1, 8), [], "1 query; held-out evaluation needs at least 2"),
+    (lambda p: table(p, 10, 4), ["calibrator.y_min=2"], "calibrator.y_min: the output range [2, "),
+    (lambda p: table(p, 10, 4), ["calibrator.y_max=-1"], "calibrator.y_max: the output range ["),
+    (lambda p: table(p, 10, 4, name="t.parquet", parquet_strings=True), [],
+     "column 'local': a parquet score column must be numeric, it holds object values"),
+])
+def test_a_table_the_settings_cannot_use_is_one_line_and_exit_2(tmp_path, capsys, make, extra, message):
+    path = make(tmp_path)
+    assert main(fit(tmp_path, path, *extra)) == 2
+    out = capsys.readouterr()
+    err = out.err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err, err
+    assert "evaluating" not in out.out and not (tmp_path / "a").exists()
+
+
+def test_survivable_oddities_are_warned_once_in_the_projects_style(tmp_path, capsys):
+    assert main(fit(tmp_path, table(tmp_path, 2, 2), "evaluate.n_splits=9")) == 0  # each fold trains on 1 query
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert all(line.startswith(("WARNING: ", "note: ")) for line in lines), err  # no Python warning text
+    assert len(lines) == len(set(lines))
+    assert "evaluate.n_splits=9 but the table has 2 queries: 2 folds used" in err
+    assert err.count("auto calibrator: need at least 2 queries for grouped cross-validation, got 1; keeping identity") == 1
+    assert "UserWarning" not in err and "warnings.warn" not in err
+
+
+def test_a_constant_source_is_named_and_no_interval_reads_nan(tmp_path, capsys):
+    assert main(fit(tmp_path, table(tmp_path, 12, 5, local=0.5))) == 0
+    err = capsys.readouterr().err
+    assert "WARNING: source 'local' is constant (0.5) over the whole table" in err
+    assert "nan" not in err.lower().replace("n/a", "")
