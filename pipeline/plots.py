@@ -1,5 +1,7 @@
-"""The two plots ``fit`` writes: local vs reference with the fitted curve, and per-query rank
-agreement (raw vs exported configuration). Written atomically; matplotlib's Agg backend only."""
+"""The two plots ``fit`` writes: local vs reference with the fitted curve (and the identity line:
+what no calibration would give), and the distribution of per-query rank agreement as ECDF curves,
+one per configuration, which stay readable where overlapping histograms turn brown. Written
+atomically; matplotlib's Agg backend only."""
 
 from __future__ import annotations
 
@@ -20,7 +22,23 @@ def _save(fig, path: Path) -> Path:
         raise
 
 
-def plot_calibration(x: np.ndarray, y: np.ndarray, curve_x: np.ndarray, curve_y: np.ndarray, *, x_label: str, y_label: str, title: str, path: Path) -> Path:
+def plot_calibration(x: np.ndarray, y: np.ndarray, curve_x: np.ndarray, curve_y: np.ndarray, *, x_label: str, y_label: str,
+                     title: str, path: Path, identity: bool = True) -> Path:
+    fig = calibration_figure(x, y, curve_x, curve_y, x_label=x_label, y_label=y_label, title=title, identity=identity)
+    return _save_and_close(fig, path)
+
+
+def _save_and_close(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    try:
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def calibration_figure(x: np.ndarray, y: np.ndarray, curve_x: np.ndarray, curve_y: np.ndarray, *, x_label: str,
+                       y_label: str, title: str, identity: bool = True):
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -29,35 +47,47 @@ def plot_calibration(x: np.ndarray, y: np.ndarray, curve_x: np.ndarray, curve_y:
     fig, ax = plt.subplots(figsize=(6, 5))
     ax.scatter(x, y, s=8, alpha=0.45, label="pairs", color="tab:blue", edgecolors="none")
     ax.plot(curve_x, curve_y, color="tab:red", lw=2, label="fitted calibrator")
+    if identity:
+        lo, hi = min(x.min(), y.min()), max(x.max(), y.max())
+        ax.plot([lo, hi], [lo, hi], color="0.4", lw=1, ls="--", label="identity (no calibration)")
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
     ax.set_title(title)
     ax.legend(loc="best")
     ax.grid(alpha=0.3)
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return fig
 
 
 def plot_rank_agreement(per_query: dict[str, np.ndarray], *, title: str, path: Path) -> Path:
-    """Histogram of per-query Spearman for each configuration given (NaNs skipped)."""
+    return _save_and_close(rank_agreement_figure(per_query, title=title), path)
+
+
+def rank_agreement_figure(per_query: dict[str, np.ndarray], *, title: str):
+    """ECDF of per-query Spearman for each configuration given (NaNs skipped): a curve further
+    right means more queries in closer agreement; the axis spans only the observed values."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    bins = np.linspace(-1, 1, 21)
-    for name, values in per_query.items():
-        v = values[np.isfinite(values)]
-        ax.hist(v, bins=bins, alpha=0.5, label=f"{name} (mean {v.mean():.3f}, {v.size} queries)" if v.size else name)
-    ax.set_xlabel("per-query Spearman vs reference")
-    ax.set_ylabel("queries")
+    finite = [v[np.isfinite(v)] for v in per_query.values()]
+    observed = np.concatenate(finite) if any(v.size for v in finite) else np.array([0.0, 1.0])
+    styles = ["-", "--", ":", "-."]
+    for i, (name, values) in enumerate(per_query.items()):
+        v = np.sort(values[np.isfinite(values)])
+        if not v.size:
+            continue
+        ax.step(np.concatenate([[v[0]], v]), np.arange(v.size + 1) / v.size, where="post", lw=1.8,
+                ls=styles[i % len(styles)], label=f"{name} (mean {v.mean():.3f}, {v.size} queries)")
+    ax.set_xlim(max(-1.0, float(observed.min()) - 0.02), 1.0)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("per-query Spearman with the reference")
+    ax.set_ylabel("share of queries at or below")
     ax.set_title(title)
-    ax.legend(loc="upper left", fontsize=8)
+    if ax.get_lines():
+        ax.legend(loc="upper left", fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no query with a defined rank correlation", ha="center", va="center", transform=ax.transAxes)
     ax.grid(alpha=0.3)
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return fig

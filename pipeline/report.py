@@ -1,4 +1,11 @@
-"""Readable end-of-run summary: one row per configuration, value and interval per metric."""
+"""Readable end-of-run summary that fits a 100-column terminal.
+
+Two blocks with one row per configuration: the headline figures (score correlation, rank
+similarity, MAE), then the other rank figures and ``combined``. Each cell is the held-out value
+and its bootstrap interval. Short footnotes define what a reader cannot guess: held-out how,
+what ``combined`` is, why calibration can lower top-k overlap (ties), and why the per-fold family
+can differ from the exported one.
+"""
 
 from __future__ import annotations
 
@@ -6,49 +13,84 @@ import math
 
 from pipeline.evaluation import EvaluationReport
 
-COLUMNS = (
-    ("pearson", "score corr (pearson)"),
-    ("spearman", "rank sim (spearman)"),
-    ("kendall", "kendall tau-b"),
-    ("topk", "top-k overlap"),
-    ("ndcg", "ndcg@k"),
-    ("mae", "MAE"),
-    ("combined", "combined"),
-)
+HEADLINE = (("pearson", "score corr"), ("spearman", "rank sim"), ("mae", "MAE"))
+DETAIL = (("kendall", "kendall tau-b"), ("topk", "top-k overlap"), ("ndcg", "ndcg@k"), ("combined", "combined"))
+#: widest line the report prints (a footnote wraps before it)
+WIDTH = 100
+
+
+def _num(v: float) -> str:
+    """3 decimals; the leading zero dropped inside intervals so a cell stays 17 characters."""
+    return f"{v:.3f}"
+
+
+def _short(v: float) -> str:
+    text = f"{v:.3f}"
+    return text.replace("0.", ".", 1) if text.startswith(("0.", "-0.")) else text
 
 
 def _cell(value: float, low: float, high: float) -> str:
     if not math.isfinite(value):
         return "n/a"
     if not (math.isfinite(low) and math.isfinite(high)):
-        return f"{value:.3f}"
-    return f"{value:.3f} [{low:.3f}, {high:.3f}]"
+        return _num(value)
+    return f"{_num(value)} [{_short(low)},{_short(high)}]"
+
+
+def _block(report: EvaluationReport, columns, top_k: int) -> list[str]:
+    header = ["configuration"] + [title.replace("top-k", f"top-{top_k}").replace("@k", f"@{top_k}") for _, title in columns]
+    rows = [header] + [[r.name] + [_cell(r.metrics[k].value, r.metrics[k].low, r.metrics[k].high) for k, _ in columns]
+                       for r in report.results]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    line = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()  # noqa: E731
+    return [line(rows[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in rows[1:]]
+
+
+def _wrap(text: str, indent: str = "  ") -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width=WIDTH, subsequent_indent=indent, break_on_hyphens=False)
+
+
+def wrapped(text: str) -> str:
+    """``text`` folded to the report's width (continuation lines indented), for one-off lines."""
+    return "\n".join(_wrap(text))
+
+
+def footnotes(report: EvaluationReport) -> list[str]:
+    ev = report.settings
+    conf = int(round(ev["confidence"] * 100))
+    notes = [
+        f"held-out: {report.n_splits}-fold GroupKFold by query, {report.n_rows} pairs, {report.n_queries} queries; "
+        f"[{conf}% bootstrap interval over queries, {ev['n_bootstrap']} resamples]. raw: the score as it is.",
+        "combined = (score corr + rank sim) / 2 of the same row, the seed report's consistency figure.",
+        "A monotone calibrator cannot reorder the documents of a query: rank figures move only by fusion.",
+    ]
+    raw = {r.sources[0]: r for r in report.results if r.kind == "raw"}
+    for r in report.results:
+        base = raw.get(r.sources[0]) if r.kind == "calibrated" else None
+        if base is not None and r.metrics["topk"].value < base.metrics["topk"].value - 1e-12:
+            notes.append(f"'{r.name}' has lower top-{ev['top_k']} overlap than raw: its calibrator maps nearby scores "
+                         "to one value (isotonic steps), and tied documents leave the top-k in table order.")
+    for r in report.results:
+        folds = r.details.get("folds")
+        if not folds:
+            continue
+        families = sorted({f["family"] for f in folds})
+        text = f"'{r.name}': family per fold {', '.join(families)}"
+        weights = [f["weights"] for f in folds if "weights" in f]
+        if weights:
+            mean_w = {k: sum(w[k] for w in weights) / len(weights) for k in weights[0]}
+            text += "; mean fusion weights " + ", ".join(f"{k}={v:.2f}" for k, v in mean_w.items())
+        if ev["calibrator"] == "auto" and len(families) > 1:
+            text += " (auto picks per fold by held-out error; the export refits the choice on all rows)"
+        notes.append(text)
+    return notes
 
 
 def format_report(report: EvaluationReport) -> str:
-    ev = report.settings
-    header = ["configuration"] + [title.replace("top-k", f"top-{ev['top_k']}").replace("@k", f"@{ev['top_k']}") for _, title in COLUMNS]
-    rows = [header]
-    for res in report.results:
-        rows.append([res.name] + [_cell(res.metrics[k].value, res.metrics[k].low, res.metrics[k].high) for k, _ in COLUMNS])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
-    out = [line(rows[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in rows[1:]]
-    conf = int(round(ev["confidence"] * 100))
-    out.append(
-        f"held-out: GroupKFold by query ({report.n_splits} folds), {report.n_rows} pairs, {report.n_queries} queries; "
-        f"[{conf}% bootstrap interval over queries, {ev['n_bootstrap']} resamples]. "
-        "Raw rows use no fitting. A monotone calibrator leaves per-query rank metrics unchanged "
-        "(up to ties it creates); only fusion can move them."
-    )
-    for res in report.results:
-        folds = res.details.get("folds")
-        if folds:
-            families = sorted({f["family"] for f in folds})
-            weights = [f["weights"] for f in folds if "weights" in f]
-            extra = ""
-            if weights:
-                mean_w = {k: sum(w[k] for w in weights) / len(weights) for k in weights[0]}
-                extra = "; mean fusion weights " + ", ".join(f"{k}={v:.2f}" for k, v in mean_w.items())
-            out.append(f"  {res.name}: per-fold family {', '.join(families)}{extra}")
+    top_k = report.settings["top_k"]
+    out = _block(report, HEADLINE, top_k) + [""] + _block(report, DETAIL, top_k) + [""]
+    for note in footnotes(report):
+        out += _wrap(note)
     return "\n".join(out)

@@ -172,3 +172,40 @@ def test_stage_help_lists_its_keys_with_defaults_ranges_and_choices():
     collect_help = subprocess.run([sys.executable, "-m", "pipeline", "collect", "--help"], capture_output=True, text=True,
                                   check=True).stdout
     assert "api.rpm=2000.0  (> 0)" in collect_help and "local.dtype=float32  (float32 | bfloat16 | float16)" in collect_help
+
+
+def test_the_report_reads_in_a_100_column_terminal_with_defined_footnotes(tmp_path, capsys):
+    assert main(["fit", "data=demo-fusion", "export.name=fused", *_dirs(tmp_path)]) == 0
+    out = capsys.readouterr()
+    lines = (out.out + out.err).splitlines()
+    assert max(len(line) for line in lines) <= 100, max(lines, key=len)
+    text = " ".join(line.strip() for line in out.out.splitlines())
+    assert "combined = (score corr + rank sim) / 2 of the same row" in text
+    assert "'calibrated local' has lower top-3 overlap than raw: its calibrator maps nearby scores to one value" in text
+    assert "(auto picks per fold by held-out error; the export refits the choice on all rows)" in text
+    assert "'fused local+local_minilm': family per fold" in text and "mean fusion weights local=" in text
+
+
+def test_plots_show_the_identity_the_family_the_models_and_only_the_observed_range():
+    from pipeline.plots import calibration_figure, rank_agreement_figure
+
+    x = np.linspace(0.1, 0.9, 50)
+    fig = calibration_figure(x, x**2, x, x**2, x_label="local score (local: models/demo-reranker/v1)",
+                             y_label="reference score (reference: demo/qwen3-reranker-tiny)", title="calibrated local: poly, degree 3")
+    ax = fig.axes[0]
+    assert "identity (no calibration)" in [line.get_label() for line in ax.get_lines()]
+    assert "poly, degree 3" in ax.get_title() and "models/demo-reranker/v1" in ax.get_xlabel()
+    ecdf = rank_agreement_figure({"raw local": np.array([0.4, 0.7, np.nan, 0.9]), "calibrated local": np.array([0.5, 0.8, 0.9, 1.0])},
+                                 title="t")
+    ax = ecdf.axes[0]
+    assert ax.get_xlim()[0] == pytest.approx(0.38) and ax.get_xlim()[1] == 1.0  # no empty -1..0.4 stretch
+    assert [line.get_label().split(" (")[0] for line in ax.get_lines()] == ["raw local", "calibrated local"]
+
+
+def test_the_readmes_example_output_is_what_fit_prints(tmp_path, capsys, repo_root):
+    assert main(["fit", *_dirs(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    readme = (repo_root / "README.md").read_text(encoding="utf-8")
+    start = readme.index("`python -m pipeline fit` on the demo table prints")
+    example = readme[readme.index("```\n", start) + 4 : readme.index("\n```", start)]
+    assert example in printed

@@ -88,9 +88,9 @@ def test_a_fit_never_silently_replaces_another_tables_artifact(tmp_path, capsys,
     assert main(["fit", f"data.path={first}", *common]) == 0
     assert (tmp_path / "artifacts" / "a" / "manifest.json").is_file() and (tmp_path / "reports" / "a" / "summary.json").is_file()
     assert main(["fit", f"data.path={first}", *common]) == 0  # the same table again: replaced, and said so
-    assert "replacing artifacts/a (fitted on " in capsys.readouterr().out
+    assert "replacing artifacts/a (fitted on " in capsys.readouterr().out.replace("\n  ", " ")
     assert main(["fit", f"data.path={other}", "export.name=a", *common]) == 2  # another table: refused up front
-    err = capsys.readouterr().err
+    err = capsys.readouterr().err.replace("\n  ", " ")
     assert "artifacts/a holds a calibrator fitted on" in err and "export.replace=true" in err
     assert not (tmp_path / "reports" / "a" / "metrics.json").read_text().count(str(other))
     assert main(["fit", f"data.path={other}", "export.name=a", "export.replace=true", *common]) == 0

@@ -33,7 +33,7 @@ from pipeline.evaluation import (
 )
 from pipeline.files import atomic_write_json
 from pipeline.fusion import ScoreCalibrationModel
-from pipeline.report import format_report
+from pipeline.report import format_report, wrapped
 from pipeline.stages.common import describe_table, load_table, user_errors
 
 METRICS_FILE = "metrics.json"
@@ -60,7 +60,7 @@ def run_evaluation(cfg: PipelineConfig, table: PairedTable, model: ScoreCalibrat
     written += [p.name for p in write_plot_data(table, report, model, out_dir)]
     if cfg.report.plots:
         written += [p.name for p in write_plots(table, report, model, out_dir)]
-    print(f"wrote {', '.join(written)} ({time.perf_counter() - started:.1f}s)")
+    print(wrapped(f"wrote {', '.join(written)} ({time.perf_counter() - started:.1f}s)"))
     return report
 
 
@@ -113,24 +113,36 @@ def fit_final(cfg: PipelineConfig, table: PairedTable) -> ScoreCalibrationModel:
 def print_warnings(messages: list[str]) -> None:
     """The project's one warning style: ``WARNING: <text>`` on stderr, each message once."""
     for message in dict.fromkeys(messages):
-        print(f"WARNING: {message}", file=sys.stderr)
+        print(wrapped(f"WARNING: {message}"), file=sys.stderr)
 
 
 def write_plots(table: PairedTable, report: EvaluationReport, model: ScoreCalibrationModel, out_dir: Path) -> list[Path]:
+    from pipeline.evaluation import describe_model
     from pipeline.plots import plot_calibration, plot_rank_agreement
 
     final = report.exported
     x = model.fused(table.sources)
     grid = np.linspace(x.min(), x.max(), 400)
     curve = model.calibrator_.predict(grid)
-    label = final.sources[0] if len(final.sources) == 1 else "fused(" + "+".join(final.sources) + ")"
+    info = describe_model(model)
+    family = info["family"] + (f", degree {model.calibrator_.get_params().get('degree')}" if info["family"] == "poly" else "")
+    if info.get("method") and info["family"] == "poly":
+        family += f", {info['method']}"
     sim = " (SIMULATED)" if table.meta.get("simulated") else ""
+    names = {col: (src or {}).get("model") for col, src in (table.meta.get("sources") or {}).items()}
+    named = lambda col: f"{col}: {names[col]}" if names.get(col) else col  # noqa: E731
+    if len(final.sources) == 1:
+        x_label = f"local score ({named(final.sources[0])})"
+    else:
+        x_label = "fused score (standardised): " + " + ".join(f"{w:.2f} {c}" for c, w in info["weights"].items())
     paths = [
-        plot_calibration(x, table.target, grid, curve, x_label=f"local score: {label}", y_label=f"reference: {table.target_name}",
-                         title=f"{final.name}{sim}", path=out_dir / "calibration.png"),
+        plot_calibration(x, table.target, grid, curve, x_label=x_label, y_label=f"reference score ({named(table.target_name)})",
+                         title=f"{final.name}: {family}{sim}", path=out_dir / "calibration.png",
+                         identity=len(final.sources) == 1),
     ]
     per_query = {r.name: r.per_query.rank["spearman"] for r in report.results if r.kind == "raw" or r is final}
-    paths.append(plot_rank_agreement(per_query, title=f"per-query rank agreement{sim}", path=out_dir / "rank_agreement.png"))
+    paths.append(plot_rank_agreement(per_query, title=f"per-query rank agreement with the reference{sim}",
+                                     path=out_dir / "rank_agreement.png"))
     return paths
 
 

@@ -18,6 +18,7 @@ from pipeline.config import PipelineConfig, artifact_name, report_dir
 from pipeline.data import PairedTable
 from pipeline.evaluation import EvaluationError, describe_model, settings_hash
 from pipeline.fusion import ScoreCalibrationModel
+from pipeline.report import wrapped
 from pipeline.stages.common import describe_table, load_table, user_errors
 from pipeline.stages.evaluate import METRICS_FILE, fit_final, print_warnings
 
@@ -124,10 +125,11 @@ def run_export(cfg: PipelineConfig, table: PairedTable, model: ScoreCalibrationM
     manifest = build_manifest(cfg, table, model, metrics)
     path = write_artifact(cfg.export.root, artifact_name(cfg), model, manifest, write_joblib=cfg.export.joblib)
     if replacing:
-        print(replacing)
+        print(wrapped(replacing))
     info = manifest["calibrator"]
     weights = f", fusion weights {info['weights']}" if "weights" in info else ""
-    print(f"artifact: {path} (family {info['family']}{weights}); load with pipeline.inference.load_calibrator({str(path)!r})")
+    print(wrapped(f"artifact: {path} (family {info['family']}{weights}); "
+                  f"load with pipeline.inference.load_calibrator({str(path)!r})"))
     return path
 
 
