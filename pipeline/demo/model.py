@@ -82,7 +82,6 @@ class _Trainer:
         self.groups = groups
         self.s = settings
         self.total_steps = total_steps
-        self.pad_id = tokenizer.pad_token_id
         self.yes_id = tokenizer.convert_tokens_to_ids("yes")
         self.no_id = tokenizer.convert_tokens_to_ids("no")
         from pipeline.scorers.packing import register

@@ -33,15 +33,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import hmac
 import json
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pipeline.demo.config import ReferenceConfig
@@ -90,20 +88,6 @@ class RequestError(Exception):
         super().__init__(message)
         self.status = status
         self.code = code
-
-
-@dataclass
-class ServerStats:
-    requests: int = 0
-    documents: int = 0
-    statuses: dict[int, int] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def record(self, status: int, documents: int = 0) -> None:
-        with self.lock:
-            self.requests += 1
-            self.documents += documents
-            self.statuses[status] = self.statuses.get(status, 0) + 1
 
 
 class RerankModel:
@@ -185,24 +169,22 @@ def rerank_response(request: dict[str, Any], scores: Sequence[float], tokens: in
 class ReferenceApp:
     """Raw ASGI app: ``POST /v1/rerank`` and ``GET /v1/models``; everything else is a 404."""
 
-    def __init__(self, model: RerankModel, api_key: str | None, stats: ServerStats) -> None:
+    def __init__(self, model: RerankModel, api_key: str | None) -> None:
         self.model = model
         self.api_key = api_key
-        self.stats = stats
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             return
         from pipeline.loopback import read_body
 
-        status, payload, n_docs = await self._handle(scope, await read_body(receive))
-        self.stats.record(status, n_docs)
+        status, payload = await self._handle(scope, await read_body(receive))
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 
-    async def _handle(self, scope: dict, raw: bytes) -> tuple[int, dict[str, Any], int]:
+    async def _handle(self, scope: dict, raw: bytes) -> tuple[int, dict[str, Any]]:
         path, method = scope["path"].rstrip("/"), scope["method"]
         try:
             if self.api_key is not None:
@@ -211,7 +193,7 @@ class ReferenceApp:
                 if not hmac.compare_digest(given.encode(), f"Bearer {self.api_key}".encode()):
                     raise RequestError(401, 401, "Invalid token")
             if path == "/v1/models" and method == "GET":
-                return 200, {"object": "list", "data": [{"id": self.model.settings.served_model, "object": "model"}]}, 0
+                return 200, {"object": "list", "data": [{"id": self.model.settings.served_model, "object": "model"}]}
             if path != "/v1/rerank":
                 raise RequestError(404, 404, f"no route {method} {path}")
             if method != "POST":
@@ -223,11 +205,11 @@ class ReferenceApp:
             request = parse_rerank(body, self.model.settings)
             scores, tokens = await asyncio.to_thread(self.model.score, request["query"], request["documents"],
                                                      request["instruction"])  # fmt: skip
-            return 200, rerank_response(request, scores, tokens), len(request["documents"])
+            return 200, rerank_response(request, scores, tokens)
         except RequestError as exc:
-            return exc.status, {"code": exc.code, "message": str(exc), "data": None}, 0
+            return exc.status, {"code": exc.code, "message": str(exc), "data": None}
         except Exception as exc:  # a bug or a model failure: a 500 in the API's shape, never a hang
-            return 500, {"code": 50000, "message": f"internal error: {type(exc).__name__}", "data": None}, 0
+            return 500, {"code": 50000, "message": f"internal error: {type(exc).__name__}", "data": None}
 
 
 class ReferenceServer:
@@ -239,7 +221,6 @@ class ReferenceServer:
         self.api_key = api_key
         self.host = host
         self.port = port
-        self.stats = ServerStats()
         self._model: RerankModel | None = None
         self._app: ReferenceApp | None = None
         self._server: Any = None
@@ -270,7 +251,7 @@ class ReferenceServer:
         from pipeline.loopback import BackgroundServer
 
         self._model = RerankModel(self.settings)
-        self._app = ReferenceApp(self._model, self.api_key, self.stats)
+        self._app = ReferenceApp(self._model, self.api_key)
         self._server = BackgroundServer(self._app, host=self.host, port=self.port, name="reference server")
         try:
             self._server.start()
@@ -292,12 +273,6 @@ class ReferenceServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-@contextlib.contextmanager
-def running(settings: ReferenceConfig, api_key: str | None = None) -> Iterator[ReferenceServer]:
-    with ReferenceServer(settings, api_key=api_key) as server:
-        yield server
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,6 +19,7 @@ from typing import Any
 
 from pipeline.config import PipelineConfig
 from pipeline.files import atomic_write_json, dumps_json, sha256_bytes
+from pipeline.stages.collect import CollectError
 from pipeline.stages.common import user_errors
 
 
@@ -29,7 +30,7 @@ class ResolveError(RuntimeError):
 def resolve_versions(cfg: PipelineConfig) -> dict[str, Any]:
     from pipeline.scorers.base import fingerprint_hash
     from pipeline.scorers.loading import ScorerLoadError, resolve_source
-    from pipeline.stages.collect import local_configs, api_source_fingerprint
+    from pipeline.stages.collect import api_source_fingerprint, local_configs
     from pipeline.text import describe
 
     local: dict[str, Any] = {}
@@ -51,13 +52,7 @@ def resolve_versions(cfg: PipelineConfig) -> dict[str, Any]:
     }
 
 
-def _errors() -> tuple[type[BaseException], ...]:
-    from pipeline.stages.collect import CollectError
-
-    return (ResolveError, CollectError)
-
-
-@user_errors(*_errors())
+@user_errors(ResolveError, CollectError)
 def run(cfg: PipelineConfig) -> int:
     from pathlib import Path
 
