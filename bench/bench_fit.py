@@ -48,7 +48,7 @@ def main() -> None:
     baseline = timed(lambda: np.polyfit(X[:, 0], y, 3))
     rows = [("np.polyfit cubic, 1 source (baseline)", baseline)]
     for family in ("poly", "isotonic", "sigmoid", "auto"):
-        model = ScoreCalibrationModel(make_calibrator(family), NonNegativeFusion(), ["a", "b", "c"])
+        model = ScoreCalibrationModel(make_calibrator(family), NonNegativeFusion(objective="auto"), ["a", "b", "c"])
         rows.append((f"fusion(3) + {family}", timed(lambda m=model: m.fit(X, y, groups=groups), repeat=1 if family == "auto" else 3)))
     print(f"fit on {args.pairs} pairs x 3 sources ({args.pairs // args.docs} queries)")
     print(f"{'step':<42} {'seconds':>9} {'x baseline':>11}")

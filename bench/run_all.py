@@ -13,6 +13,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RUNS = [
     ["bench_fit.py"],
+    ["bench_fusion.py"],
     ["bench_inference.py"],
     ["bench_reranker.py", "--shape", "tiny", "--pairs", "64"],
     ["bench_collect.py"],

@@ -65,6 +65,13 @@ def _stage_help(name: str) -> str:
     return "\n".join(lines)
 
 
+def _one_line(message: str) -> str:
+    """Hydra/OmegaConf errors span several lines with internal type names; one line keeps the
+    project's error style (the key, the value, what to do)."""
+    parts = [p.strip() for p in message.splitlines() if p.strip()]
+    return " ".join(p for p in parts if not p.startswith(("reference_type=", "object_type=")))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in {"-h", "--help", "help"}:
@@ -98,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = load_params(params_file, overrides) if params_file else compose_config(overrides)
     except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
+        print(f"config error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     if print_config:
         print(to_yaml(cfg))

@@ -51,10 +51,35 @@ class FusionMethod(Enum):
 
 
 class FusionCenter(Enum):
-    """What the fusion weights are fitted to: all pairs, or within-query deviations (ranking)."""
+    """Score objective: fit on all values, or on within-query deviations (rank pairs always are)."""
 
     none = "none"
     query = "query"
+
+
+class FusionObjective(Enum):
+    """What the fusion weights are fitted for; see :mod:`pipeline.fusion`."""
+
+    auto = "auto"  # the better held-out ``combined`` of the two
+    rank = "rank"  # within-query pairs ordered like the reference (pairwise logistic)
+    score = "score"  # least squares against the reference
+
+
+class FusionScale(Enum):
+    """The scale each source is fused on; see :mod:`pipeline.fusion_scale`."""
+
+    calibrated = "calibrated"  # each source's own monotone map onto the reference's linear scale
+    type = "type"  # logit of probabilities, other score types unchanged
+    raw = "raw"  # unchanged (earlier releases)
+
+
+class ScoreType(Enum):
+    """What a score column is, for ``fusion.scale``; the sidecar records it for collected tables."""
+
+    probability = "probability"
+    logit = "logit"
+    cosine = "cosine"
+    unbounded = "unbounded"
 
 
 @dataclass
@@ -67,6 +92,8 @@ class DataConfig:
     doc_col: str = "doc_id"
     target: str = "reference"
     sources: list[str] = field(default_factory=lambda: ["local"])
+    # column -> score type, for tables without a sidecar entry; unset columns are inferred
+    score_types: Dict[str, ScoreType] = field(default_factory=dict)
 
 
 @dataclass
@@ -87,7 +114,13 @@ class CalibratorConfig:
 @dataclass
 class FusionConfig:
     method: FusionMethod = FusionMethod.nonneg_linear
+    objective: FusionObjective = FusionObjective.auto
+    scale: FusionScale = FusionScale.calibrated
     center: FusionCenter = FusionCenter.none
+    # objective=auto: held-out comparison with GroupKFold by query inside the training rows
+    auto_splits: int = setting(3, ge=2, why='GroupKFold by query needs at least 2 folds')
+    # resamples of whole queries for the reported weight intervals (0 = none)
+    n_bootstrap: int = setting(200, ge=0, why='0 = no intervals')
 
 
 @dataclass

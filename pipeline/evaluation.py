@@ -22,6 +22,8 @@ from pipeline.calibrators import AutoCalibrator, grouped_splits, make_calibrator
 from pipeline.config import FusionMethod, PipelineConfig
 from pipeline.data import PairedTable
 from pipeline.fusion import NonNegativeFusion, ScoreCalibrationModel
+from pipeline.fusion_scale import resolve_score_types
+from pipeline.fusion_summary import FusionSummary, contributions, weight_intervals
 from pipeline.metrics import MetricValue, PerQuery, agreement
 
 
@@ -67,11 +69,32 @@ def preflight(cfg: PipelineConfig, table: PairedTable) -> list[str]:
                          "information, and its calibrated score is constant too")
     if np.ptp(table.target) == 0:
         notes.append(f"the reference '{table.target_name}' is constant over the whole table: nothing to calibrate to")
+    type_notes = score_types(cfg, table)[1]  # validates data.score_types against the table
+    if len(table.source_names) > 1 and cfg.fusion.scale.value != "raw":
+        notes += type_notes
     return notes
 
 
-def build_model(cfg: PipelineConfig, sources: list[str]) -> ScoreCalibrationModel:
-    """The unfitted model a configuration describes (same factory for CV folds and export)."""
+def score_types(cfg: PipelineConfig, table: PairedTable) -> tuple[dict[str, str], list[str]]:
+    """Score type of every source and of the reference (sidecar, else ``data.score_types``, else
+    inferred), and a note naming the inferred ones."""
+    values = {name: table.sources[:, j] for j, name in enumerate(table.source_names)}
+    values[table.target_name] = table.target
+    configured = {col: getattr(t, "value", t) for col, t in cfg.data.score_types.items()}
+    unknown = sorted(set(configured) - set(values))
+    if unknown:
+        raise EvaluationError(f"data.score_types names {unknown}, which are not among the table's columns "
+                              f"{list(values)}")
+    try:
+        return resolve_score_types(list(values), values, table.meta, configured)
+    except ValueError as exc:
+        raise EvaluationError(f"{table.path}: {exc}") from None
+
+
+def build_model(cfg: PipelineConfig, table: PairedTable, sources: list[str] | None = None) -> ScoreCalibrationModel:
+    """The unfitted model a configuration describes for ``sources`` (default: all of the table's)
+    -- the same factory for CV folds and export."""
+    sources = list(table.source_names) if sources is None else sources
     cal = cfg.calibrator
     calibrator = make_calibrator(
         cal.family.value,
@@ -87,7 +110,12 @@ def build_model(cfg: PipelineConfig, sources: list[str]) -> ScoreCalibrationMode
     if len(sources) > 1:
         if cfg.fusion.method is FusionMethod.none:
             raise EvaluationError(f"{len(sources)} sources {sources} need fusion.method=nonneg_linear (got none)")
-        fusion = NonNegativeFusion(center=cfg.fusion.center.value)
+        f = cfg.fusion
+        types = score_types(cfg, table)[0] if f.scale.value != "raw" else {}
+        fusion = NonNegativeFusion(objective=f.objective.value, scale=f.scale.value, center=f.center.value,
+                                   source_types=[types[s] for s in sources] if types else None,
+                                   target_type=types.get(table.target_name), auto_splits=f.auto_splits,
+                                   random_state=cfg.seed)
     return ScoreCalibrationModel(calibrator=calibrator, fusion=fusion, sources=list(sources))
 
 
@@ -121,6 +149,7 @@ class EvaluationReport:
     n_splits: int
     warnings: list[str]
     settings: dict[str, Any]
+    fusion: FusionSummary | None = None
 
     @property
     def exported(self) -> ConfigurationResult:
@@ -140,6 +169,7 @@ class EvaluationReport:
             "configurations": {r.name: r.as_dict() for r in self.results},
             "warnings": self.warnings,
             "settings": self.settings,
+            "fusion": None if self.fusion is None else self.fusion.as_dict(),
         }
 
 
@@ -172,6 +202,10 @@ def describe_model(model: ScoreCalibrationModel) -> dict[str, Any]:
         info["method"] = cal.method_
     if model.fusion_ is not None:
         info["weights"] = dict(zip(model.sources_, (round(float(w), 6) for w in model.fusion_.weights_)))
+        info["objective"] = model.fusion_.objective
+        info["scale"] = model.fusion_.scale
+        if model.objective_scores_:
+            info["objective_held_out_combined"] = {k: round(v, 6) for k, v in model.objective_scores_.items()}
         if model.fusion_.degenerate_:
             info["weights_note"] = "no source had a positive weight; equal weights used"
     return info
@@ -187,8 +221,12 @@ def settings_hash(cfg: PipelineConfig) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def evaluate(table: PairedTable, cfg: PipelineConfig) -> EvaluationReport:
-    """Raw vs held-out calibrated agreement for every source, plus the fused model if k > 1."""
+def evaluate(table: PairedTable, cfg: PipelineConfig, model: ScoreCalibrationModel | None = None) -> EvaluationReport:
+    """Raw vs held-out calibrated agreement for every source, plus the fused model if k > 1.
+
+    ``model`` is the exported model (fitted on all rows); with several sources its fusion
+    weights are reported with bootstrap intervals, next to each source's drop-one contribution.
+    """
     ev = cfg.evaluate
     groups = table.group_codes()
     notes = preflight(cfg, table)
@@ -201,6 +239,7 @@ def evaluate(table: PairedTable, cfg: PipelineConfig) -> EvaluationReport:
     from tqdm import tqdm
 
     results: list[ConfigurationResult] = []
+    fusion_summary = None
     for j, name in enumerate(table.source_names):
         raw = table.sources[:, j]
         metrics, per_query = measure(raw)
@@ -211,14 +250,16 @@ def evaluate(table: PairedTable, cfg: PipelineConfig) -> EvaluationReport:
     with tqdm(total=n_fits, desc="held-out fits", unit="fit", disable=None, leave=False) as progress, \
             collected_warnings(fit_notes):
         for j, name in enumerate(table.source_names):
-            pred, folds = out_of_fold(build_model(cfg, [name]), table.sources[:, [j]], y, groups, splits, progress)
+            pred, folds = out_of_fold(build_model(cfg, table, [name]), table.sources[:, [j]], y, groups, splits, progress)
             metrics, per_query = measure(pred)
             results.append(ConfigurationResult(f"calibrated {name}", "calibrated", [name], metrics, per_query, pred, {"folds": folds}))
         if fused:
-            pred, folds = out_of_fold(build_model(cfg, table.source_names), table.sources, y, groups, splits, progress)
+            pred, folds = out_of_fold(build_model(cfg, table), table.sources, y, groups, splits, progress)
             metrics, per_query = measure(pred)
             label = "fused " + "+".join(table.source_names)
             results.append(ConfigurationResult(label, "fused", list(table.source_names), metrics, per_query, pred, {"folds": folds}))
+            if model is not None:
+                fusion_summary = summarise_fusion(cfg, table, model, results, splits, measure)
 
     report_warnings = notes + [w for w in _trust_warnings(table, results[-1], cfg) if w not in notes]
     report_warnings += [w for w in fit_notes if w not in report_warnings]
@@ -232,7 +273,39 @@ def evaluate(table: PairedTable, cfg: PipelineConfig) -> EvaluationReport:
         "seed": cfg.seed,
         "settings_sha256": settings_hash(cfg),
     }
-    return EvaluationReport(results, table.n_rows, table.n_queries, table.small_queries(), len(splits), report_warnings, settings)
+    if len(table.source_names) > 1:
+        settings.update(fusion_objective=cfg.fusion.objective.value, fusion_scale=cfg.fusion.scale.value,
+                        fusion_n_bootstrap=cfg.fusion.n_bootstrap)
+    return EvaluationReport(results, table.n_rows, table.n_queries, table.small_queries(), len(splits), report_warnings,
+                            settings, fusion_summary)
+
+
+def summarise_fusion(cfg: PipelineConfig, table: PairedTable, model: ScoreCalibrationModel,
+                     results: list[ConfigurationResult], splits, measure) -> FusionSummary:
+    """Weights of the exported fusion with intervals, and each source's drop-one contribution
+    (the fused row minus the held-out row of the same configuration without that source)."""
+    ev = cfg.evaluate
+    names = list(table.source_names)
+    without: dict[str, PerQuery] = {}
+    for j, name in enumerate(names):
+        rest = [n for n in names if n != name]
+        if len(rest) == 1:  # the calibrated row of the other source is that configuration
+            without[name] = next(r.per_query for r in results if r.kind == "calibrated" and r.sources == rest)
+            continue
+        cols = [names.index(n) for n in rest]
+        pred, _ = out_of_fold(build_model(cfg, table, rest), table.sources[:, cols], table.target, table.group_codes(), splits)
+        without[name] = measure(pred)[1]
+    fusion = model.fusion_
+    return FusionSummary(
+        objective=fusion.objective,
+        objective_scores=dict(model.objective_scores_),
+        scale=fusion.scale,
+        score_types=dict(zip(names, fusion.source_types)) if fusion.source_types else {},
+        weights=weight_intervals(model, table.sources, table.target, table.group_codes(),
+                                 n_bootstrap=cfg.fusion.n_bootstrap, confidence=ev.confidence, seed=cfg.seed),
+        contributions=contributions(results[-1].per_query, without, n_bootstrap=ev.n_bootstrap,
+                                    confidence=ev.confidence, seed=cfg.seed),
+    )
 
 
 def _trust_warnings(table: PairedTable, final: ConfigurationResult, cfg: PipelineConfig) -> list[str]:

@@ -233,11 +233,31 @@ def agreement(
 ) -> tuple[dict[str, MetricValue], PerQuery]:
     """All metrics with percentile-bootstrap intervals over queries."""
     stats = per_query_stats(local, reference, groups, k)
-    n_q = stats.n.shape[0]
-    point = {name: float(v[0]) for name, v in _metrics_from_counts(stats, np.ones((1, n_q))).items()}
+    return _with_intervals(lambda counts: _metrics_from_counts(stats, counts), stats.n.shape[0],
+                           n_bootstrap, confidence, seed), stats
+
+
+def paired_difference(a: PerQuery, b: PerQuery, *, n_bootstrap: int = 1000, confidence: float = 0.95,
+                      seed: int = 0) -> dict[str, MetricValue]:
+    """Every metric of ``a`` minus the same metric of ``b`` (two scorings of the same queries),
+    with a paired bootstrap interval: both sides see the same resampled queries each time."""
+    if a.n.shape != b.n.shape:
+        raise ValueError("paired_difference needs statistics of the same queries")
+
+    def difference(counts: np.ndarray) -> dict[str, np.ndarray]:
+        left, right = _metrics_from_counts(a, counts), _metrics_from_counts(b, counts)
+        return {name: left[name] - right[name] for name in METRICS}
+
+    return _with_intervals(difference, a.n.shape[0], n_bootstrap, confidence, seed)
+
+
+def _with_intervals(compute, n_q: int, n_bootstrap: int, confidence: float, seed: int) -> dict[str, MetricValue]:
+    """Point values (every query once) and percentile-bootstrap intervals over queries of the
+    metrics ``compute`` derives from a (B, Q) matrix of query draw counts."""
+    point = {name: float(v[0]) for name, v in compute(np.ones((1, n_q))).items()}
     rng = np.random.default_rng(seed)
     alpha = (1.0 - confidence) / 2.0
-    draws: dict[str, list[np.ndarray]] = {name: [] for name in METRICS}
+    draws: dict[str, list[np.ndarray]] = {name: [] for name in point}
     chunk = max(1, min(n_bootstrap, 20_000_000 // max(n_q, 1)))  # bound the (B, Q) matrix's memory
     done = 0
     while done < n_bootstrap:
@@ -245,11 +265,11 @@ def agreement(
         # b resamples of n_q queries with replacement, as a (b, n_q) matrix of draw counts
         draws_idx = rng.integers(0, n_q, size=(b, n_q)) + (np.arange(b) * n_q)[:, None]
         counts = np.bincount(draws_idx.ravel(), minlength=b * n_q).reshape(b, n_q).astype(np.float64)
-        for name, values in _metrics_from_counts(stats, counts).items():
+        for name, values in compute(counts).items():
             draws[name].append(values)
         done += b
     result = {}
-    for name in METRICS:
+    for name in point:
         values = np.concatenate(draws[name]) if n_bootstrap else np.array([])
         values = values[np.isfinite(values)]
         if values.size:
@@ -257,4 +277,4 @@ def agreement(
         else:
             low = high = float("nan")
         result[name] = MetricValue(point[name], float(low), float(high))
-    return result, stats
+    return result

@@ -72,6 +72,7 @@ def footnotes(report: EvaluationReport) -> list[str]:
         if base is not None and r.metrics["topk"].value < base.metrics["topk"].value - 1e-12:
             notes.append(f"'{r.name}' has lower top-{ev['top_k']} overlap than raw: its calibrator maps nearby scores "
                          "to one value (isotonic steps), and tied documents leave the top-k in table order.")
+    notes += _fusion_notes(report)
     for r in report.results:
         folds = r.details.get("folds")
         if not folds:
@@ -86,6 +87,34 @@ def footnotes(report: EvaluationReport) -> list[str]:
             text += " (auto picks per fold by held-out error; the export refits the choice on all rows)"
         notes.append(text)
     return notes
+
+
+def _signed(value: float, low: float, high: float) -> str:
+    if not math.isfinite(value):
+        return "n/a"
+    text = f"{value:+.3f}"
+    return text if not (math.isfinite(low) and math.isfinite(high)) else f"{text} [{_short(low)},{_short(high)}]"
+
+
+def _fusion_notes(report: EvaluationReport) -> list[str]:
+    """The exported fusion: how it was fitted, its weights with intervals, what each source adds."""
+    f = report.fusion
+    if f is None:
+        return []
+    conf = int(round(report.settings["confidence"] * 100))
+    objective = f.objective
+    if f.objective_scores:
+        objective += " (auto; held-out combined " + ", ".join(f"{k} {v:.3f}" for k, v in f.objective_scores.items()) + ")"
+    weights = ", ".join(f"{k} {_cell(v.value, v.low, v.high)}" for k, v in f.weights.items())
+    resampled = report.settings.get("fusion_n_bootstrap", 0)
+    interval = f" [{conf}% over {resampled} query resamples]" if resampled else ""
+    adds = "; ".join(f"{k} {_signed(c['spearman'].value, c['spearman'].low, c['spearman'].high)} / "
+                     f"{_signed(c['combined'].value, c['combined'].low, c['combined'].high)}"
+                     for k, c in f.contributions.items())
+    return [
+        f"exported fusion: {f.scale} scale, objective {objective}; weights {weights}{interval}.",
+        f"drop-one: the fused row minus the same fit without the source, rank sim / combined: {adds}.",
+    ]
 
 
 def format_report(report: EvaluationReport) -> str:

@@ -9,7 +9,13 @@ Spec layout (``format`` = ``score-calibrator/v1``)::
 
     {"format": "score-calibrator/v1",
      "sources": ["local"],                      # input column order for (n, k) calls
-     "fusion": null | {"kind": "nonneg_linear", "mean": [...], "scale": [...], "weights": [...]},
+     "fusion": null
+        | {"kind": "nonneg_linear", "mean": [...], "scale": [...], "weights": [...]}
+            # fused = sum_j weights_j * (x_j - mean_j) / scale_j
+        | {"kind": "mapped_linear", "maps": [<map>, ...], "mean", "scale", "weights"}
+            # the same sum over m_j(x_j), each source first mapped onto its fusion scale:
+            #   {"map": "identity"} | {"map": "logit", "eps": e}
+            #   | {"map": "knots", "x": [...], "y": [...]}  (strictly increasing, constant beyond)
      "calibrator": <one of>
         {"family": "identity"}
         {"family": "poly", "x_range": [lo, hi], "y_range": [lo, hi], "coef": [c0, c1, ...]}
@@ -108,19 +114,42 @@ def compile_calibrator(spec: Mapping[str, Any]) -> Callable[[np.ndarray], np.nda
             raise SpecError(f"sigmoid slope 'a' must be >= 0 (monotone), got {a}")
         mode = spec.get("input")
         if mode == "logit":
-            eps = float(_floats([spec.get("eps")], "eps")[0])
-            if not 0 < eps < 0.5:
-                raise SpecError(f"'eps' must be in (0, 0.5), got {eps}")
-
-            def sig_logit(x: np.ndarray) -> np.ndarray:
-                p = np.clip(x, eps, 1.0 - eps)
-                return y_lo + (y_hi - y_lo) * _sigmoid(a * np.log(p / (1.0 - p)) + b)
-
-            return sig_logit
+            to_logit = _clipped_logit(spec)
+            return lambda x: y_lo + (y_hi - y_lo) * _sigmoid(a * to_logit(x) + b)
         if mode == "identity":
             return lambda x: y_lo + (y_hi - y_lo) * _sigmoid(a * x + b)
         raise SpecError(f"sigmoid 'input' must be 'logit' or 'identity', got {mode!r}")
     raise SpecError(f"unknown calibrator family {family!r}; known: {', '.join(FAMILIES)}")
+
+
+def _clipped_logit(spec: Mapping[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+    """``logit(clip(x, eps, 1 - eps))`` with the spec's ``eps``."""
+    eps = float(_floats([spec.get("eps")], "eps")[0])
+    if not 0 < eps < 0.5:
+        raise SpecError(f"'eps' must be in (0, 0.5), got {eps}")
+
+    def to_logit(x: np.ndarray) -> np.ndarray:
+        p = np.clip(x, eps, 1.0 - eps)
+        return np.log(p / (1.0 - p))
+
+    return to_logit
+
+
+def compile_input_map(spec: Mapping[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+    """One source's map onto its fusion scale (``mapped_linear`` fusion); monotone increasing."""
+    kind = spec.get("map") if isinstance(spec, Mapping) else None
+    if kind == "identity":
+        return lambda x: x
+    if kind == "logit":
+        return _clipped_logit(spec)
+    if kind == "knots":
+        xs, ys = _floats(spec.get("x"), "map.x"), _floats(spec.get("y"), "map.y")
+        if xs.size == 0 or xs.size != ys.size:
+            raise SpecError("map knots need the same non-zero number of x and y values")
+        if np.any(np.diff(xs) <= 0) or np.any(np.diff(ys) < 0):
+            raise SpecError("map knots must be strictly increasing in x and non-decreasing in y")
+        return lambda x: np.interp(x, xs, ys)
+    raise SpecError(f"unknown source map {kind!r}; known: identity, logit, knots")
 
 
 def compile_fusion(spec: Mapping[str, Any] | None, n_sources: int) -> Callable[[np.ndarray], np.ndarray] | None:
@@ -129,8 +158,15 @@ def compile_fusion(spec: Mapping[str, Any] | None, n_sources: int) -> Callable[[
         if n_sources != 1:
             raise SpecError(f"{n_sources} sources need a fusion spec")
         return None
-    if spec.get("kind") != "nonneg_linear":
-        raise SpecError(f"unknown fusion kind {spec.get('kind')!r}; known: nonneg_linear")
+    kind = spec.get("kind")
+    if kind not in ("nonneg_linear", "mapped_linear"):
+        raise SpecError(f"unknown fusion kind {kind!r}; known: nonneg_linear, mapped_linear")
+    maps = None
+    if kind == "mapped_linear":
+        raw_maps = spec.get("maps")
+        if not isinstance(raw_maps, list) or len(raw_maps) != n_sources:
+            raise SpecError(f"'fusion.maps' must list {n_sources} source maps")
+        maps = [compile_input_map(m) for m in raw_maps]
     mean = _floats(spec.get("mean"), "fusion.mean", n_sources)
     scale = _floats(spec.get("scale"), "fusion.scale", n_sources)
     weights = _floats(spec.get("weights"), "fusion.weights", n_sources)
@@ -140,7 +176,17 @@ def compile_fusion(spec: Mapping[str, Any] | None, n_sources: int) -> Callable[[
         raise SpecError("fusion.weights must be non-negative")
     coef = weights / scale  # fold the standardisation into one dot product
     offset = float(np.dot(weights, mean / scale))
-    return lambda X: X @ coef - offset
+    if maps is None:
+        return lambda X: X @ coef - offset
+    terms = [(j, float(coef[j]), m) for j, m in enumerate(maps)]
+
+    def mapped(X: np.ndarray) -> np.ndarray:
+        out = np.full(X.shape[0], -offset)
+        for j, c, m in terms:  # one pass per source, no (n, k) temporary
+            out += c * m(X[:, j])
+        return out
+
+    return mapped
 
 
 def compile_spec(spec: Mapping[str, Any]) -> tuple[Callable[[np.ndarray], np.ndarray], list[str]]:

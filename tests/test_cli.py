@@ -95,6 +95,31 @@ def test_fusion_of_two_sources_reports_weights(tmp_path, capsys):
     weights = cal.spec["fusion"]["weights"]
     assert all(w >= 0 for w in weights) and sum(weights) == pytest.approx(1.0)
     assert cal(np.array([[0.5, 0.3], [0.9, 0.4]])).shape == (2,)
+    text = " ".join(out.split())
+    assert "exported fusion: calibrated scale, objective " in text and "query resamples]" in text
+    assert "drop-one: the fused row minus the same fit without the source, rank sim / combined: local +" in text
+
+
+def test_three_source_fusion_reports_weight_intervals_and_drop_one_contributions(tmp_path):
+    import json
+
+    from pipeline.data import write_table
+    from pipeline.synthetic import latent_sample
+
+    sample = latent_sample(("probability", "cosine"), (0.35, 0.6), n_queries=80, seed=3)
+    noise = np.random.default_rng(3).uniform(size=sample.target.size)
+    path = write_table(tmp_path / "t.csv", {"query_id": sample.groups.astype(str), "doc_id": np.arange(sample.target.size).astype(str),
+                                            "reference": sample.target, "a": sample.sources[:, 0], "b": sample.sources[:, 1], "noise": noise})
+    assert main(["fit", f"data.path={path}", "data.sources=[a,b,noise]", "fusion.n_bootstrap=30", "evaluate.n_bootstrap=200",
+                 *_dirs(tmp_path)]) == 0
+    fusion = json.loads((tmp_path / "reports" / "metrics.json").read_text())["fusion"]
+    assert fusion["scale"] == "calibrated" and fusion["objective"] in {"rank", "score"}
+    assert set(fusion["objective_held_out_combined"]) == {"rank", "score"}
+    for w in fusion["weights"].values():
+        assert w["ci_low"] <= w["value"] <= w["ci_high"]
+    adds = {k: v["spearman"] for k, v in fusion["drop_one_contribution"].items()}
+    assert adds["a"]["ci_low"] > 0.05 and adds["b"]["ci_low"] > 0  # each real view adds rank agreement
+    assert adds["noise"]["ci_low"] < 0 < adds["noise"]["ci_high"] and abs(adds["noise"]["value"]) < 0.01  # pure noise adds nothing
 
 
 def test_twenty_pairs_warn_with_interval_width(tmp_path, capsys):

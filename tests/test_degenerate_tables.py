@@ -64,3 +64,34 @@ def test_a_constant_source_is_named_and_no_interval_reads_nan(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "WARNING: source 'local' is constant (0.5) over the whole table" in err
     assert "nan" not in err.lower().replace("n/a", "")
+
+
+def two_source_table(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(1)
+    n = 60
+    frame = pd.DataFrame({"query_id": [f"q{i // 6}" for i in range(n)], "doc_id": [f"d{i}" for i in range(n)],
+                          "local": rng.random(n), "logits": rng.normal(0, 3, n), "reference": rng.random(n)})
+    frame.to_csv(tmp_path / "two.csv", index=False)
+    return tmp_path / "two.csv"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["+data.score_types.logits=probability"], "'logits' is declared a probability but has values outside [0, 1]"),
+    (["+data.score_types.nope=probability"], "data.score_types names ['nope'], which are not among the table's columns"),
+    (["+data.score_types.logits=odds"], "data.score_types.logits"),
+    (["data.score_types.logits=probability"], "use +data.score_types.logits=probability"),
+])
+def test_a_score_type_the_table_contradicts_is_one_line_and_exit_2(tmp_path, capsys, extra, message):
+    path = two_source_table(tmp_path)
+    assert main(fit(tmp_path, path, "data.sources=[local,logits]", *extra)) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err, err
+    assert not (tmp_path / "a").exists()
+
+
+def test_inferred_score_types_are_a_note_once(tmp_path, capsys):
+    path = two_source_table(tmp_path)
+    assert main(fit(tmp_path, path, "data.sources=[local,logits]", "fusion.n_bootstrap=20")) == 0
+    err = capsys.readouterr().err.replace("\n  ", " ")
+    assert err.count("score types inferred from the values (all in [0, 1] = probability): local=probability, "
+                     "logits=unbounded, reference=probability; set data.score_types.<column> to override") == 1

@@ -48,10 +48,10 @@ def run_evaluation(cfg: PipelineConfig, table: PairedTable, model: ScoreCalibrat
     started = time.perf_counter()
     n_configs = 2 * len(table.source_names) + (len(table.source_names) > 1)
     print(f"evaluating {n_configs} configurations with {cfg.evaluate.n_splits}-fold GroupKFold by query ...", flush=True)
-    report = evaluate(table, cfg)
-    print(format_report(report))
     if model is None:
         model = fit_final(cfg, table)
+    report = evaluate(table, cfg, model)
+    print(format_report(report))
     print_warnings(report.warnings + [w for w in model.fit_warnings_ if w not in report.warnings])
     out_dir = Path(report_dir(cfg))
     atomic_write_json(out_dir / METRICS_FILE, report_dict(report, table))
@@ -105,7 +105,7 @@ def fit_final(cfg: PipelineConfig, table: PairedTable) -> ScoreCalibrationModel:
     preflight(cfg, table)
     caught: list[str] = []
     with collected_warnings(caught):
-        model = build_model(cfg, table.source_names).fit(table.sources, table.target, groups=table.group_codes())
+        model = build_model(cfg, table).fit(table.sources, table.target, groups=table.group_codes())
     model.fit_warnings_ = caught
     return model
 
