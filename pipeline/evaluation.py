@@ -72,6 +72,9 @@ def preflight(cfg: PipelineConfig, table: PairedTable) -> list[str]:
     type_notes = score_types(cfg, table)[1]  # validates data.score_types against the table
     if len(table.source_names) > 1 and cfg.fusion.scale.value != "raw":
         notes += type_notes
+    if len(table.source_names) > 1 and cfg.fusion.center.value == "query" and cfg.fusion.objective.value == "rank":
+        notes.append("fusion.center=query has no effect with fusion.objective=rank: pairs are formed within a query, "
+                     "so query offsets cancel by construction")
     return notes
 
 
@@ -91,9 +94,11 @@ def score_types(cfg: PipelineConfig, table: PairedTable) -> tuple[dict[str, str]
         raise EvaluationError(f"{table.path}: {exc}") from None
 
 
-def build_model(cfg: PipelineConfig, table: PairedTable, sources: list[str] | None = None) -> ScoreCalibrationModel:
+def build_model(cfg: PipelineConfig, table: PairedTable, sources: list[str] | None = None, *,
+                fusion_step: bool = False) -> ScoreCalibrationModel:
     """The unfitted model a configuration describes for ``sources`` (default: all of the table's)
-    -- the same factory for CV folds and export."""
+    -- the same factory for CV folds and export. ``fusion_step`` keeps the fusion step (scale
+    map, weight 1) for a single source, so a drop-one comparison changes nothing but the source."""
     sources = list(table.source_names) if sources is None else sources
     cal = cfg.calibrator
     calibrator = make_calibrator(
@@ -107,7 +112,7 @@ def build_model(cfg: PipelineConfig, table: PairedTable, sources: list[str] | No
         random_state=cfg.seed,
     )
     fusion = None
-    if len(sources) > 1:
+    if len(sources) > 1 or fusion_step:
         if cfg.fusion.method is FusionMethod.none:
             raise EvaluationError(f"{len(sources)} sources {sources} need fusion.method=nonneg_linear (got none)")
         f = cfg.fusion
@@ -287,13 +292,11 @@ def summarise_fusion(cfg: PipelineConfig, table: PairedTable, model: ScoreCalibr
     ev = cfg.evaluate
     names = list(table.source_names)
     without: dict[str, PerQuery] = {}
-    for j, name in enumerate(names):
+    for name in names:  # the same fused pipeline (scales, objective, calibrator) minus one source
         rest = [n for n in names if n != name]
-        if len(rest) == 1:  # the calibrated row of the other source is that configuration
-            without[name] = next(r.per_query for r in results if r.kind == "calibrated" and r.sources == rest)
-            continue
         cols = [names.index(n) for n in rest]
-        pred, _ = out_of_fold(build_model(cfg, table, rest), table.sources[:, cols], table.target, table.group_codes(), splits)
+        pred, _ = out_of_fold(build_model(cfg, table, rest, fusion_step=True), table.sources[:, cols], table.target,
+                              table.group_codes(), splits)
         without[name] = measure(pred)[1]
     fusion = model.fusion_
     return FusionSummary(

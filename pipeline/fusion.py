@@ -168,13 +168,17 @@ class ScoreCalibrationModel(RegressorMixin, BaseEstimator):
         k = X.shape[1]
         if k > 1 and self.fusion is None:
             raise ValueError(f"{k} sources need a fusion step (fusion.method=nonneg_linear)")
+        # a fusion step on one source (its scale map, weight 1) is allowed: the drop-one
+        # comparison of a two-source fusion runs the same pipeline on the remaining source
         self.n_features_in_ = k
         self.sources_ = list(self.sources) if self.sources is not None else [f"source_{i}" for i in range(k)]
         if len(self.sources_) != k:
             raise ValueError(f"{len(self.sources_)} source names for {k} columns")
-        if k > 1:
+        self.objective_scores_ = {}
+        if self.fusion is not None:
             fusion = clone(self.fusion)
-            self.objective_scores_ = {}
+            if fusion.objective == "auto" and k == 1:
+                fusion.set_params(objective="score")  # one source: weight 1 whatever the objective
             if fusion.objective == "auto":
                 self.objective_scores_ = self._held_out_combined(X, y, groups)
                 # ties go to "rank", listed first: the goal the report's rank figures measure

@@ -60,13 +60,18 @@ def resolve_score_types(columns: list[str], values: dict[str, np.ndarray], sidec
     """The score type of each column: sidecar first, then ``data.score_types``, then inferred.
 
     Returns ``(types, notes)``; a note says which types were inferred and how to set them. A
-    configured type that contradicts the data (probability outside [0, 1]) is an error.
+    configured type that contradicts the data (probability outside [0, 1]) or the sidecar is an
+    error, never silently ignored.
     """
     types: dict[str, str] = {}
     inferred: list[str] = []
     sources = (sidecar or {}).get("sources") or {}
     for col in columns:
-        declared = (sources.get(col) or {}).get("score_type") or configured.get(col)
+        recorded = (sources.get(col) or {}).get("score_type")
+        if recorded and configured.get(col) not in (None, recorded):
+            raise ValueError(f"data.score_types.{col}={configured[col]} contradicts the table's sidecar, which records "
+                             f"{recorded} (written by collect from the scorer); remove the setting")
+        declared = recorded or configured.get(col)
         if declared is None:
             types[col] = infer_score_type(values[col])
             inferred.append(f"{col}={types[col]}")

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import math
 
+from pipeline.console import wrap_lines
 from pipeline.evaluation import EvaluationReport
 
 HEADLINE = (("pearson", "score corr"), ("spearman", "rank sim"), ("mae", "MAE"))
 DETAIL = (("kendall", "kendall tau-b"), ("topk", "top-k overlap"), ("ndcg", "ndcg@k"), ("combined", "combined"))
-#: widest line the report prints (a footnote wraps before it)
-WIDTH = 100
 
 
 def _num(v: float) -> str:
@@ -44,17 +43,6 @@ def _block(report: EvaluationReport, columns, top_k: int) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     line = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()  # noqa: E731
     return [line(rows[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in rows[1:]]
-
-
-def _wrap(text: str, indent: str = "  ") -> list[str]:
-    import textwrap
-
-    return textwrap.wrap(text, width=WIDTH, subsequent_indent=indent, break_on_hyphens=False)
-
-
-def wrapped(text: str) -> str:
-    """``text`` folded to the report's width (continuation lines indented), for one-off lines."""
-    return "\n".join(_wrap(text))
 
 
 def footnotes(report: EvaluationReport) -> list[str]:
@@ -92,6 +80,7 @@ def footnotes(report: EvaluationReport) -> list[str]:
 def _signed(value: float, low: float, high: float) -> str:
     if not math.isfinite(value):
         return "n/a"
+    value, low, high = (0.0 if abs(v) < 0.0005 else v for v in (value, low, high))  # no "-.000"
     text = f"{value:+.3f}"
     return text if not (math.isfinite(low) and math.isfinite(high)) else f"{text} [{_short(low)},{_short(high)}]"
 
@@ -104,7 +93,8 @@ def _fusion_notes(report: EvaluationReport) -> list[str]:
     conf = int(round(report.settings["confidence"] * 100))
     objective = f.objective
     if f.objective_scores:
-        objective += " (auto; held-out combined " + ", ".join(f"{k} {v:.3f}" for k, v in f.objective_scores.items()) + ")"
+        objective += (" (auto; held-out combined " + ", ".join(f"{k} {v:.3f}" for k, v in f.objective_scores.items())
+                      + "; a tie goes to rank)")
     weights = ", ".join(f"{k} {_cell(v.value, v.low, v.high)}" for k, v in f.weights.items())
     resampled = report.settings.get("fusion_n_bootstrap", 0)
     interval = f" [{conf}% over {resampled} query resamples]" if resampled else ""
@@ -113,7 +103,8 @@ def _fusion_notes(report: EvaluationReport) -> list[str]:
                      for k, c in f.contributions.items())
     return [
         f"exported fusion: {f.scale} scale, objective {objective}; weights {weights}{interval}.",
-        f"drop-one: the fused row minus the same fit without the source, rank sim / combined: {adds}.",
+        f"drop-one: the fused row minus the same fused model refitted without the source, held out, rank sim / "
+        f"combined: {adds}. An interval covering 0: the source adds nothing measurable.",
     ]
 
 
@@ -121,5 +112,5 @@ def format_report(report: EvaluationReport) -> str:
     top_k = report.settings["top_k"]
     out = _block(report, HEADLINE, top_k) + [""] + _block(report, DETAIL, top_k) + [""]
     for note in footnotes(report):
-        out += _wrap(note)
+        out += wrap_lines(note)
     return "\n".join(out)

@@ -97,7 +97,7 @@ def test_fusion_of_two_sources_reports_weights(tmp_path, capsys):
     assert cal(np.array([[0.5, 0.3], [0.9, 0.4]])).shape == (2,)
     text = " ".join(out.split())
     assert "exported fusion: calibrated scale, objective " in text and "query resamples]" in text
-    assert "drop-one: the fused row minus the same fit without the source, rank sim / combined: local +" in text
+    assert "drop-one: the fused row minus the same fused model refitted without the source, held out, rank sim / combined: local +" in text
 
 
 def test_three_source_fusion_reports_weight_intervals_and_drop_one_contributions(tmp_path):

@@ -120,7 +120,7 @@ def test_every_adapter_through_collect(server, tmp_path, dialect):
 
 def test_embeddings_config_through_collect(server, tmp_path):
     ds = small_dataset(tmp_path)
-    cfg = compose_config([*api_overrides(server, group="siliconflow-embeddings"), "api.dimensions=16",
+    cfg = compose_config([*api_overrides(server, group="siliconflow-embeddings"), "api.dimensions=64",
                           f"collect.dataset={ds}", f"collect.output={tmp_path / 't.parquet'}",
                           f"collect.cache={tmp_path / 'c.sqlite'}"])
     result = collect(cfg, scorers={"local": HashScorer()})
@@ -224,7 +224,7 @@ def test_missing_key_fails_before_loading_models(server, tmp_path, monkeypatch, 
     local = HashScorer(fail_after=0)
     cfg = make_cfg(server, tmp_path)
     monkeypatch.setattr(collect_stage, "build_local_scorer", lambda *a: pytest.fail("model loaded before key check"))
-    assert collect_stage.run(cfg) == 1
+    assert collect_stage.run(cfg) == 2  # a setting, found before any work
     assert f"environment variable {KEY_ENV} is not set" in capsys.readouterr().err
     assert local.calls == [] and server.records == []
 

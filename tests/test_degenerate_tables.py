@@ -95,3 +95,11 @@ def test_inferred_score_types_are_a_note_once(tmp_path, capsys):
     err = capsys.readouterr().err.replace("\n  ", " ")
     assert err.count("score types inferred from the values (all in [0, 1] = probability): local=probability, "
                      "logits=unbounded, reference=probability; set data.score_types.<column> to override") == 1
+
+
+def test_center_query_with_the_rank_objective_is_noted_not_silently_ignored(tmp_path, capsys):
+    path = two_source_table(tmp_path)
+    assert main(fit(tmp_path, path, "data.sources=[local,logits]", "fusion.n_bootstrap=0", "fusion.objective=rank",
+                    "fusion.center=query")) == 0
+    err = capsys.readouterr().err.replace("\n  ", " ")
+    assert err.count("WARNING: fusion.center=query has no effect with fusion.objective=rank") == 1

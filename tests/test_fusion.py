@@ -126,12 +126,14 @@ def test_calibrated_scale_map_is_strictly_increasing_and_creates_no_ties():
 def test_score_types_come_from_the_sidecar_then_the_settings_then_the_values():
     values = {"a": np.array([0.1, 0.9]), "b": np.array([-2.0, 3.0]), "c": np.array([0.2, 0.4]), "ref": np.array([0.0, 1.0])}
     sidecar = {"sources": {"a": {"score_type": "probability"}, "c": {"score_type": "cosine"}}}
-    types, notes = resolve_score_types(list(values), values, sidecar, {"c": "probability", "ref": "probability"})
+    types, notes = resolve_score_types(list(values), values, sidecar, {"c": "cosine", "ref": "probability"})
     assert types == {"a": "probability", "b": "unbounded", "c": "cosine", "ref": "probability"}
     assert notes == ["score types inferred from the values (all in [0, 1] = probability): b=unbounded; "
                      "set data.score_types.<column> to override"]
     with pytest.raises(ValueError, match=r"'b' is declared a probability but has values outside \[0, 1\]"):
         resolve_score_types(["b"], values, {}, {"b": "probability"})
+    with pytest.raises(ValueError, match="data.score_types.c=probability contradicts the table's sidecar, which records cosine"):
+        resolve_score_types(["c"], values, sidecar, {"c": "probability"})  # never silently ignored
 
 
 @pytest.mark.parametrize("scale", ["calibrated", "type", "raw"])

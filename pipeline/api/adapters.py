@@ -192,6 +192,15 @@ def _openai_embed(cfg: ApiConfig, texts: Sequence[str]) -> dict[str, Any]:
     return body
 
 
+def _jina_embed(cfg: ApiConfig, texts: Sequence[str]) -> dict[str, Any]:
+    # Jina's own schema: `embedding_type` (not OpenAI's `encoding_format`, which it rejects
+    # with 400 "extra fields not permitted"); https://api.jina.ai/openapi.json TextEmbeddingInput
+    body: dict[str, Any] = {"model": cfg.model, "input": list(texts), "embedding_type": "float"}
+    if cfg.dimensions is not None:
+        body["dimensions"] = cfg.dimensions
+    return body
+
+
 def _voyage_embed(cfg: ApiConfig, texts: Sequence[str]) -> dict[str, Any]:
     body: dict[str, Any] = {"model": cfg.model, "input": list(texts)}
     if cfg.dimensions is not None:
@@ -229,6 +238,8 @@ class Adapter:
     instruction_field: bool = False
     embeddings_path: str | None = None
     build_embed: Callable[[ApiConfig, Sequence[str]], dict[str, Any]] | None = None
+    #: response header carrying the tokens used, for servers that report none in the body (TEI)
+    usage_header: str | None = None
 
     def path(self, cfg: ApiConfig) -> str:
         if cfg.path:
@@ -252,12 +263,13 @@ ADAPTERS: dict[Dialect, Adapter] = {
                                  embeddings_path="/embeddings", build_embed=_openai_embed),
     Dialect.cohere: Adapter(Dialect.cohere, "/v2/rerank", _cohere_rerank, _results("results"), "relevance_score"),
     Dialect.jina: Adapter(Dialect.jina, "/rerank", _jina_rerank, _results("results"), "relevance_score",
-                          embeddings_path="/embeddings", build_embed=_openai_embed),
+                          embeddings_path="/embeddings", build_embed=_jina_embed),
     Dialect.voyage: Adapter(Dialect.voyage, "/rerank", _voyage_rerank, _results("data"), "relevance_score",
                             embeddings_path="/embeddings", build_embed=_voyage_embed),
     Dialect.tei: Adapter(Dialect.tei, "/rerank", _tei_rerank, _bare_list, "score",
-                         embeddings_path="/v1/embeddings", build_embed=_openai_embed),
-    Dialect.vllm: Adapter(Dialect.vllm, "/v1/rerank", _vllm_rerank, _results("results"), "relevance_score",
+                         embeddings_path="/v1/embeddings", build_embed=_openai_embed, usage_header="x-compute-tokens"),
+    # vLLM: /rerank and /score are canonical; /v1/rerank and /v1/score are deprecated aliases
+    Dialect.vllm: Adapter(Dialect.vllm, "/rerank", _vllm_rerank, _results("results"), "relevance_score",
                           embeddings_path="/v1/embeddings", build_embed=_openai_embed),
     Dialect.vllm_score: Adapter(Dialect.vllm_score, "/score", _vllm_score, _results("data"), "score",
                                 embeddings_path="/v1/embeddings", build_embed=_openai_embed),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -96,9 +97,55 @@ def _check_template(template: str | None, key: str, allowed: tuple[str, ...]) ->
         ) from None
 
 
+#: SiliconFlow's accepted `dimensions` per Qwen3-Embedding model (other values get a 400);
+#: https://docs.siliconflow.cn/cn/api-reference/embeddings/create-embeddings
+SILICONFLOW_DIMENSIONS = {
+    "Qwen/Qwen3-Embedding-0.6B": (64, 128, 256, 512, 768, 1024),
+    "Qwen/Qwen3-Embedding-4B": (64, 128, 256, 512, 768, 1024, 2048, 2560),
+    "Qwen/Qwen3-Embedding-8B": (64, 128, 256, 512, 768, 1024, 2048, 4096),
+}
+VLLM_DIALECTS = (Dialect.vllm, Dialect.vllm_score)
+
+
+def _check_vllm_template_mode(cfg: ApiConfig) -> None:
+    if cfg.dialect not in VLLM_DIALECTS:
+        if cfg.server_template is not None:
+            raise ApiConfigError(f"api.server_template applies to the vllm dialects only; set it to null for "
+                                 f"api.dialect={cfg.dialect.value}")
+        return
+    if cfg.server_template is None and cfg.endpoint is Endpoint.rerank:
+        raise ApiConfigError(
+            "api.server_template must say how the vLLM server was started: true if it runs with "
+            "--chat-template (e.g. qwen3_reranker.jinja) and formats the prompt itself, so the client sends bare "
+            "texts; false if it applies no template and the client formats the prompt with api.query_template / "
+            "api.document_template. Either mistake gives silently wrong scores (see conf/api/vllm.yaml)"
+        )
+
+
+def _check_siliconflow(cfg: ApiConfig) -> None:
+    """SiliconFlow's documented request constraints, checked before any request is paid for
+    (https://docs.siliconflow.cn/cn/api-reference/rerank/create-rerank)."""
+    if cfg.dialect is not Dialect.siliconflow:
+        return
+    if cfg.endpoint is Endpoint.rerank and cfg.instruction is not None:
+        if not cfg.instruction:
+            raise ApiConfigError("api.instruction is empty: SiliconFlow requires at least 1 character; "
+                                 "use api.instruction=null to leave it to the server")
+        if "qwen3-reranker" not in cfg.model.lower():
+            raise ApiConfigError(f"api.instruction is supported only by SiliconFlow's Qwen3 rerankers, not "
+                                 f"{cfg.model!r}; set api.instruction=null")
+    if cfg.endpoint is Endpoint.embeddings and cfg.dimensions is not None:
+        allowed = SILICONFLOW_DIMENSIONS.get(cfg.model)
+        if allowed is not None and cfg.dimensions not in allowed:
+            raise ApiConfigError(f"api.dimensions={cfg.dimensions} is not accepted for {cfg.model} by SiliconFlow; "
+                                 f"choose one of {', '.join(map(str, allowed))}")
+
+
 def validate_api_config(cfg: ApiConfig) -> Adapter:
     """Fail before the first request on settings that cannot work; return the adapter."""
     adapter = adapter_for(cfg)
+    _check_vllm_template_mode(cfg)
+    _check_siliconflow(cfg)
     if cfg.endpoint is Endpoint.embeddings and adapter.build_embed is None:
         raise ApiConfigError(f"api.endpoint=embeddings is not supported for api.dialect={cfg.dialect.value}")
     minimum = 2 if cfg.endpoint is Endpoint.embeddings else 1
@@ -110,7 +157,7 @@ def validate_api_config(cfg: ApiConfig) -> Adapter:
         raise ApiConfigError("api.timeout_s and api.connect_timeout_s must be > 0")
     _check_template(cfg.query_template, "query_template", ("query", "instruction"))
     _check_template(cfg.document_template, "document_template", ("document", "instruction"))
-    if cfg.instruction is not None:
+    if cfg.instruction is not None and not cfg.server_template:
         in_template = any("{instruction}" in (t or "") for t in (cfg.query_template, cfg.document_template))
         sends_field = adapter.instruction_field and cfg.endpoint is Endpoint.rerank
         if not (in_template or sends_field):
@@ -123,14 +170,20 @@ def validate_api_config(cfg: ApiConfig) -> Adapter:
     return adapter
 
 
+def client_formats_prompt(cfg: ApiConfig) -> bool:
+    """False when the server applies the prompt template (``api.server_template=true``): the
+    client then sends bare texts, and neither the templates nor the instruction are sent."""
+    return not cfg.server_template
+
+
 def format_query(cfg: ApiConfig, query: str) -> str:
     """The query as sent: ``api.query_template`` applied to the preprocessed query."""
-    template = cfg.query_template
+    template = cfg.query_template if client_formats_prompt(cfg) else None
     return template.format(query=query, instruction=cfg.instruction or "") if template else query
 
 
 def format_document(cfg: ApiConfig, document: str) -> str:
-    template = cfg.document_template
+    template = cfg.document_template if client_formats_prompt(cfg) else None
     return template.format(document=document, instruction=cfg.instruction or "") if template else document
 
 
@@ -161,6 +214,9 @@ class ClientStats:
     responses_without_usage: int = 0
     tokens_unreported_estimate: int = 0  # estimates of the responses that report none
     search_units: int = 0
+    #: responses whose scores all sit within 1e-4 of each other (4+ documents): the sign of a
+    #: prompt wrapped twice, or of none where the model needs one
+    clustered_responses: int = 0
 
     @property
     def tokens(self) -> int:
@@ -217,6 +273,8 @@ class ApiClient:
         )
         self.limiter = limiter or RateLimiter(cfg.rpm, cfg.tpm, cfg.rate_margin)
         self.stats = ClientStats()
+        self._reported_tokens = 0  # of responses that report usage, and their estimates:
+        self._estimated_for_reported = 0  # the running ratio that scales what pacing claims
         self.on_retry = on_retry
         self.score_type = resolved_score_type(cfg)
         self._transport = transport
@@ -274,7 +332,10 @@ class ApiClient:
         est = estimate_rerank_tokens(q, docs, self.cfg.token_overhead_per_document)
         n = len(docs)
         scores, usage = await self._call(body, est, n, lambda b: self.adapter.parse_rerank(b, n))
-        return ScoreResult(np.asarray(scores, dtype=np.float64), usage, est)
+        values = np.asarray(scores, dtype=np.float64)
+        if n >= 4 and float(np.ptp(values)) < 1e-4:
+            self.stats.clustered_responses += 1
+        return ScoreResult(values, usage, est)
 
     async def embed(self, texts: Sequence[str]) -> tuple[np.ndarray, Usage]:
         """Embeddings of ``texts`` as sent (no templates), shape (n, dims), in input order."""
@@ -292,6 +353,23 @@ class ApiClient:
         vectors, usage = await self._call(body, est, n - 1, lambda b: self.adapter.parse_embeddings(b, n, dims))
         return np.asarray(vectors, dtype=np.float64), usage, est
 
+    # -- pacing that learns from reported usage ----------------------------------------------
+
+    #: the learned reported/estimated ratio is clamped to this range, then raised by the bias, so
+    #: pacing stays on the safe side while the ratio settles (the schedule is corrected to the
+    #: reported figure once each response arrives, so the bias costs nothing in the long run)
+    RATIO_FLOOR, RATIO_CEILING, RATIO_BIAS = 0.05, 10.0, 1.25
+
+    def paced_tokens(self, est_tokens: int) -> int:
+        """Tokens a request claims from the TPM schedule before it is sent: the estimate scaled by
+        what the server has reported so far (estimates are biased high on purpose; a server that
+        reports 1/18 of them would otherwise be paced at a fraction of its real limit)."""
+        if not self._estimated_for_reported:
+            return est_tokens
+        ratio = self._reported_tokens / self._estimated_for_reported
+        ratio = min(max(ratio, self.RATIO_FLOOR), self.RATIO_CEILING) * self.RATIO_BIAS
+        return max(1, int(math.ceil(est_tokens * min(ratio, self.RATIO_CEILING))))
+
     # -- the retry loop ----------------------------------------------------------------------
 
     async def _call(self, body: dict[str, Any], est_tokens: int, n_docs: int,
@@ -302,7 +380,8 @@ class ApiClient:
         failures = 0
         while True:
             async with self._sem:
-                await self.limiter.acquire(est_tokens)
+                claimed = self.paced_tokens(est_tokens)
+                await self.limiter.acquire(claimed)
                 self.stats.requests += 1
                 try:
                     value, usage = await self._attempt(body, parse)
@@ -314,7 +393,7 @@ class ApiClient:
                         raise
                     error = exc
                 else:
-                    self._record_success(usage, est_tokens, n_docs)
+                    self._record_success(usage, est_tokens, claimed, n_docs)
                     return value, usage
             failures += 1
             elapsed = time.monotonic() - first
@@ -332,14 +411,16 @@ class ApiClient:
                 self.on_retry(error)
             await asyncio.sleep(delay)
 
-    def _record_success(self, usage: Usage, est_tokens: int, n_docs: int) -> None:
+    def _record_success(self, usage: Usage, est_tokens: int, claimed: int, n_docs: int) -> None:
         s = self.stats
         s.succeeded += 1
         s.documents += n_docs
         s.tokens_estimated += est_tokens
         if usage.tokens is not None:
             s.tokens_reported += usage.tokens
-            self.limiter.adjust(usage.tokens - est_tokens)
+            self._reported_tokens += usage.tokens
+            self._estimated_for_reported += est_tokens
+            self.limiter.adjust(usage.tokens - claimed)
         else:
             s.responses_without_usage += 1
             s.tokens_unreported_estimate += est_tokens
@@ -377,7 +458,11 @@ class ApiClient:
                 value = parse(payload)
             except ResponseFormatError as exc:
                 raise ResponseFormatError(f"{self.where}: {self._redact(str(exc))}") from None
-            return value, parse_usage(payload)
+            usage = parse_usage(payload)
+            header = self.adapter.usage_header
+            if usage.tokens is None and header and response.headers.get(header, "").strip().isdigit():
+                usage = Usage(tokens=int(response.headers[header]), search_units=usage.search_units)
+            return value, usage
         detail = self._snippet(response.content)
         if status == 429:
             self.stats.rate_limited += 1

@@ -21,6 +21,7 @@ import numpy as np
 from pipeline.api.client import (
     ApiClient,
     ClientStats,
+    client_formats_prompt,
     estimate_request_tokens,
     resolved_score_type,
     sanitize_url,
@@ -35,9 +36,15 @@ API_SOURCE_VERSION = 1
 
 
 def api_fingerprint(cfg: ApiConfig) -> dict[str, Any]:
-    """Everything that changes what the API returns for a pair (never the key, never limits)."""
+    """Everything that changes what the API returns for a pair (never the key, never limits).
+
+    ``server_template`` appears only where it is set (the vLLM dialects), so fingerprints -- and
+    cached scores -- of every other API stay what they were; with ``server_template=true`` the
+    templates and the instruction are recorded as not sent.
+    """
     adapter = validate_api_config(cfg)
-    return {
+    sent = client_formats_prompt(cfg)
+    fp = {
         "kind": "api",
         "api_source_version": API_SOURCE_VERSION,
         "dialect": cfg.dialect.value,
@@ -46,14 +53,17 @@ def api_fingerprint(cfg: ApiConfig) -> dict[str, Any]:
         "model": cfg.model,
         "revision": cfg.revision,
         "endpoint": cfg.endpoint.value,
-        "instruction": cfg.instruction,
-        "query_template": cfg.query_template,
-        "document_template": cfg.document_template,
+        "instruction": cfg.instruction if sent else None,
+        "query_template": cfg.query_template if sent else None,
+        "document_template": cfg.document_template if sent else None,
         "raw_scores": cfg.raw_scores,
         "dimensions": cfg.dimensions,
         "score_type": resolved_score_type(cfg),
         "extra_body": dict(cfg.extra_body),
     }
+    if cfg.server_template is not None:
+        fp["server_template"] = cfg.server_template
+    return fp
 
 
 @dataclass(frozen=True)
@@ -101,14 +111,24 @@ class PlanEstimate:
     cost: float
 
 
+#: documents one Cohere search unit covers (https://docs.cohere.com/docs/rerank: "a single search
+#: unit is a query with up to 100 documents")
+DOCUMENTS_PER_SEARCH_UNIT = 100
+
+
 def estimate_plan(cfg: ApiConfig, plan: Sequence[PairRequest]) -> PlanEstimate:
     tokens = sum(r.est_tokens for r in plan)
-    cost = tokens / 1e6 * cfg.price_per_million_tokens + len(plan) * cfg.price_per_request
+    units = sum(-(-len(r.doc_indices) // DOCUMENTS_PER_SEARCH_UNIT) for r in plan)
+    cost = (tokens / 1e6 * cfg.price_per_million_tokens + len(plan) * cfg.price_per_request
+            + units * cfg.price_per_search_unit)
     return PlanEstimate(len(plan), sum(len(r.doc_indices) for r in plan), tokens, cost)
 
 
 def cost_of(cfg: ApiConfig, stats: ClientStats) -> float:
-    return stats.tokens / 1e6 * cfg.price_per_million_tokens + stats.succeeded * cfg.price_per_request
+    """What the calls cost: tokens (reported, else estimated), requests, and the search units the
+    responses reported (Cohere bills those, not requests)."""
+    return (stats.tokens / 1e6 * cfg.price_per_million_tokens + stats.succeeded * cfg.price_per_request
+            + stats.search_units * cfg.price_per_search_unit)
 
 
 async def collect_api(

@@ -25,7 +25,7 @@ class Dialect(Enum):
     jina = "jina"  # POST {base}/rerank, {base}/embeddings
     voyage = "voyage"  # POST {base}/rerank (data[], top_k), {base}/embeddings
     tei = "tei"  # text-embeddings-inference: POST {base}/rerank (texts, raw_scores) -> bare array
-    vllm = "vllm"  # POST {base}/v1/rerank, {base}/v1/embeddings
+    vllm = "vllm"  # POST {base}/rerank, {base}/v1/embeddings
     vllm_score = "vllm_score"  # POST {base}/score (text_1, text_2) -> data[].score
     infinity = "infinity"  # POST {base}/rerank, {base}/embeddings
 
@@ -80,6 +80,11 @@ class ApiConfig:
     query_template: Optional[str] = None
     document_template: Optional[str] = None
     top_n: TopN = TopN.all
+    # vLLM only, and required there: true = the server was started with a chat template
+    # (--chat-template qwen3_reranker.jinja) and formats the prompt, so the client sends the bare
+    # query and documents; false = the server applies none and the client formats the prompt
+    # with query_template / document_template. Null for other dialects.
+    server_template: Optional[bool] = None
     # TEI / infinity: return raw logits instead of sigmoid probabilities
     raw_scores: bool = False
     # embeddings: requested output size (Qwen3-Embedding truncates then re-normalises)
@@ -118,3 +123,5 @@ class ApiConfig:
     # --- cost (for the dry run and the usage summary) ---
     price_per_million_tokens: float = setting(0.0, ge=0)
     price_per_request: float = setting(0.0, ge=0)
+    # Cohere bills search units (1 = one query with up to 100 documents), reported per response
+    price_per_search_unit: float = setting(0.0, ge=0)

@@ -45,12 +45,14 @@ from pipeline.api.collector import (
 )
 from pipeline.api.errors import ApiError
 from pipeline.cache import CacheError, ScoreCache, pair_key
+from pipeline.console import print_warnings
 from pipeline.dataset import Dataset, DatasetError, load_dataset
 from pipeline.files import utc_now
 from pipeline.scorers.base import fingerprint_hash
 from pipeline.text import describe, preprocess
 
 if TYPE_CHECKING:
+    from pipeline.api.config import ApiConfig
     from pipeline.config import PipelineConfig
     from pipeline.scorers.base import Scorer
     from pipeline.scorers.config import LocalScorerConfig
@@ -97,9 +99,13 @@ class CollectResult:
 
 
 def run(cfg: "PipelineConfig") -> int:
+    """Exit 2 for settings that cannot work (found before any request), 1 for failures on the way."""
     try:
         collect(cfg)
-    except (DatasetError, ApiError, ApiConfigError, CacheError, CollectError) as exc:
+    except ApiConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (DatasetError, ApiError, CacheError, CollectError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -452,10 +458,26 @@ async def _score_api(cfg: "PipelineConfig", groups: Groups, src: SourceState, ca
     try:
         async with client:
             await collect_api(client, plan, cache, src.hash, on_response)
+        print_warnings(prompt_mode_warnings(cfg.api, client.stats))
     finally:
         src.elapsed_s += time.monotonic() - start
         src.cost = cost_of(cfg.api, client.stats)
         bar.close()
+
+
+def prompt_mode_warnings(api: ApiConfig, stats: ClientStats) -> list[str]:
+    """A warning when the API's answers look like a wrong prompt: most responses scoring every
+    document alike, as a Qwen3 reranker does on a prompt wrapped twice (or on none)."""
+    if stats.succeeded == 0 or stats.clustered_responses * 2 <= stats.succeeded:
+        return []
+    hint = ""
+    if api.server_template is not None:
+        hint = (f" With api.server_template={str(api.server_template).lower()} the "
+                + ("server formats the prompt: is it really started with --chat-template?" if api.server_template
+                   else "client formats the prompt: was the server started with --chat-template? Then set "
+                        "api.server_template=true."))
+    return [f"{stats.clustered_responses} of {stats.succeeded} API responses gave every document the same score "
+            f"(within 1e-4): the prompt may be wrapped twice, or missing where the model needs one.{hint}"]
 
 
 # --- reporting -------------------------------------------------------------------------------

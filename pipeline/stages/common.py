@@ -17,7 +17,7 @@ def load_table(cfg: PipelineConfig) -> PairedTable:
 
 def describe_table(table: PairedTable) -> str:
     simulated = " [SIMULATED demo data: not real API scores]" if table.meta.get("simulated") else ""
-    from pipeline.report import wrapped
+    from pipeline.console import wrapped
 
     return wrapped(f"table {table.path}: {table.n_rows} pairs, {table.n_queries} queries, "
                    f"target '{table.target_name}', sources {table.source_names}{simulated}")

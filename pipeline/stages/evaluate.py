@@ -14,7 +14,6 @@ Prints the table.
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -33,7 +32,8 @@ from pipeline.evaluation import (
 )
 from pipeline.files import atomic_write_json
 from pipeline.fusion import ScoreCalibrationModel
-from pipeline.report import format_report, wrapped
+from pipeline.console import print_warnings, wrapped
+from pipeline.report import format_report
 from pipeline.stages.common import describe_table, load_table, user_errors
 
 METRICS_FILE = "metrics.json"
@@ -108,12 +108,6 @@ def fit_final(cfg: PipelineConfig, table: PairedTable) -> ScoreCalibrationModel:
         model = build_model(cfg, table).fit(table.sources, table.target, groups=table.group_codes())
     model.fit_warnings_ = caught
     return model
-
-
-def print_warnings(messages: list[str]) -> None:
-    """The project's one warning style: ``WARNING: <text>`` on stderr, each message once."""
-    for message in dict.fromkeys(messages):
-        print(wrapped(f"WARNING: {message}"), file=sys.stderr)
 
 
 def write_plots(table: PairedTable, report: EvaluationReport, model: ScoreCalibrationModel, out_dir: Path) -> list[Path]:

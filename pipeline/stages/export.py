@@ -18,9 +18,9 @@ from pipeline.config import PipelineConfig, artifact_name, report_dir
 from pipeline.data import PairedTable
 from pipeline.evaluation import EvaluationError, describe_model, settings_hash
 from pipeline.fusion import ScoreCalibrationModel
-from pipeline.report import wrapped
+from pipeline.console import print_warnings, wrapped
 from pipeline.stages.common import describe_table, load_table, user_errors
-from pipeline.stages.evaluate import METRICS_FILE, fit_final, print_warnings
+from pipeline.stages.evaluate import METRICS_FILE, fit_final
 
 _SOURCE_KEYS = ("kind", "model", "revision", "fingerprint", "fingerprint_hash", "score_type", "template", "instruction", "dialect", "endpoint")
 
@@ -127,7 +127,7 @@ def run_export(cfg: PipelineConfig, table: PairedTable, model: ScoreCalibrationM
     if replacing:
         print(wrapped(replacing))
     info = manifest["calibrator"]
-    weights = f", fusion weights {info['weights']}" if "weights" in info else ""
+    weights = (", fusion weights " + ", ".join(f"{k}={v:.2f}" for k, v in info["weights"].items())) if "weights" in info else ""
     print(wrapped(f"artifact: {path} (family {info['family']}{weights}); "
                   f"load with pipeline.inference.load_calibrator({str(path)!r})"))
     return path

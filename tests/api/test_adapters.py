@@ -93,7 +93,7 @@ def test_default_paths():
     paths = {d: ADAPTERS[d].path(ApiConfig(dialect=d)) for d in Dialect}
     assert paths[Dialect.siliconflow] == "/rerank"
     assert paths[Dialect.cohere] == "/v2/rerank"
-    assert paths[Dialect.vllm] == "/v1/rerank"
+    assert paths[Dialect.vllm] == "/rerank"  # canonical; /v1/rerank is a deprecated alias
     assert paths[Dialect.vllm_score] == "/score"
     assert ADAPTERS[Dialect.siliconflow].path(ApiConfig(endpoint=Endpoint.embeddings)) == "/embeddings"
     assert ADAPTERS[Dialect.tei].path(ApiConfig(dialect=Dialect.tei, path="/custom")) == "/custom"

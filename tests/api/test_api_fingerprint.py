@@ -12,7 +12,7 @@ from pipeline.api.config import ApiConfig, Dialect, Endpoint
 from pipeline.scorers.base import fingerprint_hash
 
 BASE = ApiConfig(dialect=Dialect.vllm, base_url="http://127.0.0.1:9/v1", model="m", api_key_env=None,
-                 query_template="<q>{query}</q>", document_template="<d>{document}</d>")
+                 query_template="<q>{query}</q>", document_template="<d>{document}</d>", server_template=False)
 
 
 def key(cfg: ApiConfig) -> str:
@@ -30,6 +30,7 @@ def key(cfg: ApiConfig) -> str:
     {"raw_scores": True},
     {"extra_body": {"truncate": True}},
     {"endpoint": Endpoint.embeddings, "dimensions": 16},
+    {"server_template": True},
 ])
 def test_what_is_sent_is_in_the_cache_key(change):
     assert key(replace(BASE, **change)) != key(BASE), change
@@ -38,6 +39,19 @@ def test_what_is_sent_is_in_the_cache_key(change):
 @pytest.mark.parametrize("change", [
     {"concurrency": 2}, {"rpm": 10.0}, {"tpm": 1000.0}, {"timeout_s": 1.0}, {"retry_attempts": 2},
     {"max_documents_per_request": 4}, {"price_per_million_tokens": 3.0}, {"api_key_env": "OTHER_KEY"},
+    {"price_per_search_unit": 0.002},
 ])
 def test_limits_prices_and_the_key_variable_are_not(change):
     assert key(replace(BASE, **change)) == key(BASE), change
+
+
+def test_with_the_server_formatting_the_prompt_the_unsent_templates_are_not_in_the_key():
+    served = replace(BASE, server_template=True)
+    assert key(replace(served, query_template="Q: {query}", instruction="x")) == key(served)
+    assert api_fingerprint(served)["query_template"] is None
+
+
+def test_apis_without_server_template_keep_their_fingerprint():
+    """Adding the vLLM setting must not re-bill every other API's cached pairs."""
+    fp = api_fingerprint(ApiConfig(dialect=Dialect.siliconflow, api_key_env=None))
+    assert "server_template" not in fp

@@ -22,7 +22,7 @@ DOCS = ["∂s_i/∂z_j = s_i(δ_ij − s_j)", "def softmax(z): ...", "天气不�
 def cfg_for(server, dialect: Dialect = Dialect.siliconflow, **kw) -> ApiConfig:
     base = dict(dialect=dialect, base_url=server.base_url(dialect.value), model="test-model",
                 api_key_env=KEY_ENV, rpm=None, tpm=None, backoff_initial_s=0.01, backoff_max_s=0.05,
-                timeout_s=2.0)
+                timeout_s=2.0, server_template=False if dialect in (Dialect.vllm, Dialect.vllm_score) else None)
     base.update(kw)
     return ApiConfig(**base)
 
@@ -57,20 +57,21 @@ def test_raw_scores_are_logits(server, dialect):
 
 @pytest.mark.parametrize("dialect", [d for d in Dialect if d is not Dialect.cohere])
 def test_embeddings_give_cosine_scores(server, dialect):
-    cfg = cfg_for(server, dialect, endpoint=Endpoint.embeddings, dimensions=16,
+    dims = 64 if dialect is Dialect.siliconflow else 16  # SiliconFlow: 64 is on Qwen3-Embedding's list
+    cfg = cfg_for(server, dialect, endpoint=Endpoint.embeddings, dimensions=dims, model="Qwen/Qwen3-Embedding-0.6B",
                   instruction="Given a query", query_template="Instruct: {instruction}\nQuery:{query}")
     result, client = score(cfg)
-    q = expected_embedding(f"Instruct: Given a query\nQuery:{QUERY}", 16)
-    want = [float(expected_embedding(d, 16) @ q) for d in DOCS]
+    q = expected_embedding(f"Instruct: Given a query\nQuery:{QUERY}", dims)
+    want = [float(expected_embedding(d, dims) @ q) for d in DOCS]
     np.testing.assert_allclose(result.scores, want, atol=1e-9)
     assert client.score_type == ScoreType.cosine.value
     body = server.records[0].body
-    assert body.get("dimensions", body.get("output_dimension")) == 16
+    assert body.get("dimensions", body.get("output_dimension")) == dims
     assert len(body["input"]) == len(DOCS) + 1
 
 
 def test_embed_returns_vectors_in_input_order(server):
-    cfg = cfg_for(server, endpoint=Endpoint.embeddings, dimensions=8)
+    cfg = cfg_for(server, Dialect.vllm, endpoint=Endpoint.embeddings, dimensions=8)
 
     async def go():
         async with ApiClient(cfg) as client:
@@ -82,7 +83,7 @@ def test_embed_returns_vectors_in_input_order(server):
 
 
 def test_instruction_and_templates_are_sent(server):
-    score(cfg_for(server, instruction="Judge relevance"))
+    score(cfg_for(server, instruction="Judge relevance", model="Qwen/Qwen3-Reranker-0.6B"))
     assert server.records[-1].body["instruction"] == "Judge relevance"
     cfg = cfg_for(server, Dialect.vllm, instruction="Judge", query_template="<I>{instruction}<Q>{query}",
                   document_template="<D>{document}</D>")

@@ -75,7 +75,7 @@ def expected_score(query: str, document: str, raw: bool = False) -> float:
 
 def expected_embedding(text: str, dimensions: int | None = None) -> np.ndarray:
     seed = int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
-    vec = np.random.default_rng(seed).standard_normal(NATIVE_DIMS)
+    vec = np.random.default_rng(seed).standard_normal(max(NATIVE_DIMS, dimensions or 0))
     if dimensions is not None:
         vec = vec[:dimensions]
     return vec / np.linalg.norm(vec)
@@ -97,6 +97,7 @@ class Record:
     status: int = 0
     peer: int = 0  # client port: distinct values = distinct TCP connections
     finished: float = float("inf")
+    deprecated_path: bool = False
 
     @property
     def pairs(self) -> list[tuple[str, str]]:
@@ -109,20 +110,44 @@ class Record:
 
 
 # --- per-dialect request schemas: (required, optional) ----------------------------------------
+# Each from the provider's own reference, so a client that sends a field the real server rejects
+# fails here too. Re-check against these sources when a provider changes its API:
 RERANK_FIELDS: dict[str, tuple[set[str], set[str]]] = {
+    # https://docs.siliconflow.cn/cn/api-reference/rerank/create-rerank
     "siliconflow": ({"model", "query", "documents"}, {"top_n", "return_documents", "instruction", "max_chunks_per_doc", "overlap_tokens"}),
+    # https://docs.cohere.com/reference/rerank (v2)
     "cohere": ({"model", "query", "documents"}, {"top_n", "max_tokens_per_doc"}),
+    # https://api.jina.ai/openapi.json  RankAPIInput
     "jina": ({"model", "query", "documents"}, {"top_n", "return_documents"}),
+    # https://docs.voyageai.com/reference/reranker-api
     "voyage": ({"model", "query", "documents"}, {"top_k", "return_documents", "truncation"}),
+    # text-embeddings-inference router/src/http/types.rs  RerankRequest
     "tei": ({"query", "texts"}, {"raw_scores", "return_text", "truncate", "truncation_direction"}),
+    # vllm/entrypoints/openai/protocol.py  RerankRequest / ScoreRequest
     "vllm": ({"query", "documents"}, {"model", "top_n", "truncate_prompt_tokens"}),
     "vllm_score": ({"text_1", "text_2"}, {"model", "truncate_prompt_tokens"}),
+    # infinity libs/infinity_emb/infinity_emb/fastapi_schemas/pymodels.py  RerankInput
     "infinity": ({"query", "documents"}, {"model", "top_n", "return_documents", "raw_scores"}),
 }
 EMBED_FIELDS: dict[str, tuple[set[str], set[str]]] = {
+    # https://platform.openai.com/docs/api-reference/embeddings (SiliconFlow, TEI, vLLM, infinity)
     "openai": ({"input"}, {"model", "encoding_format", "dimensions", "user"}),
+    # https://docs.voyageai.com/reference/embeddings-api
     "voyage": ({"input", "model"}, {"output_dimension", "input_type", "truncation"}),
+    # https://api.jina.ai/openapi.json  TextEmbeddingInput: extra fields are rejected with
+    # 400 "extra fields not permitted"; its format field is `embedding_type`, not `encoding_format`
+    "jina": ({"input", "model"}, {"embedding_type", "task", "dimensions", "normalized", "late_chunking", "truncate"}),
 }
+#: SiliconFlow accepts `dimensions` only from these lists (Qwen3-Embedding); other values get a 400
+#: (https://docs.siliconflow.cn/cn/api-reference/embeddings/create-embeddings)
+SF_DIMENSIONS = {
+    "Qwen/Qwen3-Embedding-0.6B": (64, 128, 256, 512, 768, 1024),
+    "Qwen/Qwen3-Embedding-4B": (64, 128, 256, 512, 768, 1024, 2048, 2560),
+    "Qwen/Qwen3-Embedding-8B": (64, 128, 256, 512, 768, 1024, 2048, 4096),
+}
+#: vLLM paths: /rerank and /score are canonical, the /v1 forms deprecated aliases
+#: (vllm/entrypoints/openai/api_server.py); requests to an alias are flagged in the record
+DEPRECATED_PATHS = {"vllm/v1/rerank", "vllm/v1/score"}
 # path under the dialect prefix -> (dialect, endpoint)
 ROUTES: dict[str, tuple[str, str]] = {
     "siliconflow/v1/rerank": ("siliconflow", "rerank"),
@@ -134,8 +159,10 @@ ROUTES: dict[str, tuple[str, str]] = {
     "voyage/v1/embeddings": ("voyage", "embeddings"),
     "tei/rerank": ("tei", "rerank"),
     "tei/v1/embeddings": ("tei", "embeddings"),
+    "vllm/rerank": ("vllm", "rerank"),
     "vllm/v1/rerank": ("vllm", "rerank"),
     "vllm/score": ("vllm_score", "rerank"),
+    "vllm/v1/score": ("vllm_score", "rerank"),
     "vllm/v1/embeddings": ("vllm", "embeddings"),
     "infinity/rerank": ("infinity", "rerank"),
     "infinity/embeddings": ("infinity", "embeddings"),
@@ -162,6 +189,13 @@ class FakeState:
     rate_limit_retry_after: float | None = None
     echo_auth_in_errors: bool = False  # a careless server that echoes the Authorization header
     sf_usage_shape: str = "tokens"  # "tokens" (top level) or "meta" for SiliconFlow responses
+    # vLLM started with --chat-template (True) or without (False); None: no prompt checks. A
+    # prompt the client already formatted, sent to a server that formats it again, scores every
+    # document alike (clustered at one value), as a twice-wrapped Qwen3 prompt does
+    vllm_server_template: bool | None = None
+    # reported usage = the fake's token count x this (a server whose tokenizer counts fewer
+    # tokens than the client's conservative estimate; the pacing benchmark uses 1/18)
+    token_report_ratio: float = 1.0
     faults: collections.deque = field(default_factory=collections.deque)
     fault_fn: Callable[[int, str, Any], str | None] | None = None
     records: list[Record] = field(default_factory=list)
@@ -188,6 +222,8 @@ class FakeState:
         self.rate_limit_retry_after = None
         self.echo_auth_in_errors = False
         self.sf_usage_shape = "tokens"
+        self.vllm_server_template = None
+        self.token_report_ratio = 1.0
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
@@ -241,7 +277,8 @@ class FakeApp:
             body = None
         st = self.state
         with st.lock:
-            record = Record(dialect, endpoint, body, time.monotonic(), peer=(scope.get("client") or ("", 0))[1])
+            record = Record(dialect, endpoint, body, time.monotonic(), peer=(scope.get("client") or ("", 0))[1],
+                            deprecated_path=path in DEPRECATED_PATHS)
             st.records.append(record)
             number = len(st.records)
             fault = st.faults.popleft() if st.faults else None
@@ -333,11 +370,14 @@ class FakeApp:
         except BadRequest as exc:
             record.status = 400
             return await self._send(send, *_json(400, {"message": str(exc)}))
+        headers = {"content-type": "application/json"}
+        if dialect == "tei" and endpoint == "rerank":  # TEI reports usage in a header only
+            headers["x-compute-tokens"] = str(self._reported(_tokens(*[body["query"] + t for t in body["texts"]])))
         data = json.dumps(payload).encode()
         if kind == "truncated":
             data = data[: len(data) // 2]
         record.status = 200
-        await self._send(send, 200, {"content-type": "application/json"}, data)
+        await self._send(send, 200, headers, data)
 
     # -- well-formed answers -----------------------------------------------------------------
 
@@ -351,14 +391,25 @@ class FakeApp:
         if missing or unknown:
             raise BadRequest(f"{dialect}: missing {sorted(missing)} unknown {sorted(unknown)}")
 
+    def _reported(self, tokens: int) -> int:
+        return max(1, int(round(tokens * self.state.token_report_ratio)))
+
     def _rerank(self, dialect: str, body: Any, fault: str | None) -> Any:
         self._check_fields(body, RERANK_FIELDS[dialect], dialect)
         query = body.get("query", body.get("text_1"))
         docs = body.get("documents", body.get("texts", body.get("text_2")))
         if not isinstance(query, str) or not isinstance(docs, list) or not docs or not all(isinstance(d, str) for d in docs):
             raise BadRequest("query must be a string and documents a non-empty list of strings")
+        if dialect == "siliconflow" and "instruction" in body:  # min length 1; Qwen3 rerankers only
+            instruction = body["instruction"]
+            if not isinstance(instruction, str) or len(instruction) < 1:
+                raise BadRequest("instruction: String should have at least 1 character")
+            if "qwen3-reranker" not in str(body["model"]).lower():
+                raise BadRequest(f"instruction is only supported by Qwen3 reranker models, not {body['model']}")
         raw = bool(body.get("raw_scores", False))
         items = [{"index": i, "score": expected_score(query, d, raw)} for i, d in enumerate(docs)]
+        if dialect in {"vllm", "vllm_score"} and self.state.vllm_server_template and "<|im_start|>" in query:
+            items = [{"index": i, "score": 0.9990 + 1e-6 * (i % 3)} for i in range(len(docs))]  # wrapped twice
         items.sort(key=lambda it: -it["score"])  # real APIs sort by relevance
         top = body.get("top_n", body.get("top_k"))
         if isinstance(top, int):
@@ -371,9 +422,11 @@ class FakeApp:
             items[-1] = dict(items[-1], index=len(docs) + 3)
         elif fault == "nan_score":
             items[0] = dict(items[0], score=float("nan"))
-        tokens = _tokens(*[query + d for d in docs])
+        tokens = self._reported(_tokens(*[query + d for d in docs]))
         key = "score" if dialect in {"tei", "vllm_score"} else "relevance_score"
         results = [{"index": it["index"], key: it["score"]} for it in items]
+        if dialect == "vllm":  # vLLM always returns the document (protocol.py RerankResult.document)
+            results = [dict(r, document={"text": docs[r["index"]]}) for r in results]
         if dialect == "siliconflow":
             usage = {"input_tokens": tokens, "output_tokens": 0}
             if fault == "tokens_meta" or self.state.sf_usage_shape == "meta":
@@ -381,9 +434,9 @@ class FakeApp:
                         "meta": {"billed_units": {"input_tokens": tokens, "output_tokens": 0, "search_units": 0},
                                  "tokens": usage}}
             return {"id": "sf-1", "results": results, "tokens": usage}
-        if dialect == "cohere":
+        if dialect == "cohere":  # one search unit per query with up to 100 documents
             return {"id": "co-1", "results": results,
-                    "meta": {"api_version": {"version": "2"}, "billed_units": {"search_units": 1}}}
+                    "meta": {"api_version": {"version": "2"}, "billed_units": {"search_units": -(-len(docs) // 100)}}}
         if dialect == "jina":
             return {"model": body["model"], "usage": {"total_tokens": tokens}, "results": results}
         if dialect == "voyage":
@@ -400,7 +453,7 @@ class FakeApp:
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}, "id": "inf-1", "created": 0}
 
     def _embed(self, dialect: str, body: Any, fault: str | None) -> Any:
-        schema = EMBED_FIELDS["voyage" if dialect == "voyage" else "openai"]
+        schema = EMBED_FIELDS[dialect if dialect in EMBED_FIELDS else "openai"]
         self._check_fields(body, schema, dialect)
         texts = body["input"]
         if isinstance(texts, str):
@@ -408,7 +461,11 @@ class FakeApp:
         if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
             raise BadRequest("input must be a string or a non-empty list of strings")
         dims = body.get("output_dimension" if dialect == "voyage" else "dimensions")
-        if dims is not None and (not isinstance(dims, int) or not 1 <= dims <= NATIVE_DIMS):
+        if dialect == "siliconflow" and dims is not None:
+            allowed = SF_DIMENSIONS.get(body.get("model"))
+            if allowed is None or dims not in allowed:
+                raise BadRequest(f"dimensions {dims} is not supported for model {body.get('model')}")
+        elif dims is not None and (not isinstance(dims, int) or not 1 <= dims <= NATIVE_DIMS):
             raise BadRequest(f"dimensions must be in 1..{NATIVE_DIMS}")
         data = [{"object": "embedding", "index": i, "embedding": expected_embedding(t, dims).tolist()}
                 for i, t in enumerate(texts)]
@@ -419,7 +476,7 @@ class FakeApp:
             data[-1] = dict(data[-1], index=data[0]["index"])
         elif fault == "out_of_range_index":
             data[-1] = dict(data[-1], index=len(texts) + 3)
-        tokens = _tokens(*texts)
+        tokens = self._reported(_tokens(*texts))
         return {"object": "list", "data": data, "model": body.get("model"),
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
@@ -487,11 +544,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate-limit", type=int, default=None)
     parser.add_argument("--rate-window", type=float, default=60.0)
     parser.add_argument("--api-key-env", default=None, help="require the key held by this env var")
+    parser.add_argument("--token-report-ratio", type=float, default=1.0,
+                        help="reported usage = the fake's token count x this (e.g. 0.0556 = 1/18)")
     args = parser.parse_args(argv)
     import os
 
     state = FakeState(api_key=os.environ.get(args.api_key_env) if args.api_key_env else None,
-                      latency_s=args.latency, rate_limit=args.rate_limit, rate_window_s=args.rate_window)
+                      latency_s=args.latency, rate_limit=args.rate_limit, rate_window_s=args.rate_window,
+                      token_report_ratio=args.token_report_ratio)
     config = uvicorn.Config(FakeApp(state), host="127.0.0.1", port=args.port, http=_TrackingH11,
                             lifespan="off", log_level="critical", access_log=False, timeout_keep_alive=30)
     server = uvicorn.Server(config)

@@ -63,6 +63,8 @@ def api_overrides(server: FakeApiServer, dialect: str = "siliconflow", group: st
     }
     if dialect != "siliconflow":
         items["api.instruction"] = "null"
+    if dialect in ("vllm", "vllm_score"):
+        items["api.server_template"] = "false"  # the fake applies no template: the client formats
     items.update(extra)
     # the fake server is the reference, and only the scorers a test passes are local sources
     return ([f"api={group}"] + [f"{k}={v}" for k, v in items.items()]

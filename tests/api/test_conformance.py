@@ -1,0 +1,175 @@
+"""Wire conformance: the fakes are as strict as the real servers (each schema cites its source in
+tests/servers/fake_api.py), and the client passes them. Each test here names a mismatch a
+permissive fake let through: Jina's `embedding_type`, vLLM's canonical paths, its template mode
+and `document` field, TEI's usage header, Cohere's search units, SiliconFlow's constraints, and
+TPM pacing that learns from the usage a server reports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+
+import httpx
+import numpy as np
+import pytest
+
+from pipeline.api.client import ApiClient, ApiConfigError, validate_api_config
+from pipeline.api.collector import cost_of, estimate_plan, plan_requests
+from pipeline.api.config import ApiConfig, Dialect, Endpoint
+from tests.api.test_client import DOCS, QUERY, cfg_for, score
+from tests.servers.fake_api import expected_embedding, expected_score
+
+
+def embed(cfg: ApiConfig, texts):
+    async def go():
+        async with ApiClient(cfg) as client:
+            return await client.embed(texts), client
+
+    return asyncio.run(go())
+
+
+def test_the_fake_rejects_what_the_real_servers_reject(server):
+    """The fake itself, spoken to directly: the fields and values the providers' references refuse."""
+    url = f"http://127.0.0.1:{server.port}"
+    bad = [
+        ("/jina/v1/embeddings", {"model": "jina-embeddings-v3", "input": ["a"], "encoding_format": "float"}),
+        ("/siliconflow/v1/embeddings", {"model": "Qwen/Qwen3-Embedding-0.6B", "input": ["a"], "dimensions": 100}),
+        ("/siliconflow/v1/rerank", {"model": "Qwen/Qwen3-Reranker-0.6B", "query": "q", "documents": ["d"], "instruction": ""}),
+        ("/siliconflow/v1/rerank", {"model": "BAAI/bge-reranker-v2-m3", "query": "q", "documents": ["d"], "instruction": "x"}),
+    ]
+    headers = {"Authorization": f"Bearer {server.state.api_key}"}
+    for path, body in bad:
+        assert httpx.post(url + path, json=body, headers=headers).status_code == 400, path
+
+
+def test_jina_embeddings_send_embedding_type_not_encoding_format(server):
+    cfg = cfg_for(server, Dialect.jina, endpoint=Endpoint.embeddings, model="jina-embeddings-v3", dimensions=16)
+    (vectors, _), _ = embed(cfg, ["a", "b"])
+    np.testing.assert_allclose(vectors, [expected_embedding(t, 16) for t in "ab"], atol=1e-12)
+    body = server.records[-1].body
+    assert body["embedding_type"] == "float" and "encoding_format" not in body
+
+
+@pytest.mark.parametrize("dialect, path", [(Dialect.vllm, "/vllm/rerank"), (Dialect.vllm_score, "/vllm/score")])
+def test_vllm_is_addressed_by_its_canonical_paths(server, dialect, path):
+    result, _ = score(cfg_for(server, dialect))
+    (record,) = server.records
+    assert not record.deprecated_path and record.status == 200
+    np.testing.assert_allclose(result.scores, [expected_score(QUERY, d) for d in DOCS], atol=1e-12)
+
+
+def test_vllm_rerank_results_carry_the_document_and_still_map_by_index(server):
+    result, _ = score(cfg_for(server, Dialect.vllm))
+    np.testing.assert_allclose(result.scores, [expected_score(QUERY, d) for d in DOCS], atol=1e-12)
+
+
+VLLM_TEMPLATES = dict(instruction="Judge", query_template="<|im_start|><I>{instruction}<Q>{query}",
+                      document_template="<D>{document}</D>")
+
+
+def test_vllm_template_mode_has_no_silent_default():
+    cfg = ApiConfig(dialect=Dialect.vllm, base_url="http://127.0.0.1:8000", api_key_env=None)
+    with pytest.raises(ApiConfigError, match=r"api.server_template must say how the vLLM server was started: true if "
+                                             r"it runs with --chat-template"):
+        validate_api_config(cfg)
+    with pytest.raises(ApiConfigError, match="applies to the vllm dialects only"):
+        validate_api_config(ApiConfig(dialect=Dialect.tei, server_template=True, api_key_env=None))
+
+
+def test_vllm_server_template_true_sends_bare_texts_false_formats_them(server):
+    score(cfg_for(server, Dialect.vllm, server_template=True, **VLLM_TEMPLATES))
+    sent = server.records[-1].body
+    assert sent["query"] == QUERY and sent["documents"] == DOCS  # the server formats the prompt
+    score(cfg_for(server, Dialect.vllm, server_template=False, **VLLM_TEMPLATES))
+    sent = server.records[-1].body
+    assert sent["query"] == f"<|im_start|><I>Judge<Q>{QUERY}" and sent["documents"][0] == f"<D>{DOCS[0]}</D>"
+
+
+def test_a_prompt_wrapped_twice_is_flagged_from_the_answers(server):
+    from pipeline.stages.collect import prompt_mode_warnings
+
+    server.state.vllm_server_template = True  # the server formats too: the client's prompt is wrapped twice
+    cfg = cfg_for(server, Dialect.vllm, server_template=False, **VLLM_TEMPLATES)
+    _, client = score(cfg)
+    (warning,) = prompt_mode_warnings(cfg, client.stats)
+    assert "1 of 1 API responses gave every document the same score" in warning
+    assert "was the server started with --chat-template? Then set api.server_template=true" in warning
+    server.reset()
+    _, client = score(cfg)
+    assert prompt_mode_warnings(cfg, client.stats) == []
+
+
+def test_tei_usage_is_read_from_the_x_compute_tokens_header(server):
+    result, client = score(cfg_for(server, Dialect.tei))
+    assert result.usage.tokens is not None and result.usage.tokens > 0
+    assert client.stats.responses_without_usage == 0 and client.stats.tokens_reported == result.usage.tokens
+
+
+def test_cohere_cost_comes_from_the_search_units_it_reports(server):
+    cfg = cfg_for(server, Dialect.cohere, price_per_search_unit=0.002, max_documents_per_request=100)
+    docs = [f"doc {i}" for i in range(150)]  # 2 requests of <= 100 documents: 2 search units
+
+    async def go():
+        async with ApiClient(cfg) as client:
+            await client.score(QUERY, docs[:100])
+            await client.score(QUERY, docs[100:])
+            return client
+
+    client = asyncio.run(go())
+    assert client.stats.search_units == 2
+    assert cost_of(cfg, client.stats) == pytest.approx(0.004)
+    plan = plan_requests(cfg, [(QUERY, docs)], [list(range(150))])
+    assert estimate_plan(cfg, plan).cost == pytest.approx(0.004)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"instruction": ""}, "api.instruction is empty: SiliconFlow requires at least 1 character"),
+    ({"instruction": "Judge", "model": "BAAI/bge-reranker-v2-m3"}, "supported only by SiliconFlow's Qwen3 rerankers"),
+    ({"endpoint": Endpoint.embeddings, "model": "Qwen/Qwen3-Embedding-0.6B", "dimensions": 2048},
+     "api.dimensions=2048 is not accepted for Qwen/Qwen3-Embedding-0.6B by SiliconFlow; choose one of 64, 128, 256, 512, 768, 1024"),
+    ({"endpoint": Endpoint.embeddings, "model": "Qwen/Qwen3-Embedding-4B", "dimensions": 4096}, "2048, 2560"),
+])
+def test_siliconflow_constraints_fail_before_any_request(server, change, message):
+    with pytest.raises(ApiConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        score(cfg_for(server, **{"model": "Qwen/Qwen3-Reranker-0.6B", **change}))
+    assert server.records == []
+
+
+def test_siliconflow_dimensions_on_the_list_are_sent(server):
+    cfg = cfg_for(server, endpoint=Endpoint.embeddings, model="Qwen/Qwen3-Embedding-8B", dimensions=4096)
+    (vectors, _), _ = embed(cfg, ["a"])
+    assert vectors.shape == (1, 4096) and server.records[-1].status == 200
+
+
+def test_an_off_list_dimension_is_one_line_and_exit_2_from_the_cli(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "collect", "api=siliconflow-embeddings", "api.dimensions=100",
+                           "local=minilm-bundled", f"collect.output={tmp_path / 't.csv'}", f"collect.cache={tmp_path / 'c'}",
+                           "reference.enabled=false"], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "SILICONFLOW_API_KEY": "x"})
+    err = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(err) == 1, proc.stderr
+    assert "api.dimensions=100 is not accepted for Qwen/Qwen3-Embedding-0.6B by SiliconFlow" in err[0]
+
+
+def test_pacing_learns_the_ratio_of_reported_to_estimated_tokens(server):
+    server.state.token_report_ratio = 1 / 18
+    cfg = cfg_for(server, Dialect.siliconflow, tpm=1e6)
+
+    async def go():
+        async with ApiClient(cfg) as client:
+            before = client.paced_tokens(1800)
+            for _ in range(3):
+                await client.score(QUERY, DOCS)
+            return before, client
+
+    before, client = asyncio.run(go())
+    assert before == 1800  # nothing reported yet: the conservative estimate
+    ratio = client.stats.tokens_reported / client.stats.tokens_estimated
+    assert ratio < 0.2
+    assert client.paced_tokens(1800) == int(np.ceil(1800 * max(ratio, 0.05) * 1.25))
+    client._reported_tokens, client._estimated_for_reported = 1, 10_000  # a ratio under the floor
+    assert client.paced_tokens(1800) == int(np.ceil(1800 * 0.05 * 1.25))
+    client._reported_tokens = 10**9  # a server reporting far more than estimated: capped, not unbounded
+    assert client.paced_tokens(10) == 100
+    assert json.dumps(client.stats.as_dict())  # still serialisable for the usage summary
