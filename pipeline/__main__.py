@@ -9,7 +9,8 @@ from typing import Sequence
 
 from pipeline.stages import STAGES
 
-USAGE = "usage: python -m pipeline <stage> [key=value ...] [--params FILE] [--print-config] [--dry-run (collect)]"
+USAGE = ("usage: python -m pipeline <stage> [key=value ...] [--params FILE] [--print-config] [--dry-run (collect)] "
+         "[--apply (align)]")
 
 
 def _help() -> str:
@@ -99,6 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: --dry-run applies to the collect stage, not '{stage_name}'", file=sys.stderr)
             return 2
         overrides = [a for a in overrides if a != "--dry-run"] + ["collect.dry_run=true"]
+    if "--apply" in overrides:  # the flag spelling of align.apply=true
+        if stage_name != "align":
+            print(f"error: --apply applies to the align stage, not '{stage_name}'", file=sys.stderr)
+            return 2
+        overrides = [a for a in overrides if a != "--apply"] + ["align.apply=true"]
 
     from pipeline.compose import ConfigError, compose_config, load_params, to_yaml
 

@@ -22,7 +22,7 @@ from hydra.core.config_store import ConfigStore
 
 from pipeline.api.config import ApiConfig
 from pipeline.demo.config import DemoConfig, ReferenceConfig, TrainSettings
-from pipeline.scorers.config import LocalScorerConfig
+from pipeline.scorers.config import DType, LocalScorerConfig, Template
 from pipeline.text import TextConfig
 from pipeline.validation import setting
 
@@ -94,6 +94,9 @@ class DataConfig:
     sources: list[str] = field(default_factory=lambda: ["local"])
     # column -> score type, for tables without a sidecar entry; unset columns are inferred
     score_types: Dict[str, ScoreType] = field(default_factory=dict)
+    # columns reported raw next to the fitted ones, never fitted or exported: e.g. the unaligned
+    # local column beside an aligned one (raw, aligned and aligned+calibrated side by side)
+    compare: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -132,6 +135,9 @@ class EvaluateConfig:
     # warn when fewer queries than this, or when an interval is wider than max_ci_width
     min_queries: int = setting(30, ge=0)
     max_ci_width: float = setting(0.1, gt=0)
+    # warn when a source's raw per-query rank agreement is below this and no `align` run chose
+    # its configuration (the sidecar records none): the prompt, not a calibrator, is the fix
+    min_rank_agreement: float = setting(0.9, ge=-1, le=1, why='a Spearman correlation')
 
 
 @dataclass
@@ -211,6 +217,38 @@ class CheckConfig:
 
 
 @dataclass
+class AlignConfig:
+    """The search for the local configuration that reproduces the API (``python -m pipeline align``)."""
+
+    #: query groups of collect.dataset searched on, and a disjoint set that confirms the winner
+    sample_queries: int = setting(32, ge=2, why='per-query agreement needs queries')
+    confirm_queries: int = setting(32, ge=1)
+    #: candidate values per axis; the current local config's value is always tried too
+    templates: list[Template] = field(default_factory=lambda: [Template.official, Template.vllm, Template.none])
+    strip_texts: list[bool] = field(default_factory=lambda: [False, True])
+    strip_prompt: list[bool] = field(default_factory=lambda: [False, True])
+    #: besides the current one, the model's default and api.instruction (when set)
+    instructions: list[str] = field(default_factory=list)
+    max_lengths: list[int] = field(default_factory=list)
+    dtypes: list[DType] = field(default_factory=lambda: [DType.float32, DType.bfloat16])
+    #: coordinate search: passes over the axes (each pass tries every value of one axis at a time)
+    max_passes: int = setting(2, ge=1)
+    #: pairs sent twice, bypassing the cache, to measure the API's disagreement with itself
+    noise_pairs: int = setting(16, ge=0, why='0 = no noise-floor measurement')
+    #: stop when a candidate's max |delta| is within the noise floor plus this
+    tolerance: float = setting(1e-5, ge=0)
+    #: no candidate within this max |delta| and below rank_close per-query Spearman: unalignable
+    close_delta: float = setting(0.02, gt=0)
+    rank_close: float = setting(0.98, ge=-1, le=1)
+    n_bootstrap: int = setting(1000, ge=0, why='0 = no intervals')
+    #: reports/align/<name>/ and conf/local/aligned-<name>.yaml
+    name: str = "${name}"
+    root: str = "reports/align"
+    #: copy the winner into conf/local/ (also `--apply`); without it nothing under conf/ changes
+    apply: bool = False
+
+
+@dataclass
 class PipelineConfig:
     #: names a run's files: data/<name>/ (table), artifacts/calibrators/<name>/, reports/<name>/
     name: str = "demo"
@@ -227,6 +265,7 @@ class PipelineConfig:
     api: ApiConfig = field(default_factory=ApiConfig)
     collect: CollectConfig = field(default_factory=CollectConfig)
     check: CheckConfig = field(default_factory=CheckConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
 
@@ -245,6 +284,7 @@ SCHEMAS: tuple[type, ...] = (
     ApiConfig,
     CollectConfig,
     CheckConfig,
+    AlignConfig,
     ReferenceConfig,
     DemoConfig,
     TrainSettings,

@@ -42,6 +42,8 @@ class PairedTable:
     target_name: str
     source_names: list[str]
     meta: dict[str, Any] = field(default_factory=dict)
+    #: columns only reported raw (``data.compare``), same rows
+    compare: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_rows(self) -> int:

@@ -245,6 +245,9 @@ def evaluate(table: PairedTable, cfg: PipelineConfig, model: ScoreCalibrationMod
 
     results: list[ConfigurationResult] = []
     fusion_summary = None
+    for name, raw in table.compare.items():  # data.compare: reported raw, never fitted
+        metrics, per_query = measure(raw)
+        results.append(ConfigurationResult(f"raw {name}", "raw", [name], metrics, per_query, raw))
     for j, name in enumerate(table.source_names):
         raw = table.sources[:, j]
         metrics, per_query = measure(raw)
@@ -266,7 +269,8 @@ def evaluate(table: PairedTable, cfg: PipelineConfig, model: ScoreCalibrationMod
             if model is not None:
                 fusion_summary = summarise_fusion(cfg, table, model, results, splits, measure)
 
-    report_warnings = notes + [w for w in _trust_warnings(table, results[-1], cfg) if w not in notes]
+    report_warnings = notes + [w for w in _trust_warnings(table, results[-1], cfg) + _alignment_warnings(table, results, cfg)
+                               if w not in notes]
     report_warnings += [w for w in fit_notes if w not in report_warnings]
     settings = {
         "calibrator": cfg.calibrator.family.value,
@@ -309,6 +313,22 @@ def summarise_fusion(cfg: PipelineConfig, table: PairedTable, model: ScoreCalibr
         contributions=contributions(results[-1].per_query, without, n_bootstrap=ev.n_bootstrap,
                                     confidence=ev.confidence, seed=cfg.seed),
     )
+
+
+def _alignment_warnings(table: PairedTable, results: list[ConfigurationResult], cfg: PipelineConfig) -> list[str]:
+    """Low raw rank agreement is a prompt problem before it is a calibration problem: say so for
+    every source whose configuration no ``align`` run chose (the sidecar records ``aligned_by``)."""
+    floor = cfg.evaluate.min_rank_agreement
+    sidecar = (table.meta.get("sources") or {})
+    out = []
+    for r in results:
+        rho = r.metrics["spearman"].value
+        if r.kind != "raw" or r.sources[0] not in table.source_names or not np.isfinite(rho) or rho >= floor or (sidecar.get(r.sources[0]) or {}).get("aligned_by"):
+            continue
+        out.append(f"raw per-query rank agreement of '{r.sources[0]}' with the reference is {rho:.3f} (< "
+                   f"evaluate.min_rank_agreement={floor:g}) and no `align` run chose its configuration: a calibrator "
+                   "cannot reorder documents; `python -m pipeline align` looks for the prompt difference first")
+    return out
 
 
 def _trust_warnings(table: PairedTable, final: ConfigurationResult, cfg: PipelineConfig) -> list[str]:

@@ -25,6 +25,8 @@ def _num(v: float) -> str:
 
 def _short(v: float) -> str:
     text = f"{v:.3f}"
+    if text in ("1.000", "-1.000"):  # a perfect bound: keeps a cell within the 100-column budget
+        return text[:-4]
     return text.replace("0.", ".", 1) if text.startswith(("0.", "-0.")) else text
 
 

@@ -216,8 +216,12 @@ class ReferenceServer:
     """The app on uvicorn in a daemon thread, on ``host``:<free port>. Use as a context manager."""
 
     def __init__(self, settings: ReferenceConfig, *, api_key: str | None = None, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+                 port: int = 0, model_factory: Callable[[ReferenceConfig], Any] | None = None) -> None:
+        """``model_factory`` replaces :class:`RerankModel` (anything with its ``settings``, ``score(query,
+        documents, instruction) -> (scores, tokens)`` and ``close()``): tests serve an implementation
+        independent of the project's scorer behind the same wire format."""
         self.settings = settings
+        self.model_factory = model_factory or RerankModel
         self.api_key = api_key
         self.host = host
         self.port = port
@@ -240,7 +244,7 @@ class ReferenceServer:
     def redeploy(self, settings: ReferenceConfig) -> None:
         """Serve other weights or switches behind the same URL from now on, as a provider updates a
         hosted model under the same name (used to test drift detection)."""
-        model = RerankModel(settings)
+        model = self.model_factory(settings)
         old, self._model, self.settings = self._model, model, settings
         if self._app is not None:
             self._app.model = model
@@ -250,7 +254,7 @@ class ReferenceServer:
     def start(self) -> "ReferenceServer":
         from pipeline.loopback import BackgroundServer
 
-        self._model = RerankModel(self.settings)
+        self._model = self.model_factory(self.settings)
         self._app = ReferenceApp(self._model, self.api_key)
         self._server = BackgroundServer(self._app, host=self.host, port=self.port, name="reference server")
         try:

@@ -72,6 +72,12 @@ class LocalScorerConfig:
     instruction: Optional[str] = None
     #: tokens per pair, prompt included (the document is truncated to fit)
     max_length: int = setting(8192, ge=2)
+    #: strip leading and trailing whitespace from the query and each document before they enter
+    #: the template, as several serving stacks do (infinity, the demo reference); local only --
+    #: unlike text.*, it does not change what is sent to the API
+    strip_texts: bool = False
+    #: strip the whole formatted prompt (its trailing "\n\n" after </think>), as some servers do
+    strip_prompt: bool = False
     # -- batching (never changes what is computed, only how fast) --
     batch_size: int = setting(8, ge=1)
     #: upper bound on tokens in one batch: padded (rows x longest row), or the rows' own tokens for
@@ -94,6 +100,9 @@ class LocalScorerConfig:
     attn_implementation: Optional[str] = None
     cache_dir: Optional[str] = None
     local_files_only: bool = False
+    #: provenance: the align report that chose this configuration (written by `align`; recorded in
+    #: the table sidecar, never in the score fingerprint)
+    aligned_by: Optional[str] = None
 
 
 _ENUM_FIELDS = {

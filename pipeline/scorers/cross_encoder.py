@@ -59,7 +59,8 @@ class CrossEncoderScorer(TransformersScorer):
         self.padding_side = "left" if self.is_decoder else "right"
         self.tokenizer = load_tokenizer(self.source, cfg, padding_side=self.padding_side)
         self.template = Template(cfg.template)
-        self.prompt = PromptEncoder(self.tokenizer, self.template, cfg.instruction or DEFAULT_INSTRUCTION, cfg.max_length)
+        self.prompt = PromptEncoder(self.tokenizer, self.template, cfg.instruction or DEFAULT_INSTRUCTION, cfg.max_length,
+                                    strip_prompt=cfg.strip_prompt)
         model = load_model(
             AutoModelForSequenceClassification,
             self.source,

@@ -61,7 +61,8 @@ class TransformersScorer(Scorer):
 
     # -- text ---------------------------------------------------------------------------------
     def _prep(self, text: str) -> str:
-        return text if is_identity(self.text_cfg) else preprocess(text, self.text_cfg)
+        text = text if is_identity(self.text_cfg) else preprocess(text, self.text_cfg)
+        return text.strip() if self.cfg.strip_texts else text
 
     # -- backend steps ------------------------------------------------------------------------
     @abstractmethod
@@ -134,6 +135,9 @@ class TransformersScorer(Scorer):
         }
         if self.cfg.attn_implementation:
             fp["attn_implementation"] = self.cfg.attn_implementation
+        for switch in ("strip_texts", "strip_prompt"):  # only when set: older fingerprints stay valid
+            if getattr(self.cfg, switch):
+                fp[switch] = True
         fp.update(self._fingerprint_extra())
         return fp
 

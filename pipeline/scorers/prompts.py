@@ -51,11 +51,17 @@ class PromptEncoder:
     template: Template
     instruction: str
     max_length: int
+    #: strip the whole formatted prompt, as some servers do: the system turn loses nothing, the
+    #: assistant turn loses its closing "\n\n" (template none: the query's leading and the
+    #: document's trailing whitespace)
+    strip_prompt: bool = False
 
     def __post_init__(self) -> None:
         self.template = Template(self.template)
-        self.prefix_ids = self.tokenizer.encode(PREFIX, add_special_tokens=False)
-        self.suffix_ids = self.tokenizer.encode(SUFFIX, add_special_tokens=False)
+        self.prefix_text = PREFIX.lstrip() if self.strip_prompt else PREFIX
+        self.suffix_text = SUFFIX.rstrip() if self.strip_prompt else SUFFIX
+        self.prefix_ids = self.tokenizer.encode(self.prefix_text, add_special_tokens=False)
+        self.suffix_ids = self.tokenizer.encode(self.suffix_text, add_special_tokens=False)
         if self.template is not Template.none:
             room = self.max_length - len(self.prefix_ids) - len(self.suffix_ids)
             if room < 16:
@@ -89,7 +95,7 @@ class PromptEncoder:
     def _vllm(self, pairs: Sequence[tuple[str, str]]) -> list[list[int]]:
         queries = {q for q, _ in pairs}
         query_ids = {
-            q: self.tokenizer.encode(VLLM_QUERY.format(prefix=PREFIX, instruction=self.instruction, query=q),
+            q: self.tokenizer.encode(VLLM_QUERY.format(prefix=self.prefix_text, instruction=self.instruction, query=q),
                                      add_special_tokens=False)  # fmt: skip
             for q in queries
         }
@@ -104,6 +110,8 @@ class PromptEncoder:
         return out
 
     def _none(self, pairs: Sequence[tuple[str, str]]) -> list[list[int]]:
+        if self.strip_prompt:
+            pairs = [(q.lstrip(), d.rstrip()) for q, d in pairs]
         encoded = self.tokenizer([q for q, _ in pairs], [d for _, d in pairs], padding=False,
                                  truncation="longest_first", max_length=self.max_length,
                                  return_attention_mask=False)["input_ids"]  # fmt: skip

@@ -80,7 +80,7 @@ class Qwen3RerankerScorer(TransformersScorer):
         self.tokenizer = load_tokenizer(self.source, cfg)  # rows are packed, never padded
         self.yes_id = single_token_id(self.tokenizer, "yes", cfg.model)
         self.no_id = single_token_id(self.tokenizer, "no", cfg.model)
-        self.prompt = PromptEncoder(self.tokenizer, cfg.template, cfg.instruction or DEFAULT_INSTRUCTION, cfg.max_length)
+        self.prompt = self._encoder(cfg)
         model = load_model(
             AutoModelForCausalLM,
             self.source,
@@ -104,6 +104,32 @@ class Qwen3RerankerScorer(TransformersScorer):
         """The token rows the model reads for ``pairs`` (already preprocessed), prompt included."""
         return self._encode(pairs)
 
+    PROMPT_FIELDS = ("template", "instruction", "max_length", "strip_texts", "strip_prompt", "batch_size",
+                     "max_batch_tokens", "aligned_by")
+
+    def _encoder(self, cfg: LocalScorerConfig, instruction: str | None = None) -> PromptEncoder:
+        return PromptEncoder(self.tokenizer, cfg.template, instruction or cfg.instruction or DEFAULT_INSTRUCTION,
+                             cfg.max_length, strip_prompt=cfg.strip_prompt)
+
+    def with_prompt(self, cfg: LocalScorerConfig) -> "Qwen3RerankerScorer":
+        """A scorer for ``cfg`` that shares this one's loaded weights: allowed when ``cfg`` differs
+        only in how pairs become tokens (template, instruction, max_length, strip_texts) or in
+        batching. ``align`` tries many prompts on one model load this way."""
+        import copy
+        from dataclasses import asdict
+
+        from pipeline.scorers.config import coerce
+
+        cfg = coerce(cfg)
+        mine, theirs = asdict(self.cfg), asdict(cfg)
+        differing = sorted(k for k in mine if mine[k] != theirs[k] and k not in self.PROMPT_FIELDS)
+        if differing:
+            raise ValueError(f"with_prompt cannot change {differing}: those need another model load")
+        twin = copy.copy(self)
+        twin.cfg = cfg
+        twin.prompt = self._encoder(cfg)
+        return twin
+
     @contextlib.contextmanager
     def using_instruction(self, instruction: str | None) -> Iterator[None]:
         """Score with ``instruction`` instead of the configured one while the block runs (``None``:
@@ -113,7 +139,7 @@ class Qwen3RerankerScorer(TransformersScorer):
             yield
             return
         saved = self.prompt
-        self.prompt = PromptEncoder(self.tokenizer, self.cfg.template, instruction, self.cfg.max_length)
+        self.prompt = self._encoder(self.cfg, instruction)
         try:
             yield
         finally:

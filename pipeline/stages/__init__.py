@@ -32,5 +32,8 @@ STAGES: dict[str, Stage] = {
     "export": Stage("pipeline.stages.export", "fit on all rows and write the artifact (no cross-validation report)", _FIT),
     "check": Stage("pipeline.stages.check", "drift check: score a fresh sample now, compare with an artifact (exit 0 ok, 1 drift, 2 error)",
                    ("check",) + _SCORE + ("export",)),
+    "align": Stage("pipeline.stages.align", "search the local scoring configuration that reproduces the API (template, "
+                   "whitespace, instruction, max_length, dtype); --apply writes conf/local/aligned-<name>.yaml",
+                   ("align",) + _SCORE),
     "params": Stage("pipeline.stages.params", "write the composed config to params.yaml (what DVC's Hydra composition writes)"),
 }

@@ -174,6 +174,41 @@ def collect(
     return CollectResult(output, meta, sources)
 
 
+def api_scores(cfg: "PipelineConfig", groups: Groups, cache: ScoreCache, *, noise_pairs: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+    """The reference API's scores of preprocessed query groups, through the score cache (each
+    pair is paid once, shared with collect), starting the loopback reference when configured.
+
+    With ``noise_pairs`` > 0, that many pairs (whole groups, from the first) are also sent again
+    bypassing the cache; returns ``(scores per group, |second - first| of those pairs)``, the
+    API's disagreement with itself.
+    """
+    keys = [[pair_key(query, doc) for doc in docs] for query, docs in groups]
+    src = _api_source(cfg)
+    _prepare(cache, src, keys, [])
+    if src.n_pending or noise_pairs:
+        resolve_api_key(cfg.api)
+    repeat: list[tuple[int, str, list[str]]] = []
+    for g, (query, docs) in enumerate(groups):
+        if sum(len(d) for _, _, d in repeat) >= noise_pairs:
+            break
+        repeat.append((g, query, docs))
+    deltas: list[float] = []
+    with reference_api(cfg, bool(src.n_pending or repeat)) as run_cfg:
+        if src.n_pending:
+            asyncio.run(_score_api(run_cfg, groups, src, cache))
+        if repeat:
+            async def again() -> list[np.ndarray]:
+                async with ApiClient(run_cfg.api) as client:
+                    return [(await client.score(query, docs)).scores for _, query, docs in repeat]
+
+            fresh = asyncio.run(again())
+    found = cache.get_many(src.hash, [k for group in keys for k in group])
+    scores = [np.array([found[k] for k in group], dtype=np.float64) for group in keys]
+    for (g, _, _), values in zip(repeat, fresh if repeat else []):
+        deltas.extend(np.abs(values - scores[g]).tolist())
+    return scores, np.asarray(deltas, dtype=np.float64)
+
+
 # --- configuration ---------------------------------------------------------------------------
 
 
@@ -259,9 +294,11 @@ def build_local_scorer(lcfg: "LocalScorerConfig", cfg: "PipelineConfig") -> "Sco
 def _local_meta(lcfg: "LocalScorerConfig", fp: dict[str, Any], scorer: "Scorer") -> dict[str, Any]:
     meta: dict[str, Any] = {"kind": "local", "model": fp.get("model", getattr(lcfg, "model", None)),
                             "revision": fp.get("revision", getattr(lcfg, "revision", None))}
-    for key in ("template", "instruction", "task", "max_length", "dtype", "dimensions", "pooling"):
+    for key in ("template", "instruction", "task", "max_length", "dtype", "dimensions", "pooling", "strip_texts", "strip_prompt"):
         if key in fp:
             meta[key] = fp[key]
+    if getattr(lcfg, "aligned_by", None):
+        meta["aligned_by"] = lcfg.aligned_by
     return meta
 
 

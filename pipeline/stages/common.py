@@ -12,7 +12,16 @@ from pipeline.data import PairedTable, TableError, read_table
 
 def load_table(cfg: PipelineConfig) -> PairedTable:
     d = cfg.data
-    return read_table(d.path, target=d.target, sources=list(d.sources), query_col=d.query_col, doc_col=d.doc_col, fmt=d.format.value)
+    table = read_table(d.path, target=d.target, sources=list(d.sources), query_col=d.query_col, doc_col=d.doc_col,
+                       fmt=d.format.value)
+    if d.compare:
+        overlap = sorted(set(d.compare) & set(d.sources))
+        if overlap:
+            raise TableError(f"data.compare lists {overlap}, which data.sources fits already")
+        other = read_table(d.path, target=d.target, sources=list(d.compare), query_col=d.query_col, doc_col=d.doc_col,
+                           fmt=d.format.value)
+        table.compare = {name: other.sources[:, j] for j, name in enumerate(other.source_names)}
+    return table
 
 
 def describe_table(table: PairedTable) -> str:

@@ -46,7 +46,7 @@ def run_evaluation(cfg: PipelineConfig, table: PairedTable, model: ScoreCalibrat
     """Evaluate, print, write metrics.json and plots; ``model`` is the one fitted on all rows
     (fitted here for the plot when not given)."""
     started = time.perf_counter()
-    n_configs = 2 * len(table.source_names) + (len(table.source_names) > 1)
+    n_configs = 2 * len(table.source_names) + (len(table.source_names) > 1) + len(table.compare)
     print(f"evaluating {n_configs} configurations with {cfg.evaluate.n_splits}-fold GroupKFold by query ...", flush=True)
     if model is None:
         model = fit_final(cfg, table)

@@ -22,7 +22,8 @@ from pipeline.console import print_warnings, wrapped
 from pipeline.stages.common import describe_table, load_table, user_errors
 from pipeline.stages.evaluate import METRICS_FILE, fit_final
 
-_SOURCE_KEYS = ("kind", "model", "revision", "fingerprint", "fingerprint_hash", "score_type", "template", "instruction", "dialect", "endpoint")
+_SOURCE_KEYS = ("kind", "model", "revision", "fingerprint", "fingerprint_hash", "score_type", "template", "instruction", "dialect", "endpoint",
+               "strip_texts", "strip_prompt", "aligned_by")
 
 
 def _identity(meta: dict[str, Any], column: str, model: str | None, revision: str | None) -> dict[str, Any]:

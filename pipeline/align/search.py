@@ -1,0 +1,122 @@
+"""Candidates, how each is measured against the API, and the coordinate search over them.
+
+Candidates are ranked by agreement with the API, in this order:
+
+1. per-query Spearman (ranking is what a calibrator cannot fix), then per-query Kendall;
+2. Pearson after the best monotone map (isotonic regression of the API on the candidate), so a
+   candidate that differs from the API only by a monotone transform is not penalised;
+3. raw MAE, then raw max |delta|, as tie-breakers: candidates that differ only by a monotone
+   transform are still told apart, and the one that reproduces the API exactly wins.
+
+Rank figures are compared at 4 decimals (closer is noise on a few hundred pairs); MAE and max
+|delta| exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pipeline.metrics import MetricValue, agreement, pearson
+
+#: the local config fields a candidate may change, in the order the search visits them
+AXES = ("template", "strip_texts", "strip_prompt", "instruction", "max_length", "dtype")
+
+
+@dataclass
+class Measured:
+    """One candidate's agreement with the API on a sample."""
+
+    settings: dict[str, Any]
+    spearman: MetricValue | None = None
+    kendall: MetricValue | None = None
+    pearson_monotone: float = float("nan")
+    mae: float = float("nan")
+    max_delta: float = float("nan")
+    error: str | None = None  # a candidate that failed (load, encode) is reported, not fatal
+    scores: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def rank_key(self) -> tuple:
+        """Smaller is better (see the module docstring); failed candidates last."""
+        if not self.ok:
+            return (1, 0.0, 0.0, 0.0, float("inf"), float("inf"))
+        return (0, -round(self.spearman.value, 4), -round(self.kendall.value, 4), -round(self.pearson_monotone, 4),
+                self.mae, self.max_delta)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"settings": {k: _plain(v) for k, v in self.settings.items()}}
+        if self.error:
+            out["error"] = self.error
+            return out
+        out.update(spearman=self.spearman.as_dict(), kendall=self.kendall.as_dict(),
+                   pearson_monotone=round(self.pearson_monotone, 6), mae=round(self.mae, 8),
+                   max_abs_delta=round(self.max_delta, 8))
+        return out
+
+
+def _plain(value: Any) -> Any:
+    return getattr(value, "value", value)
+
+
+def monotone_pearson(local: np.ndarray, api: np.ndarray) -> float:
+    """Pearson of the API against the best non-decreasing map of the candidate's scores."""
+    from sklearn.isotonic import IsotonicRegression
+
+    if np.ptp(local) == 0 or np.ptp(api) == 0:
+        return float("nan")
+    fitted = IsotonicRegression(out_of_bounds="clip").fit_transform(local, api)
+    return pearson(fitted, api) if np.ptp(fitted) > 0 else float("nan")
+
+
+def measure(settings: dict[str, Any], local: np.ndarray, api: np.ndarray, groups: np.ndarray, *,
+            n_bootstrap: int, seed: int) -> Measured:
+    metrics, _ = agreement(local, api, groups, k=3, n_bootstrap=n_bootstrap, seed=seed)
+    delta = np.abs(local - api)
+    return Measured(settings, metrics["spearman"], metrics["kendall"], monotone_pearson(local, api),
+                    float(delta.mean()), float(delta.max()), scores=local)
+
+
+def coordinate_search(start: dict[str, Any], axes: dict[str, list[Any]], evaluate: Callable[[dict[str, Any]], Measured],
+                      *, max_passes: int, good_enough: Callable[[Measured], bool],
+                      on_result: Callable[[Measured, Measured], None] | None = None) -> list[Measured]:
+    """Greedy coordinate search: from ``start``, try every value of one axis with the others fixed,
+    keep the best, move to the next axis; repeat until a pass changes nothing (or ``max_passes``).
+    Each distinct candidate is evaluated once. Stops as soon as ``good_enough(best)``.
+
+    The full grid would be the product of the axes (3 templates x 2 x instructions x lengths x 2
+    dtypes); a pass costs their sum. Returns every evaluated candidate, the start first.
+    """
+    seen: dict[tuple, Measured] = {}
+
+    def run(settings: dict[str, Any]) -> Measured:
+        key = tuple(sorted((k, repr(_plain(v))) for k, v in settings.items()))
+        if key not in seen:
+            seen[key] = evaluate(settings)
+            if on_result is not None:
+                on_result(seen[key], best_of(seen.values()))
+        return seen[key]
+
+    best = run(dict(start))
+    for _ in range(max_passes):
+        changed = False
+        for axis, values in axes.items():
+            if good_enough(best):
+                return list(seen.values())
+            for value in values:
+                trial = run({**best.settings, axis: value})
+                if trial.rank_key() < best.rank_key():
+                    best, changed = trial, True
+        if not changed:
+            break
+    return list(seen.values())
+
+
+def best_of(results) -> Measured:
+    return min(results, key=Measured.rank_key)

@@ -1,0 +1,236 @@
+"""``python -m pipeline align``: the local scoring configuration that reproduces the API.
+
+1. Two disjoint samples of query groups from ``collect.dataset``: a search sample
+   (``align.sample_queries``) and a confirmation sample (``align.confirm_queries``). The API scores
+   both through the score cache, so each pair is paid once (and shared with ``collect``).
+2. A few pairs are sent again, bypassing the cache (``align.noise_pairs``): the API's
+   disagreement with itself, the floor no local configuration can beat.
+3. Coordinate search over template, whitespace stripping, instruction, max_length and dtype
+   (:mod:`pipeline.align.search`), reusing each model load across prompt variants. A candidate
+   that fails is reported as failed; the search goes on. It stops early when a candidate is within
+   the noise floor plus ``align.tolerance``.
+4. The winner and the starting config are compared again on the confirmation sample (held out).
+5. ``reports/align/<name>/``: ``candidates.csv``, ``align.json``, ``align.png`` and
+   ``aligned-<name>.yaml``, a ready ``local`` config; ``--apply`` copies it to
+   ``conf/local/aligned-<name>.yaml``. Without ``--apply`` nothing under ``conf/`` changes.
+
+When no candidate comes close (max |delta| above ``align.close_delta`` and per-query Spearman below
+``align.rank_close``), the report says so plainly -- different weights or revision suspected --
+writes no config, and the exit status is 1: a calibrator must not paper over that difference.
+Exit 2: settings that cannot work (empty grid, a sample too small, a bad API setting).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.align.report import candidates_csv, label, local_yaml, plot, table
+from pipeline.align.scoring import CandidateScorers
+from pipeline.align.search import AXES, Measured, best_of, coordinate_search, measure
+from pipeline.api.client import ApiConfigError
+from pipeline.api.errors import ApiError
+from pipeline.cache import CacheError, ScoreCache
+from pipeline.console import print_warnings, wrapped
+from pipeline.dataset import Dataset, DatasetError, load_dataset
+from pipeline.files import atomic_write_json
+from pipeline.metrics import agreement
+from pipeline.text import preprocess
+
+
+class AlignError(ValueError):
+    """Settings or data ``align`` cannot search with (one line, exit 2)."""
+
+
+@dataclass
+class AlignResult:
+    aligned: bool
+    start: Measured
+    best: Measured
+    results: list[Measured]
+    summary: dict[str, Any]
+    out_dir: Path
+
+
+def run(cfg) -> int:
+    from pipeline.stages.collect import CollectError
+
+    try:
+        result = align(cfg)
+    except (AlignError, ApiConfigError, DatasetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (ApiError, CacheError, CollectError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0 if result.aligned else 1
+
+
+def _axes(cfg) -> dict[str, list[Any]]:
+    """Candidate values per axis, the current value first, without duplicates."""
+    a, local = cfg.align, cfg.local
+    wanted = {
+        "template": list(a.templates),
+        "strip_texts": list(a.strip_texts),
+        "strip_prompt": list(a.strip_prompt),
+        "instruction": [None, *a.instructions] + ([cfg.api.instruction] if cfg.api.instruction else []),
+        "max_length": list(a.max_lengths),
+        "dtype": list(a.dtypes),
+    }
+    if not any(wanted[k] for k in ("template", "strip_texts", "strip_prompt", "max_length", "dtype")) and not a.instructions:
+        raise AlignError("align: the candidate grid is empty (align.templates, strip_texts, strip_prompt, instructions, "
+                         "max_lengths and dtypes are all empty): nothing to compare with the current local config")
+    axes = {}
+    for axis in AXES:
+        values: list[Any] = []
+        for v in [getattr(local, axis), *wanted[axis]]:
+            if all(getattr(v, "value", v) != getattr(w, "value", w) for w in values):
+                values.append(v)
+        axes[axis] = values
+    return axes
+
+
+def _samples(cfg) -> tuple[Dataset, Dataset]:
+    a = cfg.align
+    full = load_dataset(cfg.collect.dataset)
+    n = len(full.queries)
+    if n < a.sample_queries + 1:
+        raise AlignError(f"{cfg.collect.dataset}: {n} queries; align needs align.sample_queries={a.sample_queries} for the "
+                         f"search plus at least 1 more for the held-out confirmation (lower align.sample_queries)")
+    search = full.sample(a.sample_queries, cfg.seed)
+    chosen = {q.query_id for q in search.queries}
+    rest = Dataset(full.path, full.sha256, [q for q in full.queries if q.query_id not in chosen])
+    return search, rest.sample(a.confirm_queries, cfg.seed + 1)
+
+
+def _groups(cfg, dataset: Dataset) -> list[tuple[str, list[str]]]:
+    return [(preprocess(q.text, cfg.text), [preprocess(d.text, cfg.text) for d in q.documents]) for q in dataset.queries]
+
+
+def _codes(groups: list[tuple[str, list[str]]]) -> np.ndarray:
+    return np.repeat(np.arange(len(groups)), [len(d) for _, d in groups])
+
+
+def align(cfg, out=None) -> AlignResult:
+    from tqdm import tqdm
+
+    from pipeline.stages.collect import api_scores
+
+    out = out or sys.stdout
+    a = cfg.align
+    started = time.perf_counter()
+    axes = _axes(cfg)
+    search_ds, confirm_ds = _samples(cfg)
+    search, confirm = _groups(cfg, search_ds), _groups(cfg, confirm_ds)
+    print(wrapped(f"align: {len(search)} query groups ({sum(len(d) for _, d in search)} pairs) to search, "
+                  f"{len(confirm)} held out to confirm; API {cfg.api.model} ({cfg.api.dialect.value})"), file=out)
+    with ScoreCache(Path(cfg.collect.cache)) as cache:
+        api_all, noise = api_scores(cfg, search + confirm, cache, noise_pairs=a.noise_pairs)
+    api_search = np.concatenate(api_all[: len(search)])
+    api_confirm = np.concatenate(api_all[len(search):]) if confirm else np.zeros(0)
+    floor = float(noise.max()) if noise.size else float("nan")
+    codes = _codes(search)
+    scorers = CandidateScorers(cfg)
+    start = {axis: getattr(cfg.local, axis) for axis in AXES}
+    limit = floor if math.isfinite(floor) else 0.0
+
+    def evaluate(settings: dict[str, Any]) -> Measured:
+        try:
+            local, _ = scorers.score(settings, search)
+        except Exception as exc:  # a candidate that cannot load or encode is a failed row, not a crash
+            return Measured(settings, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
+        return measure(settings, local, api_search, codes, n_bootstrap=a.n_bootstrap, seed=cfg.seed)
+
+    most = 1 + a.max_passes * sum(len(v) - 1 for v in axes.values())
+    with tqdm(total=most, desc="align candidates", unit="cand", disable=None, leave=False) as bar:
+        def on_result(_: Measured, best: Measured) -> None:
+            bar.update(1)
+            if best.ok:
+                bar.set_postfix(best_rank=f"{best.spearman.value:.4f}", best_max_delta=f"{best.max_delta:.1e}", refresh=False)
+
+        results = coordinate_search(start, {k: v for k, v in axes.items() if len(v) > 1}, evaluate,
+                                    max_passes=a.max_passes, good_enough=lambda m: m.ok and m.max_delta <= limit + a.tolerance,
+                                    on_result=on_result)
+    first, best = results[0], best_of(results)
+    aligned = best.ok and (best.max_delta <= a.close_delta or best.spearman.value >= a.rank_close)
+
+    confirmed: dict[str, Any] = {}
+    if confirm and best.ok and first.ok:
+        ccodes = _codes(confirm)
+        for name, m in (("before", first), ("after", best)):
+            local, _ = scorers.score(m.settings, confirm)
+            metrics, _ = agreement(local, api_confirm, ccodes, k=3, n_bootstrap=a.n_bootstrap, seed=cfg.seed)
+            confirmed[name] = {k: metrics[k].as_dict() for k in ("spearman", "kendall", "pearson", "mae")}
+            confirmed[name]["max_abs_delta"] = float(np.abs(local - api_confirm).max())
+    scorers_loaded = scorers.loads
+    winner_cfg = scorers.config(best.settings) if best.ok else None
+    scorers.close()
+
+    out_dir = Path(a.root) / a.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [candidates_csv(results, start, out_dir / "candidates.csv")]
+    written.append(plot(results, start, out_dir / "align.png", f"align {a.name}: {cfg.local.model} vs {cfg.api.model}"))
+    yaml_path = out_dir / f"aligned-{a.name}.yaml"
+    if aligned:
+        yaml_path.write_text(local_yaml(winner_cfg, str(out_dir / "align.json")), encoding="utf-8")
+        written.append(yaml_path)
+    elif yaml_path.exists():
+        yaml_path.unlink()  # never leave a previous run's config next to an unalignable verdict
+    summary = {
+        "name": a.name, "aligned": aligned, "local_model": cfg.local.model, "api_model": cfg.api.model,
+        "dataset": str(cfg.collect.dataset), "search_queries": len(search), "confirm_queries": len(confirm),
+        "noise_floor_max_abs_delta": None if not math.isfinite(floor) else floor, "noise_pairs": int(noise.size),
+        "candidates": len(results), "model_loads": scorers_loaded, "start": first.as_dict(), "winner": best.as_dict(),
+        "confirmation": confirmed, "all": [m.as_dict() for m in sorted(results, key=Measured.rank_key)],
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    written.append(atomic_write_json(out_dir / "align.json", summary))
+    _print(out, results, start, first, best, aligned, floor, noise.size, confirmed, scorers_loaded, cfg)
+    if a.apply:
+        if not aligned:
+            print_warnings(["align.apply: nothing applied, no candidate reproduces the API"])
+        else:
+            target = Path("conf/local") / f"aligned-{a.name}.yaml"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(yaml_path.read_text(encoding="utf-8"), encoding="utf-8")
+            print(wrapped(f"applied: {target} (commit it; use local=aligned-{a.name}, or "
+                          f"+local@collect.extra_local.local_aligned=aligned-{a.name} to collect it next to the raw column)"),
+                  file=out)
+    print(wrapped(f"wrote {', '.join(str(p) for p in written)} ({summary['seconds']}s)"), file=out)
+    return AlignResult(aligned, first, best, results, summary, out_dir)
+
+
+def _fmt(m: dict[str, Any]) -> str:
+    return f"{m['value']:.3f} [{m['ci_low']:.3f},{m['ci_high']:.3f}]" if m["ci_low"] is not None else f"{m['value']:.3f}"
+
+
+def _print(out, results, start, first, best, aligned, floor, n_noise, confirmed, loads, cfg) -> None:
+    print("\n".join(table(results, start)), file=out)
+    failed = sum(not m.ok for m in results)
+    noise = (f"API noise floor: max |delta| {floor:.2e} over {n_noise} pairs asked twice" if math.isfinite(floor)
+             else "API noise floor: not measured (align.noise_pairs=0)")
+    lines = [f"{len(results)} candidates ({failed} failed), {loads} model load(s). {noise}."]
+    if not best.ok:
+        lines.append("no candidate could be scored: see the failures above")
+    elif aligned:
+        lines.append(f"best: {label(best.settings, start)}: per-query Spearman {best.spearman.value:.4f}, "
+                     f"max |delta| {best.max_delta:.2e} (as configured: {first.spearman.value:.4f}, "
+                     f"{first.max_delta:.2e})." if first.ok else f"best: {label(best.settings, start)}")
+    else:
+        lines.append(f"NOT ALIGNED: no candidate reproduces the API. The closest ({label(best.settings, start)}) has "
+                     f"per-query Spearman {best.spearman.value:.4f} and max |delta| {best.max_delta:.2e} (thresholds: "
+                     f"align.rank_close={cfg.align.rank_close}, align.close_delta={cfg.align.close_delta}). Different "
+                     f"weights or revision suspected: check api.model against local.model/revision before calibrating; "
+                     f"a calibrator would only paper over this.")
+    if confirmed:
+        b, f = confirmed["before"], confirmed["after"]
+        lines.append(f"held out ({cfg.align.confirm_queries} queries): per-query Spearman {_fmt(b['spearman'])} as configured "
+                     f"-> {_fmt(f['spearman'])} aligned; max |delta| {b['max_abs_delta']:.2e} -> {f['max_abs_delta']:.2e}.")
+    for line in lines:
+        print(wrapped(line), file=out)
