@@ -230,6 +230,9 @@ class AlignConfig:
     #: besides the current one, the model's default and api.instruction (when set)
     instructions: list[str] = field(default_factory=list)
     max_lengths: list[int] = field(default_factory=list)
+    #: text.* switches tried one at a time (e.g. [nfkc, whitespace]); each changes what the API
+    #: is sent too, so each costs one more API pass over the samples. Empty: none tried
+    text_switches: list[str] = field(default_factory=list)
     dtypes: list[DType] = field(default_factory=lambda: [DType.float32, DType.bfloat16])
     #: coordinate search: passes over the axes (each pass tries every value of one axis at a time)
     max_passes: int = setting(2, ge=1)

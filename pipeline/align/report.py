@@ -23,6 +23,8 @@ def label(settings: dict[str, Any], start: dict[str, Any]) -> str:
             parts.append(f"instr={text}")
         elif key == "strip_texts":
             parts.append("strip" if value else "no strip")
+        elif key == "text":
+            parts.append(f"text.{value}")
         elif key == "strip_prompt":
             parts.append("strip prompt" if value else "keep prompt ws")
         else:
@@ -92,7 +94,7 @@ def plot(results: list[Measured], start: dict[str, Any], path: Path, title: str,
     return path
 
 
-def local_yaml(lcfg: Any, report_path: str) -> str:
+def local_yaml(lcfg: Any, report_path: str, text_switch: str | None = None) -> str:
     """The winner as a ``conf/local/`` group file (every field, so it stands on its own)."""
     from dataclasses import asdict
 
@@ -100,8 +102,10 @@ def local_yaml(lcfg: Any, report_path: str) -> str:
 
     values = {k: _plain(v) for k, v in asdict(lcfg).items()}
     values["aligned_by"] = report_path
+    needs = (f"# It also needs text.{text_switch}=true, a global setting (both sides are sent the preprocessed text).\n"
+             if text_switch else "")
     return ("# @package local\n# Written by `python -m pipeline align`: the local configuration that reproduced the API best;\n"
-            f"# see {report_path}. Use as local=<this file's name>, or as collect.extra_local.<column>.\n"
+            f"# see {report_path}. Use as local=<this file's name>, or as collect.extra_local.<column>.\n" + needs
             + OmegaConf.to_yaml(OmegaConf.create(values)))
 
 

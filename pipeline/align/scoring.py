@@ -32,7 +32,8 @@ class CandidateScorers:
         self.loads = 0
 
     def config(self, settings: dict[str, Any]) -> "LocalScorerConfig":
-        return replace(self.cfg.local, **settings)
+        """The local config of a candidate (its ``text`` switch is not a local setting)."""
+        return replace(self.cfg.local, **{k: v for k, v in settings.items() if k != "text"})
 
     def _scorer(self, lcfg: "LocalScorerConfig") -> Any:
         from pipeline.stages.collect import build_local_scorer

@@ -22,8 +22,9 @@ import numpy as np
 
 from pipeline.metrics import MetricValue, agreement, pearson
 
-#: the local config fields a candidate may change, in the order the search visits them
-AXES = ("template", "strip_texts", "strip_prompt", "instruction", "max_length", "dtype")
+#: what a candidate may change, in the order the search visits them: one more text.* switch
+#: (None: as configured; it changes what the API is sent too), then local config fields
+AXES = ("text", "template", "strip_texts", "strip_prompt", "instruction", "max_length", "dtype")
 
 
 @dataclass
@@ -86,12 +87,15 @@ def measure(settings: dict[str, Any], local: np.ndarray, api: np.ndarray, groups
 def coordinate_search(start: dict[str, Any], axes: dict[str, list[Any]], evaluate: Callable[[dict[str, Any]], Measured],
                       *, max_passes: int, good_enough: Callable[[Measured], bool],
                       on_result: Callable[[Measured, Measured], None] | None = None) -> list[Measured]:
-    """Greedy coordinate search: from ``start``, try every value of one axis with the others fixed,
-    keep the best, move to the next axis; repeat until a pass changes nothing (or ``max_passes``).
-    Each distinct candidate is evaluated once. Stops as soon as ``good_enough(best)``.
+    """Coordinate search. First every single change from ``start`` (one axis at a time, so one
+    lucky early move cannot hide a setting that only helps on the starting config), then the
+    combination of each axis's best single change; then greedy passes from the best so far: every
+    value of one axis with the others fixed, keep the best, next axis, until a pass changes
+    nothing (or ``max_passes``). Each distinct candidate is evaluated once; the search stops as
+    soon as ``good_enough(best)``.
 
-    The full grid would be the product of the axes (3 templates x 2 x instructions x lengths x 2
-    dtypes); a pass costs their sum. Returns every evaluated candidate, the start first.
+    The full grid would be the product of the axes (3 templates x 2 x 2 x instructions x lengths
+    x 2 dtypes); each phase costs their sum. Returns every evaluated candidate, the start first.
     """
     seen: dict[tuple, Measured] = {}
 
@@ -104,6 +108,15 @@ def coordinate_search(start: dict[str, Any], axes: dict[str, list[Any]], evaluat
         return seen[key]
 
     best = run(dict(start))
+    best_value: dict[str, Any] = {}
+    for axis, values in axes.items():
+        ranked = [(run({**start, axis: v}), v) for v in values if not good_enough(best_of(seen.values()))]
+        if ranked:
+            best_value[axis] = min(ranked, key=lambda mv: mv[0].rank_key())[1]
+    best = best_of(seen.values())
+    if not good_enough(best) and best_value:
+        run({**start, **best_value})
+        best = best_of(seen.values())
     for _ in range(max_passes):
         changed = False
         for axis, values in axes.items():

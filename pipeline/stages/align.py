@@ -75,7 +75,16 @@ def run(cfg) -> int:
 def _axes(cfg) -> dict[str, list[Any]]:
     """Candidate values per axis, the current value first, without duplicates."""
     a, local = cfg.align, cfg.local
+    from dataclasses import fields
+
+    from pipeline.text import TextConfig
+
+    switches = [f.name for f in fields(TextConfig) if f.type in (bool, "bool")]
+    unknown = [s for s in a.text_switches if s not in switches]
+    if unknown:
+        raise AlignError(f"align.text_switches: {unknown} are not text.* switches; choose from {', '.join(switches)}")
     wanted = {
+        "text": [s for s in a.text_switches if not getattr(cfg.text, s)],
         "template": list(a.templates),
         "strip_texts": list(a.strip_texts),
         "strip_prompt": list(a.strip_prompt),
@@ -83,13 +92,13 @@ def _axes(cfg) -> dict[str, list[Any]]:
         "max_length": list(a.max_lengths),
         "dtype": list(a.dtypes),
     }
-    if not any(wanted[k] for k in ("template", "strip_texts", "strip_prompt", "max_length", "dtype")) and not a.instructions:
+    if not any(wanted[k] for k in ("text", "template", "strip_texts", "strip_prompt", "max_length", "dtype")) and not a.instructions:
         raise AlignError("align: the candidate grid is empty (align.templates, strip_texts, strip_prompt, instructions, "
                          "max_lengths and dtypes are all empty): nothing to compare with the current local config")
     axes = {}
     for axis in AXES:
         values: list[Any] = []
-        for v in [getattr(local, axis), *wanted[axis]]:
+        for v in [None if axis == "text" else getattr(local, axis), *wanted[axis]]:
             if all(getattr(v, "value", v) != getattr(w, "value", w) for w in values):
                 values.append(v)
         axes[axis] = values
@@ -117,6 +126,23 @@ def _codes(groups: list[tuple[str, list[str]]]) -> np.ndarray:
     return np.repeat(np.arange(len(groups)), [len(d) for _, d in groups])
 
 
+@dataclass
+class _Sample:
+    """One text preprocessing's view of both samples: the texts as sent, and the API's scores."""
+
+    search: list[tuple[str, list[str]]]
+    api_search: np.ndarray
+    confirm: list[tuple[str, list[str]]]
+    api_confirm: np.ndarray
+
+
+def with_text_switch(cfg, switch: str | None):
+    """``cfg`` with one more ``text.*`` switch on (None: unchanged)."""
+    from dataclasses import replace
+
+    return cfg if switch is None else replace(cfg, text=replace(cfg.text, **{switch: True}))
+
+
 def align(cfg, out=None) -> AlignResult:
     from tqdm import tqdm
 
@@ -127,25 +153,42 @@ def align(cfg, out=None) -> AlignResult:
     started = time.perf_counter()
     axes = _axes(cfg)
     search_ds, confirm_ds = _samples(cfg)
-    search, confirm = _groups(cfg, search_ds), _groups(cfg, confirm_ds)
-    print(wrapped(f"align: {len(search)} query groups ({sum(len(d) for _, d in search)} pairs) to search, "
-                  f"{len(confirm)} held out to confirm; API {cfg.api.model} ({cfg.api.dialect.value})"), file=out)
-    with ScoreCache(Path(cfg.collect.cache)) as cache:
-        api_all, noise = api_scores(cfg, search + confirm, cache, noise_pairs=a.noise_pairs)
-    api_search = np.concatenate(api_all[: len(search)])
-    api_confirm = np.concatenate(api_all[len(search):]) if confirm else np.zeros(0)
+    samples: dict[str | None, _Sample] = {}
+    noise = np.zeros(0)
+
+    def sample(switch: str | None) -> _Sample:
+        """The API side for one text preprocessing: a text.* switch changes what the API is sent,
+        so each one tried costs one pass over the samples (cached like every API score)."""
+        nonlocal noise
+        if switch not in samples:
+            view = with_text_switch(cfg, switch)
+            search, confirm = _groups(view, search_ds), _groups(view, confirm_ds)
+            with ScoreCache(Path(cfg.collect.cache)) as cache:
+                scores, repeated = api_scores(view, search + confirm, cache, noise_pairs=a.noise_pairs if switch is None else 0)
+            if switch is None:
+                noise = repeated
+            samples[switch] = _Sample(search, np.concatenate(scores[: len(search)]), confirm,
+                                      np.concatenate(scores[len(search):]) if confirm else np.zeros(0))
+        return samples[switch]
+
+    base = sample(None)
+    print(wrapped(f"align: {len(base.search)} query groups ({base.api_search.size} pairs) to search, "
+                  f"{len(base.confirm)} held out to confirm; API {cfg.api.model} ({cfg.api.dialect.value})"), file=out)
     floor = float(noise.max()) if noise.size else float("nan")
-    codes = _codes(search)
+    codes = _codes(base.search)
     scorers = CandidateScorers(cfg)
-    start = {axis: getattr(cfg.local, axis) for axis in AXES}
+    start = {axis: (None if axis == "text" else getattr(cfg.local, axis)) for axis in AXES}
     limit = floor if math.isfinite(floor) else 0.0
 
     def evaluate(settings: dict[str, Any]) -> Measured:
         try:
-            local, _ = scorers.score(settings, search)
+            view = sample(settings.get("text"))
+            local, _ = scorers.score(settings, view.search)
+        except (ApiError, ApiConfigError):
+            raise
         except Exception as exc:  # a candidate that cannot load or encode is a failed row, not a crash
             return Measured(settings, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
-        return measure(settings, local, api_search, codes, n_bootstrap=a.n_bootstrap, seed=cfg.seed)
+        return measure(settings, local, view.api_search, codes, n_bootstrap=a.n_bootstrap, seed=cfg.seed)
 
     most = 1 + a.max_passes * sum(len(v) - 1 for v in axes.values())
     with tqdm(total=most, desc="align candidates", unit="cand", disable=None, leave=False) as bar:
@@ -161,13 +204,13 @@ def align(cfg, out=None) -> AlignResult:
     aligned = best.ok and (best.max_delta <= a.close_delta or best.spearman.value >= a.rank_close)
 
     confirmed: dict[str, Any] = {}
-    if confirm and best.ok and first.ok:
-        ccodes = _codes(confirm)
+    if base.confirm and best.ok and first.ok:
         for name, m in (("before", first), ("after", best)):
-            local, _ = scorers.score(m.settings, confirm)
-            metrics, _ = agreement(local, api_confirm, ccodes, k=3, n_bootstrap=a.n_bootstrap, seed=cfg.seed)
+            view = sample(m.settings.get("text"))
+            local, _ = scorers.score(m.settings, view.confirm)
+            metrics, _ = agreement(local, view.api_confirm, _codes(view.confirm), k=3, n_bootstrap=a.n_bootstrap, seed=cfg.seed)
             confirmed[name] = {k: metrics[k].as_dict() for k in ("spearman", "kendall", "pearson", "mae")}
-            confirmed[name]["max_abs_delta"] = float(np.abs(local - api_confirm).max())
+            confirmed[name]["max_abs_delta"] = float(np.abs(local - view.api_confirm).max())
     scorers_loaded = scorers.loads
     winner_cfg = scorers.config(best.settings) if best.ok else None
     scorers.close()
@@ -177,14 +220,16 @@ def align(cfg, out=None) -> AlignResult:
     written = [candidates_csv(results, start, out_dir / "candidates.csv")]
     written.append(plot(results, start, out_dir / "align.png", f"align {a.name}: {cfg.local.model} vs {cfg.api.model}"))
     yaml_path = out_dir / f"aligned-{a.name}.yaml"
+    text_switch = best.settings.get("text") if best.ok else None
     if aligned:
-        yaml_path.write_text(local_yaml(winner_cfg, str(out_dir / "align.json")), encoding="utf-8")
+        yaml_path.write_text(local_yaml(winner_cfg, str(out_dir / "align.json"), text_switch), encoding="utf-8")
         written.append(yaml_path)
     elif yaml_path.exists():
         yaml_path.unlink()  # never leave a previous run's config next to an unalignable verdict
     summary = {
         "name": a.name, "aligned": aligned, "local_model": cfg.local.model, "api_model": cfg.api.model,
-        "dataset": str(cfg.collect.dataset), "search_queries": len(search), "confirm_queries": len(confirm),
+        "dataset": str(cfg.collect.dataset), "search_queries": len(base.search), "confirm_queries": len(base.confirm),
+        "text_switch": text_switch,
         "noise_floor_max_abs_delta": None if not math.isfinite(floor) else floor, "noise_pairs": int(noise.size),
         "candidates": len(results), "model_loads": scorers_loaded, "start": first.as_dict(), "winner": best.as_dict(),
         "confirmation": confirmed, "all": [m.as_dict() for m in sorted(results, key=Measured.rank_key)],
@@ -192,6 +237,9 @@ def align(cfg, out=None) -> AlignResult:
     }
     written.append(atomic_write_json(out_dir / "align.json", summary))
     _print(out, results, start, first, best, aligned, floor, noise.size, confirmed, scorers_loaded, cfg)
+    if aligned and text_switch:
+        print(wrapped(f"the winner also needs text.{text_switch}=true: it changes what both sides are sent, so set it in "
+                      "conf/config.yaml (the local config file cannot carry it)"), file=out)
     if a.apply:
         if not aligned:
             print_warnings(["align.apply: nothing applied, no candidate reproduces the API"])

@@ -23,7 +23,8 @@ SERVED = "demo/qwen3-reranker-tiny"
 def dataset(tmp_path_factory) -> Path:
     """12 queries x 4 documents; a share of texts with surrounding whitespace (what strip changes)."""
     rng = np.random.default_rng(0)
-    words = ["softmax", "gradient", "北京", "capital", "def f(x):", "matrix", "天气", "HTTP/2", "tokens", "cache"]
+    words = ["softmax", "gradient", "北京", "capital", "def f(x):", "matrix", "天气", "HTTP/2", "tokens", "cache",
+             "ＡＰＩ", "１２３", "x²"]  # full-width and superscript forms: what NFKC changes
     lines = []
     for q in range(12):
         pick = lambda n: " ".join(rng.choice(words, n))  # noqa: E731
@@ -194,3 +195,40 @@ def test_prompt_variants_share_the_loaded_weights_and_score_like_a_fresh_load(re
     assert twin.fingerprint()["strip_texts"] is True and "strip_texts" not in base.fingerprint()
     with pytest.raises(ValueError, match=r"with_prompt cannot change \['dtype'\]"):
         base.with_prompt(replace(base_cfg, dtype="bfloat16"))
+
+
+def test_a_text_switch_the_server_applies_is_found_at_the_cost_of_one_more_api_pass(tmp_path, dataset, reranker_dir):
+    with serve(reranker_dir, "nfkc") as server:
+        result = align(compose_config(overrides(tmp_path, dataset, reranker_dir, server.base_url,
+                                                "align.text_switches=[nfkc]", "align.noise_pairs=0")))
+        sent = len(server.records) if hasattr(server, "records") else None
+    assert result.aligned and result.best.settings["text"] == "nfkc" and result.best.max_delta <= 1e-5
+    assert result.summary["text_switch"] == "nfkc"
+    assert "text.nfkc=true" in (tmp_path / "align" / "t" / "aligned-t.yaml").read_text()
+    assert sent is None or sent > 0
+
+
+def test_an_unknown_text_switch_is_one_line(tmp_path, dataset, reranker_dir, capsys):
+    assert main(["align", *overrides(tmp_path, dataset, reranker_dir, "http://127.0.0.1:9/v1"), "align.text_switches=[nfc]"]) == 2
+    assert "align.text_switches: ['nfc'] are not text.* switches; choose from invisible, nfkc" in capsys.readouterr().err
+
+
+def test_coordinate_search_tries_every_single_change_before_moving_greedily():
+    from pipeline.align.search import Measured, coordinate_search
+    from pipeline.metrics import MetricValue
+
+    # (a=1) alone looks better than the start, but the optimum is (a=0, b=1): a purely greedy pass
+    # that moves to a=1 first never tries b=1 on a=0
+    quality = {(0, 0): 0.50, (1, 0): 0.60, (1, 1): 0.55, (0, 1): 0.99}
+    calls = []
+
+    def evaluate(s):
+        calls.append((s["a"], s["b"]))
+        q = quality[(s["a"], s["b"])]
+        return Measured(s, MetricValue(q, q, q), MetricValue(q, q, q), q, 1 - q, 1 - q)
+
+    results = coordinate_search({"a": 0, "b": 0}, {"a": [0, 1], "b": [0, 1]}, evaluate, max_passes=2,
+                                good_enough=lambda m: False)
+    best = min(results, key=Measured.rank_key)
+    assert (best.settings["a"], best.settings["b"]) == (0, 1)
+    assert len(calls) == len(set(calls)) == 4  # every distinct candidate once
