@@ -211,6 +211,7 @@ def align(cfg, out=None) -> AlignResult:
             metrics, _ = agreement(local, view.api_confirm, _codes(view.confirm), k=3, n_bootstrap=a.n_bootstrap, seed=cfg.seed)
             confirmed[name] = {k: metrics[k].as_dict() for k in ("spearman", "kendall", "pearson", "mae")}
             confirmed[name]["max_abs_delta"] = float(np.abs(local - view.api_confirm).max())
+        confirmed["queries"] = len(base.confirm)
     scorers_loaded = scorers.loads
     winner_cfg = scorers.config(best.settings) if best.ok else None
     scorers.close()
@@ -278,7 +279,7 @@ def _print(out, results, start, first, best, aligned, floor, n_noise, confirmed,
                      f"a calibrator would only paper over this.")
     if confirmed:
         b, f = confirmed["before"], confirmed["after"]
-        lines.append(f"held out ({cfg.align.confirm_queries} queries): per-query Spearman {_fmt(b['spearman'])} as configured "
+        lines.append(f"held out ({confirmed['queries']} queries): per-query Spearman {_fmt(b['spearman'])} as configured "
                      f"-> {_fmt(f['spearman'])} aligned; max |delta| {b['max_abs_delta']:.2e} -> {f['max_abs_delta']:.2e}.")
     for line in lines:
         print(wrapped(line), file=out)
