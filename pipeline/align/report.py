@@ -40,7 +40,11 @@ def _interval(m) -> str:
     return f"{m.value:.3f}"
 
 
-def table(results: list[Measured], start: dict[str, Any], limit: int = 12) -> list[str]:
+#: candidates the terminal table shows (the best first; every one is in candidates.csv)
+TABLE_ROWS = 12
+
+
+def table(results: list[Measured], start: dict[str, Any], limit: int = TABLE_ROWS) -> list[str]:
     rows = [["candidate (changes to the local config)", "rank sim", "mono r", "MAE", "max |d|"]]
     for m in sorted(results, key=Measured.rank_key)[:limit]:
         name = label(m.settings, start)
@@ -49,7 +53,8 @@ def table(results: list[Measured], start: dict[str, Any], limit: int = 12) -> li
             continue
         rows.append([name, _interval(m.spearman), f"{m.pearson_monotone:.4f}", f"{m.mae:.2e}", f"{m.max_delta:.2e}"])
     widths = [min(max(len(r[i]) for r in rows), 46 if i == 0 else 50) for i in range(len(rows[0]))]
-    line = lambda r: "  ".join((c[: widths[i]]).ljust(widths[i]) for i, c in enumerate(r)).rstrip()  # noqa: E731
+    cut = lambda c, w: c if len(c) <= w else c[: w - 2] + ".."  # noqa: E731
+    line = lambda r: "  ".join(cut(c, widths[i]).ljust(widths[i]) for i, c in enumerate(r)).rstrip()  # noqa: E731
     return [line(rows[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in rows[1:]]
 
 
@@ -77,7 +82,10 @@ def plot(results: list[Measured], start: dict[str, Any], path: Path, title: str,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [m for m in sorted(results, key=Measured.rank_key) if m.ok][:limit][::-1]
+    ok = [m for m in sorted(results, key=Measured.rank_key) if m.ok]
+    shown = ok[:limit][::-1]
+    if len(ok) > limit:
+        title += f" (best {limit} of {len(ok)}; all in candidates.csv)"
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(shown) + 1.6))
     for i, m in enumerate(shown):
         low, high = m.spearman.low, m.spearman.high
@@ -85,7 +93,7 @@ def plot(results: list[Measured], start: dict[str, Any], path: Path, title: str,
             ax.plot([low, high], [i, i], color="0.6", lw=3)
         ax.plot([m.spearman.value], [i], "o", color="C3" if m is shown[-1] else "C0")
     ax.set_yticks(range(len(shown)), [label(m.settings, start)[:60] for m in shown], fontsize=8)
-    ax.set_xlabel("per-query Spearman with the API (search sample; bars: bootstrap interval over queries)")
+    ax.set_xlabel("per-query Spearman with the API (search sample)\nbars: bootstrap interval over queries")
     ax.set_title(title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.align.report import candidates_csv, label, local_yaml, plot, table
+from pipeline.align.report import TABLE_ROWS, candidates_csv, label, local_yaml, plot, table
 from pipeline.align.scoring import CandidateScorers
 from pipeline.align.search import AXES, Measured, best_of, coordinate_search, measure
 from pipeline.api.client import ApiConfigError
@@ -94,7 +94,8 @@ def _axes(cfg) -> dict[str, list[Any]]:
     }
     if not any(wanted[k] for k in ("text", "template", "strip_texts", "strip_prompt", "max_length", "dtype")) and not a.instructions:
         raise AlignError("align: the candidate grid is empty (align.templates, strip_texts, strip_prompt, instructions, "
-                         "max_lengths and dtypes are all empty): nothing to compare with the current local config")
+                         "max_lengths, dtypes and text_switches are all empty): nothing to compare with the current "
+                         "local config")
     axes = {}
     for axis in AXES:
         values: list[Any] = []
@@ -111,7 +112,7 @@ def _samples(cfg) -> tuple[Dataset, Dataset]:
     n = len(full.queries)
     if n < a.sample_queries + 1:
         raise AlignError(f"{cfg.collect.dataset}: {n} queries; align needs align.sample_queries={a.sample_queries} for the "
-                         f"search plus at least 1 more for the held-out confirmation (lower align.sample_queries)")
+                         f"search plus at least 1 more for the held-out confirmation (set align.sample_queries <= {n - 1})")
     search = full.sample(a.sample_queries, cfg.seed)
     chosen = {q.query_id for q in search.queries}
     rest = Dataset(full.path, full.sha256, [q for q in full.queries if q.query_id not in chosen])
@@ -190,7 +191,8 @@ def align(cfg, out=None) -> AlignResult:
             return Measured(settings, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
         return measure(settings, local, view.api_search, codes, n_bootstrap=a.n_bootstrap, seed=cfg.seed)
 
-    most = 1 + a.max_passes * sum(len(v) - 1 for v in axes.values())
+    changes = sum(len(v) - 1 for v in axes.values())
+    most = 2 + changes * (1 + a.max_passes)  # start, single changes, their combination, greedy passes
     with tqdm(total=most, desc="align candidates", unit="cand", disable=None, leave=False) as bar:
         def on_result(_: Measured, best: Measured) -> None:
             bar.update(1)
@@ -264,7 +266,9 @@ def _print(out, results, start, first, best, aligned, floor, n_noise, confirmed,
     failed = sum(not m.ok for m in results)
     noise = (f"API noise floor: max |delta| {floor:.2e} over {n_noise} pairs asked twice" if math.isfinite(floor)
              else "API noise floor: not measured (align.noise_pairs=0)")
-    lines = [f"{len(results)} candidates ({failed} failed), {loads} model load(s). {noise}."]
+    hidden = max(0, len(results) - TABLE_ROWS)
+    more = f" ({hidden} more, failures included, in candidates.csv)" if hidden else ""
+    lines = [f"{len(results)} candidates ({failed} failed), {loads} model load(s){more}. {noise}."]
     if not best.ok:
         lines.append("no candidate could be scored: see the failures above")
     elif aligned:

@@ -45,7 +45,7 @@ from pipeline.api.collector import (
 )
 from pipeline.api.errors import ApiError
 from pipeline.cache import CacheError, ScoreCache, pair_key
-from pipeline.console import print_warnings
+from pipeline.console import print_warnings, wrapped
 from pipeline.dataset import Dataset, DatasetError, load_dataset
 from pipeline.files import utc_now
 from pipeline.scorers.base import fingerprint_hash
@@ -269,8 +269,8 @@ def reference_api(cfg: "PipelineConfig", needed: bool) -> Iterator["PipelineConf
         return
     from pipeline.demo.reference_server import ReferenceServer
 
-    print(f"starting the loopback reference API ({cfg.reference.model}, template {cfg.reference.template.value}, "
-          f"strip {cfg.reference.strip}, {cfg.reference.dtype.value}) ...", file=sys.stderr, flush=True)
+    print(wrapped(f"starting the loopback reference API ({cfg.reference.model}, template {cfg.reference.template.value}, "
+                  f"strip {cfg.reference.strip}, {cfg.reference.dtype.value}) ..."), file=sys.stderr, flush=True)
     server = ReferenceServer(cfg.reference, api_key=resolve_api_key(cfg.api))
     try:
         server.start()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 
@@ -146,7 +147,8 @@ def test_siliconflow_dimensions_on_the_list_are_sent(server):
 def test_an_off_list_dimension_is_one_line_and_exit_2_from_the_cli(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pipeline", "collect", "api=siliconflow-embeddings", "api.dimensions=100",
                            "local=minilm-bundled", f"collect.output={tmp_path / 't.csv'}", f"collect.cache={tmp_path / 'c'}",
-                           "reference.enabled=false"], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "SILICONFLOW_API_KEY": "x"})
+                           "reference.enabled=false"], capture_output=True, text=True,
+                          env={**os.environ, "SILICONFLOW_API_KEY": "x", "PYTHONDONTWRITEBYTECODE": "1"})
     err = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(err) == 1, proc.stderr
     assert "api.dimensions=100 is not accepted for Qwen/Qwen3-Embedding-0.6B by SiliconFlow" in err[0]
