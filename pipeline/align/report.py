@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.align.search import Measured, _plain
-from pipeline.console import wrap_lines
 
 
 def label(settings: dict[str, Any], start: dict[str, Any]) -> str:
@@ -115,7 +114,3 @@ def local_yaml(lcfg: Any, report_path: str, text_switch: str | None = None) -> s
     return ("# @package local\n# Written by `python -m pipeline align`: the local configuration that reproduced the API best;\n"
             f"# see {report_path}. Use as local=<this file's name>, or as collect.extra_local.<column>.\n" + needs
             + OmegaConf.to_yaml(OmegaConf.create(values)))
-
-
-def wrapped_lines(text: str) -> list[str]:
-    return wrap_lines(text)
