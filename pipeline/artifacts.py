@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
-from pipeline.files import atomic_write_json, dumps_json, sha256_file, utc_now
+from pipeline.files import atomic_write_json, dumps_json, release_mode, sha256_file, utc_now
 from pipeline.inference import JOBLIB_FILE, MANIFEST_FILE, SPEC_FILE
 
 MANIFEST_FORMAT = "score-calibrator-manifest/v1"
@@ -69,6 +69,7 @@ def write_artifact(root: str | os.PathLike, name: str, model: Any, manifest: dic
     final = root / name
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=root))
     try:
+        os.chmod(staging, release_mode(directory=True))  # mkdtemp is 0700: readable like a release
         atomic_write_json(staging / SPEC_FILE, model.to_spec())
         files = {SPEC_FILE: sha256_file(staging / SPEC_FILE)}
         if write_joblib:

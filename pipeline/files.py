@@ -49,6 +49,28 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def umask() -> int:
+    """The process umask, read without changing it (``os.umask`` can only be read by setting it,
+    which would briefly leave other threads creating files with a wrong mask)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    current = os.umask(0o022)  # no /proc: read it the only portable way, and put it back
+    os.umask(current)
+    return current
+
+
+def release_mode(directory: bool = False) -> int:
+    """What a plain ``open``/``mkdir`` would give (0644 / 0755 under the usual umask 022):
+    temporary files and directories start private (0600 / 0700), which would leave an artifact
+    unreadable to the service account that loads it."""
+    return (0o777 if directory else 0o666) & ~umask()
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
     import tempfile  # lazily: keeps `import pipeline.inference` light
@@ -57,6 +79,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, release_mode())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -95,6 +118,7 @@ def atomic_output_path(path: str | os.PathLike) -> tuple[Path, Path]:
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=final.suffix or ".tmp", dir=final.parent)
+    os.fchmod(fd, release_mode())
     os.close(fd)
     return Path(tmp), final
 

@@ -69,9 +69,31 @@ class LoadedCalibrator:
         self.backend = backend
         self._apply = apply
 
-    def __call__(self, scores: Any) -> np.ndarray:
-        """Calibrate (n,) scores, or fuse+calibrate an (n, k) array with columns ``self.sources``."""
-        return self._apply(scores)
+    def __call__(self, scores: Any) -> np.ndarray | float:
+        """Calibrate (n,) scores, or fuse+calibrate an (n, k) array with columns ``self.sources``.
+
+        Takes anything numpy can read as numbers (a list, a float32 array); a single score gives a
+        float back. NaN or infinite scores raise ``ValueError``: no calibrator maps them to a
+        meaningful value, and passing them through would hide a scorer failure downstream.
+        """
+        try:
+            arr = np.asarray(scores, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"scores must be numbers: {exc}") from None
+        scalar = arr.ndim == 0
+        if scalar:
+            if len(self.sources) != 1:
+                raise ValueError(f"a single score is ambiguous for {len(self.sources)} sources {self.sources}; "
+                                 "pass an (n, k) array")
+            arr = arr.reshape(1)
+        finite = np.isfinite(arr)
+        if not finite.all():
+            where = np.argwhere(~finite)[0]
+            raise ValueError(f"scores must be finite: {int((~finite).sum())} NaN/inf value(s), the first at index "
+                             f"{tuple(int(i) for i in where) if arr.ndim > 1 else int(where[0])}; fix or drop those "
+                             "pairs before calibrating")
+        out = self._apply(arr)
+        return float(out[0]) if scalar else out
 
     def preprocess(self, text: str) -> str:
         """Apply the text preprocessing the paired scores were collected with (same function)."""
