@@ -7,16 +7,16 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pipeline.align.search import Measured, _plain
+from pipeline.align.search import Measured, plain
 
 
 def label(settings: dict[str, Any], start: dict[str, Any]) -> str:
     """The candidate as its differences from the starting config ("as configured" when none)."""
     parts = []
     for key, value in settings.items():
-        if _plain(value) == _plain(start.get(key)):
+        if plain(value) == plain(start.get(key)):
             continue
-        value = _plain(value)
+        value = plain(value)
         if key == "instruction":
             text = "model default" if value is None else repr(value if len(value) <= 18 else value[:16] + "..")
             parts.append(f"instr={text}")
@@ -66,7 +66,7 @@ def candidates_csv(results: list[Measured], start: dict[str, Any], path: Path) -
         writer.writerow(["rank", "candidate", *keys, "spearman", "spearman_low", "spearman_high", "kendall",
                          "pearson_monotone", "mae", "max_abs_delta", "error"])
         for i, m in enumerate(sorted(results, key=Measured.rank_key), 1):
-            settings = [_plain(m.settings.get(k)) for k in keys]
+            settings = [plain(m.settings.get(k)) for k in keys]
             if not m.ok:
                 writer.writerow([i, label(m.settings, start), *settings, "", "", "", "", "", "", "", m.error])
                 continue
@@ -107,7 +107,7 @@ def local_yaml(lcfg: Any, report_path: str, text_switch: str | None = None) -> s
 
     from omegaconf import OmegaConf
 
-    values = {k: _plain(v) for k, v in asdict(lcfg).items()}
+    values = {k: plain(v) for k, v in asdict(lcfg).items()}
     values["aligned_by"] = report_path
     needs = (f"# It also needs text.{text_switch}=true, a global setting (both sides are sent the preprocessed text).\n"
              if text_switch else "")

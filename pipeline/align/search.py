@@ -52,7 +52,7 @@ class Measured:
                 self.mae, self.max_delta)
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"settings": {k: _plain(v) for k, v in self.settings.items()}}
+        out: dict[str, Any] = {"settings": {k: plain(v) for k, v in self.settings.items()}}
         if self.error:
             out["error"] = self.error
             return out
@@ -62,7 +62,7 @@ class Measured:
         return out
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     return getattr(value, "value", value)
 
 
@@ -100,7 +100,7 @@ def coordinate_search(start: dict[str, Any], axes: dict[str, list[Any]], evaluat
     seen: dict[tuple, Measured] = {}
 
     def run(settings: dict[str, Any]) -> Measured:
-        key = tuple(sorted((k, repr(_plain(v))) for k, v in settings.items()))
+        key = tuple(sorted((k, repr(plain(v))) for k, v in settings.items()))
         if key not in seen:
             seen[key] = evaluate(settings)
             if on_result is not None:
