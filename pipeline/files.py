@@ -7,8 +7,6 @@ a temporary file in the same directory, is flushed and fsynced, then renamed ove
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,8 @@ _CHUNK = 1 << 20
 
 def sha256_file(path: str | os.PathLike) -> str:
     """Hex sha256 of a file's bytes, read in chunks (tables can be large)."""
+    import hashlib  # lazily: OpenSSL's load is most of `import pipeline.inference` beyond numpy
+
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(_CHUNK):
@@ -33,6 +33,8 @@ def utc_now() -> str:
 
 
 def sha256_bytes(data: bytes) -> str:
+    import hashlib
+
     return hashlib.sha256(data).hexdigest()
 
 
@@ -101,6 +103,8 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 def dumps_json(obj: Any) -> str:
     """Canonical JSON used for every file we hash: sorted keys, stable floats, trailing newline."""
+    import json
+
     return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
 
 
