@@ -82,6 +82,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if stage_name not in STAGES:
         print(f"error: unknown stage '{stage_name}'; stages: {', '.join(STAGES)}", file=sys.stderr)
         return 2
+    from pipeline.extras import MissingExtraError, explain, require
+
+    try:
+        require(f"the '{stage_name}' stage", *STAGES[stage_name].extras)
+        return _run_stage(stage_name, rest)
+    except MissingExtraError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # an import the extras table does not cover: still say what to install
+        hint = explain(exc)
+        if hint is None:
+            raise
+        print(f"error: {hint}", file=sys.stderr)
+        return 2
+
+
+def _run_stage(stage_name: str, rest: list[str]) -> int:
     if any(a in {"-h", "--help"} for a in rest):
         print(_stage_help(stage_name))
         return 0

@@ -23,6 +23,7 @@ from hydra.core.config_store import ConfigStore
 from pipeline.api.config import ApiConfig
 from pipeline.demo.config import DemoConfig, ReferenceConfig, TrainSettings
 from pipeline.scorers.config import DType, LocalScorerConfig, Template
+from pipeline.serve.config import ServeConfig
 from pipeline.text import TextConfig
 from pipeline.validation import setting
 
@@ -269,6 +270,7 @@ class PipelineConfig:
     collect: CollectConfig = field(default_factory=CollectConfig)
     check: CheckConfig = field(default_factory=CheckConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
 
@@ -288,6 +290,7 @@ SCHEMAS: tuple[type, ...] = (
     CollectConfig,
     CheckConfig,
     AlignConfig,
+    ServeConfig,
     ReferenceConfig,
     DemoConfig,
     TrainSettings,

@@ -13,6 +13,10 @@ first, so even a server that echoes the key back cannot put it into an exception
 
 from __future__ import annotations
 
+from pipeline.extras import require
+
+require("the API client (pipeline.api)", "api")
+
 import asyncio
 import json
 import logging

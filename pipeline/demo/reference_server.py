@@ -38,17 +38,12 @@ import json
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from pipeline.demo.config import ReferenceConfig
 from pipeline.scorers.config import DType, Template
-
-#: request fields SiliconFlow's rerank endpoint accepts
-REQUIRED_FIELDS = {"model", "query", "documents"}
-OPTIONAL_FIELDS = {"top_n", "return_documents", "instruction", "max_chunks_per_doc", "overlap_tokens"}
-
+from pipeline.wire import RequestError, error_body, parse_rerank, rerank_response
 
 class ReferenceConfigError(ValueError):
     """The ``api`` config cannot talk to the loopback reference as configured."""
@@ -81,15 +76,6 @@ def check_api_matches(api: Any, cfg: ReferenceConfig) -> None:
                                    f"reference.served_model={cfg.served_model!r}")
 
 
-class RequestError(Exception):
-    """A request the API answers with a 4xx: ``status``, SiliconFlow-style ``code`` and message."""
-
-    def __init__(self, status: int, code: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-
-
 class RerankModel:
     """The scorer behind the server: the project's Qwen3 reranker backend under the switches."""
 
@@ -116,54 +102,6 @@ class RerankModel:
 
     def close(self) -> None:
         self.scorer.close()
-
-
-def parse_rerank(body: Any, settings: ReferenceConfig) -> dict[str, Any]:
-    """Validate a rerank request as SiliconFlow does; returns the fields with defaults filled in."""
-    if not isinstance(body, dict):
-        raise RequestError(400, 20015, "request body must be a JSON object")
-    missing = sorted(REQUIRED_FIELDS - set(body))
-    unknown = sorted(set(body) - REQUIRED_FIELDS - OPTIONAL_FIELDS)
-    if missing or unknown:
-        raise RequestError(400, 20015, f"invalid request: missing {missing}, unknown {unknown}")
-    if body["model"] != settings.served_model:
-        raise RequestError(400, 20012, f"Model does not exist: {str(body['model'])[:100]!r} (this server serves {settings.served_model!r})")
-    query, documents = body["query"], body["documents"]
-    if not isinstance(query, str) or not query.strip():
-        raise RequestError(400, 20015, "query must be a non-empty string")
-    if not isinstance(documents, list) or not documents or not all(isinstance(d, str) for d in documents):
-        raise RequestError(400, 20015, "documents must be a non-empty list of strings")
-    if len(documents) > settings.max_documents:
-        raise RequestError(413, 20015, f"too many documents: {len(documents)} > {settings.max_documents}")
-    if max(len(query), *(len(d) for d in documents)) > settings.max_text_chars:
-        raise RequestError(413, 20015, f"a text is longer than {settings.max_text_chars} characters")
-    top_n = body.get("top_n", len(documents))
-    if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1:
-        raise RequestError(400, 20015, "top_n must be a positive integer")
-    return_documents = body.get("return_documents", False)
-    if not isinstance(return_documents, bool):
-        raise RequestError(400, 20015, "return_documents must be a boolean")
-    instruction = body.get("instruction")
-    if instruction is not None and (not isinstance(instruction, str) or not instruction):
-        raise RequestError(400, 20015, "instruction must be a string of length >= 1")
-    for key in ("max_chunks_per_doc", "overlap_tokens"):
-        value = body.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise RequestError(400, 20015, f"{key} must be a non-negative integer")
-    return {"query": query, "documents": documents, "top_n": min(top_n, len(documents)),
-            "return_documents": return_documents, "instruction": instruction}
-
-
-def rerank_response(request: dict[str, Any], scores: Sequence[float], tokens: int) -> dict[str, Any]:
-    """SiliconFlow's response: results sorted by score (not in request order), cut to top_n."""
-    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))[: request["top_n"]]
-    results = []
-    for i in order:
-        item: dict[str, Any] = {"index": i, "relevance_score": scores[i]}
-        if request["return_documents"]:
-            item["document"] = {"text": request["documents"][i]}
-        results.append(item)
-    return {"id": uuid.uuid4().hex, "results": results, "tokens": {"input_tokens": tokens, "output_tokens": 0}}
 
 
 class ReferenceApp:
@@ -207,9 +145,9 @@ class ReferenceApp:
                                                      request["instruction"])  # fmt: skip
             return 200, rerank_response(request, scores, tokens)
         except RequestError as exc:
-            return exc.status, {"code": exc.code, "message": str(exc), "data": None}
+            return exc.status, error_body(exc)
         except Exception as exc:  # a bug or a model failure: a 500 in the API's shape, never a hang
-            return 500, {"code": 50000, "message": f"internal error: {type(exc).__name__}", "data": None}
+            return 500, error_body(RequestError(500, 50000, f"internal error: {type(exc).__name__}"))
 
 
 class ReferenceServer:

@@ -9,6 +9,10 @@ the caller's groups and order. A backend that does not pad (the packed Qwen3 rer
 
 from __future__ import annotations
 
+from pipeline.extras import require
+
+require("local scorers (pipeline.scorers)", "local")
+
 import gc
 from abc import abstractmethod
 from collections.abc import Callable, Sequence

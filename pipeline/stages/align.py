@@ -22,6 +22,10 @@ Exit 2: settings that cannot work (empty grid, a sample too small, a bad API set
 
 from __future__ import annotations
 
+from pipeline.stages import require_extras
+
+require_extras(__name__)  # before the heavy imports: a missing extra is named, not a missing module
+
 import math
 import sys
 import time

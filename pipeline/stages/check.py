@@ -20,6 +20,10 @@ be used). One line says what changed; ``reports/<name>/check.json`` holds the de
 
 from __future__ import annotations
 
+from pipeline.stages import require_extras
+
+require_extras(__name__)  # before the heavy imports: a missing extra is named, not a missing module
+
 import io
 import sys
 import tempfile

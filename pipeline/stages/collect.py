@@ -23,6 +23,10 @@ cost of the pairs not cached yet and sends nothing.
 
 from __future__ import annotations
 
+from pipeline.stages import require_extras
+
+require_extras(__name__)  # before the heavy imports: a missing extra is named, not a missing module
+
 import asyncio
 import contextlib
 import sys

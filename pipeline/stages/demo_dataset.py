@@ -7,6 +7,10 @@ calibration part (``demo.calibration``, what collect scores) and the training pa
 
 from __future__ import annotations
 
+from pipeline.stages import require_extras
+
+require_extras(__name__)  # before the heavy imports: a missing extra is named, not a missing module
+
 from pipeline.config import PipelineConfig
 from pipeline.demo.dataset import build
 from pipeline.demo.seeds import SeedError

@@ -10,6 +10,10 @@ one (a model without signal would make the rest of the demo meaningless).
 
 from __future__ import annotations
 
+from pipeline.stages import require_extras
+
+require_extras(__name__)  # before the heavy imports: a missing extra is named, not a missing module
+
 import sys
 import time
 from pathlib import Path

@@ -14,6 +14,10 @@ Prints the table.
 
 from __future__ import annotations
 
+from pipeline.stages import require_extras
+
+require_extras(__name__)  # before the heavy imports: a missing extra is named, not a missing module
+
 import time
 from pathlib import Path
 

@@ -8,6 +8,10 @@ settings), library versions and the sha256 of each file.
 
 from __future__ import annotations
 
+from pipeline.stages import require_extras
+
+require_extras(__name__)  # before the heavy imports: a missing extra is named, not a missing module
+
 import json
 import sys
 from pathlib import Path

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pipeline.stages import require_extras
+
+require_extras(__name__)  # before the heavy imports: a missing extra is named, not a missing module
+
 from pipeline.artifacts import ArtifactError
 from pipeline.config import PipelineConfig
 from pipeline.evaluation import EvaluationError, report_dict

@@ -8,6 +8,10 @@ what DVC writes for the same overrides (tested), so the committed file never dif
 
 from __future__ import annotations
 
+from pipeline.stages import require_extras
+
+require_extras(__name__)  # before the heavy imports: a missing extra is named, not a missing module
+
 from pipeline.compose import to_yaml
 from pipeline.config import PipelineConfig
 from pipeline.files import atomic_write_text

@@ -15,6 +15,10 @@ another revision) collect re-runs, and the score cache re-scores only what chang
 
 from __future__ import annotations
 
+from pipeline.stages import require_extras
+
+require_extras(__name__)  # before the heavy imports: a missing extra is named, not a missing module
+
 from typing import Any
 
 from pipeline.config import PipelineConfig

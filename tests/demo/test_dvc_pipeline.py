@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -116,6 +117,41 @@ def test_check_exits_0_when_unchanged_and_1_when_the_local_model_moved(repo):
     assert ok.stdout.startswith("check: OK")
     moved = repo.run("pipeline", "check", "--params", "params.yaml", "local.model=models/demo-reranker/v2", ok=False)
     assert moved.returncode == 1 and "DRIFT: local: model models/demo-reranker/v1 -> models/demo-reranker/v2" in moved.stdout
+
+
+def test_serve_answers_like_the_api_with_the_demo_artifact_and_model(repo, monkeypatch):
+    """`python -m pipeline serve` on what `dvc repro` built: a SiliconFlow rerank request gets the
+    artifact's calibrator applied to the demo model's scores (the table's local column)."""
+    import httpx
+
+    from pipeline.api.config import ApiConfig, Dialect
+    from pipeline.api.scorer import ApiScorer
+    from pipeline.inference import load_calibrator
+    from pipeline.scorers.base import QueryGroup
+    from tests.serve.cli import serve_process
+
+    table = pd.read_csv(repo.root / f"data/{NAME}/paired_scores.csv")
+    query_id = table["query_id"].iloc[0]
+    rows = table[table["query_id"] == query_id]
+    group = next(g for g in map(json.loads, (repo.root / "data/demo/calibration.jsonl").read_text().splitlines())
+                 if g["query_id"] == query_id)
+    texts = {d["doc_id"]: d["text"] for d in group["documents"]}
+    artifact = repo.root / f"artifacts/calibrators/{NAME}"
+    served = repo.json(f"artifacts/calibrators/{NAME}/manifest.json")["target"]["model"]
+    documents = [texts[d] for d in rows["doc_id"]]
+    monkeypatch.setenv("SERVE_DEMO_TOKEN", "any: the demo service runs without serve.api_key_env")
+    with serve_process(["--params", "params.yaml"], repo.root, repo.env) as (_, url):
+        response = httpx.post(url + "/v1/rerank", json={"model": served, "query": group["query"],
+                                                        "documents": documents}, timeout=60)  # fmt: skip
+        config = ApiConfig(dialect=Dialect.siliconflow, base_url=url + "/v1", model=served,
+                           api_key_env="SERVE_DEMO_TOKEN", instruction=None, rpm=None, tpm=None)
+        with ApiScorer(config) as client:  # the project's own client, as collect uses it
+            (by_client,) = client.score([QueryGroup(group["query"], documents)])
+    assert response.status_code == 200, response.text
+    got = {r["index"]: r["relevance_score"] for r in response.json()["results"]}
+    expected = load_calibrator(artifact)(rows["local"].to_numpy())
+    assert np.max(np.abs(np.array([got[i] for i in range(len(rows))]) - expected)) <= 1e-6
+    assert np.max(np.abs(by_client - expected)) <= 1e-6
 
 
 def test_switching_the_local_revision_recollects_local_scores_only(repo):

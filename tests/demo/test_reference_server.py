@@ -49,7 +49,8 @@ def test_rerank_answers_in_siliconflow_format_with_the_servers_scores(server, re
     r = post(server, {"model": SERVED, "query": QUERY, "documents": DOCS, "return_documents": True})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == {"id", "results", "tokens"} and body["tokens"]["input_tokens"] > 0
+    assert set(body) == {"id", "results", "tokens", "meta"} and body["tokens"]["input_tokens"] > 0
+    assert body["meta"]["tokens"] == body["tokens"]
     results = body["results"]
     scores = [res["relevance_score"] for res in results]
     assert scores == sorted(scores, reverse=True)  # sorted by score, not in request order

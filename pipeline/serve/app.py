@@ -1,0 +1,146 @@
+"""The HTTP side of ``serve``: FastAPI routes in SiliconFlow's wire format (``pipeline.wire``).
+
+* ``POST /v1/rerank``: calibrated scores, sorted, with ``index`` and token usage;
+* ``POST /v1/embeddings``: the raw vectors, for an embedding model (calibrators map pair scores,
+  not vectors);
+* ``GET /v1/models``: the served name;
+* ``GET /health``: the process answers; ``GET /ready``: the model and the calibrator are loaded,
+  verified and fitted for each other (503 with the reason otherwise).
+
+Every error, FastAPI's own 404/405 included, comes back in the API's error shape
+``{"code", "message", "data"}``, so a client's error handling works unchanged.
+"""
+
+from __future__ import annotations
+
+from pipeline.extras import require
+
+require("python -m pipeline serve (pipeline.serve.app)", "serve")
+
+import asyncio
+import hmac
+import json
+from types import SimpleNamespace
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pipeline.scorers.base import QueryGroup
+from pipeline.serve.runtime import ServeRuntime
+from pipeline.wire import (
+    INVALID_REQUEST,
+    RequestError,
+    embeddings_response,
+    error_body,
+    parse_embeddings,
+    parse_rerank,
+    rerank_response,
+)
+
+#: JSON overhead allowed on top of the texts a request may carry
+_BODY_SLACK = 64 * 1024
+
+
+def _error(status: int, code: int, message: str) -> JSONResponse:
+    return JSONResponse(error_body(RequestError(status, code, message)), status_code=status)
+
+
+def create_app(runtime: ServeRuntime) -> FastAPI:
+    cfg = runtime.cfg
+    # each character is at most 4 bytes of UTF-8 (12 as a \\u escape pair in JSON)
+    max_body = (cfg.max_documents + 1) * cfg.max_text_chars * 12 + _BODY_SLACK
+    app = FastAPI(title="score-calibration serve", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(RequestError)
+    async def request_error(_: Request, exc: RequestError) -> JSONResponse:
+        return JSONResponse(error_body(exc), status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, exc.status_code, f"{exc.detail}: {request.method} {request.url.path}")
+
+    @app.exception_handler(Exception)
+    async def internal_error(_: Request, exc: Exception) -> JSONResponse:  # never a hang, never a stack trace
+        return _error(500, 50000, f"internal error: {type(exc).__name__}")
+
+    def authorize(request: Request) -> None:
+        if runtime.api_key is None:
+            return
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {runtime.api_key}".encode()):
+            raise RequestError(401, 401, "Invalid token")
+
+    def ready_model():
+        if not runtime.readiness.ready or runtime.model is None or runtime.batcher is None:
+            state = runtime.readiness
+            raise RequestError(503, 50300, f"not ready ({state.state})" + (f": {state.reason}" if state.reason else ""))
+        return runtime.model
+
+    async def json_body(request: Request):
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_body:
+            raise RequestError(413, INVALID_REQUEST, f"request body of {declared} bytes exceeds {max_body}")
+        raw = await request.body()
+        if len(raw) > max_body:
+            raise RequestError(413, INVALID_REQUEST, f"request body of {len(raw)} bytes exceeds {max_body}")
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise RequestError(400, INVALID_REQUEST, "request body is not valid JSON") from None
+
+    def limits(model) -> SimpleNamespace:
+        return SimpleNamespace(served_model=model.served_model, max_documents=cfg.max_documents,
+                               max_text_chars=cfg.max_text_chars)
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        state = runtime.readiness
+        body = {"ready": state.ready, "state": state.state, "reason": state.reason, "warnings": list(state.warnings),
+                "artifact": str(runtime.artifact), "model": runtime.served_model}
+        if runtime.model is not None:
+            manifest = runtime.model.calibrator.manifest
+            body["calibrator"] = (manifest.get("calibrator") or {}).get("family")
+            body["sources"] = [{k: s.get(k) for k in ("column", "model", "revision")} for s in manifest.get("sources") or []]
+        return JSONResponse(body, status_code=200 if state.ready else 503)
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> dict:
+        authorize(request)
+        name = runtime.served_model
+        return {"object": "list", "data": [{"id": name, "object": "model"}] if name else []}
+
+    @app.post("/v1/rerank")
+    async def rerank(request: Request) -> dict:
+        authorize(request)
+        model = ready_model()
+        parsed = parse_rerank(await json_body(request), limits(model))
+        instruction = parsed["instruction"]
+        if instruction is not None and instruction != model.instruction:
+            fitted = "the API's default" if model.instruction is None else repr(model.instruction)
+            raise RequestError(400, INVALID_REQUEST, f"instruction differs from the one this calibrator was fitted "
+                                                     f"with ({fitted}); scores under another instruction are not "
+                                                     "calibrated")
+        scores = await runtime.batcher.submit(QueryGroup(parsed["query"], parsed["documents"]))
+        tokens = await asyncio.to_thread(model.count_tokens, [parsed["query"], *parsed["documents"]],
+                                         len(parsed["documents"]))
+        return rerank_response(parsed, [float(s) for s in scores], tokens)
+
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request) -> dict:
+        authorize(request)
+        model = ready_model()
+        if model.embedder is None:
+            raise RequestError(404, 404, f"{model.served_model!r} is a reranker: this server has no embeddings")
+        parsed = parse_embeddings(await json_body(request), limits(model), model.dimensions)
+        vectors = await asyncio.to_thread(model.embed, parsed["input"])
+        if model.dimensions is not None and vectors.shape[1] != model.dimensions:  # never silently reshaped
+            raise RequestError(500, 50000, f"the model returned {vectors.shape[1]}-d vectors, expected {model.dimensions}")
+        tokens = await asyncio.to_thread(model.count_tokens, ["", *parsed["input"]], 0)
+        return embeddings_response(model.served_model, vectors.tolist(), tokens)
+
+    return app
