@@ -22,13 +22,24 @@ class ConfigError(ValueError):
     """A config key or value the schema does not allow; the message says what is allowed."""
 
 
+#: where a wheel installs conf/ (pyproject.toml's data-files), under the environment's prefix
+INSTALLED_CONF = Path("share") / "score-calibration-pipeline" / "conf"
+
+
 def default_config_dir() -> Path:
-    """``$PIPELINE_CONF_DIR``, else the repository's ``conf/`` next to the package, else ``./conf``."""
+    """``$PIPELINE_CONF_DIR``, else the repository's ``conf/`` next to the package, else ``./conf``,
+    else the copy a wheel installed under ``<sys.prefix>/share/``."""
+    import sys
+
     env = os.environ.get("PIPELINE_CONF_DIR")
     if env:
         return Path(env).resolve()
     beside = Path(__file__).resolve().parent.parent / "conf"
-    return beside if beside.is_dir() else Path.cwd() / "conf"
+    if beside.is_dir():
+        return beside
+    here = Path.cwd() / "conf"
+    installed = Path(sys.prefix) / INSTALLED_CONF
+    return installed if not here.is_dir() and installed.is_dir() else here
 
 
 _KEY_NOT_IN = re.compile(r"Key '([^']+)' not in '([^']+)'")
@@ -53,7 +64,8 @@ def _compose(overrides: Sequence[str], config_dir: str | os.PathLike | None):
     register_configs()
     directory = Path(config_dir) if config_dir else default_config_dir()
     if not (directory / "config.yaml").is_file():
-        raise ConfigError(f"no config.yaml in config directory {directory}")
+        raise ConfigError(f"no config.yaml in config directory {directory} (run from the repository, or set "
+                          "PIPELINE_CONF_DIR to a conf/ directory)")
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(directory), version_base="1.3"):

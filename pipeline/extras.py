@@ -17,7 +17,7 @@ DISTRIBUTION = "score-calibration-pipeline"
 
 #: extra -> the top-level modules it provides (import names, not distribution names)
 EXTRA_MODULES: dict[str, tuple[str, ...]] = {
-    "fit": ("scipy", "sklearn", "joblib", "hydra", "omegaconf", "pandas", "matplotlib", "tqdm"),
+    "fit": ("scipy", "sklearn", "joblib", "hydra", "omegaconf", "pandas", "pyarrow", "matplotlib", "tqdm"),
     "local": ("torch", "transformers", "tokenizers", "safetensors"),
     "api": ("httpx",),
     "serve": ("fastapi", "uvicorn"),

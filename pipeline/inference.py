@@ -171,7 +171,11 @@ def load_calibrator(
     if not use_joblib:
         return LoadedCalibrator(directory, manifest, spec, apply, sources, "json")
     joblib_path = _verified(directory, manifest, JOBLIB_FILE)
-    import joblib  # only now: the file's hash matched the manifest
+    try:
+        import joblib  # only now: the file's hash matched the manifest
+    except ModuleNotFoundError:
+        raise CalibratorLoadError("use_joblib=True needs joblib and scikit-learn: pip install "
+                                  "'score-calibration-pipeline[fit]' (the default JSON path needs neither)") from None
 
     estimator = joblib.load(joblib_path)
     k = len(sources)

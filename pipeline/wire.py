@@ -64,7 +64,9 @@ def _check_fields(body: Any, required: set[str], optional: set[str]) -> dict[str
     missing = sorted(required - set(body))
     unknown = sorted(set(body) - required - optional)
     if missing or unknown:
-        raise RequestError(400, INVALID_REQUEST, f"invalid request: missing {missing}, unknown {unknown}")
+        problems = ([f"missing {missing}"] if missing else []) + ([f"unknown field(s) {unknown}"] if unknown else [])
+        raise RequestError(400, INVALID_REQUEST, f"invalid request: {'; '.join(problems)}; fields: "
+                                                 f"{', '.join(sorted(required))} (required), {', '.join(sorted(optional))}")
     return body
 
 

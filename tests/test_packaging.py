@@ -31,19 +31,34 @@ def _requirement_name(requirement: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def wheel_metadata(tmp_path_factory) -> email.message.Message:
-    """METADATA of a wheel built from a copy of the project's own files."""
+def wheel(tmp_path_factory) -> Path:
+    """A wheel built from a copy of the project's own files (no registry, no build isolation)."""
     src = tmp_path_factory.mktemp("src")
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
-    shutil.copytree(ROOT / "pipeline", src / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pipeline", "conf"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
                     "--quiet", "-w", str(out), str(src)], check=True, capture_output=True, text=True)  # fmt: skip
-    (wheel,) = out.glob("*.whl")
+    (built,) = out.glob("*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def wheel_metadata(wheel) -> email.message.Message:
     with zipfile.ZipFile(wheel) as zf:
         (meta,) = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
         return email.message_from_bytes(zf.read(meta))
+
+
+def test_the_wheel_carries_every_config_file(wheel):
+    """A pip-installed CLI composes the same defaults and groups (`api=siliconflow`) as the repository."""
+    with zipfile.ZipFile(wheel) as zf:
+        shipped = {n.split("/share/score-calibration-pipeline/conf/", 1)[1] for n in zf.namelist()
+                   if "/share/score-calibration-pipeline/conf/" in n}
+    expected = {str(p.relative_to(ROOT / "conf")) for p in (ROOT / "conf").rglob("*.yaml")}
+    assert shipped == expected
 
 
 def test_the_wheel_requires_numpy_alone_outside_extras(wheel_metadata):
@@ -114,6 +129,18 @@ def test_inference_loads_and_applies_an_artifact_without_any_heavy_package(tmp_p
     values, loaded = (json.loads(line) for line in result.stdout.splitlines())
     np.testing.assert_allclose(values, expected, rtol=0, atol=1e-12)
     assert loaded == []
+
+
+def test_the_joblib_path_without_the_fit_extra_says_what_to_install(tmp_path):
+    from pipeline.artifacts import write_artifact
+    from pipeline.calibrators import make_calibrator
+    from pipeline.fusion import ScoreCalibrationModel
+
+    x = np.linspace(0, 1, 50)
+    model = ScoreCalibrationModel(make_calibrator("poly"), None, ["local"]).fit(x[:, None], x**2)
+    path = write_artifact(tmp_path, "j", model, {"sources": [{"column": "local"}]})
+    result = _run_blocked(f"from pipeline.inference import load_calibrator\nload_calibrator({str(path)!r}, use_joblib=True)")
+    assert "CalibratorLoadError: use_joblib=True needs joblib and scikit-learn: pip install" in result.stderr
 
 
 def test_the_blocking_is_real():

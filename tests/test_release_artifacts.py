@@ -72,4 +72,4 @@ def test_the_readme_snippet_runs_as_pasted(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     exec(compile(snippet, "README.md", "exec"), {})
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 5 and out[0].startswith("[") and float(out[1]) > 0 and out[3] == "calibrated local"
+    assert len(out) == 5 and out[0].startswith("[") and float(out[1]) > 0 and out[3].startswith("calibrated local {'ci_high': ")

@@ -106,6 +106,8 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
             manifest = runtime.model.calibrator.manifest
             body["calibrator"] = (manifest.get("calibrator") or {}).get("family")
             body["sources"] = [{k: s.get(k) for k in ("column", "model", "revision")} for s in manifest.get("sources") or []]
+            body["serving"] = [{k: fp.get(k) for k in ("model", "revision", "dtype", "device_type")}
+                               for fp in (scorer.fingerprint() for scorer in runtime.model.scorers)]
         return JSONResponse(body, status_code=200 if state.ready else 503)
 
     @app.get("/v1/models")

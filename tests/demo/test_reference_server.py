@@ -73,7 +73,7 @@ def test_request_instruction_overrides_the_default_and_top_n_cuts(server, rerank
 
 @pytest.mark.parametrize("body, status, code, text", [
     ({"model": SERVED, "query": QUERY}, 400, 20015, "missing ['documents']"),
-    ({"model": SERVED, "query": QUERY, "documents": DOCS, "texts": []}, 400, 20015, "unknown ['texts']"),
+    ({"model": SERVED, "query": QUERY, "documents": DOCS, "texts": []}, 400, 20015, "unknown field(s) ['texts']"),
     ({"model": "Qwen/Qwen3-Reranker-8B", "query": QUERY, "documents": DOCS}, 400, 20012, "Model does not exist"),
     ({"model": SERVED, "query": " ", "documents": DOCS}, 400, 20015, "query must be a non-empty string"),
     ({"model": SERVED, "query": QUERY, "documents": [1, 2]}, 400, 20015, "documents must be"),

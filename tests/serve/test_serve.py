@@ -158,7 +158,7 @@ def test_collect_pointed_at_serve_returns_the_calibrated_scores(served, fitted, 
     ({"model": SERVED, "query": QUERY, "documents": ["x" * 5000]}, 413, "characters"),
     ({"model": "other/model", "query": QUERY, "documents": DOCS}, 400, "Model does not exist"),
     ({"model": SERVED, "query": QUERY, "documents": []}, 400, "documents must be"),
-    ({"model": SERVED, "query": QUERY, "documents": DOCS, "colour": "red"}, 400, "unknown ['colour']"),
+    ({"model": SERVED, "query": QUERY, "documents": DOCS, "colour": "red"}, 400, "unknown field(s) ['colour']"),
     ({"model": SERVED, "query": QUERY, "documents": DOCS, "top_n": 0}, 400, "top_n"),
     ({"model": SERVED, "query": QUERY, "documents": DOCS, "instruction": "Find recipes"}, 400, "instruction differs"),
 ])  # fmt: skip
@@ -198,6 +198,7 @@ def test_ready_reports_the_verified_artifact(served):
     body = response.json()
     assert body["ready"] is True and body["model"] == SERVED and body["calibrator"] == "sigmoid"
     assert body["sources"][0]["revision"].startswith("sha256:")
+    assert body["serving"][0]["revision"] == body["sources"][0]["revision"]  # what is loaded, next to what was fitted
 
 
 def test_another_revision_of_the_model_is_not_ready_and_says_why(fitted, reranker_v2_dir):
