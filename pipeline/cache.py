@@ -44,6 +44,13 @@ CREATE TABLE IF NOT EXISTS scorers (
     created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS vectors (
+    scorer TEXT NOT NULL,
+    text   TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (scorer, text)
+) WITHOUT ROWID;
 """
 
 
@@ -125,11 +132,44 @@ class ScoreCache:
             if not math.isfinite(value):
                 raise ValueError(f"refusing to cache non-finite score {value!r} for pair {key[:12]}")
             rows.append((scorer_hash, key, value, now))
+        return self._insert("scores", rows)
+
+    # -- embeddings (the embedding report's API side): float64 vectors keyed like scores
+    def get_vectors(self, scorer_hash: str, keys: Sequence[str]) -> dict[str, "Any"]:
+        """Cached vectors (numpy float64 arrays) for the given text keys; missing keys are absent."""
+        import numpy as np
+
+        found: dict[str, Any] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), _CHUNK):
+            chunk = unique[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT text, vector FROM vectors WHERE scorer=? AND text IN ({marks})", (scorer_hash, *chunk)
+            )
+            found.update((key, np.frombuffer(blob, dtype="<f8").copy()) for key, blob in rows)
+        return found
+
+    def put_vectors(self, scorer_hash: str, items: Iterable[tuple[str, Any]]) -> int:
+        """Store ``(text_key, vector)`` items in one transaction; returns how many."""
+        import numpy as np
+
+        now = time.time()
+        rows = []
+        for key, vector in items:
+            arr = np.asarray(vector, dtype="<f8")
+            if arr.ndim != 1 or not np.all(np.isfinite(arr)):
+                raise ValueError(f"refusing to cache a vector that is not 1-D and finite for text {key[:12]}")
+            rows.append((scorer_hash, key, arr.tobytes(), now))
+        return self._insert("vectors", rows)
+
+    def _insert(self, table: str, rows: list[tuple]) -> int:
+        """``rows`` into ``table`` in one transaction (all or nothing); returns how many."""
         if not rows:
             return 0
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?)", rows)
+            self._db.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?, ?)", rows)
         except BaseException:
             self._db.execute("ROLLBACK")
             raise

@@ -23,6 +23,7 @@ from hydra.core.config_store import ConfigStore
 from pipeline.api.config import ApiConfig
 from pipeline.demo.config import DemoConfig, ReferenceConfig, TrainSettings
 from pipeline.scorers.config import DType, LocalScorerConfig, Template
+from pipeline.embed_check.config import EmbedCheckConfig
 from pipeline.serve.config import ServeConfig
 from pipeline.text import TextConfig
 from pipeline.validation import setting
@@ -271,6 +272,7 @@ class PipelineConfig:
     check: CheckConfig = field(default_factory=CheckConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    embed_check: EmbedCheckConfig = field(default_factory=EmbedCheckConfig)
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
 
@@ -291,6 +293,7 @@ SCHEMAS: tuple[type, ...] = (
     CheckConfig,
     AlignConfig,
     ServeConfig,
+    EmbedCheckConfig,
     ReferenceConfig,
     DemoConfig,
     TrainSettings,

@@ -43,6 +43,8 @@ class Document:
     doc_id: str
     text: str
     label: float | None = None
+    #: ``meta.category`` when the line has one (the embedding report groups texts by it)
+    category: str | None = None
 
 
 @dataclass(frozen=True)
@@ -173,8 +175,10 @@ def _parse_query(obj: Any, line: int, problems: _Problems) -> Query | None:
             continue
         if did is not None:
             seen[did] = i
+        meta = doc.get("meta")
+        category = meta.get("category") if isinstance(meta, dict) and isinstance(meta.get("category"), str) else None
         if did is not None and dtext is not None:
-            documents.append(Document(did, dtext, label))
+            documents.append(Document(did, dtext, label, category))
     if qid is None or text is None or len(documents) != len(docs_raw):
         return None
     return Query(qid, text, tuple(documents), line)

@@ -43,7 +43,7 @@ from typing import Any
 
 from pipeline.demo.config import ReferenceConfig
 from pipeline.scorers.config import DType, Template
-from pipeline.wire import RequestError, error_body, parse_rerank, rerank_response
+from pipeline.wire import RequestError, embeddings_response, error_body, parse_embeddings, parse_rerank, rerank_response
 
 class ReferenceConfigError(ValueError):
     """The ``api`` config cannot talk to the loopback reference as configured."""
@@ -105,7 +105,8 @@ class RerankModel:
 
 
 class ReferenceApp:
-    """Raw ASGI app: ``POST /v1/rerank`` and ``GET /v1/models``; everything else is a 404."""
+    """Raw ASGI app: ``POST /v1/rerank``, ``GET /v1/models`` and, for a model that embeds,
+    ``POST /v1/embeddings``; everything else is a 404."""
 
     def __init__(self, model: RerankModel, api_key: str | None) -> None:
         self.model = model
@@ -132,6 +133,8 @@ class ReferenceApp:
                     raise RequestError(401, 401, "Invalid token")
             if path == "/v1/models" and method == "GET":
                 return 200, {"object": "list", "data": [{"id": self.model.settings.served_model, "object": "model"}]}
+            if path == "/v1/embeddings" and hasattr(self.model, "embed"):
+                return await self._embeddings(method, raw)
             if path != "/v1/rerank":
                 raise RequestError(404, 404, f"no route {method} {path}")
             if method != "POST":
@@ -148,6 +151,20 @@ class ReferenceApp:
             return exc.status, error_body(exc)
         except Exception as exc:  # a bug or a model failure: a 500 in the API's shape, never a hang
             return 500, error_body(RequestError(500, 50000, f"internal error: {type(exc).__name__}"))
+
+
+    async def _embeddings(self, method: str, raw: bytes) -> tuple[int, dict[str, Any]]:
+        """``POST /v1/embeddings`` for a model with ``embed(texts) -> (vectors, tokens)`` and a
+        ``dimensions`` attribute (the tests' plain-transformers embedding servers)."""
+        if method != "POST":
+            raise RequestError(405, 405, f"{method} not allowed on /v1/embeddings")
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise RequestError(400, 20015, "request body is not valid JSON") from None
+        request = parse_embeddings(body, self.model.settings, getattr(self.model, "dimensions", None))
+        vectors, tokens = await asyncio.to_thread(self.model.embed, request["input"])
+        return 200, embeddings_response(self.model.settings.served_model, vectors, tokens)
 
 
 class ReferenceServer:

@@ -40,6 +40,9 @@ STAGES: dict[str, Stage] = {
                    ("align",) + _SCORE, _SCORING),
     "serve": Stage("pipeline.stages.serve", "serve the local model + its calibrator as SiliconFlow's /v1/rerank "
                    "(a drop-in base URL for the hosted API)", ("serve", "export"), ("serve",)),
+    "embed-check": Stage("pipeline.stages.embed_check", "compare two embedding setups (local vs API, or two local "
+                         "configs) text by text and per category; exit 1 below embed_check.threshold",
+                         ("embed_check", "api", "text", "collect"), _SCORING),
     "params": Stage("pipeline.stages.params", "write the composed config to params.yaml (what DVC's Hydra composition writes)"),
 }
 

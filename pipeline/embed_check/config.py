@@ -1,0 +1,40 @@
+"""Schema of the ``embed_check`` config section (``python -m pipeline embed-check``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Dict, Optional
+
+from pipeline.scorers.config import LocalScorerConfig, ScorerKind
+from pipeline.validation import setting
+
+
+class OtherSide(Enum):
+    local = "local"  # the same local config with embed_check.other applied (dtype, revision, pooling, ...)
+    api = "api"  # the `api` config (an embeddings endpoint: api=siliconflow-embeddings)
+
+
+@dataclass
+class EmbedCheckConfig:
+    """Two embedding setups, text by text (README "Embedding consistency")."""
+
+    #: this side: an embedding config (conf/local/*: `local@embed_check.local=qwen3-embedding-0.6b`)
+    local: LocalScorerConfig = field(default_factory=lambda: LocalScorerConfig(kind=ScorerKind.embedding))
+    against: OtherSide = OtherSide.local
+    #: against=local: the keys of embed_check.local that the other side changes
+    other: Dict[str, Any] = field(default_factory=lambda: {"dtype": "bfloat16"})
+    #: the texts: a collect dataset (queries + documents with meta.category)
+    dataset: str = "${collect.dataset}"
+    #: query groups sampled from it (by hash of query_id); null = all
+    max_queries: Optional[int] = setting(16, ge=1, why='null = every query')
+    #: the gate: exit 1 when the minimum cosine over all texts is below this
+    threshold: float = setting(0.9999, ge=-1, le=1)
+    top_k: int = setting(5, ge=1)
+    worst: int = setting(10, ge=1)
+    #: against=api and the gate fails: try local variants (no query instruction, other pooling,
+    #: other dtype) to name the cause
+    diagnose: bool = True
+    #: print what the API side would send (texts not cached, tokens, cost) and send nothing
+    dry_run: bool = False
+    report_dir: str = "reports/embed-check/${name}"

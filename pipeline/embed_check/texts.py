@@ -1,0 +1,56 @@
+"""The texts embedded on both sides: the queries of a collect dataset and their documents.
+
+Queries are embedded as queries (Qwen3-Embedding: with the task instruction), documents as
+documents (without), as retrieval uses them. A document's category is its ``meta.category`` in
+the dataset (``uncategorized`` without one); queries form the category ``query``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.dataset import Dataset
+
+QUERY_CATEGORY = "query"
+NO_CATEGORY = "uncategorized"
+
+
+@dataclass(frozen=True)
+class Text:
+    key: str  # query_id, or the doc_id
+    text: str
+    category: str
+    is_query: bool
+
+
+@dataclass(frozen=True)
+class TextSet:
+    texts: list[Text]
+    #: per query: (index of the query in ``texts``, indices of its documents in ``texts``)
+    groups: list[tuple[int, list[int]]]
+
+    @property
+    def categories(self) -> list[str]:
+        return sorted({t.category for t in self.texts}, key=lambda c: (c != QUERY_CATEGORY, c))
+
+
+def text_set(dataset: Dataset) -> TextSet:
+    """Every query once, every distinct document once (by doc_id; the same id with two texts is
+    an error: the report would not know which one it measured)."""
+    texts: list[Text] = []
+    doc_index: dict[str, int] = {}
+    groups: list[tuple[int, list[int]]] = []
+    for query in dataset.queries:
+        qi = len(texts)
+        texts.append(Text(query.query_id, query.text, QUERY_CATEGORY, True))
+        members = []
+        for doc in query.documents:
+            at = doc_index.get(doc.doc_id)
+            if at is None:
+                at = doc_index[doc.doc_id] = len(texts)
+                texts.append(Text(doc.doc_id, doc.text, doc.category or NO_CATEGORY, False))
+            elif texts[at].text != doc.text:
+                raise ValueError(f"{dataset.path}: doc_id {doc.doc_id!r} appears with two different texts")
+            members.append(at)
+        groups.append((qi, members))
+    return TextSet(texts, groups)
