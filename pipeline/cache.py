@@ -112,16 +112,7 @@ class ScoreCache:
     # -- scores
     def get_many(self, scorer_hash: str, keys: Sequence[str]) -> dict[str, float]:
         """Cached scores for the given pair keys (missing keys are absent from the result)."""
-        found: dict[str, float] = {}
-        unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), _CHUNK):
-            chunk = unique[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                f"SELECT pair, score FROM scores WHERE scorer=? AND pair IN ({marks})", (scorer_hash, *chunk)
-            )
-            found.update(rows)
-        return found
+        return dict(self._select("scores", "pair", "score", scorer_hash, keys))
 
     def put_many(self, scorer_hash: str, items: Iterable[tuple[str, float]]) -> int:
         """Store ``(pair_key, score)`` items in one transaction; returns how many."""
@@ -139,16 +130,8 @@ class ScoreCache:
         """Cached vectors (numpy float64 arrays) for the given text keys; missing keys are absent."""
         import numpy as np
 
-        found: dict[str, Any] = {}
-        unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), _CHUNK):
-            chunk = unique[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                f"SELECT text, vector FROM vectors WHERE scorer=? AND text IN ({marks})", (scorer_hash, *chunk)
-            )
-            found.update((key, np.frombuffer(blob, dtype="<f8").copy()) for key, blob in rows)
-        return found
+        rows = self._select("vectors", "text", "vector", scorer_hash, keys)
+        return {key: np.frombuffer(blob, dtype="<f8").copy() for key, blob in rows}
 
     def put_vectors(self, scorer_hash: str, items: Iterable[tuple[str, Any]]) -> int:
         """Store ``(text_key, vector)`` items in one transaction; returns how many."""
@@ -162,6 +145,17 @@ class ScoreCache:
                 raise ValueError(f"refusing to cache a vector that is not 1-D and finite for text {key[:12]}")
             rows.append((scorer_hash, key, arr.tobytes(), now))
         return self._insert("vectors", rows)
+
+    def _select(self, table: str, key: str, value: str, scorer_hash: str, keys: Sequence[str]) -> Iterable[tuple]:
+        """``(key, value)`` rows of ``table`` for ``scorer_hash`` and ``keys``, in chunks that keep
+        each ``IN (...)`` under SQLite's host-parameter limit."""
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), _CHUNK):
+            chunk = unique[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            yield from self._db.execute(
+                f"SELECT {key}, {value} FROM {table} WHERE scorer=? AND {key} IN ({marks})", (scorer_hash, *chunk)
+            )
 
     def _insert(self, table: str, rows: list[tuple]) -> int:
         """``rows`` into ``table`` in one transaction (all or nothing); returns how many."""

@@ -48,6 +48,16 @@ class RequestError(Exception):
         self.code = code
 
 
+def parse_json(raw: bytes) -> Any:
+    """A request body as JSON, or the API's 400."""
+    import json
+
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise RequestError(400, INVALID_REQUEST, "request body is not valid JSON") from None
+
+
 def error_body(exc: RequestError) -> dict[str, Any]:
     return {"code": exc.code, "message": str(exc), "data": None}
 

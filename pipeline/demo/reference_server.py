@@ -43,7 +43,15 @@ from typing import Any
 
 from pipeline.demo.config import ReferenceConfig
 from pipeline.scorers.config import DType, Template
-from pipeline.wire import RequestError, embeddings_response, error_body, parse_embeddings, parse_rerank, rerank_response
+from pipeline.wire import (
+    RequestError,
+    embeddings_response,
+    error_body,
+    parse_embeddings,
+    parse_json,
+    parse_rerank,
+    rerank_response,
+)
 
 class ReferenceConfigError(ValueError):
     """The ``api`` config cannot talk to the loopback reference as configured."""
@@ -139,11 +147,7 @@ class ReferenceApp:
                 raise RequestError(404, 404, f"no route {method} {path}")
             if method != "POST":
                 raise RequestError(405, 405, f"{method} not allowed on {path}")
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                raise RequestError(400, 20015, "request body is not valid JSON") from None
-            request = parse_rerank(body, self.model.settings)
+            request = parse_rerank(parse_json(raw), self.model.settings)
             scores, tokens = await asyncio.to_thread(self.model.score, request["query"], request["documents"],
                                                      request["instruction"])  # fmt: skip
             return 200, rerank_response(request, scores, tokens)
@@ -158,11 +162,7 @@ class ReferenceApp:
         ``dimensions`` attribute (the tests' plain-transformers embedding servers)."""
         if method != "POST":
             raise RequestError(405, 405, f"{method} not allowed on /v1/embeddings")
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            raise RequestError(400, 20015, "request body is not valid JSON") from None
-        request = parse_embeddings(body, self.model.settings, getattr(self.model, "dimensions", None))
+        request = parse_embeddings(parse_json(raw), self.model.settings, getattr(self.model, "dimensions", None))
         vectors, tokens = await asyncio.to_thread(self.model.embed, request["input"])
         return 200, embeddings_response(self.model.settings.served_model, vectors, tokens)
 

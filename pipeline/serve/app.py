@@ -19,7 +19,6 @@ require("python -m pipeline serve (pipeline.serve.app)", "serve")
 
 import asyncio
 import hmac
-import json
 from types import SimpleNamespace
 
 from fastapi import FastAPI, Request
@@ -34,6 +33,7 @@ from pipeline.wire import (
     embeddings_response,
     error_body,
     parse_embeddings,
+    parse_json,
     parse_rerank,
     rerank_response,
 )
@@ -84,10 +84,7 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
         raw = await request.body()
         if len(raw) > max_body:
             raise RequestError(413, INVALID_REQUEST, f"request body of {len(raw)} bytes exceeds {max_body}")
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise RequestError(400, INVALID_REQUEST, "request body is not valid JSON") from None
+        return parse_json(raw)
 
     def limits(model) -> SimpleNamespace:
         return SimpleNamespace(served_model=model.served_model, max_documents=cfg.max_documents,
