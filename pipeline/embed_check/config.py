@@ -20,7 +20,8 @@ class EmbedCheckConfig:
     """Two embedding setups, text by text (README "Embedding consistency")."""
 
     #: this side: an embedding config (conf/local/*: `local@embed_check.local=qwen3-embedding-0.6b`)
-    local: LocalScorerConfig = field(default_factory=lambda: LocalScorerConfig(kind=ScorerKind.embedding))
+    local: LocalScorerConfig = field(
+        default_factory=lambda: LocalScorerConfig(kind=ScorerKind.embedding, model="Qwen/Qwen3-Embedding-0.6B"))
     against: OtherSide = OtherSide.local
     #: against=local: the keys of embed_check.local that the other side changes
     other: Dict[str, Any] = field(default_factory=lambda: {"dtype": "bfloat16"})
