@@ -23,7 +23,7 @@ from hydra.core.config_store import ConfigStore
 from pipeline.api.config import ApiConfig
 from pipeline.demo.config import DemoConfig, ReferenceConfig, TrainSettings
 from pipeline.scorers.config import DType, LocalScorerConfig, Template
-from pipeline.embed_check.config import EmbedCheckConfig
+from pipeline.embed_check.config import EmbedCheckConfig, LocalChanges
 from pipeline.serve.config import ServeConfig
 from pipeline.text import TextConfig
 from pipeline.validation import setting
@@ -294,6 +294,7 @@ SCHEMAS: tuple[type, ...] = (
     AlignConfig,
     ServeConfig,
     EmbedCheckConfig,
+    LocalChanges,
     ReferenceConfig,
     DemoConfig,
     TrainSettings,

@@ -184,11 +184,11 @@ def _parse_query(obj: Any, line: int, problems: _Problems) -> Query | None:
     return Query(qid, text, tuple(documents), line)
 
 
-def load_dataset(path: str | Path) -> Dataset:
+def load_dataset(path: str | Path, key: str = "collect.dataset") -> Dataset:
     """Read and validate a dataset; raises :class:`DatasetError` listing every problem found."""
     path = Path(path)
     if not path.is_file():
-        raise DatasetError(f"{path}: dataset not found (collect.dataset)")
+        raise DatasetError(f"{path}: dataset not found ({key})")
     problems = _Problems(path)
     queries: list[Query] = []
     first_line: dict[str, int] = {}

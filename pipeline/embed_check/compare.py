@@ -61,11 +61,12 @@ def retrieval(texts: TextSet, a: np.ndarray, b: np.ndarray, top_k: int) -> dict[
         per_query.append({"query": texts.texts[qi].key, "documents": len(members),
                           "topk_overlap": len(top_a & top_b) / k, "spearman": spearman(sa, sb),
                           "same_top1": bool(np.argmax(sa) == np.argmax(sb))})
+    skipped = len(texts.groups) - len(per_query)
     if not per_query:
-        return {"queries": 0}
+        return {"queries": 0, "skipped_single_document": skipped}
     overlaps = np.array([q["topk_overlap"] for q in per_query])
     rhos = np.array([q["spearman"] for q in per_query])
-    return {"queries": len(per_query), "top_k": top_k, "topk_overlap_mean": float(overlaps.mean()),
+    return {"queries": len(per_query), "skipped_single_document": skipped, "top_k": top_k, "topk_overlap_mean": float(overlaps.mean()),
             "topk_overlap_min": float(overlaps.min()), "spearman_mean": float(rhos.mean()),
             "spearman_min": float(rhos.min()), "same_top1": float(np.mean([q["same_top1"] for q in per_query])),
             "changed": [q for q in per_query if not q["same_top1"] or q["topk_overlap"] < 1.0]}

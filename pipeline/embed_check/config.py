@@ -4,15 +4,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Dict, Optional
+from typing import Optional
 
-from pipeline.scorers.config import LocalScorerConfig, ScorerKind
+from pipeline.scorers.config import Device, DType, LocalScorerConfig, Pooling, ScorerKind
 from pipeline.validation import setting
 
 
 class OtherSide(Enum):
     local = "local"  # the same local config with embed_check.other applied (dtype, revision, pooling, ...)
     api = "api"  # the `api` config (an embeddings endpoint: api=siliconflow-embeddings)
+
+
+@dataclass
+class LocalChanges:
+    """What the other local side changes (``against=local``): each key that is set replaces the
+    same ``local.*`` key of ``embed_check.local``; null keys are left as they are."""
+
+    dtype: Optional[DType] = DType.bfloat16
+    model: Optional[str] = None
+    revision: Optional[str] = None
+    device: Optional[Device] = None
+    pooling: Optional[Pooling] = None
+    task: Optional[str] = None
+    dimensions: Optional[int] = setting(None, ge=1, why='null = unchanged')
+    normalize: Optional[bool] = None
+    max_length: Optional[int] = setting(None, ge=2, why='null = unchanged')
+    attn_implementation: Optional[str] = None
 
 
 @dataclass
@@ -23,8 +40,9 @@ class EmbedCheckConfig:
     local: LocalScorerConfig = field(
         default_factory=lambda: LocalScorerConfig(kind=ScorerKind.embedding, model="Qwen/Qwen3-Embedding-0.6B"))
     against: OtherSide = OtherSide.local
-    #: against=local: the keys of embed_check.local that the other side changes
-    other: Dict[str, Any] = field(default_factory=lambda: {"dtype": "bfloat16"})
+    #: against=local: the keys of embed_check.local the other side changes (default: dtype only;
+    #: e.g. `embed_check.other.dtype=null embed_check.other.pooling=cls` for pooling only)
+    other: LocalChanges = field(default_factory=LocalChanges)
     #: the texts: a collect dataset (queries + documents with meta.category)
     dataset: str = "${collect.dataset}"
     #: query groups sampled from it (by hash of query_id); null = all

@@ -52,14 +52,16 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append(row("all", report["overall"]))
     lines.append("")
     lines.append("worst texts:")
-    for w in report["worst"][:5]:
+    for w in report["worst"]:
         head = f"  {w['cosine']:.6f}  {w['category']:<12} {w['key']}: "
         lines.append(head + clip_columns(w["text"], max(20, 99 - len(head))))
     r = report["retrieval"]
     if r.get("queries"):
-        lines.append(f"retrieval (top-{r['top_k']}, {r['queries']} queries): top-k overlap mean {r['topk_overlap_mean']:.3f} "
-                     f"(min {r['topk_overlap_min']:.3f}), Spearman mean {r['spearman_mean']:.4f} (min "
-                     f"{r['spearman_min']:.4f}), same top-1 {r['same_top1']:.0%}")
+        skipped = r.get("skipped_single_document", 0)
+        note = f"; {skipped} with a single document have no ranking" if skipped else ""
+        lines.append(wrapped(f"retrieval (top-{r['top_k']}, {r['queries']} queries{note}): top-k overlap mean "
+                             f"{r['topk_overlap_mean']:.3f} (min {r['topk_overlap_min']:.3f}), Spearman mean "
+                             f"{r['spearman_mean']:.4f} (min {r['spearman_min']:.4f}), same top-1 {r['same_top1']:.0%}"))
         for q in r["changed"][:5]:
             lines.append(f"  {q['query']}: top-k overlap {q['topk_overlap']:.2f}, Spearman {q['spearman']:.3f}"
                          + ("" if q["same_top1"] else ", top-1 differs"))
@@ -97,7 +99,10 @@ def plot(path: Path, texts: TextSet, cosines: np.ndarray, threshold: float) -> P
         ax.hlines(np.median(values), x - 0.3, x + 0.3, color="black", linewidth=1)
     ax.axhline(max(1.0 - threshold, FLOOR), color="red", linestyle="--", linewidth=1, label=f"threshold (cos {threshold})")
     ax.set_yscale("log")
-    ax.set_ylim(FLOOR / 2, max(1.0, float(gaps.max()) * 2))
+    # from a decade below the smallest gap (the floor when some vectors are identical) to a decade
+    # above the larger of the worst gap and the threshold: the data fills the plot
+    top = max(float(gaps.max()), 1.0 - threshold, FLOOR) * 10
+    ax.set_ylim(max(FLOOR / 2, float(gaps.min()) / 10), min(2.0, top))
     ax.set_xticks(range(len(categories)), categories, rotation=30, ha="right")
     ax.set_ylabel(f"1 - cosine (floor {FLOOR:g} = identical)")
     ax.set_title("embedding agreement per category")

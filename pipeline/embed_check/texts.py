@@ -35,22 +35,24 @@ class TextSet:
 
 
 def text_set(dataset: Dataset) -> TextSet:
-    """Every query once, every distinct document once (by doc_id; the same id with two texts is
-    an error: the report would not know which one it measured)."""
+    """Every query once, every distinct document once. A doc_id is unique within its query only
+    (the collect format), so documents are the same when both id and text are; the same id with
+    another text in another query is another text (its key gets the query's id)."""
     texts: list[Text] = []
-    doc_index: dict[str, int] = {}
+    doc_index: dict[tuple[str, str], int] = {}
+    ids_seen: set[str] = set()
     groups: list[tuple[int, list[int]]] = []
     for query in dataset.queries:
         qi = len(texts)
         texts.append(Text(query.query_id, query.text, QUERY_CATEGORY, True))
         members = []
         for doc in query.documents:
-            at = doc_index.get(doc.doc_id)
+            at = doc_index.get((doc.doc_id, doc.text))
             if at is None:
-                at = doc_index[doc.doc_id] = len(texts)
-                texts.append(Text(doc.doc_id, doc.text, doc.category or NO_CATEGORY, False))
-            elif texts[at].text != doc.text:
-                raise ValueError(f"{dataset.path}: doc_id {doc.doc_id!r} appears with two different texts")
+                at = doc_index[(doc.doc_id, doc.text)] = len(texts)
+                key = doc.doc_id if doc.doc_id not in ids_seen else f"{query.query_id}/{doc.doc_id}"
+                ids_seen.add(doc.doc_id)
+                texts.append(Text(key, doc.text, doc.category or NO_CATEGORY, False))
             members.append(at)
         groups.append((qi, members))
     return TextSet(texts, groups)

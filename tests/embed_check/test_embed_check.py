@@ -176,3 +176,48 @@ def test_a_response_with_a_missing_or_duplicated_index_is_refused(tmp_path, serv
              "embed_check.max_queries": 2}
     code, _, err = run(["api=siliconflow-embeddings", *minilm_local(), *(f"{k}={v}" for k, v in items.items())], capsys)
     assert code == 2 and "index" in error_line(err)
+
+
+def test_the_other_local_side_changes_only_the_keys_it_sets(tmp_path, capsys):
+    args = minilm_local() + [f"embed_check.report_dir={tmp_path / 'report'}", "embed_check.max_queries=3",
+                             "embed_check.other.dtype=null", "embed_check.other.pooling=cls"]  # fmt: skip
+    code, out, err = run(args, capsys)
+    assert code == 1, out + err
+    sides = report(tmp_path)["sides"]
+    assert sides["other"]["pooling"] == "cls" and sides["other"]["dtype"] == "float32" == sides["local"]["dtype"]
+    assert report(tmp_path)["overall"]["min"] < 0.9  # another pooling is another embedding
+
+
+def test_an_unknown_key_for_the_other_side_is_refused_with_the_allowed_ones(capsys):
+    code, _, err = run(["embed_check.other.colour=red"], capsys)
+    assert code == 2 and "colour" in err and "allowed keys: dtype, model, revision" in err
+
+
+def test_a_doc_id_reused_under_another_query_with_another_text_is_another_text(tmp_path, capsys):
+    lines = [{"query_id": "q1", "query": "cats", "documents": [{"doc_id": "d1", "text": "cats purr", "meta": {"category": "pets"}},
+                                                            {"doc_id": "d2", "text": "dogs bark", "meta": {"category": "pets"}}]},
+             {"query_id": "q2", "query": "bread", "documents": [{"doc_id": "d1", "text": "flour and water"},
+                                                             {"doc_id": "d2", "text": "dogs bark", "meta": {"category": "pets"}}]},
+             {"query_id": "q3", "query": "lonely", "documents": [{"doc_id": "x", "text": "only one"}]}]
+    path = tmp_path / "texts.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    args = minilm_local() + [f"embed_check.dataset={path}", f"embed_check.report_dir={tmp_path / 'report'}",
+                             "embed_check.threshold=0.99"]  # fmt: skip
+    code, out, err = run(args, capsys)
+    assert code == 0, out + err
+    r = report(tmp_path)
+    assert r["texts"] == 3 + 4  # 3 queries; d1 twice (two texts), d2 once, x
+    assert r["categories"]["pets"]["n"] == 2 and r["categories"]["uncategorized"]["n"] == 2
+    assert r["retrieval"]["queries"] == 2 and r["retrieval"]["skipped_single_document"] == 1
+    assert "1 with a single document have no ranking" in out
+
+
+def test_the_api_dry_run_loads_no_model_and_sends_nothing(tmp_path, server, capsys):
+    items = {"embed_check.against": "api", "api.base_url": server.base_url("siliconflow"), "api.api_key_env": "FAKE_API_KEY",
+             "api.query_template": "null", "api.instruction": "null", "collect.cache": tmp_path / "c.sqlite",
+             "embed_check.max_queries": 2, "embed_check.dry_run": "true",
+             "embed_check.local.model": "Qwen/not-downloadable"}  # a model that cannot load: the dry run never tries
+    code, out, err = run(["api=siliconflow-embeddings", *(f"{k}={v}" for k, v in items.items())], capsys)
+    assert code == 0, out + err
+    assert "text(s) not cached" in out and "nothing sent" in out
+    assert server.state.records == []
