@@ -81,7 +81,7 @@ class ApiSide:
         from pipeline.api.config import Endpoint
         from pipeline.scorers.base import fingerprint_hash
 
-        if api_cfg.endpoint is not Endpoint.embeddings and getattr(api_cfg.endpoint, "value", None) != "embeddings":
+        if Endpoint(getattr(api_cfg.endpoint, "value", api_cfg.endpoint)) is not Endpoint.embeddings:
             raise EmbedCheckError(f"api.endpoint={api_cfg.endpoint.value}: the embedding check compares embeddings; "
                                   "use an embeddings config (api=siliconflow-embeddings) or embed_check.against=local")
         validate_api_config(api_cfg)

@@ -125,8 +125,8 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
                                                      f"with ({fitted}); scores under another instruction are not "
                                                      "calibrated")
         scores = await runtime.batcher.submit(QueryGroup(parsed["query"], parsed["documents"]))
-        tokens = await asyncio.to_thread(model.count_tokens, [parsed["query"], *parsed["documents"]],
-                                         len(parsed["documents"]))
+        query, *documents = await asyncio.to_thread(model.token_counts, [parsed["query"], *parsed["documents"]])
+        tokens = query * len(documents) + sum(documents)  # the query is read once per document
         return rerank_response(parsed, [float(s) for s in scores], tokens)
 
     @app.post("/v1/embeddings")
@@ -139,7 +139,7 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
         vectors = await asyncio.to_thread(model.embed, parsed["input"])
         if model.dimensions is not None and vectors.shape[1] != model.dimensions:  # never silently reshaped
             raise RequestError(500, 50000, f"the model returned {vectors.shape[1]}-d vectors, expected {model.dimensions}")
-        tokens = await asyncio.to_thread(model.count_tokens, ["", *parsed["input"]], 0)
+        tokens = sum(await asyncio.to_thread(model.token_counts, parsed["input"]))
         return embeddings_response(model.served_model, vectors.tolist(), tokens)
 
     return app

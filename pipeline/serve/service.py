@@ -35,7 +35,7 @@ class ServeError(Exception):
     """The artifact cannot be served as configured (the message names the key to change)."""
 
 
-def scorer_config(source: dict[str, Any], cfg: ServeConfig, *, override: bool) -> tuple[LocalScorerConfig, TextConfig]:
+def scorer_config(source: dict[str, Any], cfg: ServeConfig) -> tuple[LocalScorerConfig, TextConfig]:
     """The local config and text preprocessing that reproduce a manifest source's column."""
     fp = source.get("fingerprint")
     if source.get("kind") != "local" or not isinstance(fp, dict):
@@ -48,11 +48,10 @@ def scorer_config(source: dict[str, Any], cfg: ServeConfig, *, override: bool) -
     # compared after loading (a changed directory is reported as a mismatch, not a load failure)
     revision = fp.get("revision") if fp.get("revision_source") == "hub-commit" else None
     local = replace(local, revision=revision, device=cfg.device)
-    if override:
-        if cfg.model is not None:
-            local = replace(local, model=cfg.model, revision=cfg.revision)
-        elif cfg.revision is not None:
-            local = replace(local, revision=cfg.revision)
+    if cfg.model is not None:
+        local = replace(local, model=cfg.model, revision=cfg.revision)
+    elif cfg.revision is not None:
+        local = replace(local, revision=cfg.revision)
     if cfg.batch_size is not None:
         local = replace(local, batch_size=cfg.batch_size)
     text_known = {f.name for f in fields(TextConfig)}
@@ -122,16 +121,14 @@ class CalibratedModel:
     def dimensions(self) -> int | None:
         return getattr(self.embedder, "dimensions", None)
 
-    def count_tokens(self, texts: Sequence[str], repeat_first: int = 1) -> int:
-        """Tokens read, as usage reports count them: the first text (the query) once per
-        document, plus every other text. Without a tokenizer: whitespace words."""
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text as the model's tokenizer splits it (no special tokens); without a
+        tokenizer, whitespace words. What usage reports are computed from."""
         if not texts:
-            return 0
+            return []
         if self.tokenizer is None:
-            counts = [len(t.split()) for t in texts]
-        else:
-            counts = [len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
-        return counts[0] * repeat_first + sum(counts[1:])
+            return [len(t.split()) for t in texts]
+        return [len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
 
     def close(self) -> None:
         for scorer in self.scorers:
@@ -169,7 +166,7 @@ def load_model(cfg: ServeConfig, artifact: Path) -> tuple[CalibratedModel, Readi
     problems: list[str] = []
     try:
         for source in sources:
-            local, text = scorer_config(source, cfg, override=True)
+            local, text = scorer_config(source, cfg)
             scorer = build_scorer(local, text)
             scorers.append(scorer)
             differences = fingerprint_differences(source["fingerprint"], scorer.fingerprint())
