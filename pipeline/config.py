@@ -21,6 +21,7 @@ from typing import Dict, Optional
 from hydra.core.config_store import ConfigStore
 
 from pipeline.api.config import ApiConfig
+from pipeline.collect.config import RayConfig
 from pipeline.demo.config import DemoConfig, ReferenceConfig, TrainSettings
 from pipeline.scorers.config import DType, LocalScorerConfig, Template
 from pipeline.embed_check.config import EmbedCheckConfig, LocalChanges
@@ -200,6 +201,8 @@ class CollectConfig:
     # score locally in a worker thread while API requests are in flight
     overlap_local_and_api: bool = True
     progress: bool = True
+    # score the local column(s) on Ray workers in shards of query groups (see README "Scale-out")
+    ray: RayConfig = field(default_factory=RayConfig)
 
 
 @dataclass

@@ -22,6 +22,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "api": ("httpx",),
     "serve": ("fastapi", "uvicorn"),
     "dvc": ("dvc",),
+    "ray": ("ray",),
 }
 
 #: extras that install others (pyproject.toml lists them as ``score-calibration-pipeline[...]``)

@@ -16,8 +16,10 @@ import pytest
 
 from pipeline.compose import ConfigError, compose_config, to_yaml
 from pipeline.data import read_table
+from pipeline.collect import api_side
+from pipeline.collect import stage as collect_impl
 from pipeline.stages import collect as collect_stage
-from pipeline.stages.collect import CollectError, collect
+from pipeline.collect import CollectError, collect
 from tests.servers.fake_api import expected_score
 from tests.servers.helpers import CANARY_KEY, KEY_ENV, HashScorer, api_overrides
 
@@ -205,7 +207,7 @@ def test_dry_run_needs_no_key(server, tmp_path, monkeypatch, capsys):
 
 
 def test_api_failure_keeps_finished_work_and_resume_completes(server, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(collect_stage, "build_local_scorer", lambda lcfg, cfg: HashScorer())
+    monkeypatch.setattr(collect_impl, "build_local_scorer", lambda lcfg, cfg: HashScorer())
     ds = small_dataset(tmp_path, n_queries=6)
     server.state.fault_fn = lambda n, d, b: "400" if n == 4 else None
     cfg = make_cfg(server, tmp_path, ds, **{"api.concurrency": 1})
@@ -223,7 +225,7 @@ def test_missing_key_fails_before_loading_models(server, tmp_path, monkeypatch, 
     monkeypatch.delenv(KEY_ENV)
     local = HashScorer(fail_after=0)
     cfg = make_cfg(server, tmp_path)
-    monkeypatch.setattr(collect_stage, "build_local_scorer", lambda *a: pytest.fail("model loaded before key check"))
+    monkeypatch.setattr(collect_impl, "build_local_scorer", lambda *a: pytest.fail("model loaded before key check"))
     assert collect_stage.run(cfg) == 2  # a setting, found before any work
     assert f"environment variable {KEY_ENV} is not set" in capsys.readouterr().err
     assert local.calls == [] and server.records == []
@@ -290,7 +292,7 @@ def test_progress_bar_shows_live_counts(server, tmp_path, capsys):
 
 def test_canary_key_appears_nowhere(server, tmp_path, capsys, caplog, monkeypatch):
     """Faults, retries, an echoing 401 and a clean run: the key is in no file, log or output."""
-    monkeypatch.setattr(collect_stage, "build_local_scorer", lambda lcfg, cfg: HashScorer())
+    monkeypatch.setattr(collect_impl, "build_local_scorer", lambda lcfg, cfg: HashScorer())
     caplog.set_level(logging.DEBUG)
     server.state.echo_auth_in_errors = True
     server.push_faults("429:0", "503", "reset", "malformed", "401")
@@ -353,8 +355,8 @@ def test_a_fresh_cache_is_seeded_from_the_previous_table(server, tmp_path, capsy
 def test_a_source_that_leaves_pairs_unscored_fails_and_writes_no_table(server, tmp_path, monkeypatch):
     """No error from the API, but one planned request never sent: collect must notice the missing
     scores after the run, raise, and write no table (a partial table would look complete)."""
-    real_plan = collect_stage.plan_requests
-    monkeypatch.setattr(collect_stage, "plan_requests", lambda *a, **k: real_plan(*a, **k)[:-1])
+    real_plan = api_side.plan_requests
+    monkeypatch.setattr(api_side, "plan_requests", lambda *a, **k: real_plan(*a, **k)[:-1])
     ds = small_dataset(tmp_path, n_queries=3, n_docs=4)
     cfg = make_cfg(server, tmp_path, ds)
     with pytest.raises(CollectError, match=r"reference: 4 pair\(s\) have no score after the run; re-run to resume"):

@@ -36,7 +36,7 @@ class CandidateScorers:
         return replace(self.cfg.local, **{k: v for k, v in settings.items() if k != "text"})
 
     def _scorer(self, lcfg: "LocalScorerConfig") -> Any:
-        from pipeline.stages.collect import build_local_scorer
+        from pipeline.collect import build_local_scorer
 
         key = tuple(repr(getattr(lcfg, name)) for name in _WEIGHTS)
         base = self.loaded.get(key)

@@ -38,6 +38,11 @@ class ApiScorer(Scorer):
     def score(self, groups: Sequence[QueryGroup], progress: ProgressCallback | None = None) -> list[np.ndarray]:
         prepared = [(preprocess(g.query, self.text_cfg), [preprocess(d, self.text_cfg) for d in g.documents])
                     for g in groups]
+        return self.score_prepared(prepared, progress)
+
+    def score_prepared(self, prepared: Sequence[tuple[str, Sequence[str]]],
+                       progress: ProgressCallback | None = None) -> list[np.ndarray]:
+        """Scores of ``(query, documents)`` texts sent as they are (no preprocessing here)."""
         plan = plan_requests(self.cfg, prepared, [list(range(len(docs))) for _, docs in prepared])
         out = [np.full(len(docs), np.nan) for _, docs in prepared]
 

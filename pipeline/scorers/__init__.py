@@ -2,6 +2,7 @@
 
 ``build_scorer(cfg.local, cfg.text)`` returns the configured backend. Importing this package does
 not import torch or transformers: the backend module is imported when a scorer is built.
+``local.engine.base_url`` selects :mod:`pipeline.scorers.engine` (an HTTP engine, no torch here).
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ def build_scorer(local_cfg: LocalScorerConfig, text_cfg: "TextConfig | None" = N
     invalid settings; both messages name the config key to change.
     """
     local_cfg = coerce(local_cfg)
+    if local_cfg.engine.base_url:  # an HTTP engine runs the model (vLLM, TEI, infinity)
+        from pipeline.scorers.engine import EngineScorer
+
+        return EngineScorer(local_cfg, text_cfg)
     module_name, class_name = BACKENDS[local_cfg.kind]
     backend = getattr(importlib.import_module(module_name), class_name)
     return backend(local_cfg, text_cfg)

@@ -8,10 +8,11 @@ typo such as ``local.dtype=bf16`` fails at composition time and names the allowe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Optional
 
+from pipeline.api.config import Dialect
 from pipeline.validation import setting
 
 
@@ -53,6 +54,35 @@ class Pooling(Enum):
     last = "last"  # last real token (Qwen3-Embedding)
     mean = "mean"  # mean over real tokens (sentence-transformers MiniLM and friends)
     cls = "cls"  # first token (BGE-style encoders)
+
+
+@dataclass
+class EngineConfig:
+    """``local.engine``: the column's scores come from an HTTP scoring engine (vLLM, TEI,
+    infinity) that runs the model, instead of from this process; see README "Scale-out".
+
+    The client formats the prompt (``local.template``, ``local.instruction``, ``local.task``) and
+    sends the two texts of each pair, so start the engine *without* a chat template. Everything
+    here is how to reach the engine; what it computes is fingerprinted from ``local.*`` and from
+    what the engine reports about itself (model, revision, dtype where it says).
+    """
+
+    #: null = score in this process with transformers; else the engine's base URL, e.g.
+    #: http://127.0.0.1:8000 (vLLM), http://127.0.0.1:8080 (TEI), http://127.0.0.1:7997 (infinity)
+    base_url: Optional[str] = None
+    #: vllm_score (POST /score), vllm (POST /rerank), tei, infinity; embedding models use each
+    #: one's embeddings endpoint
+    dialect: Dialect = Dialect.vllm_score
+    #: null = the dialect's default path
+    path: Optional[str] = None
+    #: the model name sent in requests; null = the one the engine reports, else local.model
+    served_model: Optional[str] = None
+    #: environment variable holding the engine's bearer token; null = none (sent when set)
+    api_key_env: Optional[str] = None
+    concurrency: int = setting(8, ge=1)
+    max_documents_per_request: int = setting(32, ge=2)
+    timeout_s: float = setting(300.0, gt=0)
+    retry_attempts: int = setting(6, ge=1, why='attempts per request, the first included')
 
 
 @dataclass
@@ -103,6 +133,9 @@ class LocalScorerConfig:
     #: provenance: the align report that chose this configuration (written by `align`; recorded in
     #: the table sidecar, never in the score fingerprint)
     aligned_by: Optional[str] = None
+    # -- where the model runs --
+    #: an HTTP engine instead of this process (local.engine.base_url); see EngineConfig
+    engine: EngineConfig = field(default_factory=EngineConfig)
 
 
 _ENUM_FIELDS = {
@@ -131,4 +164,15 @@ def coerce(cfg: LocalScorerConfig) -> LocalScorerConfig:
             except ValueError:
                 allowed = ", ".join(e.value for e in enum)
                 raise ValueError(f"local.{name}={value!r} is not one of: {allowed}") from None
+    engine = cfg.engine
+    if isinstance(engine, dict):
+        engine = EngineConfig(**engine)
+    if not isinstance(engine.dialect, Dialect):
+        try:
+            engine = replace(engine, dialect=Dialect(getattr(engine.dialect, "value", engine.dialect)))
+        except ValueError:
+            raise ValueError(f"local.engine.dialect={engine.dialect!r} is not one of: "
+                             f"{', '.join(d.value for d in Dialect)}") from None
+    if engine is not cfg.engine:
+        updates["engine"] = engine
     return replace(cfg, **updates) if updates else cfg

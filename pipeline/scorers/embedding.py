@@ -29,9 +29,9 @@ from pipeline.scorers.batching import pad, plan_batches
 from pipeline.scorers.config import LocalScorerConfig, Pooling
 from pipeline.scorers.hf import TransformersScorer
 from pipeline.scorers.loading import ScorerLoadError, architectures, load_config, load_model, load_tokenizer
+from pipeline.scorers.texts import EMBEDDING_QUERY_TEMPLATE as QUERY_TEMPLATE
+from pipeline.scorers.texts import embedding_query
 from pipeline.text import TextConfig
-
-QUERY_TEMPLATE = "Instruct: {task}\nQuery:{query}"
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: Pooling) -> torch.Tensor:
@@ -79,7 +79,7 @@ class EmbeddingScorer(TransformersScorer):
     def format_query(self, query: str) -> str:
         """The text actually embedded for a query (after preprocessing)."""
         query = self._prep(query)
-        return query if self.cfg.task is None else QUERY_TEMPLATE.format(task=self.cfg.task, query=query)
+        return embedding_query(query, self.cfg.task)
 
     def embed(self, texts: Sequence[str], is_query: bool = False) -> np.ndarray:
         """(n, d) float32 embeddings as configured (pooling, ``dimensions``, ``normalize``).

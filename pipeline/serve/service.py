@@ -41,6 +41,12 @@ def scorer_config(source: dict[str, Any], cfg: ServeConfig) -> tuple[LocalScorer
     if source.get("kind") != "local" or not isinstance(fp, dict):
         raise ServeError(f"source {source.get('column')!r} is not a local scorer with a recorded fingerprint; "
                          "serve needs every source of the artifact to be a local model")
+    if isinstance(fp.get("engine"), dict):
+        raise ServeError(
+            f"source {source.get('column')!r} was scored by an HTTP engine ({fp['engine'].get('dialect')}); serve runs "
+            "the model in this process, which that calibration was not fitted on. Serve it with the engine and "
+            "pipeline.inference, or re-collect that column in-process (the same local.*, local.engine.base_url=null) "
+            "and re-fit")
     known = {f.name for f in fields(LocalScorerConfig)}
     values = {k: fp[k] for k in _REBUILT if k in fp and k in known}
     local = LocalScorerConfig(**values)

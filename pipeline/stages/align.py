@@ -63,7 +63,7 @@ class AlignResult:
 
 
 def run(cfg) -> int:
-    from pipeline.stages.collect import CollectError
+    from pipeline.collect import CollectError
 
     try:
         result = align(cfg)
@@ -151,7 +151,7 @@ def with_text_switch(cfg, switch: str | None):
 def align(cfg, out=None) -> AlignResult:
     from tqdm import tqdm
 
-    from pipeline.stages.collect import api_scores
+    from pipeline.collect import api_scores
 
     out = out or sys.stdout
     a = cfg.align

@@ -51,7 +51,7 @@ def run(cfg: PipelineConfig) -> int:
     from pipeline.cache import CacheError
     from pipeline.dataset import DatasetError
     from pipeline.inference import CalibratorLoadError
-    from pipeline.stages.collect import CollectError
+    from pipeline.collect import CollectError
 
     path = _report_path(cfg)
     try:
@@ -74,7 +74,7 @@ def _report_path(cfg: PipelineConfig) -> Path:
 
 def check(cfg: PipelineConfig) -> dict[str, Any]:
     from pipeline.inference import load_calibrator
-    from pipeline.stages.collect import build_local_scorer, local_configs, api_source_fingerprint
+    from pipeline.collect import build_local_scorer, local_configs, api_source_fingerprint
     from pipeline.text import describe
 
     directory = Path(cfg.check.artifact or Path(cfg.export.root) / artifact_name(cfg))
@@ -170,7 +170,7 @@ def _score_sample(cfg: PipelineConfig, cal, columns: list[str], scorers: dict) -
     """Collect the sample with a throwaway cache, apply the calibrator, measure agreement."""
     from pipeline.data import read_table
     from pipeline.metrics import agreement
-    from pipeline.stages.collect import collect
+    from pipeline.collect import collect
 
     with tempfile.TemporaryDirectory(prefix="check-") as tmp:
         extra = {c: cfg.collect.extra_local[c] for c in columns if c in cfg.collect.extra_local}

@@ -23,7 +23,7 @@ from typing import Any
 
 from pipeline.config import PipelineConfig
 from pipeline.files import atomic_write_json, dumps_json, sha256_bytes
-from pipeline.stages.collect import CollectError
+from pipeline.collect import CollectError
 from pipeline.stages.common import user_errors
 
 
@@ -34,7 +34,7 @@ class ResolveError(RuntimeError):
 def resolve_versions(cfg: PipelineConfig) -> dict[str, Any]:
     from pipeline.scorers.base import fingerprint_hash
     from pipeline.scorers.loading import ScorerLoadError, resolve_source
-    from pipeline.stages.collect import api_source_fingerprint, local_configs
+    from pipeline.collect import api_source_fingerprint, local_configs
     from pipeline.text import describe
 
     local: dict[str, Any] = {}

@@ -89,7 +89,7 @@ def test_vllm_server_template_true_sends_bare_texts_false_formats_them(server):
 
 
 def test_a_prompt_wrapped_twice_is_flagged_from_the_answers(server):
-    from pipeline.stages.collect import prompt_mode_warnings
+    from pipeline.collect import prompt_mode_warnings
 
     server.state.vllm_server_template = True  # the server formats too: the client's prompt is wrapped twice
     cfg = cfg_for(server, Dialect.vllm, server_template=False, **VLLM_TEMPLATES)

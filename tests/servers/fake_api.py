@@ -167,6 +167,8 @@ ROUTES: dict[str, tuple[str, str]] = {
     "infinity/rerank": ("infinity", "rerank"),
     "infinity/embeddings": ("infinity", "embeddings"),
 }
+#: where engines say which model they serve (vLLM GET /v1/models, TEI GET /info, infinity GET /models)
+INFO_ROUTES = {"vllm/v1/models", "tei/info", "infinity/models"}
 # base_url each dialect's default path expects
 BASE_PREFIX = {
     "siliconflow": "/siliconflow/v1", "cohere": "/cohere", "jina": "/jina/v1", "voyage": "/voyage/v1",
@@ -196,6 +198,12 @@ class FakeState:
     # reported usage = the fake's token count x this (a server whose tokenizer counts fewer
     # tokens than the client's conservative estimate; the pacing benchmark uses 1/18)
     token_report_ratio: float = 1.0
+    # a real model behind the wire (the vLLM stand-in): (query text, document texts) -> scores,
+    # and texts -> vectors; None = the deterministic hash model
+    pair_scorer: Callable[[str, list[str]], list[float]] | None = None
+    embedder: Callable[[list[str]], list[list[float]]] | None = None
+    # what GET /vllm/v1/models, /tei/info and /infinity/models report (None: 404, like an old server)
+    served_model: dict[str, Any] | None = None
     faults: collections.deque = field(default_factory=collections.deque)
     fault_fn: Callable[[int, str, Any], str | None] | None = None
     records: list[Record] = field(default_factory=list)
@@ -224,6 +232,9 @@ class FakeState:
         self.sf_usage_shape = "tokens"
         self.vllm_server_template = None
         self.token_report_ratio = 1.0
+        self.pair_scorer = None
+        self.embedder = None
+        self.served_model = None
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
@@ -267,6 +278,8 @@ class FakeApp:
         if path == "_reset":
             self.state.clear_records()
             return await self._send(send, *_json(200, {"ok": True}))
+        if path in INFO_ROUTES and scope["method"] == "GET":
+            return await self._send(send, *self._info(path))
         route = ROUTES.get(path)
         if route is None:
             return await self._send(send, *_json(404, {"message": f"no route /{path}"}))
@@ -293,6 +306,22 @@ class FakeApp:
             record.finished = time.monotonic()
             with st.lock:
                 st.in_flight -= 1
+
+    def _info(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        served = self.state.served_model
+        if served is None:
+            return _json(404, {"message": f"no route /{path}"})
+        if path == "tei/info":  # router/src/http/types.rs Info
+            return _json(200, {"model_id": served.get("id"), "model_sha": served.get("revision"),
+                               "model_dtype": served.get("dtype", "float32"), "max_input_length": 8192,
+                               "version": "1.8.0", "max_concurrent_requests": 512})
+        entry = {"id": served.get("id"), "object": "model", "created": int(time.time()), "owned_by": "vllm",
+                 "root": served.get("root", served.get("id")), "parent": None, "max_model_len": 40960,
+                 "permission": [{"id": f"modelperm-{time.time_ns()}", "created": int(time.time())}]}
+        if path == "infinity/models":
+            entry = {"id": served.get("id"), "object": "model", "created": int(time.time()), "backend": "torch",
+                     "owned_by": "infinity", "capabilities": ["rerank"]}
+        return _json(200, {"object": "list", "data": [entry]})
 
     async def _send(self, send: Callable, status: int, headers: dict[str, str], body: bytes) -> None:
         raw = [(k.encode(), v.encode()) for k, v in headers.items()]
@@ -407,7 +436,11 @@ class FakeApp:
             if "qwen3-reranker" not in str(body["model"]).lower():
                 raise BadRequest(f"instruction is only supported by Qwen3 reranker models, not {body['model']}")
         raw = bool(body.get("raw_scores", False))
-        items = [{"index": i, "score": expected_score(query, d, raw)} for i, d in enumerate(docs)]
+        if self.state.pair_scorer is not None:
+            values = self.state.pair_scorer(query, list(docs))
+        else:
+            values = [expected_score(query, d, raw) for d in docs]
+        items = [{"index": i, "score": v} for i, v in enumerate(values)]
         if dialect in {"vllm", "vllm_score"} and self.state.vllm_server_template and "<|im_start|>" in query:
             items = [{"index": i, "score": 0.9990 + 1e-6 * (i % 3)} for i in range(len(docs))]  # wrapped twice
         items.sort(key=lambda it: -it["score"])  # real APIs sort by relevance
@@ -467,8 +500,11 @@ class FakeApp:
                 raise BadRequest(f"dimensions {dims} is not supported for model {body.get('model')}")
         elif dims is not None and (not isinstance(dims, int) or not 1 <= dims <= NATIVE_DIMS):
             raise BadRequest(f"dimensions must be in 1..{NATIVE_DIMS}")
-        data = [{"object": "embedding", "index": i, "embedding": expected_embedding(t, dims).tolist()}
-                for i, t in enumerate(texts)]
+        if self.state.embedder is not None:
+            vectors = self.state.embedder(list(texts))
+        else:
+            vectors = [expected_embedding(t, dims).tolist() for t in texts]
+        data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
         random.Random(len(texts)).shuffle(data)
         if fault == "missing_index" and len(data) > 1:
             data = data[:-1]

@@ -1,0 +1,186 @@
+"""The collect run: dataset in, every source's pending pairs scored into the cache, the
+paired-score table and its sidecar out."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipeline.api.client import resolve_api_key
+from pipeline.cache import ScoreCache, pair_key
+from pipeline.collect.api_side import score_api
+from pipeline.collect.local_side import score_local
+from pipeline.collect.seed import seed_cache_from_table
+from pipeline.collect.sources import (
+    CollectError,
+    Groups,
+    SourceState,
+    api_source,
+    build_local_scorer,
+    check_columns,
+    local_configs,
+    local_source,
+    prepare,
+    reference_api,
+)
+from pipeline.collect.summary import dry_run, print_summary, table_meta
+from pipeline.dataset import Dataset, load_dataset
+from pipeline.files import utc_now
+from pipeline.text import preprocess
+
+if TYPE_CHECKING:
+    from pipeline.config import PipelineConfig
+    from pipeline.scorers.base import Scorer
+
+
+@dataclass
+class CollectResult:
+    output: Path | None
+    meta: dict[str, Any]
+    sources: list[SourceState]
+
+
+def collect(
+    cfg: "PipelineConfig",
+    *,
+    scorers: dict[str, "Scorer"] | None = None,
+    out=None,
+) -> CollectResult:
+    """Run the stage; ``scorers`` (column -> Scorer) replaces ``build_scorer`` (tests, notebooks)."""
+    out = out or sys.stdout
+    c = cfg.collect
+    started = utc_now()
+    local_cfgs = local_configs(cfg) if c.run_local else {}
+    check_columns(cfg, list(local_cfgs))
+    if not c.run_api and not c.run_local:
+        raise CollectError("collect.run_api and collect.run_local are both false: nothing to collect")
+
+    full = load_dataset(c.dataset)
+    dataset = full.sample(c.max_queries, cfg.seed)
+    groups: Groups = [
+        (preprocess(q.text, cfg.text), [preprocess(d.text, cfg.text) for d in q.documents]) for q in dataset.queries
+    ]
+    keys = [[pair_key(query, doc) for doc in docs] for query, docs in groups]
+
+    api = api_source(cfg) if c.run_api else None
+    if c.dry_run:
+        dry_run(cfg, dataset, groups, keys, api, list(local_cfgs), out)
+        return CollectResult(None, {}, [api] if api else [])
+
+    sources: list[SourceState] = []
+    cache_path = Path(c.cache)
+    try:
+        with ScoreCache(cache_path) as cache:
+            seeded = seed_cache_from_table(cfg, full, cache)
+            if seeded:
+                print(f"seeded the score cache with {seeded} score(s) from {c.output} (same dataset and preprocessing; "
+                      f"keyed by the fingerprints its sidecar records)", file=out)
+            if api is not None:
+                prepare(cache, api, keys, sources)
+                if api.n_pending:
+                    resolve_api_key(cfg.api)  # fail on a missing key before loading any model
+            for src in _local_sources(cfg, local_cfgs, scorers or {}):  # models load before any paid request
+                prepare(cache, src, keys, sources)
+            needs_api = api is not None and api.n_pending > 0
+            with reference_api(cfg, needs_api) as run_cfg:
+                run_sources(run_cfg, groups, sources, cache, cache_path)
+            columns = _assemble(cfg, dataset, keys, sources, cache)
+    finally:
+        for src in sources:
+            src.close()
+
+    output = Path(c.output)
+    from pipeline.data import write_table, write_table_meta
+
+    write_table(output, columns)
+    meta = table_meta(cfg, dataset, sources, started, sampled_from=len(full.queries) if dataset is not full else None)
+    write_table_meta(output, meta)
+    print_summary(sources, output, out)
+    return CollectResult(output, meta, sources)
+
+
+def _local_sources(cfg: "PipelineConfig", local_cfgs: dict, scorers: dict[str, "Scorer"]) -> list[SourceState]:
+    """Each local column's source: its scorer in this process, or (``collect.ray.enabled``) the
+    Ray workers that hold it; the driver then never loads a model, the workers report the
+    fingerprints."""
+    out: list[SourceState] = []
+    on_ray = {c: lcfg for c, lcfg in local_cfgs.items() if c not in scorers} if cfg.collect.ray.enabled else {}
+    try:
+        for column, lcfg in local_cfgs.items():
+            if column in on_ray:
+                continue
+            scorer = scorers.get(column) or build_local_scorer(lcfg, cfg)
+            out.append(local_source(column, lcfg, scorer.fingerprint(), scorer.score_type, scorer=scorer))
+        if on_ray:
+            from pipeline.collect.ray_backend import start_workers
+
+            workers = start_workers(cfg, on_ray)
+            for column, lcfg in on_ray.items():
+                info = workers.columns[column]
+                out.append(local_source(column, lcfg, info["fingerprint"], info["score_type"], workers=workers))
+    except BaseException:
+        for src in out:
+            src.close()
+        raise
+    order = list(local_cfgs)
+    return sorted(out, key=lambda s: order.index(s.column))
+
+
+def _assemble(cfg: "PipelineConfig", dataset: Dataset, keys: list[list[str]], sources: list[SourceState],
+              cache: ScoreCache) -> dict[str, list[Any]]:
+    c = cfg.collect
+    columns: dict[str, list[Any]] = {
+        c.query_col: [q.query_id for q in dataset.queries for _ in q.documents],
+        c.doc_col: [d.doc_id for q in dataset.queries for d in q.documents],
+    }
+    if c.label_col and dataset.has_labels:
+        columns[c.label_col] = [np.nan if d.label is None else d.label for q in dataset.queries for d in q.documents]
+    flat = [k for group in keys for k in group]
+    for src in sources:
+        found = cache.get_many(src.hash, flat)
+        missing = sum(1 for k in flat if k not in found)
+        if missing:
+            raise CollectError(f"{src.column}: {missing} pair(s) have no score after the run; re-run to resume")
+        columns[src.column] = [found[k] for k in flat]
+    return columns
+
+
+def run_sources(cfg: "PipelineConfig", groups: Groups, sources: list[SourceState], cache: ScoreCache,
+                cache_path: Path) -> None:
+    """Score every source's pending pairs: the local ones in a thread while the API requests are
+    in flight on this thread's event loop (``collect.overlap_local_and_api``), else one by one."""
+    api = [s for s in sources if s.kind == "api" and s.n_pending]
+    local = [s for s in sources if s.kind == "local" and s.n_pending]
+    stop = threading.Event()
+    if not cfg.collect.overlap_local_and_api or not api or not local:
+        for src in local:
+            score_local(cfg, groups, src, cache_path, stop, position=0)
+        for src in api:
+            asyncio.run(score_api(cfg, groups, src, cache))
+        return
+
+    def locals_in_turn() -> None:
+        for src in local:
+            score_local(cfg, groups, src, cache_path, stop, position=1)
+
+    async def both() -> None:
+        thread_task = asyncio.ensure_future(asyncio.to_thread(locals_in_turn))
+        api_task = asyncio.ensure_future(score_api(cfg, groups, api[0], cache))
+        try:
+            done, _ = await asyncio.wait({thread_task, api_task}, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+            await asyncio.gather(thread_task, api_task)
+        finally:
+            stop.set()
+            api_task.cancel()
+            await asyncio.gather(thread_task, api_task, return_exceptions=True)
+
+    asyncio.run(both())

@@ -1,0 +1,179 @@
+"""A local column scored by an HTTP engine (vLLM, TEI, infinity) instead of this process.
+
+Users who already run Qwen3 rerankers on a vLLM fleet should not have to score calibration sets
+a second way. This backend sends each pair to the engine through the project's one API client
+(concurrency, retries with backoff, connection reuse, result mapping by ``index``), with the
+prompt formatted *here* from ``local.*`` by :mod:`pipeline.scorers.texts`: the engine receives
+exactly the two texts whose pair tokenisation is the transformers backend's ``template=vllm``
+(or ``none``) rows. So the column means what the in-process column with the same ``local.*``
+means, and its fingerprint says so: the same prompt fields, plus ``engine`` (dialect, path and
+what the engine reports about itself) in place of ``dtype``/``device_type``, which are the
+engine's. Start the engine *without* a chat template (vLLM: no ``--chat-template``), or the
+prompt is wrapped twice.
+
+What the engine reports (vLLM ``GET /v1/models``: id, root, max_model_len; TEI ``GET /info``:
+model_id, model_sha, model_dtype, max_input_length; infinity ``GET /models``: id, backend) is
+read once when the scorer is built and recorded in the fingerprint, so an engine that switches
+weights re-collects instead of mixing scores. The engine must therefore be up to build this
+scorer, even when every score is cached.
+
+Not reproduced: ``local.max_length`` truncation (the engine applies its own limit; vLLM refuses
+a longer pair with a 400, which stops the run and names the request) and ``local.dtype`` (the
+engine's own; TEI reports it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from pipeline.api.adapters import adapter_for
+from pipeline.api.config import ApiConfig, Dialect, Endpoint, TopN
+from pipeline.scorers.base import ProgressCallback, QueryGroup, Scorer
+from pipeline.scorers.config import Activation, LocalScorerConfig, ScorerKind, coerce
+from pipeline.scorers.prompts import DEFAULT_INSTRUCTION
+from pipeline.scorers.texts import embedding_query, qwen3_pair_texts
+from pipeline.text import TextConfig, describe, is_identity, preprocess
+
+#: bump when the meaning of an engine score changes for the same config
+ENGINE_SOURCE_VERSION = 1
+ENGINE_DIALECTS = (Dialect.vllm_score, Dialect.vllm, Dialect.tei, Dialect.infinity)
+#: where each dialect says which model it serves, and the fields worth recording
+INFO = {
+    Dialect.vllm_score: ("/v1/models", ("id", "root", "max_model_len")),
+    Dialect.vllm: ("/v1/models", ("id", "root", "max_model_len")),
+    Dialect.tei: ("/info", ("model_id", "model_sha", "model_dtype", "max_input_length")),
+    Dialect.infinity: ("/models", ("id", "backend")),
+}
+
+
+class EngineError(RuntimeError):
+    """The engine cannot be used as configured (the message names the key or the endpoint)."""
+
+
+def _served_entry(body: Any, dialect: Dialect, wanted: tuple[str | None, ...]) -> dict[str, Any]:
+    """The reported model: TEI's ``/info`` object, or the entry of an OpenAI-style model list
+    named like ``wanted`` (the only one when the engine serves one)."""
+    if dialect is Dialect.tei:
+        if not isinstance(body, dict):
+            raise EngineError("GET /info did not return an object")
+        return body
+    entries = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        raise EngineError("the model list has no 'data' entries")
+    for name in wanted:
+        for entry in entries:
+            if name is not None and name in (entry.get("id"), entry.get("root")):
+                return entry
+    if len(entries) == 1:
+        return entries[0]
+    names = [e.get("id") for e in entries]
+    raise EngineError(f"the engine serves {names}; say which with local.engine.served_model")
+
+
+def probe_engine(cfg: LocalScorerConfig, api_key: str | None) -> dict[str, Any]:
+    """What the engine reports about the model it serves (a few stable fields, never a timestamp)."""
+    import httpx
+
+    engine = cfg.engine
+    path, keep = INFO[engine.dialect]
+    url = engine.base_url.rstrip("/") + path
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        response = httpx.get(url, headers=headers, timeout=min(engine.timeout_s, 30.0))
+        response.raise_for_status()
+        body = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise EngineError(f"local.engine.base_url: GET {url} failed ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''}); is the engine running?") from None
+    entry = _served_entry(body, engine.dialect, (engine.served_model, cfg.model))
+    return {k: entry[k] for k in keep if entry.get(k) is not None}
+
+
+class EngineScorer(Scorer):
+    """:class:`Scorer` over an HTTP engine; ``local.engine.base_url`` selects it."""
+
+    def __init__(self, cfg: LocalScorerConfig, text_cfg: TextConfig | None = None) -> None:
+        from pipeline.api.client import ApiConfigError, resolve_api_key, sanitize_url
+        from pipeline.api.scorer import ApiScorer
+
+        cfg = coerce(cfg)
+        self.cfg, self.text_cfg = cfg, text_cfg or TextConfig()
+        engine = cfg.engine
+        if engine.dialect not in ENGINE_DIALECTS:
+            raise EngineError(f"local.engine.dialect={engine.dialect.value} is not an engine dialect; use one of "
+                              f"{', '.join(d.value for d in ENGINE_DIALECTS)} (hosted APIs belong in api.*)")
+        kind = ScorerKind(cfg.kind)
+        self.kind = kind.value
+        if kind is ScorerKind.embedding:
+            self.score_type = "cosine"
+            self._query, self._document = (lambda q: embedding_query(q, cfg.task)), str
+        else:
+            self.instruction = cfg.instruction or DEFAULT_INSTRUCTION
+            self._query, self._document = qwen3_pair_texts(cfg.template, self.instruction, cfg.strip_prompt)
+            logits = kind is ScorerKind.cross_encoder and Activation(cfg.activation) is Activation.none
+            if logits and engine.dialect not in (Dialect.tei, Dialect.infinity):
+                raise EngineError("local.activation=none needs raw logits, which only the tei and infinity "
+                                  "dialects return (raw_scores); vLLM returns activated scores")
+            self.score_type = "logit" if logits else "probability"
+        api_key_env = engine.api_key_env
+        self.api = ApiConfig(
+            dialect=engine.dialect, base_url=engine.base_url, path=engine.path, model=cfg.model,
+            api_key_env=api_key_env, api_key_required=False,
+            endpoint=Endpoint.embeddings if kind is ScorerKind.embedding else Endpoint.rerank,
+            top_n=TopN.all, server_template=False if engine.dialect in (Dialect.vllm, Dialect.vllm_score) else None,
+            raw_scores=self.score_type == "logit", dimensions=cfg.dimensions if kind is ScorerKind.embedding else None,
+            max_documents_per_request=engine.max_documents_per_request, concurrency=engine.concurrency,
+            rpm=None, tpm=None, timeout_s=engine.timeout_s, retry_attempts=engine.retry_attempts,
+        )
+        try:
+            api_key = resolve_api_key(self.api)
+            self.served = probe_engine(cfg, api_key)
+            name = engine.served_model or self.served.get("id") or self.served.get("model_id") or cfg.model
+            self.api.model = name
+            self.client = ApiScorer(self.api, api_key=api_key)
+        except ApiConfigError as exc:
+            raise EngineError(str(exc).replace("api.", "local.engine.")) from None
+        self.where = sanitize_url(engine.base_url)
+
+    def _prep(self, text: str) -> str:
+        """The same preprocessing as the transformers backends (``text.*``, then ``strip_texts``)."""
+        text = text if is_identity(self.text_cfg) else preprocess(text, self.text_cfg)
+        return text.strip() if self.cfg.strip_texts else text
+
+    def texts(self, query: str, documents: Sequence[str]) -> tuple[str, list[str]]:
+        """The two texts of each pair as sent (query part, document parts)."""
+        return self._query(self._prep(query)), [self._document(self._prep(d)) for d in documents]
+
+    def score(self, groups: Sequence[QueryGroup], progress: ProgressCallback | None = None) -> list[np.ndarray]:
+        from pipeline.api.errors import ApiError
+
+        prepared = [self.texts(g.query, g.documents) for g in groups]
+        try:
+            return self.client.score_prepared(prepared, progress)
+        except ApiError as exc:
+            raise EngineError(f"the engine at {self.where} failed: {exc}") from None
+
+    def fingerprint(self) -> dict[str, Any]:
+        cfg = self.cfg
+        fp: dict[str, Any] = {
+            "kind": self.kind,
+            "engine_source_version": ENGINE_SOURCE_VERSION,
+            "model": cfg.model,
+            "revision": cfg.revision,
+            "score_type": self.score_type,
+            "text": describe(self.text_cfg),
+            "engine": {"dialect": cfg.engine.dialect.value, "path": adapter_for(self.api).path(self.api),
+                       "served_model": self.api.model, "reported": self.served},
+        }
+        if self.kind == ScorerKind.embedding.value:
+            fp.update(task=cfg.task, pooling=cfg.pooling.value, dimensions=cfg.dimensions)
+        else:
+            fp.update(template=cfg.template.value,
+                      instruction=None if cfg.template.value == "none" else self.instruction)
+        for switch in ("strip_texts", "strip_prompt"):
+            if getattr(cfg, switch):
+                fp[switch] = True
+        return fp

@@ -1,0 +1,143 @@
+"""collect with ``collect.ray.enabled``: the same table as one process, a dead worker retried, a
+killed driver resumed with nothing recomputed.
+
+One local Ray instance for the whole module (2 CPUs, no dashboard, a short temp dir, loopback);
+the drivers started as subprocesses join it by address, the way a cluster is joined. Ray is
+imported at the top on purpose: without it these tests fail, they never skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import ray
+
+from pipeline.collect import collect
+from pipeline.collect import ray_backend
+from pipeline.compose import compose_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    short = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # socket paths must fit in ~107 characters
+    os.environ["PIPELINE_TEST_FLAKY_MARKER"] = os.path.join(short, "flaky-died")  # workers inherit it
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=short, _node_ip_address="127.0.0.1",
+             log_to_driver=False, logging_level="ERROR")
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
+def dataset(tmp_path: Path, n_queries: int) -> Path:
+    rows = []
+    for q in range(n_queries):
+        docs = [{"doc_id": f"d{j}", "text": f"document {j} of query {q}: 重力 {'x' * (j * q % 7)}"} for j in range(3 + q % 4)]
+        rows.append({"query_id": f"q{q}", "query": f"query {q}?", "documents": docs})
+    path = tmp_path / f"ds{n_queries}.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    return path
+
+
+def overrides(tmp_path: Path, reranker_dir: Path, ds: Path, name: str, *extra: str) -> list[str]:
+    return [f"collect.dataset={ds}", f"collect.output={tmp_path / name}.csv", f"collect.cache={tmp_path / name}.sqlite",
+            "collect.run_api=false", "collect.progress=false", "~local@collect.extra_local.local_minilm",
+            f"local.model={reranker_dir}", "local.device=cpu", "local.max_length=256", *extra]
+
+
+RAY = ("collect.ray.enabled=true", "collect.ray.workers=2", "collect.ray.queries_per_shard=2")
+
+
+def test_two_workers_give_the_table_of_one_process(cluster, reranker_dir, tmp_path):
+    ds = dataset(tmp_path, 12)
+    one = collect(compose_config(overrides(tmp_path, reranker_dir, ds, "one")))
+    two = collect(compose_config(overrides(tmp_path, reranker_dir, ds, "two", *RAY)))
+    a, b = pd.read_csv(one.output), pd.read_csv(two.output)
+    assert list(a.columns) == list(b.columns) and len(a) == len(b) == sum(3 + q % 4 for q in range(12))
+    assert (a[["query_id", "doc_id"]] == b[["query_id", "doc_id"]]).all().all()
+    assert np.max(np.abs(a["local"] - b["local"])) <= 1e-6  # packing differs per shard, the scores do not
+    # the same computation, so the same cache key: a Ray column and an in-process column are interchangeable
+    assert two.meta["sources"]["local"]["fingerprint_hash"] == one.meta["sources"]["local"]["fingerprint_hash"]
+    usage = two.meta["usage"]["local"]["ray"]
+    assert usage["workers"] == 2 and usage["shards"] == 6 and min(usage["shards_per_worker"]) >= 1
+    assert usage["worker_restarts"] == 0
+
+
+def test_a_worker_that_dies_is_restarted_and_its_shard_retried(cluster, reranker_dir, tmp_path, monkeypatch, capsys):
+    from tests.fixtures.ray_workers import FlakyWorker
+
+    monkeypatch.setattr(ray_backend, "ScoringWorker", FlakyWorker)
+    ds = dataset(tmp_path, 8)
+    one = collect(compose_config(overrides(tmp_path, reranker_dir, ds, "one")))
+    flaky = collect(compose_config(overrides(tmp_path, reranker_dir, ds, "flaky", *RAY)))
+    assert Path(os.environ["PIPELINE_TEST_FLAKY_MARKER"]).exists()  # a worker did die
+    usage = flaky.meta["usage"]["local"]
+    assert usage["ray"]["worker_restarts"] == 1 and usage["ray"]["shards"] == 4 and usage["scored"] == usage["pairs"]
+    assert np.max(np.abs(pd.read_csv(one.output)["local"] - pd.read_csv(flaky.output)["local"])) <= 1e-6
+    assert "1 worker restart(s)" in capsys.readouterr().out
+
+
+def test_too_many_workers_for_the_cluster_fail_at_once(cluster, reranker_dir, tmp_path):
+    ds = dataset(tmp_path, 2)
+    cfg = compose_config(overrides(tmp_path, reranker_dir, ds, "big", "collect.ray.enabled=true",
+                                   "collect.ray.workers=3", "collect.ray.cpus_per_worker=1"))
+    from pipeline.collect import CollectError
+
+    with pytest.raises(CollectError, match=r"ask for 3 CPU \(the cluster has 2\)"):
+        collect(cfg)
+
+
+def _stored(cache: Path) -> int:
+    if not cache.exists():
+        return 0
+    with sqlite3.connect(cache, timeout=5) as db:
+        try:
+            return db.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
+        except sqlite3.OperationalError:  # the schema is not there yet
+            return 0
+
+
+def test_a_killed_driver_loses_only_shards_in_flight_and_the_same_command_completes(cluster, reranker_dir, tmp_path):
+    ds = dataset(tmp_path, 80)
+    total = sum(3 + q % 4 for q in range(80))
+    args = overrides(tmp_path, reranker_dir, ds, "killed", "collect.ray.enabled=true", "collect.ray.workers=2",
+                     "collect.ray.queries_per_shard=1", "local.batch_size=1", f"collect.ray.address={cluster}")
+    command = [sys.executable, "-m", "pipeline", "collect", *args]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cache = tmp_path / "killed.sqlite"
+    driver = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while _stored(cache) < 6 and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        driver.send_signal(signal.SIGKILL)  # mid-run: some shards stored, others in flight or waiting
+        driver.wait(timeout=30)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    stored = _stored(cache)
+    print(f"killed at {stored} of {total} stored pairs")
+    assert 0 < stored < total, f"the kill came at {stored} of {total} stored pairs: {driver.stderr.read().decode()[-2000:]}"
+
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    meta = json.loads((tmp_path / "killed.csv.meta.json").read_text())
+    usage = meta["usage"]["local"]
+    assert usage["cached"] == stored and usage["scored"] == total - stored  # nothing stored was recomputed
+    table = pd.read_csv(tmp_path / "killed.csv")
+    reference = pd.read_csv(collect(compose_config(overrides(tmp_path, reranker_dir, ds, "ref"))).output)
+    assert len(table) == total and np.max(np.abs(table["local"] - reference["local"])) <= 1e-6
