@@ -231,12 +231,13 @@ def score_on_ray(cfg: "PipelineConfig", groups: Groups, src: SourceState, cache_
             while todo or in_flight:
                 if stop.is_set():
                     raise Stopped()
-                for w, actor in enumerate(workers.actors):
-                    while todo and load[w] < IN_FLIGHT_PER_WORKER:
-                        shard, chunk = todo.pop()
-                        batch = pending_groups(groups, src, chunk)
-                        in_flight[actor.score.remote(src.column, batch)] = (shard, chunk, batch, w)
-                        load[w] += 1
+                for level in range(1, IN_FLIGHT_PER_WORKER + 1):  # every worker busy before any gets a second
+                    for w, actor in enumerate(workers.actors):
+                        if todo and load[w] < level:
+                            shard, chunk = todo.pop()
+                            batch = pending_groups(groups, src, chunk)
+                            in_flight[actor.score.remote(src.column, batch)] = (shard, chunk, batch, w)
+                            load[w] += 1
                 ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5)
                 for ref in ready:
                     shard, chunk, batch, w = in_flight.pop(ref)

@@ -78,6 +78,9 @@ def probe_engine(cfg: LocalScorerConfig, api_key: str | None) -> dict[str, Any]:
     import httpx
 
     engine = cfg.engine
+    if engine.dialect not in INFO:
+        raise EngineError(f"local.engine.dialect={engine.dialect.value} is not an engine dialect; use one of "
+                          f"{', '.join(d.value for d in ENGINE_DIALECTS)} (hosted APIs belong in api.*)")
     path, keep = INFO[engine.dialect]
     url = engine.base_url.rstrip("/") + path
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -92,19 +95,26 @@ def probe_engine(cfg: LocalScorerConfig, api_key: str | None) -> dict[str, Any]:
     return {k: entry[k] for k in keep if entry.get(k) is not None}
 
 
+def engine_api_key(cfg: LocalScorerConfig) -> str | None:
+    """The engine's bearer token from ``local.engine.api_key_env`` (sent only when set)."""
+    import os
+
+    name = cfg.engine.api_key_env
+    return (os.environ.get(name, "").strip() or None) if name else None
+
+
 class EngineScorer(Scorer):
     """:class:`Scorer` over an HTTP engine; ``local.engine.base_url`` selects it."""
 
     def __init__(self, cfg: LocalScorerConfig, text_cfg: TextConfig | None = None) -> None:
-        from pipeline.api.client import ApiConfigError, resolve_api_key, sanitize_url
+        from pipeline.api.client import ApiConfigError, sanitize_url
         from pipeline.api.scorer import ApiScorer
 
         cfg = coerce(cfg)
         self.cfg, self.text_cfg = cfg, text_cfg or TextConfig()
         engine = cfg.engine
         if engine.dialect not in ENGINE_DIALECTS:
-            raise EngineError(f"local.engine.dialect={engine.dialect.value} is not an engine dialect; use one of "
-                              f"{', '.join(d.value for d in ENGINE_DIALECTS)} (hosted APIs belong in api.*)")
+            probe_engine(cfg, None)  # raises, naming the dialects an engine may speak
         kind = ScorerKind(cfg.kind)
         self.kind = kind.value
         if kind is ScorerKind.embedding:
@@ -129,7 +139,7 @@ class EngineScorer(Scorer):
             rpm=None, tpm=None, timeout_s=engine.timeout_s, retry_attempts=engine.retry_attempts,
         )
         try:
-            api_key = resolve_api_key(self.api)
+            api_key = engine_api_key(cfg)
             self.served = probe_engine(cfg, api_key)
             name = engine.served_model or self.served.get("id") or self.served.get("model_id") or cfg.model
             self.api.model = name

@@ -39,6 +39,18 @@ def resolve_versions(cfg: PipelineConfig) -> dict[str, Any]:
 
     local: dict[str, Any] = {}
     for column, lcfg in local_configs(cfg).items():
+        if lcfg.engine.base_url:  # an HTTP engine runs the model: what it reports is the version
+            from pipeline.api.client import sanitize_url
+            from pipeline.scorers.engine import EngineError, engine_api_key, probe_engine
+
+            try:
+                reported = probe_engine(lcfg, engine_api_key(lcfg))
+            except EngineError as exc:
+                raise ResolveError(f"{column}: {exc}") from None
+            local[column] = {"kind": lcfg.kind.value, "model": lcfg.model, "engine": sanitize_url(lcfg.engine.base_url),
+                             "reported": reported, "revision": reported.get("model_sha") or lcfg.revision,
+                             "revision_source": "engine"}
+            continue
         try:
             source = resolve_source(lcfg)
         except ScorerLoadError as exc:
@@ -67,6 +79,9 @@ def run(cfg: PipelineConfig) -> int:
     if text != before:
         atomic_write_json(path, versions)
     for column, v in versions["local"].items():
+        if v["revision_source"] == "engine":
+            print(f"{column}: {v['model']} on the engine at {v['engine']}, which reports {v['reported']}")
+            continue
         print(f"{column}: {v['model']} @ {v['revision'][:19]}... ({v['revision_source']})")
     api = versions["api"]
     served = api.get("reference_server")

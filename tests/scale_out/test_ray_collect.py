@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -36,11 +37,13 @@ def cluster():
     os.environ["PIPELINE_TEST_FLAKY_MARKER"] = os.path.join(short, "flaky-died")  # workers inherit it
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=short, _node_ip_address="127.0.0.1",
+             object_store_memory=150 * 1024**2,  # scores are small; CI machines may have a small /dev/shm
              log_to_driver=False, logging_level="ERROR")
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
         ray.shutdown()
+        shutil.rmtree(short, ignore_errors=True)
 
 
 def dataset(tmp_path: Path, n_queries: int) -> Path:

@@ -143,3 +143,14 @@ def test_an_engine_that_is_down_stops_collect_with_one_line(reranker_dir, tmp_pa
         port = s.getsockname()[1]
     with pytest.raises(CollectError, match=rf"GET http://127.0.0.1:{port}/v1/models failed .*is the engine running"):
         collect(cfg_for(tmp_path, reranker_dir, "down", f"local.engine.base_url=http://127.0.0.1:{port}"))
+
+
+def test_resolve_reports_what_the_engine_serves(stand_in, reranker_dir, tmp_path):
+    from pipeline.stages.resolve import resolve_versions
+
+    cfg = cfg_for(tmp_path, reranker_dir, "resolve", f"local.engine.base_url={stand_in.base_url('vllm')}",
+                  "collect.run_api=true", "reference.enabled=false", "api.api_key_env=null")
+    before = resolve_versions(cfg)["local"]["local"]
+    assert before["revision_source"] == "engine" and before["reported"]["root"] == SERVED["root"]
+    stand_in.state.served_model = {**SERVED, "root": "/models/qwen3-reranker-0.6b-v2"}  # the engine moved
+    assert resolve_versions(cfg)["local"]["local"] != before  # so `dvc repro` re-collects

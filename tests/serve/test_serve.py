@@ -293,3 +293,14 @@ def test_a_directory_without_an_artifact_cannot_be_loaded(tmp_path):
 
     with pytest.raises(ServeError, match=r"serve.artifact=.*manifest.json: missing"):
         load_model(replace(ServeConfig(), device="cpu"), tmp_path)
+
+
+def test_a_column_scored_by_an_http_engine_is_refused_with_the_reason():
+    from pipeline.serve.config import ServeConfig
+    from pipeline.serve.service import ServeError, scorer_config
+
+    source = {"column": "local", "kind": "local", "fingerprint": {
+        "kind": "qwen3_reranker", "model": "Qwen/Qwen3-Reranker-0.6B", "template": "vllm",
+        "engine": {"dialect": "vllm_score", "path": "/score", "served_model": "Qwen/Qwen3-Reranker-0.6B", "reported": {}}}}
+    with pytest.raises(ServeError, match=r"scored by an HTTP engine \(vllm_score\).*local.engine.base_url=null"):
+        scorer_config(source, ServeConfig())
