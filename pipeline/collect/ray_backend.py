@@ -76,9 +76,21 @@ class ScoringWorker:
         torch.set_num_threads(torch_threads)
         from pipeline.scorers import build_scorer
 
-        self.scorers = {column: build_scorer(lcfg, text_cfg) for column, lcfg in local_cfgs.items()}
+        # a model that cannot load is reported by describe(), not raised here: an actor whose
+        # constructor raises is retried by Ray (max_restarts) and logs every traceback, while a
+        # wrong path or kind fails the same way every time
+        self.scorers: dict[str, Any] = {}
+        self.error: str | None = None
+        for column, lcfg in local_cfgs.items():
+            try:
+                self.scorers[column] = build_scorer(lcfg, text_cfg)
+            except (ValueError, OSError, RuntimeError) as exc:  # ScorerLoadError, EngineError, settings
+                self.error = f"{column}: cannot build the local scorer for model {lcfg.model!r}: {exc}"
+                break
 
     def describe(self) -> dict[str, Any]:
+        if self.error is not None:
+            return {"pid": os.getpid(), "error": self.error}
         return {"pid": os.getpid(),
                 "columns": {c: {"fingerprint": s.fingerprint(), "score_type": s.score_type} for c, s in self.scorers.items()}}
 
@@ -186,6 +198,9 @@ def start_workers(cfg: "PipelineConfig", local_cfgs: dict[str, "LocalScorerConfi
             infos = ray.get([a.describe.remote() for a in workers.actors])
         except Exception as exc:  # a model did not load on a worker
             raise _error(", ".join(local_cfgs), exc) from None
+        failed = [info["error"] for info in infos if "error" in info]
+        if failed:
+            raise CollectError(failed[0])
         first = infos[0]["columns"]
         for info in infos[1:]:
             for column, theirs in info["columns"].items():

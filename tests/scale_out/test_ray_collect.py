@@ -104,6 +104,16 @@ def test_too_many_workers_for_the_cluster_fail_at_once(cluster, reranker_dir, tm
         collect(cfg)
 
 
+def test_a_model_that_cannot_load_on_the_workers_is_one_error_not_retried(cluster, tmp_path):
+    from pipeline.collect import CollectError
+
+    ds = dataset(tmp_path, 2)
+    cfg = compose_config(overrides(tmp_path, tmp_path / "no-such-model", ds, "missing", *RAY))
+    # reported by the workers' describe(), not raised by their constructors (which Ray would restart)
+    with pytest.raises(CollectError, match=r"^local: cannot build the local scorer .*no such directory"):
+        collect(cfg)
+
+
 def _stored(cache: Path) -> int:
     if not cache.exists():
         return 0
