@@ -119,11 +119,29 @@ def connect(cfg: "RayConfig") -> bool:
         where = f"the Ray cluster at {cfg.address}"
     print(wrapped(f"starting {where} ..." if cfg.address is None else f"connecting to {where} ..."),
           file=sys.stderr, flush=True)
+    _check_reachable(cfg.address)
     try:
         ray.init(**kwargs)
     except Exception as exc:  # ConnectionError, a bad address, a temp dir that cannot be made
         raise CollectError(f"collect.ray: could not start or reach Ray ({where}): {type(exc).__name__}: {exc}") from None
     return True
+
+
+def _check_reachable(address: str | None) -> None:
+    """Fail in seconds on a ``host:port`` (or ``ray://host:port``) nothing listens at: Ray itself
+    keeps retrying its GCS connection for minutes, printing a warning every few seconds."""
+    if address is None or address == "auto":
+        return
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise CollectError(f"collect.ray.address={address!r}: expected auto, host:port or ray://host:port")
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as exc:
+        raise CollectError(f"collect.ray.address={address!r}: nothing answers there ({exc.strerror or exc}); "
+                           "is the cluster's head node running (ray start --head)?") from None
 
 
 def actor_options(cfg: "RayConfig") -> dict[str, Any]:

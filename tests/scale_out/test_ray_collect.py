@@ -114,6 +114,21 @@ def test_a_model_that_cannot_load_on_the_workers_is_one_error_not_retried(cluste
         collect(cfg)
 
 
+def test_an_address_nothing_answers_at_fails_in_seconds():
+    import socket
+
+    from pipeline.collect import CollectError
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(CollectError, match=rf"collect.ray.address='127.0.0.1:{port}': nothing answers there"):
+        ray_backend._check_reachable(f"127.0.0.1:{port}")
+    with pytest.raises(CollectError, match="expected auto, host:port or ray://host:port"):
+        ray_backend._check_reachable("head-node")
+    ray_backend._check_reachable("auto")  # Ray finds the local cluster itself
+
+
 def _stored(cache: Path) -> int:
     if not cache.exists():
         return 0
