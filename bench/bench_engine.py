@@ -64,7 +64,7 @@ def timed(scorer, groups) -> tuple[float, list[float]]:
 
 
 def start_vllm(model: str, dtype: str, port: int) -> subprocess.Popen:
-    command = ["vllm", "serve", model, "--task", "score", "--port", str(port), "--host", "127.0.0.1",
+    command = ["vllm", "serve", model, "--runner", "pooling", "--port", str(port), "--host", "127.0.0.1",
                "--dtype", dtype, "--hf-overrides", json.dumps(HF_OVERRIDES)]
     print("starting:", " ".join(command), file=sys.stderr)
     return subprocess.Popen(command, stdout=sys.stderr, stderr=sys.stderr)

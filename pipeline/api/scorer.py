@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.api.client import ApiClient
+from pipeline.api.client import ApiClient, ClientStats
 from pipeline.api.collector import api_fingerprint, plan_requests
 from pipeline.api.config import ApiConfig
 from pipeline.scorers.base import ProgressCallback, QueryGroup, Scorer
@@ -31,6 +31,8 @@ class ApiScorer(Scorer):
         self._api_key = api_key
         self._fingerprint = api_fingerprint(cfg)
         self.score_type = self._fingerprint["score_type"]
+        #: requests, retries, 429s and tokens of every call so far (the collect summary's columns)
+        self.stats = ClientStats()
 
     def fingerprint(self) -> dict[str, Any]:
         return dict(self._fingerprint)
@@ -47,7 +49,15 @@ class ApiScorer(Scorer):
         out = [np.full(len(docs), np.nan) for _, docs in prepared]
 
         async def run() -> None:
-            async with ApiClient(self.cfg, api_key=self._api_key) as client:
+            client = ApiClient(self.cfg, api_key=self._api_key)
+            try:
+                await send(client)
+            finally:
+                for name, value in vars(client.stats).items():
+                    setattr(self.stats, name, getattr(self.stats, name) + value)
+
+        async def send(client: ApiClient) -> None:
+            async with client:
 
                 async def one(request) -> None:
                     result = await client.score(request.query, request.documents)

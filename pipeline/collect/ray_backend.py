@@ -257,6 +257,7 @@ def score_on_ray(cfg: "PipelineConfig", groups: Groups, src: SourceState, cache_
     in_flight: dict[Any, tuple[int, list[int], list[tuple[str, list[str]]], int]] = {}
     load = [0] * len(workers.actors)
     shards_done = [0] * len(workers.actors)
+    known = set().union(*workers.pids)  # pids before this column: a new one is a restarted worker
     start = time.monotonic()
     progress_bar = bar(src.n_pending, src.column, position, cfg.collect.progress)
     try:
@@ -293,5 +294,5 @@ def score_on_ray(cfg: "PipelineConfig", groups: Groups, src: SourceState, cache_
         src.usage["ray"] = {
             "address": workers.cfg.address, "workers": len(shards_done), "shards": sum(shards_done),
             "shards_per_worker": shards_done, "queries_per_shard": cfg.collect.ray.queries_per_shard,
-            "worker_restarts": sum(len(p) - 1 for p in workers.pids),  # a restarted worker has a new pid
+            "worker_restarts": len(set().union(*workers.pids) - known),  # a restarted worker has a new pid
         }

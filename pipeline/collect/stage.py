@@ -116,7 +116,9 @@ def _local_sources(cfg: "PipelineConfig", local_cfgs: dict, scorers: dict[str, "
             if column in on_ray:
                 continue
             scorer = scorers.get(column) or build_local_scorer(lcfg, cfg)
-            out.append(local_source(column, lcfg, scorer.fingerprint(), scorer.score_type, scorer=scorer))
+            src = local_source(column, lcfg, scorer.fingerprint(), scorer.score_type, scorer=scorer)
+            src.stats = getattr(scorer, "stats", None)  # an engine column's requests, retries, tokens
+            out.append(src)
         if on_ray:
             from pipeline.collect.ray_backend import start_workers
 

@@ -53,6 +53,18 @@ class EngineError(RuntimeError):
     """The engine cannot be used as configured (the message names the key or the endpoint)."""
 
 
+#: the API client's key names in its messages, as an engine column spells them
+_KEYS = {"api.model": "local.engine.served_model", "api.base_url": "local.engine.base_url",
+         "api.path": "local.engine.path", "api.timeout_s": "local.engine.timeout_s",
+         "api.extra_body": "local.engine.* (no extra body)", "api.retry_max_elapsed_s": "local.engine.retry_attempts"}
+
+
+def _engine_keys(message: str) -> str:
+    for api_key, engine_key in _KEYS.items():
+        message = message.replace(api_key, engine_key)
+    return message
+
+
 def _served_entry(body: Any, dialect: Dialect, wanted: tuple[str | None, ...]) -> dict[str, Any]:
     """The reported model: TEI's ``/info`` object, or the entry of an OpenAI-style model list
     named like ``wanted`` (the only one when the engine serves one)."""
@@ -89,8 +101,11 @@ def probe_engine(cfg: LocalScorerConfig, api_key: str | None) -> dict[str, Any]:
         response.raise_for_status()
         body = response.json()
     except (httpx.HTTPError, ValueError) as exc:
+        hint = "is the engine running?"
+        if engine.base_url.rstrip("/").endswith("/v1"):
+            hint = "drop the trailing /v1 from local.engine.base_url: the engines' paths carry their own"
         raise EngineError(f"local.engine.base_url: GET {url} failed ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0] if str(exc) else ''}); is the engine running?") from None
+                          f"{str(exc).splitlines()[0] if str(exc) else ''}); {hint}") from None
     entry = _served_entry(body, engine.dialect, (engine.served_model, cfg.model))
     return {k: entry[k] for k in keep if entry.get(k) is not None}
 
@@ -142,6 +157,13 @@ class EngineScorer(Scorer):
             api_key = engine_api_key(cfg)
             self.served = probe_engine(cfg, api_key)
             name = engine.served_model or self.served.get("id") or self.served.get("model_id") or cfg.model
+            reported = {self.served.get(k) for k in ("id", "root", "model_id")} - {None}
+            if reported and cfg.model not in reported:
+                import sys
+
+                print(f"warning: local.model={cfg.model!r}, but the engine at {sanitize_url(engine.base_url)} reports "
+                      f"serving {sorted(reported)}; the column is recorded under local.model (and the engine's "
+                      "report, in the fingerprint): set local.model to what the engine runs", file=sys.stderr)
             self.api.model = name
             self.client = ApiScorer(self.api, api_key=api_key)
         except ApiConfigError as exc:
@@ -164,7 +186,12 @@ class EngineScorer(Scorer):
         try:
             return self.client.score_prepared(prepared, progress)
         except ApiError as exc:
-            raise EngineError(f"the engine at {self.where} failed: {exc}") from None
+            raise EngineError(f"the engine at {self.where} failed: {_engine_keys(str(exc))}") from None
+
+    @property
+    def stats(self):
+        """Requests, retries, 429s and tokens so far (collect's summary shows them per column)."""
+        return self.client.stats
 
     def fingerprint(self) -> dict[str, Any]:
         cfg = self.cfg

@@ -14,6 +14,7 @@ from pipeline.api.errors import ApiError
 from pipeline.cache import CacheError
 from pipeline.collect import CollectError, collect
 from pipeline.dataset import DatasetError
+from pipeline.scorers.engine import EngineError
 
 if TYPE_CHECKING:
     from pipeline.config import PipelineConfig
@@ -26,7 +27,7 @@ def run(cfg: "PipelineConfig") -> int:
     except ApiConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (DatasetError, ApiError, CacheError, CollectError) as exc:
+    except (DatasetError, ApiError, CacheError, CollectError, EngineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

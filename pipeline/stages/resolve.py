@@ -57,13 +57,14 @@ def resolve_versions(cfg: PipelineConfig) -> dict[str, Any]:
             raise ResolveError(f"{column}: {exc}") from None
         local[column] = {"kind": lcfg.kind.value, "model": lcfg.model, "revision": source.revision,
                          "revision_source": source.revision_source}
-    api = api_source_fingerprint(cfg)
+    api = api_source_fingerprint(cfg) if cfg.collect.run_api else None  # collect.run_api=false: no API column
     return {
         "local": local,
-        "api": {**{k: api[k] for k in ("dialect", "model", "revision", "endpoint", "instruction",
-                                       "query_template", "document_template")},
-                "fingerprint_hash": fingerprint_hash(api),
-                **({"reference_server": api["reference_server"]} if "reference_server" in api else {})},
+        "api": None if api is None else {
+            **{k: api[k] for k in ("dialect", "model", "revision", "endpoint", "instruction", "query_template",
+                                   "document_template")},
+            "fingerprint_hash": fingerprint_hash(api),
+            **({"reference_server": api["reference_server"]} if "reference_server" in api else {})},
         "preprocessing": describe(cfg.text),
     }
 
@@ -84,9 +85,12 @@ def run(cfg: PipelineConfig) -> int:
             continue
         print(f"{column}: {v['model']} @ {v['revision'][:19]}... ({v['revision_source']})")
     api = versions["api"]
-    served = api.get("reference_server")
-    print(f"api: {api['dialect']} {api['model']} (fingerprint {api['fingerprint_hash'][:12]})"
-          + (f", served by the loopback reference: {served['model']} @ {served['revision'][:19]}..." if served else ""))
+    if api is None:
+        print("api: none (collect.run_api=false)")
+    else:
+        served = api.get("reference_server")
+        print(f"api: {api['dialect']} {api['model']} (fingerprint {api['fingerprint_hash'][:12]})"
+              + (f", served by the loopback reference: {served['model']} @ {served['revision'][:19]}..." if served else ""))
     state = "unchanged" if text == before else ("written" if before is None else "CHANGED: collect will re-run")
     print(f"{path}: {state} (sha256 {sha256_bytes(text.encode())[:12]})")
     return 0

@@ -154,3 +154,29 @@ def test_resolve_reports_what_the_engine_serves(stand_in, reranker_dir, tmp_path
     assert before["revision_source"] == "engine" and before["reported"]["root"] == SERVED["root"]
     stand_in.state.served_model = {**SERVED, "root": "/models/qwen3-reranker-0.6b-v2"}  # the engine moved
     assert resolve_versions(cfg)["local"]["local"] != before  # so `dvc repro` re-collects
+
+
+def test_an_engine_that_fails_mid_run_is_one_line_in_engine_terms(stand_in, reranker_dir, tmp_path, capsys):
+    from pipeline.stages import collect as collect_stage
+
+    cfg = cfg_for(tmp_path, reranker_dir, "fails", f"local.engine.base_url={stand_in.base_url('vllm')}")
+    stand_in.push_faults("400")  # a pair the engine refuses (vLLM: longer than max_model_len)
+    assert collect_stage.run(cfg) == 1
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err
+    assert "the engine at" in lines[0] and "local.engine.served_model" in lines[0] and "api.model" not in lines[0]
+
+
+def test_the_summary_counts_the_engines_requests(stand_in, reranker_dir, tmp_path, capsys):
+    result = collect(cfg_for(tmp_path, reranker_dir, "counted", f"local.engine.base_url={stand_in.base_url('vllm')}"))
+    usage = result.meta["usage"]["local"]
+    assert usage["requests"] == 4 and usage["succeeded"] == 4 and usage["retries"] == 0  # one per query group
+    assert usage["documents"] == 15
+
+
+def test_a_base_url_ending_in_v1_gets_a_hint(stand_in, reranker_dir):
+    lcfg = LocalScorerConfig(model=str(reranker_dir), template="vllm",
+                             engine=EngineConfig(base_url=stand_in.base_url("vllm") + "/v1"))
+    with pytest.raises(RuntimeError, match="drop the trailing /v1"):
+        build_scorer(lcfg)
