@@ -34,8 +34,8 @@ from pipeline.api.config import ApiConfig, Dialect, Endpoint, TopN
 from pipeline.scorers.base import ProgressCallback, QueryGroup, Scorer
 from pipeline.scorers.config import Activation, LocalScorerConfig, ScorerKind, coerce
 from pipeline.scorers.prompts import DEFAULT_INSTRUCTION
-from pipeline.scorers.texts import embedding_query, qwen3_pair_texts
-from pipeline.text import TextConfig, describe, is_identity, preprocess
+from pipeline.scorers.texts import embedding_query, qwen3_pair_texts, scorer_text
+from pipeline.text import TextConfig, describe
 
 #: bump when the meaning of an engine score changes for the same config
 ENGINE_SOURCE_VERSION = 1
@@ -167,13 +167,11 @@ class EngineScorer(Scorer):
             self.api.model = name
             self.client = ApiScorer(self.api, api_key=api_key)
         except ApiConfigError as exc:
-            raise EngineError(str(exc).replace("api.", "local.engine.")) from None
+            raise EngineError(_engine_keys(str(exc))) from None
         self.where = sanitize_url(engine.base_url)
 
     def _prep(self, text: str) -> str:
-        """The same preprocessing as the transformers backends (``text.*``, then ``strip_texts``)."""
-        text = text if is_identity(self.text_cfg) else preprocess(text, self.text_cfg)
-        return text.strip() if self.cfg.strip_texts else text
+        return scorer_text(text, self.text_cfg, self.cfg.strip_texts)
 
     def texts(self, query: str, documents: Sequence[str]) -> tuple[str, list[str]]:
         """The two texts of each pair as sent (query part, document parts)."""

@@ -26,7 +26,8 @@ from pipeline.scorers.batching import pad, plan_batches
 from pipeline.scorers.config import LocalScorerConfig, coerce
 from pipeline.scorers.cpu_memory import reuse_freed_memory
 from pipeline.scorers.loading import ModelSource, resolve_device, resolve_source
-from pipeline.text import TextConfig, describe, is_identity, preprocess
+from pipeline.scorers.texts import scorer_text
+from pipeline.text import TextConfig, describe
 
 #: bump when a backend's computation changes in a way that changes scores
 SCORER_VERSION = 1
@@ -65,8 +66,7 @@ class TransformersScorer(Scorer):
 
     # -- text ---------------------------------------------------------------------------------
     def _prep(self, text: str) -> str:
-        text = text if is_identity(self.text_cfg) else preprocess(text, self.text_cfg)
-        return text.strip() if self.cfg.strip_texts else text
+        return scorer_text(text, self.text_cfg, self.cfg.strip_texts)
 
     # -- backend steps ------------------------------------------------------------------------
     @abstractmethod

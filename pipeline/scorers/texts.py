@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from pipeline.scorers.config import Template
 from pipeline.scorers.prompts import PREFIX, SUFFIX, VLLM_DOCUMENT, VLLM_QUERY
+from pipeline.text import TextConfig, is_identity, preprocess
 
 TextForm = Callable[[str], str]
 
@@ -23,6 +24,13 @@ EMBEDDING_QUERY_TEMPLATE = "Instruct: {task}\nQuery:{query}"
 
 #: templates whose tokens an engine reproduces by tokenising (query text, document text) as a pair
 PAIR_TEMPLATES = (Template.vllm, Template.none)
+
+
+def scorer_text(text: str, text_cfg: TextConfig, strip_texts: bool) -> str:
+    """A query or document as every local backend sees it: ``text.*`` preprocessing (a no-op on
+    text collect already preprocessed), then ``local.strip_texts``."""
+    text = text if is_identity(text_cfg) else preprocess(text, text_cfg)
+    return text.strip() if strip_texts else text
 
 
 def embedding_query(query: str, task: str | None) -> str:
