@@ -48,24 +48,21 @@ class ApiScorer(Scorer):
         plan = plan_requests(self.cfg, prepared, [list(range(len(docs))) for _, docs in prepared])
         out = [np.full(len(docs), np.nan) for _, docs in prepared]
 
+        client = ApiClient(self.cfg, api_key=self._api_key)
+
+        async def one(request) -> None:
+            result = await client.score(request.query, request.documents)
+            out[request.group][list(request.doc_indices)] = result.scores
+            if progress is not None:
+                progress(len(request.doc_indices))
+
         async def run() -> None:
-            client = ApiClient(self.cfg, api_key=self._api_key)
-            try:
-                await send(client)
-            finally:
-                for name, value in vars(client.stats).items():
-                    setattr(self.stats, name, getattr(self.stats, name) + value)
-
-        async def send(client: ApiClient) -> None:
             async with client:
-
-                async def one(request) -> None:
-                    result = await client.score(request.query, request.documents)
-                    out[request.group][list(request.doc_indices)] = result.scores
-                    if progress is not None:
-                        progress(len(request.doc_indices))
-
                 await asyncio.gather(*(one(r) for r in plan))
 
-        asyncio.run(run())
+        try:
+            asyncio.run(run())
+        finally:  # failed calls count too
+            for name, value in vars(client.stats).items():
+                setattr(self.stats, name, getattr(self.stats, name) + value)
         return out

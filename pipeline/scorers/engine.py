@@ -39,14 +39,14 @@ from pipeline.text import TextConfig, describe
 
 #: bump when the meaning of an engine score changes for the same config
 ENGINE_SOURCE_VERSION = 1
-ENGINE_DIALECTS = (Dialect.vllm_score, Dialect.vllm, Dialect.tei, Dialect.infinity)
-#: where each dialect says which model it serves, and the fields worth recording
+#: the engine dialects: where each says which model it serves, and the fields worth recording
 INFO = {
     Dialect.vllm_score: ("/v1/models", ("id", "root", "max_model_len")),
     Dialect.vllm: ("/v1/models", ("id", "root", "max_model_len")),
     Dialect.tei: ("/info", ("model_id", "model_sha", "model_dtype", "max_input_length")),
     Dialect.infinity: ("/models", ("id", "backend")),
 }
+ENGINE_DIALECTS = tuple(INFO)
 
 
 class EngineError(RuntimeError):
@@ -85,14 +85,18 @@ def _served_entry(body: Any, dialect: Dialect, wanted: tuple[str | None, ...]) -
     raise EngineError(f"the engine serves {names}; say which with local.engine.served_model")
 
 
+def check_dialect(dialect: Dialect) -> None:
+    if dialect not in INFO:
+        raise EngineError(f"local.engine.dialect={dialect.value} is not an engine dialect; use one of "
+                          f"{', '.join(d.value for d in ENGINE_DIALECTS)} (hosted APIs belong in api.*)")
+
+
 def probe_engine(cfg: LocalScorerConfig, api_key: str | None) -> dict[str, Any]:
     """What the engine reports about the model it serves (a few stable fields, never a timestamp)."""
     import httpx
 
     engine = cfg.engine
-    if engine.dialect not in INFO:
-        raise EngineError(f"local.engine.dialect={engine.dialect.value} is not an engine dialect; use one of "
-                          f"{', '.join(d.value for d in ENGINE_DIALECTS)} (hosted APIs belong in api.*)")
+    check_dialect(engine.dialect)
     path, keep = INFO[engine.dialect]
     url = engine.base_url.rstrip("/") + path
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -128,8 +132,7 @@ class EngineScorer(Scorer):
         cfg = coerce(cfg)
         self.cfg, self.text_cfg = cfg, text_cfg or TextConfig()
         engine = cfg.engine
-        if engine.dialect not in ENGINE_DIALECTS:
-            probe_engine(cfg, None)  # raises, naming the dialects an engine may speak
+        check_dialect(engine.dialect)
         kind = ScorerKind(cfg.kind)
         self.kind = kind.value
         if kind is ScorerKind.embedding:

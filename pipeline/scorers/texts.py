@@ -22,9 +22,6 @@ TextForm = Callable[[str], str]
 #: Qwen3-Embedding's query form (the model card's; no space after "Query:")
 EMBEDDING_QUERY_TEMPLATE = "Instruct: {task}\nQuery:{query}"
 
-#: templates whose tokens an engine reproduces by tokenising (query text, document text) as a pair
-PAIR_TEMPLATES = (Template.vllm, Template.none)
-
 
 def scorer_text(text: str, text_cfg: TextConfig, strip_texts: bool) -> str:
     """A query or document as every local backend sees it: ``text.*`` preprocessing (a no-op on
