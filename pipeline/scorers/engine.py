@@ -105,11 +105,18 @@ def probe_engine(cfg: LocalScorerConfig, api_key: str | None) -> dict[str, Any]:
         response.raise_for_status()
         body = response.json()
     except (httpx.HTTPError, ValueError) as exc:
+        from pipeline.api.client import sanitize_url
+        from pipeline.api.errors import redact
+
         hint = "is the engine running?"
         if engine.base_url.rstrip("/").endswith("/v1"):
             hint = "drop the trailing /v1 from local.engine.base_url: the engines' paths carry their own"
-        raise EngineError(f"local.engine.base_url: GET {url} failed ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0] if str(exc) else ''}); {hint}") from None
+        if isinstance(exc, httpx.HTTPStatusError):  # its text repeats the URL, credentials included
+            detail = f"HTTP {exc.response.status_code}"
+        else:
+            detail = redact(str(exc).splitlines()[0] if str(exc) else "", api_key)
+        raise EngineError(f"local.engine.base_url: GET {sanitize_url(url)} failed ({type(exc).__name__}: "
+                          f"{detail}); {hint}") from None
     entry = _served_entry(body, engine.dialect, (engine.served_model, cfg.model))
     return {k: entry[k] for k in keep if entry.get(k) is not None}
 
