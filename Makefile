@@ -1,7 +1,8 @@
 # One command to set up and run the main job, one to set up and run the tests:
 #   make demo      (venv + install + `python -m pipeline fit` on the committed demo table)
 #   make test      (venv + install + pytest)
-#   make repro     (venv + install + `dvc repro`: the whole offline pipeline, dataset to artifact)
+#   make repro     (venv + install + `dvc repro`: the whole offline pipeline, dataset to artifact; the
+#                  demo weights are committed, so a fresh clone re-runs only dataset, resolve and fit)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin

@@ -3,11 +3,10 @@ calls the stage's plain ``run(cfg)`` function."""
 
 from __future__ import annotations
 
-import importlib
 import sys
 from typing import Sequence
 
-from pipeline.stages import STAGES
+from pipeline.stages import STAGES, one_line
 
 USAGE = ("usage: python -m pipeline <stage> [key=value ...] [--params FILE] [--print-config] [--dry-run (collect)] "
          "[--apply (align)]")
@@ -66,13 +65,6 @@ def _stage_help(name: str) -> str:
     return "\n".join(lines)
 
 
-def _one_line(message: str) -> str:
-    """Hydra/OmegaConf errors span several lines with internal type names; one line keeps the
-    project's error style (the key, the value, what to do)."""
-    parts = [p.strip() for p in message.splitlines() if p.strip()]
-    return " ".join(p for p in parts if not p.startswith(("reference_type=", "object_type=")))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in {"-h", "--help", "help"}:
@@ -128,16 +120,17 @@ def _run_stage(stage_name: str, rest: list[str]) -> int:
     try:
         cfg = load_params(params_file, overrides) if params_file else compose_config(overrides)
     except ConfigError as exc:
-        print(f"config error: {_one_line(str(exc))}", file=sys.stderr)
+        print(f"config error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     if print_config:
         print(to_yaml(cfg))
         return 0
     if not params_file and not overrides and stage_name != "params":
         _note_stale_params(to_yaml(cfg))
-    module = importlib.import_module(STAGES[stage_name].module)
+    from pipeline.stages import run_stage
+
     try:
-        return int(module.run(cfg) or 0)
+        return run_stage(stage_name, cfg)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -22,14 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
-from pipeline.files import atomic_write_json, dumps_json, release_mode, sha256_file, utc_now
+from pipeline.errors import PipelineError
+from pipeline.files import atomic_write_json, dumps_json, release_mode, sha256_file
 from pipeline.inference import JOBLIB_FILE, MANIFEST_FILE, SPEC_FILE
 
 MANIFEST_FORMAT = "score-calibrator-manifest/v1"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-class ArtifactError(ValueError):
+class ArtifactError(PipelineError, ValueError):
     pass
 
 
@@ -58,8 +59,9 @@ def check_name(name: str) -> None:
 def write_artifact(root: str | os.PathLike, name: str, model: Any, manifest: dict[str, Any], *, write_joblib: bool = True) -> Path:
     """Write spec (+ joblib) + manifest under ``root/name`` atomically; returns the final path.
 
-    ``manifest`` holds provenance; this function adds ``files`` (sha256 of each file),
-    ``format``, ``name`` and ``created``.
+    ``manifest`` holds provenance; this function adds ``files`` (sha256 of each file), ``format``
+    and ``name``. No timestamp: the same inputs give the same bytes, so a re-fit that changed
+    nothing leaves ``dvc.lock`` (which hashes the directory) as it was.
     """
     import joblib
 
@@ -78,7 +80,7 @@ def write_artifact(root: str | os.PathLike, name: str, model: Any, manifest: dic
                 os.fsync(fh.fileno())
             files[JOBLIB_FILE] = sha256_file(staging / JOBLIB_FILE)
         full = dict(manifest)
-        full.update({"format": MANIFEST_FORMAT, "name": name, "created": utc_now(), "files": files})
+        full.update({"format": MANIFEST_FORMAT, "name": name, "files": files})
         dumps_json(full)  # fail before anything is renamed if the manifest is not valid JSON
         atomic_write_json(staging / MANIFEST_FILE, full)
         _swap_into_place(staging, final)

@@ -27,6 +27,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import PipelineError
+
 SCHEMA_VERSION = 1
 _CHUNK = 500  # keeps IN (...) lists under SQLite's host-parameter limit
 
@@ -54,7 +56,7 @@ CREATE TABLE IF NOT EXISTS vectors (
 """
 
 
-class CacheError(RuntimeError):
+class CacheError(PipelineError, RuntimeError):
     """The cache file cannot be used (wrong schema version, corrupt, not a database)."""
 
 

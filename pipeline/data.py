@@ -20,12 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.errors import PipelineError
 from pipeline.files import atomic_output_path, atomic_write_json, commit_output, sha256_file
 
 MAX_LISTED = 5
 
 
-class TableError(ValueError):
+class TableError(PipelineError, ValueError):
     """The paired-score table cannot be used as configured; the message says where and why."""
 
 
@@ -149,6 +150,8 @@ def read_table(
 ) -> PairedTable:
     """Read and validate a paired-score table (CSV or Parquet)."""
     path = Path(path)
+    if not path.is_file():  # before the suffix: a missing file is the first thing to fix
+        raise TableError(f"{path}: paired-score table not found (data.path)")
     fmt = detect_format(path, fmt)
     if not sources:
         raise TableError("data.sources is empty: name at least one local score column")

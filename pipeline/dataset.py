@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import PipelineError
 from pipeline.files import sha256_file
 
 MAX_REPORTED = 10
@@ -34,7 +35,7 @@ _QUERY_KEYS = {"query_id", "query", "documents", "meta"}
 _DOC_KEYS = {"doc_id", "text", "label", "meta"}
 
 
-class DatasetError(ValueError):
+class DatasetError(PipelineError, ValueError):
     """The dataset file is not valid; the message lists ``file:line: field: problem`` entries."""
 
 

@@ -21,13 +21,14 @@ import numpy as np
 from pipeline.calibrators import AutoCalibrator, grouped_splits, make_calibrator
 from pipeline.config import FusionMethod, PipelineConfig
 from pipeline.data import PairedTable
+from pipeline.errors import PipelineError
 from pipeline.fusion import NonNegativeFusion, ScoreCalibrationModel
 from pipeline.fusion_scale import resolve_score_types
 from pipeline.fusion_summary import FusionSummary, contributions, weight_intervals
 from pipeline.metrics import MetricValue, PerQuery, agreement
 
 
-class EvaluationError(ValueError):
+class EvaluationError(PipelineError, ValueError):
     """The table and configuration cannot be evaluated (e.g. fewer than 2 queries)."""
 
 

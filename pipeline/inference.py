@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.errors import PipelineError
 from pipeline.files import sha256_file
 from pipeline.spec import SpecError, compile_spec
 
@@ -33,7 +34,7 @@ MANIFEST_FILE = "manifest.json"
 __all__ = ["ArtifactIntegrityError", "CalibratorLoadError", "LoadedCalibrator", "ModelMismatchError", "load_calibrator"]
 
 
-class CalibratorLoadError(Exception):
+class CalibratorLoadError(PipelineError):
     """The artifact directory cannot be used."""
 
 

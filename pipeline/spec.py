@@ -35,11 +35,13 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.errors import PipelineError
+
 FORMAT = "score-calibrator/v1"
 FAMILIES = ("identity", "poly", "isotonic", "sigmoid")
 
 
-class SpecError(ValueError):
+class SpecError(PipelineError, ValueError):
     """A calibrator spec that is malformed or would not be monotone non-decreasing."""
 
 

@@ -18,10 +18,12 @@ import typing
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from typing import Any
 
+from pipeline.errors import PipelineError
+
 RANGE = "range"
 
 
-class SettingError(ValueError):
+class SettingError(PipelineError, ValueError):
     """A setting outside its allowed range; the message names the key."""
 
 

@@ -36,6 +36,27 @@ def demo_table() -> Path:
 
 
 @pytest.fixture(scope="session")
+def fresh_clone(tmp_path_factory):
+    """This working tree as a new user's clone has it (tracked and not-ignored files only: no DVC
+    cache, score cache or artifact), after ``dvc repro`` on the full demo profile. Built once per
+    session; tests that run commands in it must leave its tracked files as they are."""
+    import shutil
+
+    from tests.demo.test_dvc_pipeline import Repo, _working_tree_files
+
+    root = tmp_path_factory.mktemp("fresh-clone")
+    for rel in _working_tree_files():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, root / rel)
+    clone = Repo(root)
+    clone.env.pop("DEMO_REFERENCE_API_KEY", None)
+    clone.run("git", "init", "-q")
+    clone.commit("clone")
+    clone.first = clone.run("dvc", "repro")
+    return clone
+
+
+@pytest.fixture(scope="session")
 def models_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("tiny-models")
 

@@ -18,7 +18,7 @@ from pipeline.compose import ConfigError, compose_config, to_yaml
 from pipeline.data import read_table
 from pipeline.collect import api_side
 from pipeline.collect import stage as collect_impl
-from pipeline.stages import collect as collect_stage
+from pipeline.stages import run_stage
 from pipeline.collect import CollectError, collect
 from tests.servers.fake_api import expected_score
 from tests.servers.helpers import CANARY_KEY, KEY_ENV, HashScorer, api_overrides
@@ -84,8 +84,10 @@ def test_demo_dataset_end_to_end(server, tmp_path, capsys):
     assert loc["kind"] == "local" and loc["fingerprint_hash"] == local.fingerprint_hash()
     assert meta["dataset"] == {"path": str(DEMO), "sha256": ds.sha256, "queries": 10, "pairs": 100, "labelled_pairs": 100,
                                "sampled_from": len(load_dataset(DEMO).queries)}
-    assert meta["usage"]["reference"]["requests"] == 10 and meta["usage"]["reference"]["tokens"] > 0
-    assert meta["started"] <= meta["finished"]
+    assert "usage" not in meta and "started" not in meta  # the committed sidecar holds no per-run figures
+    run = json.loads(Path(str(result.output) + ".run.json").read_text())
+    assert run == result.run and run["usage"]["reference"]["requests"] == 10 and run["usage"]["reference"]["tokens"] > 0
+    assert run["started"] <= run["finished"]
     summary = capsys.readouterr().out
     assert "requests" in summary and "429s" in summary and "reference" in summary
 
@@ -141,7 +143,7 @@ def test_rerun_is_served_from_the_cache(server, tmp_path):
     second = collect(cfg, scorers={"local": again})
     assert server.records == [] and again.calls == []
     pd.testing.assert_frame_equal(before, pd.read_csv(second.output))
-    assert second.meta["usage"]["reference"]["cached"] == 100
+    assert second.run["usage"]["reference"]["cached"] == 100
 
 
 def test_changing_instruction_or_local_fingerprint_changes_the_key(server, tmp_path):
@@ -211,14 +213,14 @@ def test_api_failure_keeps_finished_work_and_resume_completes(server, tmp_path, 
     ds = small_dataset(tmp_path, n_queries=6)
     server.state.fault_fn = lambda n, d, b: "400" if n == 4 else None
     cfg = make_cfg(server, tmp_path, ds, **{"api.concurrency": 1})
-    assert collect_stage.run(cfg) == 1
+    assert run_stage("collect", cfg) == 2
     err = capsys.readouterr().err
     assert "400 Bad Request" in err and CANARY_KEY not in err
     assert not (tmp_path / "out" / "table.csv").exists()  # no partial table
     server.reset()
     result = collect(cfg, scorers={"local": HashScorer()})
     assert len(server.records) == 3  # the three groups answered before the 400 were cached
-    assert result.meta["usage"]["reference"]["cached"] == 12
+    assert result.run["usage"]["reference"]["cached"] == 12
 
 
 def test_missing_key_fails_before_loading_models(server, tmp_path, monkeypatch, capsys):
@@ -226,7 +228,7 @@ def test_missing_key_fails_before_loading_models(server, tmp_path, monkeypatch, 
     local = HashScorer(fail_after=0)
     cfg = make_cfg(server, tmp_path)
     monkeypatch.setattr(collect_impl, "build_local_scorer", lambda *a: pytest.fail("model loaded before key check"))
-    assert collect_stage.run(cfg) == 2  # a setting, found before any work
+    assert run_stage("collect", cfg) == 2  # a setting, found before any work
     assert f"environment variable {KEY_ENV} is not set" in capsys.readouterr().err
     assert local.calls == [] and server.records == []
 
@@ -297,10 +299,10 @@ def test_canary_key_appears_nowhere(server, tmp_path, capsys, caplog, monkeypatc
     server.state.echo_auth_in_errors = True
     server.push_faults("429:0", "503", "reset", "malformed", "401")
     cfg = make_cfg(server, tmp_path, **{"api.concurrency": 1})
-    assert collect_stage.run(cfg) == 1  # the 401 stops it
+    assert run_stage("collect", cfg) == 2  # the 401 stops it
     server.reset()
     server.state.echo_auth_in_errors = True
-    assert collect_stage.run(cfg) == 0
+    assert run_stage("collect", cfg) == 0
     captured = capsys.readouterr()
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert {p.name for p in written} >= {"table.csv", "table.csv.meta.json", "cache.sqlite"}
@@ -326,7 +328,7 @@ def test_end_to_end_with_a_tiny_qwen3_reranker(server, tmp_path):
     assert all(math.isfinite(v) for v in frame["reference"])
     server.reset()
     again = collect(cfg)  # everything cached: no request, same table
-    assert server.records == [] and again.meta["usage"]["local"]["cached"] == 6
+    assert server.records == [] and again.run["usage"]["local"]["cached"] == 6
 
 
 def test_a_fresh_cache_is_seeded_from_the_previous_table(server, tmp_path, capsys):
@@ -340,10 +342,10 @@ def test_a_fresh_cache_is_seeded_from_the_previous_table(server, tmp_path, capsy
         (tmp_path / f"cache.sqlite{suffix}").unlink(missing_ok=True)
     second = collect(make_cfg(server, tmp_path, ds), scorers={"local": HashScorer("v2")})
     assert len(server.records) == requests  # every reference score came from the seeded cache
-    assert second.meta["usage"]["reference"]["cached"] == 12 and second.meta["usage"]["local"]["scored"] == 12
+    assert second.run["usage"]["reference"]["cached"] == 12 and second.run["usage"]["local"]["scored"] == 12
     assert "seeded the score cache with 24 score(s)" in capsys.readouterr().out  # reference + the v1 local column
     back = collect(make_cfg(server, tmp_path, ds), scorers={"local": HashScorer("v1")})
-    assert back.meta["usage"]["local"]["cached"] == 12  # v1's scores were seeded before v2 replaced the table
+    assert back.run["usage"]["local"]["cached"] == 12  # v1's scores were seeded before v2 replaced the table
     pd.testing.assert_frame_equal(pd.read_csv(back.output), pd.read_csv(first.output))
     # another dataset file: the old table's keys would name other texts, so nothing is seeded
     other = small_dataset(tmp_path / "other", n_queries=3, n_docs=4, labels=False)

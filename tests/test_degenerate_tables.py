@@ -79,7 +79,7 @@ def two_source_table(tmp_path: Path) -> Path:
     (["+data.score_types.logits=probability"], "'logits' is declared a probability but has values outside [0, 1]"),
     (["+data.score_types.nope=probability"], "data.score_types names ['nope'], which are not among the table's columns"),
     (["+data.score_types.logits=odds"], "data.score_types.logits"),
-    (["data.score_types.logits=probability"], "use +data.score_types.logits=probability"),
+    (["data.score_types.logits=probability"], "with +data.score_types.logits=probability"),
 ])
 def test_a_score_type_the_table_contradicts_is_one_line_and_exit_2(tmp_path, capsys, extra, message):
     path = two_source_table(tmp_path)

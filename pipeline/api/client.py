@@ -13,6 +13,7 @@ first, so even a server that echoes the key back cannot put it into an exception
 
 from __future__ import annotations
 
+from pipeline.errors import PipelineError
 from pipeline.extras import require
 
 require("the API client (pipeline.api)", "api")
@@ -51,7 +52,7 @@ T = TypeVar("T")
 _SNIPPET = 300
 
 
-class ApiConfigError(ValueError):
+class ApiConfigError(PipelineError, ValueError):
     """The ``api`` config cannot work as given; the message names the key."""
 
 

@@ -8,8 +8,10 @@ from already-redacted text, so no message can carry the API key.
 
 from __future__ import annotations
 
+from pipeline.errors import PipelineError
 
-class ApiError(RuntimeError):
+
+class ApiError(PipelineError, RuntimeError):
     """Any failure talking to the reference API; the message says what and where."""
 
 

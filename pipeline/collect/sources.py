@@ -19,6 +19,7 @@ from pipeline.api.client import ClientStats, resolve_api_key, sanitize_url
 from pipeline.api.collector import api_fingerprint
 from pipeline.cache import ScoreCache
 from pipeline.console import wrapped
+from pipeline.errors import PipelineError
 from pipeline.scorers.base import fingerprint_hash
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from pipeline.scorers.config import LocalScorerConfig
 
 
-class CollectError(RuntimeError):
+class CollectError(PipelineError, RuntimeError):
     """The collect stage cannot run as configured, or did not get every score."""
 
 

@@ -29,9 +29,9 @@ from pipeline.collect.sources import (
     prepare,
     reference_api,
 )
-from pipeline.collect.summary import dry_run, print_summary, table_meta
+from pipeline.collect.summary import dry_run, print_summary, run_record, table_meta
 from pipeline.dataset import Dataset, load_dataset
-from pipeline.files import utc_now
+from pipeline.files import atomic_write_json, utc_now
 from pipeline.text import preprocess
 
 if TYPE_CHECKING:
@@ -42,8 +42,11 @@ if TYPE_CHECKING:
 @dataclass
 class CollectResult:
     output: Path | None
+    #: the sidecar (``<output>.meta.json``)
     meta: dict[str, Any]
     sources: list[SourceState]
+    #: this run's account (``<output>.run.json``): times, and per column cached/scored/requests/cost
+    run: dict[str, Any]
 
 
 def collect(
@@ -71,7 +74,7 @@ def collect(
     api = api_source(cfg) if c.run_api else None
     if c.dry_run:
         dry_run(cfg, dataset, groups, keys, api, list(local_cfgs), out)
-        return CollectResult(None, {}, [api] if api else [])
+        return CollectResult(None, {}, [api] if api else [], {})
 
     sources: list[SourceState] = []
     cache_path = Path(c.cache)
@@ -99,10 +102,17 @@ def collect(
     from pipeline.data import write_table, write_table_meta
 
     write_table(output, columns)
-    meta = table_meta(cfg, dataset, sources, started, sampled_from=len(full.queries) if dataset is not full else None)
+    meta = table_meta(cfg, dataset, sources, sampled_from=len(full.queries) if dataset is not full else None)
     write_table_meta(output, meta)
+    record = run_record(dataset, sources, started)
+    atomic_write_json(run_record_path(output), record)
     print_summary(sources, output, out)
-    return CollectResult(output, meta, sources)
+    return CollectResult(output, meta, sources, record)
+
+
+def run_record_path(output: Path) -> Path:
+    """``<table>.run.json``: beside the table, untracked (``*.run.json`` in .gitignore)."""
+    return output.with_name(output.name + ".run.json")
 
 
 def _local_sources(cfg: "PipelineConfig", local_cfgs: dict, scorers: dict[str, "Scorer"]) -> list[SourceState]:

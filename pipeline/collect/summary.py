@@ -17,8 +17,11 @@ if TYPE_CHECKING:
     from pipeline.config import PipelineConfig
 
 
-def table_meta(cfg: "PipelineConfig", dataset: Dataset, sources: list[SourceState], started: str,
-          sampled_from: int | None = None) -> dict[str, Any]:
+def table_meta(cfg: "PipelineConfig", dataset: Dataset, sources: list[SourceState],
+               sampled_from: int | None = None) -> dict[str, Any]:
+    """The sidecar: what the table's columns are and where their scores came from. It holds no
+    timestamps or counts of this run, so collecting the same scores again writes the same bytes
+    (the sidecar is committed and a DVC output; a run that changed nothing leaves it alone)."""
     c = cfg.collect
     meta: dict[str, Any] = {
         "simulated": False,
@@ -32,21 +35,26 @@ def table_meta(cfg: "PipelineConfig", dataset: Dataset, sources: list[SourceStat
                     **({"sampled_from": sampled_from} if sampled_from is not None else {})},
         "preprocessing": describe(cfg.text),
         "sources": {},
-        "usage": {},
-        "started": started,
-        "finished": utc_now(),
     }
     for src in sources:
         meta["sources"][src.column] = {**src.meta, "fingerprint": src.fingerprint, "fingerprint_hash": src.hash,
                                        "score_type": src.score_type}
-        usage: dict[str, Any] = {"pairs": dataset.n_pairs, "cached": src.cached, "scored": src.scored,
+    return meta
+
+
+def run_record(dataset: Dataset, sources: list[SourceState], started: str) -> dict[str, Any]:
+    """This run's account, written to ``<table>.run.json`` (untracked): when it ran and, per
+    column, pairs cached and scored, requests, retries, tokens, cost, time, Ray shards."""
+    usage: dict[str, Any] = {}
+    for src in sources:
+        entry: dict[str, Any] = {"pairs": dataset.n_pairs, "cached": src.cached, "scored": src.scored,
                                  "elapsed_s": round(src.elapsed_s, 3)}
         if src.stats is not None:
-            usage.update(src.stats.as_dict())
-            usage["estimated_cost"] = src.cost
-        usage.update(src.usage)
-        meta["usage"][src.column] = usage
-    return meta
+            entry.update(src.stats.as_dict())
+            entry["estimated_cost"] = src.cost
+        entry.update(src.usage)
+        usage[src.column] = entry
+    return {"stage": "collect", "started": started, "finished": utc_now(), "usage": usage}
 
 
 def print_summary(sources: list[SourceState], output: Path, out) -> None:
@@ -71,7 +79,7 @@ def print_summary(sources: list[SourceState], output: Path, out) -> None:
             spread = ", ".join(str(n) for n in ray["shards_per_worker"])
             print(f"{s.column}: {ray['shards']} shard(s) on {ray['workers']} Ray worker(s) ({spread} each), "
                   f"{ray['worker_restarts']} worker restart(s)", file=out)
-    print(f"wrote {output} and {output.name}.meta.json", file=out)
+    print(f"wrote {output} and {output.name}.meta.json (this run's account: {output.name}.run.json)", file=out)
 
 
 def dry_run(cfg: "PipelineConfig", dataset: Dataset, groups: Groups, keys: list[list[str]],

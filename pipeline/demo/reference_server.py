@@ -42,6 +42,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pipeline.demo.config import ReferenceConfig
+from pipeline.errors import PipelineError
 from pipeline.scorers.config import DType, Template
 from pipeline.wire import (
     RequestError,
@@ -53,7 +54,7 @@ from pipeline.wire import (
     rerank_response,
 )
 
-class ReferenceConfigError(ValueError):
+class ReferenceConfigError(PipelineError, ValueError):
     """The ``api`` config cannot talk to the loopback reference as configured."""
 
 

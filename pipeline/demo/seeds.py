@@ -19,12 +19,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.errors import PipelineError
+
 LANGUAGES = ("zh", "en", "mixed")
 CATEGORIES = ("tech_docs", "code", "news", "dialogue", "product_faq", "table", "formula", "academic")
 MIN_FACTS_PER_TOPIC = 4
 
 
-class SeedError(ValueError):
+class SeedError(PipelineError, ValueError):
     """A seed file is not valid; the message names the file, topic and fact."""
 
 

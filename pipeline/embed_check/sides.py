@@ -20,11 +20,12 @@ from typing import Any
 import numpy as np
 
 from pipeline.embed_check.texts import TextSet
+from pipeline.errors import PipelineError
 from pipeline.scorers.config import LocalScorerConfig, ScorerKind, coerce
 from pipeline.text import TextConfig, preprocess
 
 
-class EmbedCheckError(ValueError):
+class EmbedCheckError(PipelineError, ValueError):
     """The check cannot run as configured (the message names the key to change)."""
 
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from pipeline.api.adapters import adapter_for
 from pipeline.api.config import ApiConfig, Dialect, Endpoint, TopN
+from pipeline.errors import PipelineError
 from pipeline.scorers.base import ProgressCallback, QueryGroup, Scorer
 from pipeline.scorers.config import Activation, LocalScorerConfig, ScorerKind, coerce
 from pipeline.scorers.prompts import DEFAULT_INSTRUCTION
@@ -49,7 +50,7 @@ INFO = {
 ENGINE_DIALECTS = tuple(INFO)
 
 
-class EngineError(RuntimeError):
+class EngineError(PipelineError, RuntimeError):
     """The engine cannot be used as configured (the message names the key or the endpoint)."""
 
 

@@ -24,12 +24,13 @@ from typing import Any
 
 import torch
 
+from pipeline.errors import PipelineError
 from pipeline.scorers.config import Device, DType, LocalScorerConfig
 
 log = logging.getLogger(__name__)
 
 
-class ScorerLoadError(RuntimeError):
+class ScorerLoadError(PipelineError, RuntimeError):
     """A checkpoint cannot be scored the way the config asks (and would give garbage if forced)."""
 
 
@@ -165,7 +166,8 @@ def resolve_source(cfg: LocalScorerConfig) -> ModelSource:
         return ModelSource(str(directory), None, directory, revision, source)
 
     if cfg.model.startswith((".", "/", "~")) or cfg.model.count("/") > 1:  # a path, not an org/name hub id
-        hint = " (the demo's models are built by `dvc repro` or `python -m pipeline demo-train`)" if "demo-reranker" in cfg.model else ""
+        hint = (" (the demo's weights are committed under models/demo-reranker/: run from the repository root, or "
+                "restore them with `git checkout models/`)") if "demo-reranker" in cfg.model else ""
         raise ScorerLoadError(f"local.model={cfg.model!r}: no such directory{hint}")
     from transformers.utils.hub import cached_file, extract_commit_hash
 

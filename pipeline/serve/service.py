@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.errors import PipelineError
 from pipeline.inference import CalibratorLoadError, LoadedCalibrator, load_calibrator
 from pipeline.scorers.base import QueryGroup, Scorer
 from pipeline.scorers.config import LocalScorerConfig
@@ -31,7 +32,7 @@ _REBUILT = ("kind", "model", "dtype", "max_length", "template", "instruction", "
             "attn_implementation", "activation", "pooling", "task", "dimensions", "normalize")
 
 
-class ServeError(Exception):
+class ServeError(PipelineError):
     """The artifact cannot be served as configured (the message names the key to change)."""
 
 

@@ -2,7 +2,10 @@
 
 Modules are imported only when their stage runs, so ``python -m pipeline --help`` stays fast and
 a stage's heavy dependencies (torch for collect) never load for another stage.
-Every stage module exposes ``run(cfg: PipelineConfig) -> int`` (the exit status).
+Every stage module exposes ``run(cfg: PipelineConfig) -> int``: 0, or 1 for the stage's own
+negative verdict. Anything the user has to fix is raised as a :class:`pipeline.errors.PipelineError`
+and turned into one line and exit status 2 here, once, by :func:`run_stage` (the convention is in
+:mod:`pipeline.errors`).
 """
 
 from __future__ import annotations
@@ -58,3 +61,24 @@ def require_extras(module: str) -> None:
             require(f"the '{name}' stage ({module})", *stage.extras)
             return
     raise KeyError(f"{module} is not a registered stage")
+
+
+def run_stage(name: str, cfg) -> int:
+    """Run stage ``name`` on a composed config and return its exit status: the stage's own 0/1,
+    or 2 with one ``error: ...`` line on stderr for a :class:`~pipeline.errors.PipelineError`."""
+    import importlib
+    import sys
+
+    from pipeline.errors import PipelineError
+
+    try:
+        module = importlib.import_module(STAGES[name].module)
+        return int(module.run(cfg) or 0)
+    except PipelineError as exc:
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+
+
+def one_line(message: str) -> str:
+    """A message on one line: what a log line, DVC's output and a cron mail show intact."""
+    return " ".join(message.split())

@@ -40,15 +40,16 @@ from pipeline.align.scoring import CandidateScorers
 from pipeline.align.search import AXES, Measured, best_of, coordinate_search, measure
 from pipeline.api.client import ApiConfigError
 from pipeline.api.errors import ApiError
-from pipeline.cache import CacheError, ScoreCache
+from pipeline.cache import ScoreCache
 from pipeline.console import print_warnings, wrapped
-from pipeline.dataset import Dataset, DatasetError, load_dataset
+from pipeline.dataset import Dataset, load_dataset
+from pipeline.errors import PipelineError
 from pipeline.files import atomic_write_json
 from pipeline.metrics import agreement
 from pipeline.text import preprocess
 
 
-class AlignError(ValueError):
+class AlignError(PipelineError, ValueError):
     """Settings or data ``align`` cannot search with (one line, exit 2)."""
 
 
@@ -63,17 +64,8 @@ class AlignResult:
 
 
 def run(cfg) -> int:
-    from pipeline.collect import CollectError
-
-    try:
-        result = align(cfg)
-    except (AlignError, ApiConfigError, DatasetError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (ApiError, CacheError, CollectError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0 if result.aligned else 1
+    """0 aligned, 1 NOT ALIGNED (the verdict); anything that stops the search is a PipelineError (2)."""
+    return 0 if align(cfg).aligned else 1
 
 
 def _axes(cfg) -> dict[str, list[Any]]:
@@ -148,6 +140,16 @@ def with_text_switch(cfg, switch: str | None):
     return cfg if switch is None else replace(cfg, text=replace(cfg.text, **{switch: True}))
 
 
+def _check_local_model(cfg) -> None:
+    """The local checkpoint's files exist and match local.revision (weights are not loaded)."""
+    if cfg.local.engine.base_url:
+        return
+    from pipeline.scorers.config import coerce
+    from pipeline.scorers.loading import resolve_source
+
+    resolve_source(coerce(cfg.local))
+
+
 def align(cfg, out=None) -> AlignResult:
     from tqdm import tqdm
 
@@ -157,6 +159,7 @@ def align(cfg, out=None) -> AlignResult:
     a = cfg.align
     started = time.perf_counter()
     axes = _axes(cfg)
+    _check_local_model(cfg)  # a missing checkpoint is a setting to fix (exit 2), found before any API request
     search_ds, confirm_ds = _samples(cfg)
     samples: dict[str | None, _Sample] = {}
     noise = np.zeros(0)
@@ -207,6 +210,9 @@ def align(cfg, out=None) -> AlignResult:
                                     max_passes=a.max_passes, good_enough=lambda m: m.ok and m.max_delta <= limit + a.tolerance,
                                     on_result=on_result)
     first, best = results[0], best_of(results)
+    if not best.ok:
+        scorers.close()
+        raise AlignError(f"align: none of the {len(results)} candidates could be scored; the first failure: {first.error}")
     aligned = best.ok and (best.max_delta <= a.close_delta or best.spearman.value >= a.rank_close)
 
     confirmed: dict[str, Any] = {}

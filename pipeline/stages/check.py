@@ -34,31 +34,26 @@ from typing import Any
 import numpy as np
 
 from pipeline.config import PipelineConfig, artifact_name, report_dir
+from pipeline.errors import EXIT_OK, EXIT_VERDICT, PipelineError
 from pipeline.files import atomic_write_json, utc_now
 
-EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
+EXIT_DRIFT = EXIT_VERDICT
 #: fingerprint entries that say nothing about the scores themselves
 _IGNORED = {"scorer_version", "api_source_version"}
 
 
-class CheckError(RuntimeError):
+class CheckError(PipelineError, RuntimeError):
     """The check could not run (exit 2)."""
 
 
 def run(cfg: PipelineConfig) -> int:
-    from pipeline.api.client import ApiConfigError
-    from pipeline.api.errors import ApiError
-    from pipeline.cache import CacheError
-    from pipeline.dataset import DatasetError
-    from pipeline.inference import CalibratorLoadError
-    from pipeline.collect import CollectError
-
-    path = _report_path(cfg)
+    """0 in agreement, 1 drift. A check that cannot run raises (exit 2) and writes no report: a
+    check.json always describes a check that happened."""
     try:
         report = check(cfg)
-    except (CheckError, CalibratorLoadError, CollectError, DatasetError, ApiError, ApiConfigError, CacheError,
-            OSError) as exc:
-        report = {"status": "error", "exit_code": EXIT_ERROR, "summary": f"ERROR: {exc}", "checked": utc_now()}
+    except OSError as exc:  # a file the check reads (dataset, cache) cannot be opened
+        raise CheckError(str(exc)) from None
+    path = _report_path(cfg)
     atomic_write_json(path, report)
     print(f"check: {report['summary']}")
     print(f"wrote {path}", file=sys.stderr)

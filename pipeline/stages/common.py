@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import sys
-from collections.abc import Callable
-
 from pipeline.config import PipelineConfig
 from pipeline.data import PairedTable, TableError, read_table
 
@@ -30,20 +26,3 @@ def describe_table(table: PairedTable) -> str:
 
     return wrapped(f"table {table.path}: {table.n_rows} pairs, {table.n_queries} queries, "
                    f"target '{table.target_name}', sources {table.source_names}{simulated}")
-
-
-def user_errors(*types: type[BaseException]) -> Callable:
-    """Turn expected input errors into one clear line on stderr and exit status 2 (no traceback)."""
-
-    def wrap(fn: Callable[[PipelineConfig], int]) -> Callable[[PipelineConfig], int]:
-        @functools.wraps(fn)
-        def run(cfg: PipelineConfig) -> int:
-            try:
-                return fn(cfg)
-            except (TableError, *types) as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                return 2
-
-        return run
-
-    return wrap

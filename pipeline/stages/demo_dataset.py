@@ -13,11 +13,8 @@ require_extras(__name__)  # before the heavy imports: a missing extra is named, 
 
 from pipeline.config import PipelineConfig
 from pipeline.demo.dataset import build
-from pipeline.demo.seeds import SeedError
-from pipeline.stages.common import user_errors
 
 
-@user_errors(SeedError)
 def run(cfg: PipelineConfig) -> int:
     d = cfg.demo
     summary = build(d.seeds, d.calibration, d.train_dataset, seed=d.dataset_seed)

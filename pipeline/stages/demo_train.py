@@ -21,24 +21,23 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import PipelineConfig
-from pipeline.dataset import DatasetError, load_dataset
+from pipeline.dataset import load_dataset
+from pipeline.errors import PipelineError
 from pipeline.files import atomic_write_json
-from pipeline.stages.common import user_errors
 
 
-class TrainingError(RuntimeError):
+class TrainingError(PipelineError, RuntimeError):
     pass
 
 
-@user_errors(DatasetError, TrainingError)
 def run(cfg: PipelineConfig) -> int:
     from tqdm.auto import tqdm
 
     from pipeline.demo.model import REVISIONS, train_revisions
 
     d = cfg.demo
-    train = load_dataset(d.train_dataset)
-    calibration = load_dataset(d.calibration)
+    train = load_dataset(d.train_dataset, key="demo.train_dataset")
+    calibration = load_dataset(d.calibration, key="demo.calibration")
     total = d.train.steps + d.train.extra_steps_v2
     print(f"training the demo reranker on {train.path}: {len(train.queries)} queries, {train.n_pairs} pairs, "
           f"{total} updates (v1 after {d.train.steps})", flush=True)

@@ -10,7 +10,6 @@ from pipeline.stages import require_extras
 
 require_extras(__name__)  # before the heavy imports: a missing extra is named, not a missing module
 
-import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from pipeline.config import PipelineConfig
 from pipeline.embed_check.config import OtherSide
 from pipeline.embed_check.sides import ApiSide, EmbedCheckError, LocalSide
+from pipeline.errors import PipelineError
 from pipeline.scorers.config import LocalScorerConfig, coerce
 
 
@@ -47,17 +47,13 @@ def _dry_run(side: ApiSide, texts) -> int:
 
 
 def run(cfg: PipelineConfig) -> int:
-    from pipeline.api.client import ApiConfigError
-    from pipeline.api.errors import ApiError
-    from pipeline.cache import CacheError
-    from pipeline.dataset import DatasetError
-    from pipeline.scorers.loading import ScorerLoadError
-
+    """0 pass, 1 the gate failed; a check that cannot run raises a PipelineError (exit 2)."""
     try:
         return _run(cfg)
-    except (EmbedCheckError, DatasetError, ApiError, ApiConfigError, CacheError, ScorerLoadError, ValueError) as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+    except PipelineError:
+        raise
+    except ValueError as exc:  # a scorer setting the model cannot honour (e.g. dimensions beyond its size)
+        raise EmbedCheckError(str(exc)) from None
 
 
 def _run(cfg: PipelineConfig) -> int:

@@ -26,7 +26,6 @@ import numpy as np
 from pipeline.config import PipelineConfig, report_dir
 from pipeline.data import PairedTable
 from pipeline.evaluation import (
-    EvaluationError,
     EvaluationReport,
     build_model,
     collected_warnings,
@@ -38,7 +37,7 @@ from pipeline.files import atomic_write_json
 from pipeline.fusion import ScoreCalibrationModel
 from pipeline.console import print_warnings, wrapped
 from pipeline.report import format_report
-from pipeline.stages.common import describe_table, load_table, user_errors
+from pipeline.stages.common import describe_table, load_table
 
 METRICS_FILE = "metrics.json"
 SUMMARY_FILE = "summary.json"
@@ -144,7 +143,6 @@ def write_plots(table: PairedTable, report: EvaluationReport, model: ScoreCalibr
     return paths
 
 
-@user_errors(EvaluationError)
 def run(cfg: PipelineConfig) -> int:
     table = load_table(cfg)
     print(describe_table(table))

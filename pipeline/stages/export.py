@@ -20,10 +20,10 @@ from typing import Any
 from pipeline.artifacts import ArtifactError, check_name, library_versions, write_artifact
 from pipeline.config import PipelineConfig, artifact_name, report_dir
 from pipeline.data import PairedTable
-from pipeline.evaluation import EvaluationError, describe_model, settings_hash
+from pipeline.evaluation import describe_model, settings_hash
 from pipeline.fusion import ScoreCalibrationModel
 from pipeline.console import print_warnings, wrapped
-from pipeline.stages.common import describe_table, load_table, user_errors
+from pipeline.stages.common import describe_table, load_table
 from pipeline.stages.evaluate import METRICS_FILE, fit_final
 
 _SOURCE_KEYS = ("kind", "model", "revision", "fingerprint", "fingerprint_hash", "score_type", "template", "instruction", "dialect", "endpoint",
@@ -122,7 +122,7 @@ def check_destination(cfg: PipelineConfig, table: PairedTable) -> str | None:
         )
     exported = ((old.get("metrics") or {}).get("exported")) or "?"
     return (f"replacing {final} (fitted on {old_data or '?'}, sha256 {str((old.get('data') or {}).get('sha256'))[:12]}, "
-            f"created {old.get('created', '?')}, exported '{exported}')")
+            f"exported '{exported}')")
 
 
 def run_export(cfg: PipelineConfig, table: PairedTable, model: ScoreCalibrationModel, metrics: dict[str, Any] | None) -> Path:
@@ -138,7 +138,6 @@ def run_export(cfg: PipelineConfig, table: PairedTable, model: ScoreCalibrationM
     return path
 
 
-@user_errors(EvaluationError, ArtifactError)
 def run(cfg: PipelineConfig) -> int:
     table = load_table(cfg)
     print(describe_table(table))

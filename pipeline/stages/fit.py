@@ -6,15 +6,13 @@ from pipeline.stages import require_extras
 
 require_extras(__name__)  # before the heavy imports: a missing extra is named, not a missing module
 
-from pipeline.artifacts import ArtifactError
 from pipeline.config import PipelineConfig
-from pipeline.evaluation import EvaluationError, report_dict
-from pipeline.stages.common import describe_table, load_table, user_errors
+from pipeline.evaluation import report_dict
+from pipeline.stages.common import describe_table, load_table
 from pipeline.stages.evaluate import fit_final, run_evaluation
 from pipeline.stages.export import check_destination, held_out_summary, run_export
 
 
-@user_errors(EvaluationError, ArtifactError)
 def run(cfg: PipelineConfig) -> int:
     table = load_table(cfg)
     print(describe_table(table))

@@ -22,12 +22,11 @@ require_extras(__name__)  # before the heavy imports: a missing extra is named, 
 from typing import Any
 
 from pipeline.config import PipelineConfig
+from pipeline.errors import PipelineError
 from pipeline.files import atomic_write_json, dumps_json, sha256_bytes
-from pipeline.collect import CollectError
-from pipeline.stages.common import user_errors
 
 
-class ResolveError(RuntimeError):
+class ResolveError(PipelineError, RuntimeError):
     pass
 
 
@@ -69,7 +68,6 @@ def resolve_versions(cfg: PipelineConfig) -> dict[str, Any]:
     }
 
 
-@user_errors(ResolveError, CollectError)
 def run(cfg: PipelineConfig) -> int:
     from pathlib import Path
 

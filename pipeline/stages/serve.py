@@ -13,7 +13,7 @@ import socket
 import sys
 
 from pipeline.config import PipelineConfig
-from pipeline.serve.service import artifact_path
+from pipeline.serve.service import ServeError, artifact_path
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -24,7 +24,7 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise SystemExit(f"error: serve.host={host} serve.port={port}: cannot listen ({exc.strerror}); "
+        raise ServeError(f"serve.host={host} serve.port={port}: cannot listen ({exc.strerror}); "
                          "choose another port (serve.port=0 takes any free one)") from None
     sock.listen(2048)
     return sock
@@ -41,14 +41,12 @@ def run(cfg: PipelineConfig) -> int:
     if serve.api_key_env:
         api_key = os.environ.get(serve.api_key_env) or None
         if api_key is None:
-            print(f"error: serve.api_key_env={serve.api_key_env}: the variable is not set (export the token "
-                  "clients must send, or drop serve.api_key_env)", file=sys.stderr)
-            return 2
+            raise ServeError(f"serve.api_key_env={serve.api_key_env}: the variable is not set (export the token "
+                             "clients must send, or drop serve.api_key_env)")
     artifact = artifact_path(cfg)
     if not artifact.is_dir():
-        print(f"error: serve.artifact={artifact}: no such artifact directory (run `python -m pipeline fit`, or set "
-              "serve.artifact)", file=sys.stderr)
-        return 2
+        raise ServeError(f"serve.artifact={artifact}: no such artifact directory (run `python -m pipeline fit`, or set "
+                         "serve.artifact)")
     if serve.host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         print(f"warning: serve.host={serve.host} exposes the service beyond this machine without a token; set "
               "serve.api_key_env", file=sys.stderr)

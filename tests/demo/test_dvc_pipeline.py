@@ -53,6 +53,14 @@ class Repo:
     def sidecar(self) -> dict:
         return self.json(f"data/{NAME}/paired_scores.csv.meta.json")
 
+    def usage(self) -> dict:
+        """The last collect run's account (``<table>.run.json``, untracked)."""
+        return self.json(f"data/{NAME}/paired_scores.csv.run.json")["usage"]
+
+    def status(self) -> str:
+        """``git status --porcelain`` plus the diff: what a run changed in tracked files."""
+        return self.run("git", "status", "--porcelain").stdout + self.run("git", "diff").stdout
+
     def commit(self, message: str) -> None:
         self.run("git", "add", "-A")
         self.run("git", "commit", "-q", "-m", message, ok=False)
@@ -89,7 +97,7 @@ def test_repro_runs_dataset_to_artifact_offline_and_leaves_a_clean_status(repo):
     assert {"train", "resolve", "collect", "fit"} <= ran(repo.first)
     assert "raw local" in repo.first.stdout and "calibrated local" in repo.first.stdout  # the before/after table
     meta = repo.sidecar()
-    assert meta["dataset"]["queries"] == 48 and meta["usage"]["reference"]["requests"] > 0
+    assert meta["dataset"]["queries"] == 48 and repo.usage()["reference"]["requests"] > 0
     assert meta["sources"]["reference"]["reference_server"]["template"] == "vllm"
     manifest = repo.json(f"artifacts/calibrators/{NAME}/manifest.json")
     assert manifest["sources"][0]["model"] == "models/demo-reranker/v1" and manifest["metrics"]["held_out"] is True
@@ -160,14 +168,14 @@ def test_switching_the_local_revision_recollects_local_scores_only(repo):
     v2 = repo.run("dvc", "exp", "run", "-S", "local.model=models/demo-reranker/v2")
     assert ran(v2) == {"resolve", "collect", "fit"}, v2.stdout
     assert "seeded the score cache with" in v2.stdout
-    meta = repo.sidecar()
-    assert meta["usage"]["reference"]["scored"] == 0 and "requests" not in meta["usage"]["reference"]  # 0 requests
-    assert meta["usage"]["local"]["scored"] == 48 * 10 and meta["usage"]["local_minilm"]["scored"] == 0
-    assert meta["sources"]["local"]["model"] == "models/demo-reranker/v2"
+    usage = repo.usage()
+    assert usage["reference"]["scored"] == 0 and "requests" not in usage["reference"]  # 0 requests
+    assert usage["local"]["scored"] == 48 * 10 and usage["local_minilm"]["scored"] == 0
+    assert repo.sidecar()["sources"]["local"]["model"] == "models/demo-reranker/v2"
     v1 = repo.run("dvc", "exp", "run", "-S", "local.model=models/demo-reranker/v1")
     assert ran(v1) == {"resolve", "collect", "fit"}, v1.stdout
-    meta = repo.sidecar()
-    assert meta["usage"]["local"]["scored"] == 0 and meta["usage"]["reference"]["scored"] == 0  # all from the cache
+    usage = repo.usage()
+    assert usage["local"]["scored"] == 0 and usage["reference"]["scored"] == 0  # all from the cache
     pd.testing.assert_frame_equal(pd.read_csv(repo.root / f"data/{NAME}/paired_scores.csv"), before)
 
 
@@ -183,6 +191,50 @@ def test_exp_run_overrides_reach_the_artifact_and_exp_show(repo):
     shown = json.loads(repo.run("dvc", "exp", "show", "--json").stdout)
     texts = json.dumps(shown)
     assert f"reports/{NAME}/summary.json" in texts and "calibrated_local" in texts and "poly" in texts
+
+
+def test_a_bad_exp_run_value_fails_in_one_line_before_anything_is_touched(repo):
+    """-S values are checked before DVC writes params.yaml (hydra_plugins/): a range error, an
+    unknown key in either spelling and an unknown group choice each exit non-zero in one line,
+    and no tracked file changes (no stage ran, so none had its outputs removed)."""
+    before = repo.status()
+    for override, needle in (("evaluate.n_bootstrap=-5", "evaluate.n_bootstrap=-5 is out of range"),
+                             ("evaluate.n_split=3", "unknown config key 'evaluate.n_split' (did you mean 'evaluate.n_splits'?)"),
+                             ("+evaluate.n_split=3", "unknown config key 'evaluate.n_split'"),
+                             ("calibrator=cubic", "Could not find 'calibrator/cubic'")):
+        proc = repo.run("dvc", "exp", "run", "-S", override, ok=False)
+        lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+        assert proc.returncode != 0 and len(lines) == 1, lines
+        assert lines[0].startswith("ERROR: ") and needle in lines[0], lines[0]
+        assert "+" not in lines[0].split(needle)[-1]  # never a suggestion to append the key
+        assert repo.status() == before, override
+
+
+def test_a_failing_stage_leaves_its_committed_outputs_in_place(repo):
+    """A stage that fails after DVC started it (here: resolve, on a local model that is not there)
+    removes nothing: committed outputs are `persist: true` and every stage writes atomically."""
+    before = repo.status()
+    params = (repo.root / "params.yaml").read_text()
+    try:
+        (repo.root / "params.yaml").write_text(params.replace("model: models/demo-reranker/v1", "model: models/demo-reranker/nowhere", 1))
+        proc = repo.run("dvc", "repro", ok=False)
+    finally:
+        (repo.root / "params.yaml").write_text(params)
+    assert proc.returncode != 0 and "local.model='models/demo-reranker/nowhere': no such directory" in proc.stdout + proc.stderr
+    assert repo.status() == before
+
+
+def test_the_readmes_exp_show_columns_command_keeps_the_metric_columns(repo):
+    import re
+    import shlex
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    line = next(line for line in readme.splitlines() if line.startswith("dvc exp show --drop"))
+    args = shlex.split(line.split("#")[0])
+    shown = repo.run("dvc", *args[1:], "--csv").stdout.splitlines()[0].split(",")
+    for column in ("ndcg10_v1", "raw_local.pearson", "calibrated_local.spearman", "raw_local.mae", "calibrator.family"):
+        assert column in shown, shown
+    assert not any(re.fullmatch(r"(local|api|collect)\..*", c) for c in shown)  # the rest is dropped
 
 
 def test_no_secret_in_any_file_or_log(repo):

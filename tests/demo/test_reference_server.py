@@ -135,10 +135,10 @@ def test_collect_refuses_a_reference_it_cannot_run_in_one_line(tmp_path, capsys)
 
     common = [f"collect.output={tmp_path / 't.csv'}", f"collect.cache={tmp_path / 'c.sqlite'}", "collect.max_queries=2",
               "~local@collect.extra_local.local_minilm"]
-    assert main(["collect", *common, f"reference.model={tmp_path / 'nowhere'}"]) == 1
+    assert main(["collect", *common, f"reference.model={tmp_path / 'nowhere'}"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: reference.model: local.model=") and err.rstrip().endswith("no such directory")
-    assert main(["collect", *common, "api.model=Qwen/Qwen3-Reranker-4B"]) == 1
+    assert main(["collect", *common, "api.model=Qwen/Qwen3-Reranker-4B"]) == 2
     assert "error: reference.enabled: api.model='Qwen/Qwen3-Reranker-4B' but the loopback reference serves" in capsys.readouterr().err
-    assert main(["collect", *common, "api=vllm", "api.server_template=false"]) == 1
+    assert main(["collect", *common, "api=vllm", "api.server_template=false"]) == 2
     assert "api.dialect=vllm api.endpoint=rerank; use api=demo-reference, or reference.enabled=false" in capsys.readouterr().err

@@ -145,7 +145,7 @@ def test_vectors_are_cached_like_scores(tmp_path, minilm_dir, capsys):
 
 def test_two_local_setups_float32_against_bfloat16(tmp_path, capsys):
     args = minilm_local() + [f"embed_check.report_dir={tmp_path / 'report'}", "embed_check.max_queries=4",
-                             "embed_check.threshold=0.999"]  # fmt: skip
+                             "embed_check.other.dtype=bfloat16", "embed_check.threshold=0.999"]  # fmt: skip
     code, out, err = run(args, capsys)
     assert code == 0, out + err
     r = report(tmp_path)
@@ -190,7 +190,7 @@ def test_the_other_local_side_changes_only_the_keys_it_sets(tmp_path, capsys):
 
 def test_an_unknown_key_for_the_other_side_is_refused_with_the_allowed_ones(capsys):
     code, _, err = run(["embed_check.other.colour=red"], capsys)
-    assert code == 2 and "colour" in err and "allowed keys: dtype, model, revision" in err
+    assert code == 2 and "colour" in err and "embed_check.other takes: dtype, model, revision" in err
 
 
 def test_a_doc_id_reused_under_another_query_with_another_text_is_another_text(tmp_path, capsys):
@@ -221,3 +221,12 @@ def test_the_api_dry_run_loads_no_model_and_sends_nothing(tmp_path, server, caps
     assert code == 0, out + err
     assert "text(s) not cached" in out and "nothing sent" in out
     assert server.state.records == []
+
+
+def test_the_default_demo_passes_well_clear_of_its_threshold(tmp_path, capsys):
+    """The offline default (MiniLM float32 vs float16) passes by a margin no machine's last bits
+    can erase: 1 - min cosine is under a tenth of what the 0.9999 gate allows."""
+    code, out, err = run(minilm_local() + [f"embed_check.report_dir={tmp_path / 'report'}"], capsys)
+    assert code == 0, out + err
+    r = report(tmp_path)
+    assert r["sides"]["other"]["dtype"] == "float16" and 1 - r["overall"]["min"] < 0.1 * (1 - 0.9999)

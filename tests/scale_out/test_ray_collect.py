@@ -75,7 +75,7 @@ def test_two_workers_give_the_table_of_one_process(cluster, reranker_dir, tmp_pa
     assert np.max(np.abs(a["local"] - b["local"])) <= 1e-6  # packing differs per shard, the scores do not
     # the same computation, so the same cache key: a Ray column and an in-process column are interchangeable
     assert two.meta["sources"]["local"]["fingerprint_hash"] == one.meta["sources"]["local"]["fingerprint_hash"]
-    usage = two.meta["usage"]["local"]["ray"]
+    usage = two.run["usage"]["local"]["ray"]
     assert usage["workers"] == 2 and usage["shards"] == 6 and min(usage["shards_per_worker"]) >= 1
     assert usage["worker_restarts"] == 0
 
@@ -88,7 +88,7 @@ def test_a_worker_that_dies_is_restarted_and_its_shard_retried(cluster, reranker
     one = collect(compose_config(overrides(tmp_path, reranker_dir, ds, "one")))
     flaky = collect(compose_config(overrides(tmp_path, reranker_dir, ds, "flaky", *RAY)))
     assert Path(os.environ["PIPELINE_TEST_FLAKY_MARKER"]).exists()  # a worker did die
-    usage = flaky.meta["usage"]["local"]
+    usage = flaky.run["usage"]["local"]
     assert usage["ray"]["worker_restarts"] == 1 and usage["ray"]["shards"] == 4 and usage["scored"] == usage["pairs"]
     assert np.max(np.abs(pd.read_csv(one.output)["local"] - pd.read_csv(flaky.output)["local"])) <= 1e-6
     assert "1 worker restart(s)" in capsys.readouterr().out
@@ -163,8 +163,7 @@ def test_a_killed_driver_loses_only_shards_in_flight_and_the_same_command_comple
 
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    meta = json.loads((tmp_path / "killed.csv.meta.json").read_text())
-    usage = meta["usage"]["local"]
+    usage = json.loads((tmp_path / "killed.csv.run.json").read_text())["usage"]["local"]
     assert usage["cached"] == stored and usage["scored"] == total - stored  # nothing stored was recomputed
     table = pd.read_csv(tmp_path / "killed.csv")
     reference = pd.read_csv(collect(compose_config(overrides(tmp_path, reranker_dir, ds, "ref"))).output)

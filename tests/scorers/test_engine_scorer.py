@@ -92,7 +92,7 @@ def test_the_engine_column_equals_the_in_process_column(stand_in, reranker_dir, 
     stand_in.state.clear_records()  # the engine's scores are cached like any column's
     again = collect(cfg_for(tmp_path, reranker_dir, "engine", f"local.engine.base_url={stand_in.base_url(dialect)}",
                             f"local.engine.dialect={dialect}"))
-    assert again.meta["usage"]["local"]["cached"] == 15 and not [r for r in stand_in.records if r.endpoint == "rerank"]
+    assert again.run["usage"]["local"]["cached"] == 15 and not [r for r in stand_in.records if r.endpoint == "rerank"]
 
 
 def test_an_engine_that_serves_other_weights_gets_another_cache_key(stand_in, reranker_dir, tmp_path):
@@ -157,11 +157,11 @@ def test_resolve_reports_what_the_engine_serves(stand_in, reranker_dir, tmp_path
 
 
 def test_an_engine_that_fails_mid_run_is_one_line_in_engine_terms(stand_in, reranker_dir, tmp_path, capsys):
-    from pipeline.stages import collect as collect_stage
+    from pipeline.stages import run_stage
 
     cfg = cfg_for(tmp_path, reranker_dir, "fails", f"local.engine.base_url={stand_in.base_url('vllm')}")
     stand_in.push_faults("400")  # a pair the engine refuses (vLLM: longer than max_model_len)
-    assert collect_stage.run(cfg) == 1
+    assert run_stage("collect", cfg) == 2
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "Traceback" not in err
@@ -170,7 +170,7 @@ def test_an_engine_that_fails_mid_run_is_one_line_in_engine_terms(stand_in, rera
 
 def test_the_summary_counts_the_engines_requests(stand_in, reranker_dir, tmp_path, capsys):
     result = collect(cfg_for(tmp_path, reranker_dir, "counted", f"local.engine.base_url={stand_in.base_url('vllm')}"))
-    usage = result.meta["usage"]["local"]
+    usage = result.run["usage"]["local"]
     assert usage["requests"] == 4 and usage["succeeded"] == 4 and usage["retries"] == 0  # one per query group
     assert usage["documents"] == 15
 
