@@ -6,10 +6,16 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# the real infinity-emb server the peer tests talk to, in its own environment (transformers<5,
+# numpy<2 clash with the project's); rebuilt only when its pin file changes
+PEERS_VENV ?= .venv-infinity
+PEERS_PIN  := tests/peers/infinity-requirements.txt
 
-.PHONY: setup demo repro test bench clean
+.PHONY: setup peers demo repro test bench clean
 
 setup: $(VENV)/.installed
+
+peers: $(PEERS_VENV)/.installed
 
 # torch first and pinned: its CPU build lies on the package mirror; a looser spec pulled in by
 # another package would fetch a multi-GB CUDA build.
@@ -20,6 +26,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[all,test]'
 	touch $@
 
+$(PEERS_VENV)/.installed: $(PEERS_PIN)
+	rm -rf $(PEERS_VENV)
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(PEERS_VENV)/bin/python -m pip install --quiet -r $(PEERS_PIN)
+	touch $@
+
 demo: setup
 	$(BIN)/python -m pipeline fit
 
@@ -27,11 +41,11 @@ demo: setup
 repro: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
-test: setup
+test: setup peers
 	$(BIN)/python -m pytest -q
 
 bench: setup
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) artifacts/calibrators/*/ .pytest_cache
+	rm -rf $(VENV) $(PEERS_VENV) artifacts/calibrators/*/ .pytest_cache

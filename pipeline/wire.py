@@ -9,7 +9,7 @@ against SiliconFlow itself. Standard library only.
   ``return_documents``, ``instruction`` (+ ``max_chunks_per_doc``, ``overlap_tokens``); response
   ``id``, ``results`` sorted by score with ``index`` and ``relevance_score``, token usage.
 * ``POST /v1/embeddings``: request ``model``, ``input`` (a string or a list of strings),
-  ``encoding_format`` (``float``), ``dimensions``; response OpenAI-style ``data`` items with
+  ``encoding_format`` (``float`` or ``base64``), ``dimensions``; response OpenAI-style ``data`` items with
   ``index`` and ``embedding``, ``usage``.
 * errors: ``{"code": int, "message": str, "data": null}`` with a 4xx/5xx status.
 """
@@ -25,6 +25,8 @@ REQUIRED_FIELDS = {"model", "query", "documents"}
 OPTIONAL_FIELDS = {"top_n", "return_documents", "instruction", "max_chunks_per_doc", "overlap_tokens"}
 EMBED_REQUIRED = {"model", "input"}
 EMBED_OPTIONAL = {"encoding_format", "dimensions", "user"}
+#: SiliconFlow's embeddings `encoding_format` values (https://api-docs.siliconflow.cn/docs/api/embeddings-post)
+ENCODINGS = ("float", "base64")
 
 #: SiliconFlow's error codes
 INVALID_REQUEST = 20015
@@ -145,15 +147,27 @@ def parse_embeddings(body: Any, limits: Limits, dimensions: int | None) -> dict[
         raise RequestError(413, INVALID_REQUEST, f"too many inputs: {len(texts)} > {limits.max_documents}")
     _check_lengths(texts, limits)
     encoding = body.get("encoding_format", "float")
-    if encoding != "float":
-        raise RequestError(400, INVALID_REQUEST, f"encoding_format {str(encoding)[:20]!r} is not supported; use 'float'")
+    if encoding not in ENCODINGS:
+        raise RequestError(400, INVALID_REQUEST, f"encoding_format {str(encoding)[:20]!r} is not supported; use "
+                                                 "'float' or 'base64'")
     asked = body.get("dimensions")
     if asked is not None and (isinstance(asked, bool) or not isinstance(asked, int) or asked != dimensions):
         raise RequestError(400, INVALID_REQUEST, f"dimensions={str(asked)[:20]} but this server returns {dimensions}-d "
                                                  "vectors (the size the calibration was collected with)")
-    return {"input": texts}
+    return {"input": texts, "encoding_format": encoding}
 
 
-def embeddings_response(model: str, vectors: Sequence[Sequence[float]], tokens: int) -> dict[str, Any]:
-    data = [{"object": "embedding", "index": i, "embedding": [float(x) for x in v]} for i, v in enumerate(vectors)]
+def embeddings_response(model: str, vectors: Sequence[Sequence[float]], tokens: int,
+                        encoding_format: str = "float") -> dict[str, Any]:
+    """OpenAI/SiliconFlow's embeddings body. ``base64`` is the little-endian float32 bytes of each
+    vector, base64-encoded: what the official ``openai`` client asks for unless told otherwise
+    (it decodes them itself), and what SiliconFlow answers."""
+    if encoding_format == "base64":
+        import base64
+        import struct
+
+        encoded = [base64.b64encode(struct.pack(f"<{len(v)}f", *(float(x) for x in v))).decode("ascii") for v in vectors]
+        data = [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(encoded)]
+    else:
+        data = [{"object": "embedding", "index": i, "embedding": [float(x) for x in v]} for i, v in enumerate(vectors)]
     return {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}

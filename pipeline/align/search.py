@@ -45,11 +45,14 @@ class Measured:
         return self.error is None
 
     def rank_key(self) -> tuple:
-        """Smaller is better (see the module docstring); failed candidates last."""
+        """Smaller is better (see the module docstring); failed candidates last. An undefined
+        figure (NaN: constant scores, or an isotonic map that is constant) ranks as the worst
+        value of its kind, never as a comparison that is always false."""
         if not self.ok:
             return (1, 0.0, 0.0, 0.0, float("inf"), float("inf"))
-        return (0, -round(self.spearman.value, 4), -round(self.kendall.value, 4), -round(self.pearson_monotone, 4),
-                self.mae, self.max_delta)
+        return (0, _worst_if_nan(-round(self.spearman.value, 4), 2.0), _worst_if_nan(-round(self.kendall.value, 4), 2.0),
+                _worst_if_nan(-round(self.pearson_monotone, 4), 2.0), _worst_if_nan(self.mae, float("inf")),
+                _worst_if_nan(self.max_delta, float("inf")))
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"settings": {k: plain(v) for k, v in self.settings.items()}}
@@ -57,9 +60,20 @@ class Measured:
             out["error"] = self.error
             return out
         out.update(spearman=self.spearman.as_dict(), kendall=self.kendall.as_dict(),
-                   pearson_monotone=round(self.pearson_monotone, 6), mae=round(self.mae, 8),
-                   max_abs_delta=round(self.max_delta, 8))
+                   pearson_monotone=_finite_or_none(round(self.pearson_monotone, 6)),
+                   mae=_finite_or_none(round(self.mae, 8)), max_abs_delta=_finite_or_none(round(self.max_delta, 8)))
         return out
+
+
+def _worst_if_nan(value: float, worst: float) -> float:
+    return worst if value != value else value
+
+
+def _finite_or_none(value: float) -> float | None:
+    """JSON has no NaN: an undefined figure is written as null."""
+    import math
+
+    return value if math.isfinite(value) else None
 
 
 def plain(value: Any) -> Any:

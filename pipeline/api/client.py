@@ -102,22 +102,33 @@ def _check_template(template: str | None, key: str, allowed: tuple[str, ...]) ->
         ) from None
 
 
-#: SiliconFlow's accepted `dimensions` per Qwen3-Embedding model (other values get a 400);
-#: https://docs.siliconflow.cn/cn/api-reference/embeddings/create-embeddings
+#: SiliconFlow's accepted `dimensions` per Qwen3-Embedding model (other values get a 400). The
+#: provider's two reference pages disagree; this follows the newer API reference
+#: (https://api-docs.siliconflow.cn/docs/api/embeddings-post, which adds 1536 and 2560), not the
+#: older https://docs.siliconflow.cn/cn/api-reference/embeddings/create-embeddings
 SILICONFLOW_DIMENSIONS = {
     "Qwen/Qwen3-Embedding-0.6B": (64, 128, 256, 512, 768, 1024),
-    "Qwen/Qwen3-Embedding-4B": (64, 128, 256, 512, 768, 1024, 2048, 2560),
-    "Qwen/Qwen3-Embedding-8B": (64, 128, 256, 512, 768, 1024, 2048, 4096),
+    "Qwen/Qwen3-Embedding-4B": (64, 128, 256, 512, 768, 1024, 1536, 2048, 2560),
+    "Qwen/Qwen3-Embedding-8B": (64, 128, 256, 512, 768, 1024, 1536, 2048, 2560, 4096),
 }
 VLLM_DIALECTS = (Dialect.vllm, Dialect.vllm_score)
 
 
 def _check_vllm_template_mode(cfg: ApiConfig) -> None:
+    from pipeline.scorers.prompts import DEFAULT_INSTRUCTION  # the model card's, what the server's template says
+
     if cfg.dialect not in VLLM_DIALECTS:
         if cfg.server_template is not None:
             raise ApiConfigError(f"api.server_template applies to the vllm dialects only; set it to null for "
                                  f"api.dialect={cfg.dialect.value}")
         return
+    if cfg.server_template and cfg.endpoint is Endpoint.rerank and cfg.instruction not in (None, DEFAULT_INSTRUCTION):
+        raise ApiConfigError(
+            f"api.instruction={cfg.instruction!r} with api.server_template=true: the vLLM server's chat template "
+            "supplies the instruction (qwen3_reranker.jinja: the model card's default) and the client sends bare "
+            "texts, so this one would never reach the model; set api.instruction=null, or api.server_template=false "
+            "to format the prompt, instruction included, in the client"
+        )
     if cfg.server_template is None and cfg.endpoint is Endpoint.rerank:
         raise ApiConfigError(
             "api.server_template must say how the vLLM server was started: true if it runs with "

@@ -93,8 +93,10 @@ def api_source(cfg: "PipelineConfig") -> SourceState:
     a = cfg.api
     meta = {
         "kind": "api", "dialect": a.dialect.value, "base_url": sanitize_url(a.base_url), "model": a.model,
-        "revision": a.revision, "endpoint": a.endpoint.value, "instruction": a.instruction,
-        "query_template": a.query_template, "document_template": a.document_template,
+        "revision": a.revision, "endpoint": a.endpoint.value,
+        # what was sent: with api.server_template=true the server's template supplies them (null here)
+        "instruction": fp["instruction"], "query_template": fp["query_template"],
+        "document_template": fp["document_template"],
         "dimensions": a.dimensions, "raw_scores": a.raw_scores,
     }
     if "reference_server" in fp:

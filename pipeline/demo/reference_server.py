@@ -165,7 +165,7 @@ class ReferenceApp:
             raise RequestError(405, 405, f"{method} not allowed on /v1/embeddings")
         request = parse_embeddings(parse_json(raw), self.model.settings, getattr(self.model, "dimensions", None))
         vectors, tokens = await asyncio.to_thread(self.model.embed, request["input"])
-        return 200, embeddings_response(self.model.settings.served_model, vectors, tokens)
+        return 200, embeddings_response(self.model.settings.served_model, vectors, tokens, request["encoding_format"])
 
 
 class ReferenceServer:

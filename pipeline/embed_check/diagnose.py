@@ -1,7 +1,8 @@
 """Name the cause of a disagreement with an API: which single change to the local configuration
 makes the local side reproduce the API's vectors.
 
-Candidates: queries without the task instruction, each other pooling, each other dtype. Each is
+Candidates: queries without the task instruction, each other pooling, each other dtype, each text
+stripped of its surrounding whitespace (as infinity does with every input). Each is
 embedded locally and compared with the API's vectors; the closest candidate explains the
 disagreement when it cuts the mean distance (``1 - cos``) to a fifth of the configured one and at
 least halves the worst. (A dtype is never reproduced bit for bit: bfloat16 results depend on how
@@ -35,6 +36,9 @@ def candidates(cfg: LocalScorerConfig) -> list[tuple[str, LocalScorerConfig]]:
     for dtype in (DType.float32, DType.bfloat16, DType.float16):
         if dtype is not cfg.dtype:
             out.append((f"the other side runs {dtype.value} (this side: {cfg.dtype.value})", replace(cfg, dtype=dtype)))
+    if not cfg.strip_prompt:  # infinity strips every input: local.strip_prompt=true is what it computes
+        out.append(("the other side strips each text's surrounding whitespace (set local.strip_prompt=true)",
+                    replace(cfg, strip_prompt=True)))
     return out
 
 

@@ -106,7 +106,10 @@ class LocalScorerConfig:
     #: the template, as several serving stacks do (infinity, the demo reference); local only --
     #: unlike text.*, it does not change what is sent to the API
     strip_texts: bool = False
-    #: strip the whole formatted prompt (its trailing "\n\n" after </think>), as some servers do
+    #: strip every text the tokenizer receives, as servers that strip their inputs do: the whole
+    #: prompt (template official: its trailing "\n\n" after </think>), each text of the pair
+    #: (vllm: the query part and the document part; none), each text embedded (embedding).
+    #: infinity strips every input this way (local.engine.dialect=infinity requires it)
     strip_prompt: bool = False
     # -- batching (never changes what is computed, only how fast) --
     batch_size: int = setting(8, ge=1)

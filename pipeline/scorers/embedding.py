@@ -30,7 +30,7 @@ from pipeline.scorers.config import LocalScorerConfig, Pooling
 from pipeline.scorers.hf import TransformersScorer
 from pipeline.scorers.loading import ScorerLoadError, architectures, load_config, load_model, load_tokenizer
 from pipeline.scorers.texts import EMBEDDING_QUERY_TEMPLATE as QUERY_TEMPLATE
-from pipeline.scorers.texts import embedding_query
+from pipeline.scorers.texts import embedding_query, embedding_text
 from pipeline.text import TextConfig
 
 
@@ -79,7 +79,11 @@ class EmbeddingScorer(TransformersScorer):
     def format_query(self, query: str) -> str:
         """The text actually embedded for a query (after preprocessing)."""
         query = self._prep(query)
-        return embedding_query(query, self.cfg.task)
+        return embedding_text(embedding_query(query, self.cfg.task), self.cfg.strip_prompt)
+
+    def format_document(self, document: str) -> str:
+        """The text actually embedded for a document (after preprocessing)."""
+        return embedding_text(self._prep(document), self.cfg.strip_prompt)
 
     def embed(self, texts: Sequence[str], is_query: bool = False) -> np.ndarray:
         """(n, d) float32 embeddings as configured (pooling, ``dimensions``, ``normalize``).
@@ -87,7 +91,7 @@ class EmbeddingScorer(TransformersScorer):
         Queries get the instruction; both get the text preprocessing. These are the vectors the
         scores are computed from (normalised first when ``normalize`` is off).
         """
-        prepared = [self.format_query(t) if is_query else self._prep(t) for t in texts]
+        prepared = [self.format_query(t) if is_query else self.format_document(t) for t in texts]
         return self._embed_prepared(prepared)
 
     def _embed_prepared(self, texts: Sequence[str]) -> np.ndarray:
@@ -139,7 +143,7 @@ class EmbeddingScorer(TransformersScorer):
 
     def _score_chunk(self, groups: Sequence[QueryGroup], progress: ProgressCallback | None) -> list[np.ndarray]:
         queries = [self.format_query(g.query) for g in groups]
-        docs = [[self._prep(d) for d in g.documents] for g in groups]
+        docs = [[self.format_document(d) for d in g.documents] for g in groups]
         unique_docs = list(dict.fromkeys(d for ds in docs for d in ds))
         unique_queries = list(dict.fromkeys(queries))
         vectors = self._embed_prepared(unique_queries + unique_docs)

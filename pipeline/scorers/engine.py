@@ -17,6 +17,10 @@ read once when the scorer is built and recorded in the fingerprint, so an engine
 weights re-collects instead of mixing scores. The engine must therefore be up to build this
 scorer, even when every score is cached.
 
+An engine that strips every text it receives (infinity) is refused unless ``local.strip_prompt``
+says so: the texts sent are then already stripped, and the column is the in-process column of the
+same ``local.*`` (tested against a real infinity server, tests/peers/).
+
 Not reproduced: ``local.max_length`` truncation (the engine applies its own limit; vLLM refuses
 a longer pair with a 400, which stops the run and names the request) and ``local.dtype`` (the
 engine's own; TEI reports it).
@@ -35,7 +39,7 @@ from pipeline.errors import PipelineError
 from pipeline.scorers.base import ProgressCallback, QueryGroup, Scorer
 from pipeline.scorers.config import Activation, LocalScorerConfig, ScorerKind, coerce
 from pipeline.scorers.prompts import DEFAULT_INSTRUCTION
-from pipeline.scorers.texts import embedding_query, qwen3_pair_texts, scorer_text
+from pipeline.scorers.texts import embedding_query, embedding_text, qwen3_pair_texts, scorer_text, strip_prompt_mark
 from pipeline.text import TextConfig, describe
 
 #: bump when the meaning of an engine score changes for the same config
@@ -48,6 +52,11 @@ INFO = {
     Dialect.infinity: ("/models", ("id", "backend")),
 }
 ENGINE_DIALECTS = tuple(INFO)
+#: engines that strip leading and trailing whitespace of every text they receive before
+#: tokenising: infinity-emb (fastapi_schemas/pydantic_v2.py, ``INPUT_STRING = StringConstraints(
+#: max_length=8192 * 15, strip_whitespace=True)``, on rerank queries and documents and on
+#: embeddings inputs; checked against a real 0.0.78 server in tests/peers/)
+STRIPPING_DIALECTS = (Dialect.infinity,)
 
 
 class EngineError(PipelineError, RuntimeError):
@@ -122,6 +131,23 @@ def probe_engine(cfg: LocalScorerConfig, api_key: str | None) -> dict[str, Any]:
     return {k: entry[k] for k in keep if entry.get(k) is not None}
 
 
+def _stripping_refusal(dialect: Dialect, kind: ScorerKind, template) -> str:
+    """Why a configured prompt cannot survive an engine that strips its inputs, and the setting
+    that describes what it really computes."""
+    from pipeline.scorers.config import Template
+
+    if kind is ScorerKind.embedding:
+        lost = "a query or document's surrounding whitespace (the query form included)"
+    elif Template(template) is Template.vllm:
+        lost = 'the query part\'s closing "\\n" and the document part\'s closing "\\n\\n" (template=vllm)'
+    else:
+        lost = "a query or document's surrounding whitespace (template=none)"
+    return (f"local.engine.dialect={dialect.value} strips every text it receives (infinity-emb: strip_whitespace=True "
+            f"on its inputs), so {lost} would never reach the model: it would score another prompt than the one "
+            "configured. Set local.strip_prompt=true (each text stripped: the prompt the server really computes, "
+            "which `python -m pipeline align` finds)")
+
+
 def engine_api_key(cfg: LocalScorerConfig) -> str | None:
     """The engine's bearer token from ``local.engine.api_key_env`` (sent only when set)."""
     import os
@@ -145,15 +171,21 @@ class EngineScorer(Scorer):
         self.kind = kind.value
         if kind is ScorerKind.embedding:
             self.score_type = "cosine"
-            self._query, self._document = (lambda q: embedding_query(q, cfg.task)), str
+            self._query = lambda q: embedding_text(embedding_query(q, cfg.task), cfg.strip_prompt)
+            self._document = lambda d: embedding_text(d, cfg.strip_prompt)
         else:
             self.instruction = cfg.instruction or DEFAULT_INSTRUCTION
-            self._query, self._document = qwen3_pair_texts(cfg.template, self.instruction, cfg.strip_prompt)
+            try:
+                self._query, self._document = qwen3_pair_texts(cfg.template, self.instruction, cfg.strip_prompt)
+            except ValueError as exc:  # template=official: one string, which an engine cannot be sent
+                raise EngineError(str(exc)) from None
             logits = kind is ScorerKind.cross_encoder and Activation(cfg.activation) is Activation.none
             if logits and engine.dialect not in (Dialect.tei, Dialect.infinity):
                 raise EngineError("local.activation=none needs raw logits, which only the tei and infinity "
                                   "dialects return (raw_scores); vLLM returns activated scores")
             self.score_type = "logit" if logits else "probability"
+        if engine.dialect in STRIPPING_DIALECTS and not cfg.strip_prompt:
+            raise EngineError(_stripping_refusal(engine.dialect, kind, cfg.template))
         api_key_env = engine.api_key_env
         self.api = ApiConfig(
             dialect=engine.dialect, base_url=engine.base_url, path=engine.path, model=cfg.model,
@@ -219,7 +251,8 @@ class EngineScorer(Scorer):
         else:
             fp.update(template=cfg.template.value,
                       instruction=None if cfg.template.value == "none" else self.instruction)
-        for switch in ("strip_texts", "strip_prompt"):
-            if getattr(cfg, switch):
-                fp[switch] = True
+        if cfg.strip_texts:
+            fp["strip_texts"] = True
+        if cfg.strip_prompt:
+            fp["strip_prompt"] = strip_prompt_mark(self.kind, cfg.template)
         return fp

@@ -26,7 +26,7 @@ from pipeline.scorers.batching import pad, plan_batches
 from pipeline.scorers.config import LocalScorerConfig, coerce
 from pipeline.scorers.cpu_memory import reuse_freed_memory
 from pipeline.scorers.loading import ModelSource, resolve_device, resolve_source
-from pipeline.scorers.texts import scorer_text
+from pipeline.scorers.texts import scorer_text, strip_prompt_mark
 from pipeline.text import TextConfig, describe
 
 #: bump when a backend's computation changes in a way that changes scores
@@ -139,9 +139,10 @@ class TransformersScorer(Scorer):
         }
         if self.cfg.attn_implementation:
             fp["attn_implementation"] = self.cfg.attn_implementation
-        for switch in ("strip_texts", "strip_prompt"):  # only when set: older fingerprints stay valid
-            if getattr(self.cfg, switch):
-                fp[switch] = True
+        if self.cfg.strip_texts:  # only when set: older fingerprints stay valid
+            fp["strip_texts"] = True
+        if self.cfg.strip_prompt:
+            fp["strip_prompt"] = strip_prompt_mark(getattr(self.cfg.kind, "value", self.cfg.kind), self.cfg.template)
         fp.update(self._fingerprint_extra())
         return fp
 

@@ -51,9 +51,10 @@ class PromptEncoder:
     template: Template
     instruction: str
     max_length: int
-    #: strip the whole formatted prompt, as some servers do: the system turn loses nothing, the
-    #: assistant turn loses its closing "\n\n" (template none: the query's leading and the
-    #: document's trailing whitespace)
+    #: strip every text the tokenizer receives, as servers that strip their inputs do: official,
+    #: the one whole prompt (the assistant turn loses its closing "\n\n"); vllm, each of the two
+    #: parts (the query part also loses its closing "\n" and the query's trailing whitespace: what
+    #: infinity computes); none, the query and the document
     strip_prompt: bool = False
 
     def __post_init__(self) -> None:
@@ -94,11 +95,7 @@ class PromptEncoder:
 
     def _vllm(self, pairs: Sequence[tuple[str, str]]) -> list[list[int]]:
         queries = {q for q, _ in pairs}
-        query_ids = {
-            q: self.tokenizer.encode(VLLM_QUERY.format(prefix=self.prefix_text, instruction=self.instruction, query=q),
-                                     add_special_tokens=False)  # fmt: skip
-            for q in queries
-        }
+        query_ids = {q: self.tokenizer.encode(self._vllm_query_part(q), add_special_tokens=False) for q in queries}
         out = []
         for q, d in pairs:
             head = query_ids[q]
@@ -109,9 +106,13 @@ class PromptEncoder:
             out.append(head + doc + self.suffix_ids)
         return out
 
+    def _vllm_query_part(self, query: str) -> str:
+        text = VLLM_QUERY.format(prefix=self.prefix_text, instruction=self.instruction, query=query)
+        return text.strip() if self.strip_prompt else text
+
     def _none(self, pairs: Sequence[tuple[str, str]]) -> list[list[int]]:
         if self.strip_prompt:
-            pairs = [(q.lstrip(), d.rstrip()) for q, d in pairs]
+            pairs = [(q.strip(), d.strip()) for q, d in pairs]
         encoded = self.tokenizer([q for q, _ in pairs], [d for _, d in pairs], padding=False,
                                  truncation="longest_first", max_length=self.max_length,
                                  return_attention_mask=False)["input_ids"]  # fmt: skip

@@ -30,6 +30,25 @@ def scorer_text(text: str, text_cfg: TextConfig, strip_texts: bool) -> str:
     return text.strip() if strip_texts else text
 
 
+#: how ``local.strip_prompt`` is recorded in a fingerprint where it strips each text the tokenizer
+#: receives (template vllm: the query part and the document part; none: query and document;
+#: embeddings: each text embedded). ``official`` strips its one whole prompt and records ``true``.
+STRIP_EACH_TEXT = "each text"
+
+
+def strip_prompt_mark(kind: str, template: Template | str | None) -> bool | str:
+    """The fingerprint value of ``local.strip_prompt=true`` for a scorer of ``kind``/``template``."""
+    if kind != "embedding" and Template(template) is Template.official:
+        return True
+    return STRIP_EACH_TEXT
+
+
+def embedding_text(text: str, strip_prompt: bool) -> str:
+    """A text as an embedding model is given it: ``local.strip_prompt`` strips it, as a server that
+    strips every input (infinity) does."""
+    return text.strip() if strip_prompt else text
+
+
 def embedding_query(query: str, task: str | None) -> str:
     """The text embedded for a query: bare without a task, else the instructed form."""
     return query if task is None else EMBEDDING_QUERY_TEMPLATE.format(task=task, query=query)
@@ -37,25 +56,25 @@ def embedding_query(query: str, task: str | None) -> str:
 
 def qwen3_pair_texts(template: Template, instruction: str, strip_prompt: bool = False) -> tuple[TextForm, TextForm]:
     """How a query and a document become the two texts of the pair an engine tokenises: the Qwen3
-    prompt split where ``template=vllm`` splits it, or the bare pair for ``template=none``."""
+    prompt split where ``template=vllm`` splits it, or the bare pair for ``template=none``.
+    ``strip_prompt`` strips each of the two texts, which is what a server that strips every input
+    (infinity) computes from the unstripped ones; the in-process encoder does the same."""
     template = Template(template)
     if template is Template.none:
-        if strip_prompt:  # as PromptEncoder: the whole prompt stripped = the query's head, the document's tail
-            return str.lstrip, str.rstrip
-        return str, str
+        return (str.strip, str.strip) if strip_prompt else (str, str)
     if template is not Template.vllm:
         raise ValueError(
             f"local.template={template.value} cannot be reproduced by an HTTP engine: it tokenises the whole "
             "prompt as one string, while an engine tokenises (query part, document part) as a pair. Use "
             "local.template=vllm (the same tokens unless a document is truncated) or none"
         )
-    prefix = PREFIX.lstrip() if strip_prompt else PREFIX
-    suffix = SUFFIX.rstrip() if strip_prompt else SUFFIX
 
     def query_text(query: str) -> str:
-        return VLLM_QUERY.format(prefix=prefix, instruction=instruction, query=query)
+        text = VLLM_QUERY.format(prefix=PREFIX, instruction=instruction, query=query)
+        return text.strip() if strip_prompt else text
 
     def document_text(doc: str) -> str:
-        return VLLM_DOCUMENT.format(doc=doc) + suffix
+        text = VLLM_DOCUMENT.format(doc=doc) + SUFFIX
+        return text.strip() if strip_prompt else text
 
     return query_text, document_text

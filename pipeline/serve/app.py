@@ -140,6 +140,6 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
         if model.dimensions is not None and vectors.shape[1] != model.dimensions:  # never silently reshaped
             raise RequestError(500, 50000, f"the model returned {vectors.shape[1]}-d vectors, expected {model.dimensions}")
         tokens = sum(await asyncio.to_thread(model.token_counts, parsed["input"]))
-        return embeddings_response(model.served_model, vectors.tolist(), tokens)
+        return embeddings_response(model.served_model, vectors.tolist(), tokens, parsed["encoding_format"])
 
     return app

@@ -96,6 +96,30 @@ def test_other_weights_are_reported_unalignable_and_nothing_is_written_to_conf(t
     assert not (tmp_path / "align" / "t" / "aligned-t.yaml").exists() and not (tmp_path / "conf").exists()
 
 
+def test_a_reference_no_monotone_map_fits_is_not_aligned_without_a_crash(tmp_path, dataset, reranker_dir, capsys):
+    """Scores ordered the other way round make the isotonic map constant: the monotone Pearson is
+    undefined (NaN). The verdict is still NOT ALIGNED, exit 1, with align.json written (NaN as null)."""
+    with serve(reranker_dir, "inverted") as server:
+        code = main(["align", *overrides(tmp_path, dataset, reranker_dir, server.base_url)])
+    out = capsys.readouterr()
+    assert code == 1 and "Traceback" not in out.err, out.err
+    assert "NOT ALIGNED" in " ".join(out.out.split())
+    report = json.loads((tmp_path / "align" / "t" / "align.json").read_text())
+    assert report["aligned"] is False and any(c.get("pearson_monotone") is None for c in report["all"])
+    assert not (tmp_path / "align" / "t" / "aligned-t.yaml").exists()
+
+
+def test_an_undefined_figure_ranks_last_and_is_written_as_null():
+    from pipeline.align.search import Measured
+    from pipeline.metrics import MetricValue
+
+    good = Measured({"template": "official"}, MetricValue(0.5, 0.4, 0.6), MetricValue(0.4, 0.3, 0.5), 0.8, 0.1, 0.2)
+    undefined = Measured({"template": "vllm"}, MetricValue(float("nan"), float("nan"), float("nan")),
+                         MetricValue(float("nan"), float("nan"), float("nan")), float("nan"), 0.1, 0.2)
+    assert sorted([undefined, good], key=Measured.rank_key)[0] is good
+    assert json.loads(json.dumps(undefined.as_dict(), allow_nan=False))["pearson_monotone"] is None
+
+
 def test_the_demo_reference_is_aligned_and_apply_writes_a_usable_local_config(tmp_path, dataset, reranker_dir, capsys,
                                                                               monkeypatch):
     """The demo's own loopback reference (vLLM template, stripping, bfloat16, its own default

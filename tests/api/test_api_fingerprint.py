@@ -46,8 +46,10 @@ def test_limits_prices_and_the_key_variable_are_not(change):
 
 
 def test_with_the_server_formatting_the_prompt_the_unsent_templates_are_not_in_the_key():
+    from pipeline.scorers.prompts import DEFAULT_INSTRUCTION
+
     served = replace(BASE, server_template=True)
-    assert key(replace(served, query_template="Q: {query}", instruction="x")) == key(served)
+    assert key(replace(served, query_template="Q: {query}", instruction=DEFAULT_INSTRUCTION)) == key(served)
     assert api_fingerprint(served)["query_template"] is None
 
 

@@ -80,7 +80,7 @@ def test_vllm_template_mode_has_no_silent_default():
 
 
 def test_vllm_server_template_true_sends_bare_texts_false_formats_them(server):
-    score(cfg_for(server, Dialect.vllm, server_template=True, **VLLM_TEMPLATES))
+    score(cfg_for(server, Dialect.vllm, server_template=True, **{**VLLM_TEMPLATES, "instruction": None}))
     sent = server.records[-1].body
     assert sent["query"] == QUERY and sent["documents"] == DOCS  # the server formats the prompt
     score(cfg_for(server, Dialect.vllm, server_template=False, **VLLM_TEMPLATES))
@@ -130,7 +130,7 @@ def test_cohere_cost_comes_from_the_search_units_it_reports(server):
     ({"instruction": "Judge", "model": "BAAI/bge-reranker-v2-m3"}, "supported only by SiliconFlow's Qwen3 rerankers"),
     ({"endpoint": Endpoint.embeddings, "model": "Qwen/Qwen3-Embedding-0.6B", "dimensions": 2048},
      "api.dimensions=2048 is not accepted for Qwen/Qwen3-Embedding-0.6B by SiliconFlow; choose one of 64, 128, 256, 512, 768, 1024"),
-    ({"endpoint": Endpoint.embeddings, "model": "Qwen/Qwen3-Embedding-4B", "dimensions": 4096}, "2048, 2560"),
+    ({"endpoint": Endpoint.embeddings, "model": "Qwen/Qwen3-Embedding-4B", "dimensions": 4096}, "1536, 2048, 2560"),
 ])
 def test_siliconflow_constraints_fail_before_any_request(server, change, message):
     with pytest.raises(ApiConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -175,3 +175,25 @@ def test_pacing_learns_the_ratio_of_reported_to_estimated_tokens(server):
     client._reported_tokens = 10**9  # a server reporting far more than estimated: capped, not unbounded
     assert client.paced_tokens(10) == 100
     assert json.dumps(client.stats.as_dict())  # still serialisable for the usage summary
+
+
+@pytest.mark.parametrize("model, dims", [("Qwen/Qwen3-Embedding-8B", 1536), ("Qwen/Qwen3-Embedding-8B", 2560),
+                                         ("Qwen/Qwen3-Embedding-4B", 1536)])
+def test_siliconflow_dimensions_of_the_newer_reference_are_sent(server, model, dims):
+    """https://api-docs.siliconflow.cn/docs/api/embeddings-post lists 1536 (and 2560 for 8B); the
+    older page did not, and the client refused them before sending."""
+    cfg = cfg_for(server, Dialect.siliconflow, endpoint=Endpoint.embeddings, model=model, dimensions=dims)
+    (vectors, _), _ = embed(cfg, ["a", "b"])
+    assert vectors.shape == (2, dims) and server.records[-1].body["dimensions"] == dims
+
+
+@pytest.mark.parametrize("dialect", [Dialect.vllm, Dialect.vllm_score])
+def test_vllm_with_its_own_template_refuses_an_instruction_it_would_not_send(server, dialect):
+    """With api.server_template=true the server's chat template supplies the instruction; a
+    non-default api.instruction would be dropped while the table records it. Refused, one line."""
+    from pipeline.scorers.prompts import DEFAULT_INSTRUCTION
+
+    with pytest.raises(ApiConfigError, match="api.server_template=true: the vLLM server's chat template"):
+        validate_api_config(cfg_for(server, dialect, server_template=True, instruction="Rank passages by usefulness"))
+    for accepted in (None, DEFAULT_INSTRUCTION):  # nothing to send, or what the template says anyway
+        validate_api_config(cfg_for(server, dialect, server_template=True, instruction=accepted))

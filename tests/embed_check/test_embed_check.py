@@ -230,3 +230,16 @@ def test_the_default_demo_passes_well_clear_of_its_threshold(tmp_path, capsys):
     assert code == 0, out + err
     r = report(tmp_path)
     assert r["sides"]["other"]["dtype"] == "float16" and 1 - r["overall"]["min"] < 0.1 * (1 - 0.9999)
+
+
+def test_a_server_that_strips_its_inputs_is_a_candidate_cause():
+    """infinity strips every text it receives; for a byte-level tokenizer (Qwen3-Embedding) that
+    changes the tokens, so the diagnosis tries local.strip_prompt=true (a WordPiece tokenizer such
+    as MiniLM's drops surrounding whitespace itself: there the two sides agree either way)."""
+    from pipeline.embed_check.diagnose import candidates
+    from pipeline.scorers.config import LocalScorerConfig
+
+    causes = dict(candidates(LocalScorerConfig(kind="embedding", model="m")))
+    stripped = causes["the other side strips each text's surrounding whitespace (set local.strip_prompt=true)"]
+    assert stripped.strip_prompt is True
+    assert not any("strips" in c for c, _ in candidates(LocalScorerConfig(kind="embedding", model="m", strip_prompt=True)))

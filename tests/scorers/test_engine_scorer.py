@@ -21,6 +21,7 @@ from pipeline.compose import compose_config
 from pipeline.scorers import LocalScorerConfig, build_scorer
 from pipeline.scorers.base import QueryGroup
 from pipeline.scorers.config import EngineConfig
+from pipeline.scorers.engine import EngineError
 from tests.fixtures.plain_embedder import PlainEmbedder
 from tests.fixtures.plain_reranker import PlainPairReranker
 from tests.servers.fake_api import FakeApiServer
@@ -123,8 +124,11 @@ def test_the_embedding_engine_column_equals_the_in_process_column(embedding_dir,
 
 def test_refusals_name_the_key(stand_in, reranker_dir, tmp_path):
     base = dict(model=str(reranker_dir), engine=EngineConfig(base_url=stand_in.base_url("vllm")))
-    with pytest.raises(ValueError, match="local.template=vllm"):  # official tokenises the prompt as one string
+    with pytest.raises(EngineError, match="local.template=vllm"):  # official tokenises the prompt as one string
         build_scorer(LocalScorerConfig(**base, template="official"))
+    infinity = dict(model=str(reranker_dir), engine=EngineConfig(base_url=stand_in.base_url("infinity"), dialect="infinity"))
+    with pytest.raises(EngineError, match="strips every text it receives.*Set local.strip_prompt=true"):
+        build_scorer(LocalScorerConfig(**infinity, template="vllm"))  # its closing newlines would be stripped
     with pytest.raises(RuntimeError, match="only the tei and infinity"):
         build_scorer(LocalScorerConfig(**base, kind="cross_encoder", template="none", activation="none"))
     with pytest.raises(RuntimeError, match="not an engine dialect"):

@@ -62,13 +62,24 @@ def test_embeddings_are_the_raw_vectors_in_input_order(served, embedding):
 
 @pytest.mark.parametrize(("extra", "needle"), [
     ({"dimensions": 7}, "dimensions=7"),
-    ({"encoding_format": "base64"}, "encoding_format"),
+    ({"encoding_format": "binary"}, "encoding_format"),
     ({"input": ["ok", ""]}, "non-empty"),
 ])  # fmt: skip
 def test_another_size_or_format_is_refused_never_reshaped(served, extra, needle):
     body = {"model": SERVED, "input": TEXTS, **extra}
     response = httpx.post(served.url + "/v1/embeddings", json=body)
     assert response.status_code == 400 and needle in response.json()["message"]
+
+
+def test_base64_is_each_vector_as_little_endian_float32(served, embedding):
+    """What the official openai client asks for when its caller does not say (it decodes itself);
+    SiliconFlow accepts float and base64."""
+    import base64
+
+    response = httpx.post(served.url + "/v1/embeddings", json={"model": SERVED, "input": TEXTS, "encoding_format": "base64"})
+    assert response.status_code == 200, response.text
+    decoded = np.array([np.frombuffer(base64.b64decode(d["embedding"]), dtype="<f4") for d in response.json()["data"]])
+    np.testing.assert_allclose(decoded, embedding[1].embed(TEXTS), rtol=0, atol=1e-6)
 
 
 def test_the_native_size_may_be_asked_for_explicitly(served, embedding):

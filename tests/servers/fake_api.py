@@ -138,12 +138,13 @@ EMBED_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     # 400 "extra fields not permitted"; its format field is `embedding_type`, not `encoding_format`
     "jina": ({"input", "model"}, {"embedding_type", "task", "dimensions", "normalized", "late_chunking", "truncate"}),
 }
-#: SiliconFlow accepts `dimensions` only from these lists (Qwen3-Embedding); other values get a 400
-#: (https://docs.siliconflow.cn/cn/api-reference/embeddings/create-embeddings)
+#: SiliconFlow accepts `dimensions` only from these lists (Qwen3-Embedding); other values get a 400.
+#: Kept apart from the client's copy on purpose (a fake that imported it could not catch it), from
+#: the newer reference https://api-docs.siliconflow.cn/docs/api/embeddings-post
 SF_DIMENSIONS = {
     "Qwen/Qwen3-Embedding-0.6B": (64, 128, 256, 512, 768, 1024),
-    "Qwen/Qwen3-Embedding-4B": (64, 128, 256, 512, 768, 1024, 2048, 2560),
-    "Qwen/Qwen3-Embedding-8B": (64, 128, 256, 512, 768, 1024, 2048, 4096),
+    "Qwen/Qwen3-Embedding-4B": (64, 128, 256, 512, 768, 1024, 1536, 2048, 2560),
+    "Qwen/Qwen3-Embedding-8B": (64, 128, 256, 512, 768, 1024, 1536, 2048, 2560, 4096),
 }
 #: vLLM paths: /rerank and /score are canonical, the /v1 forms deprecated aliases
 #: (vllm/entrypoints/openai/api_server.py); requests to an alias are flagged in the record
@@ -177,7 +178,23 @@ BASE_PREFIX = {
 
 
 class BadRequest(Exception):
-    pass
+    """A request the server refuses: 400, or 422 where the real server validates with pydantic
+    under FastAPI (infinity)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+#: servers whose request models ignore unknown fields instead of refusing them: infinity's
+#: pydantic models keep BaseModel's default extra="ignore" (fastapi_schemas/pymodels.py RerankInput,
+#: _OpenAIEmbeddingInput); checked against a real 0.0.78 server (tests/peers/test_infinity_conformance.py)
+IGNORES_UNKNOWN_FIELDS = {"infinity"}
+#: servers that strip leading and trailing whitespace of every input text: infinity
+#: (fastapi_schemas/pydantic_v2.py: INPUT_STRING = StringConstraints(..., strip_whitespace=True))
+STRIPS_INPUTS = {"infinity"}
+#: servers that answer a malformed request with FastAPI's 422 and a pydantic "detail" list: infinity
+VALIDATION_STATUS = {"infinity": 422}
 
 
 @dataclass
@@ -397,8 +414,9 @@ class FakeApp:
             else:
                 payload = self._embed(dialect, body, fault)
         except BadRequest as exc:
-            record.status = 400
-            return await self._send(send, *_json(400, {"message": str(exc)}))
+            record.status = exc.status
+            payload = {"detail": [{"msg": str(exc)}]} if exc.status == 422 else {"message": str(exc)}
+            return await self._send(send, *_json(exc.status, payload))
         headers = {"content-type": "application/json"}
         if dialect == "tei" and endpoint == "rerank":  # TEI reports usage in a header only
             headers["x-compute-tokens"] = str(self._reported(_tokens(*[body["query"] + t for t in body["texts"]])))
@@ -412,13 +430,14 @@ class FakeApp:
 
     @staticmethod
     def _check_fields(body: Any, schema: tuple[set[str], set[str]], dialect: str) -> None:
+        status = VALIDATION_STATUS.get(dialect, 400)
         if not isinstance(body, dict):
-            raise BadRequest("body must be a JSON object")
+            raise BadRequest("body must be a JSON object", status)
         required, optional = schema
         missing = required - set(body)
-        unknown = set(body) - required - optional
+        unknown = set() if dialect in IGNORES_UNKNOWN_FIELDS else set(body) - required - optional
         if missing or unknown:
-            raise BadRequest(f"{dialect}: missing {sorted(missing)} unknown {sorted(unknown)}")
+            raise BadRequest(f"{dialect}: missing {sorted(missing)} unknown {sorted(unknown)}", status)
 
     def _reported(self, tokens: int) -> int:
         return max(1, int(round(tokens * self.state.token_report_ratio)))
@@ -428,7 +447,13 @@ class FakeApp:
         query = body.get("query", body.get("text_1"))
         docs = body.get("documents", body.get("texts", body.get("text_2")))
         if not isinstance(query, str) or not isinstance(docs, list) or not docs or not all(isinstance(d, str) for d in docs):
-            raise BadRequest("query must be a string and documents a non-empty list of strings")
+            raise BadRequest("query must be a string and documents a non-empty list of strings",
+                             VALIDATION_STATUS.get(dialect, 400))
+        if dialect in STRIPS_INPUTS:
+            query, docs = query.strip(), [d.strip() for d in docs]
+        top = body.get("top_n", body.get("top_k"))
+        if dialect == "infinity" and top is not None and (not isinstance(top, int) or top < 1):
+            raise BadRequest("top_n: Input should be greater than 0", 422)  # RerankInput: Field(gt=0)
         if dialect == "siliconflow" and "instruction" in body:  # min length 1; Qwen3 rerankers only
             instruction = body["instruction"]
             if not isinstance(instruction, str) or len(instruction) < 1:
@@ -444,7 +469,6 @@ class FakeApp:
         if dialect in {"vllm", "vllm_score"} and self.state.vllm_server_template and "<|im_start|>" in query:
             items = [{"index": i, "score": 0.9990 + 1e-6 * (i % 3)} for i in range(len(docs))]  # wrapped twice
         items.sort(key=lambda it: -it["score"])  # real APIs sort by relevance
-        top = body.get("top_n", body.get("top_k"))
         if isinstance(top, int):
             items = items[:top]
         if fault == "missing_index" and len(items) > 1:
@@ -460,6 +484,8 @@ class FakeApp:
         results = [{"index": it["index"], key: it["score"]} for it in items]
         if dialect == "vllm":  # vLLM always returns the document (protocol.py RerankResult.document)
             results = [dict(r, document={"text": docs[r["index"]]}) for r in results]
+        if dialect == "infinity":  # _ReRankObject.document: Optional[str], null unless return_documents
+            results = [dict(r, document=docs[r["index"]] if body.get("return_documents") else None) for r in results]
         if dialect == "siliconflow":
             usage = {"input_tokens": tokens, "output_tokens": 0}
             if fault == "tokens_meta" or self.state.sf_usage_shape == "meta":
@@ -492,7 +518,9 @@ class FakeApp:
         if isinstance(texts, str):
             texts = [texts]
         if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-            raise BadRequest("input must be a string or a non-empty list of strings")
+            raise BadRequest("input must be a string or a non-empty list of strings", VALIDATION_STATUS.get(dialect, 400))
+        if dialect in STRIPS_INPUTS:
+            texts = [t.strip() for t in texts]
         dims = body.get("output_dimension" if dialect == "voyage" else "dimensions")
         if dialect == "siliconflow" and dims is not None:
             allowed = SF_DIMENSIONS.get(body.get("model"))
