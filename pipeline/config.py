@@ -235,6 +235,10 @@ class AlignConfig:
     #: besides the current one, the model's default and api.instruction (when set)
     instructions: list[str] = field(default_factory=list)
     max_lengths: list[int] = field(default_factory=list)
+    #: long documents split into chunks, scored by the best one (SiliconFlow's max_chunks_per_doc for
+    #: bge-reranker-v2-m3 / bce-reranker-base_v1; kind=cross_encoder, template=none); null = none.
+    #: Empty: not tried. The API must be asked the same way (+api.extra_body.max_chunks_per_doc=N)
+    max_chunks_per_doc: list[Optional[int]] = field(default_factory=list)
     #: text.* switches tried one at a time (e.g. [nfkc, whitespace]); each changes what the API
     #: is sent too, so each costs one more API pass over the samples. Empty: none tried
     text_switches: list[str] = field(default_factory=list)

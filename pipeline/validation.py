@@ -118,7 +118,24 @@ def validate(cfg: Any) -> None:
             check_name(cfg.export.name)
         except ArtifactError as exc:
             raise SettingError(f"export.name: {exc}") from None
+    for key, local in [("local", cfg.local), *((f"collect.extra_local.{c}", l) for c, l in cfg.collect.extra_local.items())]:
+        _check_chunking(key, local)
     t = cfg.demo.train
     if t.hidden_size % t.num_heads or t.num_heads % t.num_kv_heads:
         raise SettingError(f"demo.train: hidden_size={t.hidden_size} must be a multiple of num_heads={t.num_heads}, "
                            f"and num_heads a multiple of num_kv_heads={t.num_kv_heads}")
+
+
+def _check_chunking(key: str, local: Any) -> None:
+    """Chunking splits a document of a classic cross-encoder's pair encoding (SiliconFlow's
+    max_chunks_per_doc for bge-reranker-v2-m3 and bce-reranker-base_v1); a prompt template would
+    be cut apart with it."""
+    if local.max_chunks_per_doc is None:
+        return
+    kind, template = getattr(local.kind, "value", local.kind), getattr(local.template, "value", local.template)
+    if kind != "cross_encoder" or template != "none":
+        raise SettingError(f"{key}.max_chunks_per_doc={local.max_chunks_per_doc} applies to kind=cross_encoder with "
+                           f"template=none (bge-reranker-v2-m3, bce-reranker-base_v1), not kind={kind} template={template}; "
+                           f"set {key}.max_chunks_per_doc=null")
+    if local.engine.base_url:
+        raise SettingError(f"{key}.max_chunks_per_doc: an engine column chunks as its server does; set it to null")

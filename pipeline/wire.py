@@ -28,6 +28,11 @@ EMBED_OPTIONAL = {"encoding_format", "dimensions", "user"}
 #: SiliconFlow's embeddings `encoding_format` values (https://api-docs.siliconflow.cn/docs/api/embeddings-post)
 ENCODINGS = ("float", "base64")
 
+#: the rerankers SiliconFlow documents `max_chunks_per_doc` / `overlap_tokens` for (a long document
+#: split into chunks, scored by its best one); other models accept and ignore the fields
+#: (https://docs.siliconflow.cn/cn/api-reference/rerank/create-rerank)
+CHUNKING_MODELS = ("BAAI/bge-reranker-v2-m3", "Pro/BAAI/bge-reranker-v2-m3", "netease-youdao/bce-reranker-base_v1")
+
 #: SiliconFlow's error codes
 INVALID_REQUEST = 20015
 UNKNOWN_MODEL = 20012
@@ -82,13 +87,6 @@ def _check_fields(body: Any, required: set[str], optional: set[str]) -> dict[str
     return body
 
 
-def _check_lengths(texts: Sequence[str], limits: Limits) -> None:
-    longest = max((len(t) for t in texts), default=0)
-    if longest > limits.max_text_chars:
-        raise RequestError(413, INVALID_REQUEST, f"a text is {longest} characters long; this server takes at most "
-                                                 f"{limits.max_text_chars}")
-
-
 def parse_rerank(body: Any, limits: Limits) -> dict[str, Any]:
     """Validate a rerank request as SiliconFlow does; returns the fields with defaults filled in."""
     body = _check_fields(body, REQUIRED_FIELDS, OPTIONAL_FIELDS)
@@ -100,7 +98,8 @@ def parse_rerank(body: Any, limits: Limits) -> dict[str, Any]:
         raise RequestError(400, INVALID_REQUEST, "documents must be a non-empty list of strings")
     if len(documents) > limits.max_documents:
         raise RequestError(413, INVALID_REQUEST, f"too many documents: {len(documents)} > {limits.max_documents}")
-    _check_lengths([query, *documents], limits)
+    # no per-text limit: a text longer than the model takes is truncated (or chunked, below), as
+    # the API does; 413 is for the request body's size alone
     top_n = body.get("top_n", len(documents))
     if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1:
         raise RequestError(400, INVALID_REQUEST, "top_n must be a positive integer")
@@ -115,7 +114,8 @@ def parse_rerank(body: Any, limits: Limits) -> dict[str, Any]:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise RequestError(400, INVALID_REQUEST, f"{key} must be a non-negative integer")
     return {"query": query, "documents": documents, "top_n": min(top_n, len(documents)),
-            "return_documents": return_documents, "instruction": instruction}
+            "return_documents": return_documents, "instruction": instruction,
+            "max_chunks_per_doc": body.get("max_chunks_per_doc") or None, "overlap_tokens": body.get("overlap_tokens")}
 
 
 def rerank_response(request: dict[str, Any], scores: Sequence[float], tokens: int) -> dict[str, Any]:
@@ -145,7 +145,6 @@ def parse_embeddings(body: Any, limits: Limits, dimensions: int | None) -> dict[
         raise RequestError(400, INVALID_REQUEST, "input must be a non-empty string or a non-empty list of non-empty strings")
     if len(texts) > limits.max_documents:
         raise RequestError(413, INVALID_REQUEST, f"too many inputs: {len(texts)} > {limits.max_documents}")
-    _check_lengths(texts, limits)
     encoding = body.get("encoding_format", "float")
     if encoding not in ENCODINGS:
         raise RequestError(400, INVALID_REQUEST, f"encoding_format {str(encoding)[:20]!r} is not supported; use "

@@ -26,6 +26,8 @@ def label(settings: dict[str, Any], start: dict[str, Any]) -> str:
             parts.append(f"text.{value}")
         elif key == "strip_prompt":
             parts.append("strip prompt" if value else "keep prompt ws")
+        elif key == "max_chunks_per_doc":
+            parts.append("no chunks" if value is None else f"chunks<={value}")
         else:
             parts.append(str(value) if key in ("template", "dtype") else f"{key}={value}")
     return ", ".join(parts) or "as configured"

@@ -24,7 +24,7 @@ from pipeline.metrics import MetricValue, agreement, pearson
 
 #: what a candidate may change, in the order the search visits them: one more text.* switch
 #: (None: as configured; it changes what the API is sent too), then local config fields
-AXES = ("text", "template", "strip_texts", "strip_prompt", "instruction", "max_length", "dtype")
+AXES = ("text", "template", "strip_texts", "strip_prompt", "instruction", "max_length", "max_chunks_per_doc", "dtype")
 
 
 @dataclass

@@ -121,6 +121,14 @@ class LocalScorerConfig:
     reuse_cpu_memory: bool = True
     # -- cross_encoder --
     activation: Activation = Activation.sigmoid
+    #: long documents split into chunks, each scored with the query, the document scored by its
+    #: best chunk: SiliconFlow's `max_chunks_per_doc` for BAAI/bge-reranker-v2-m3 and
+    #: netease-youdao/bce-reranker-base_v1 (template none only). A chunk is as many document tokens
+    #: as fit beside the query in max_length; that length is an assumption, unverified against the
+    #: hosted API. null = no chunking: a long document is truncated
+    max_chunks_per_doc: Optional[int] = setting(None, ge=1, why='null = no chunking (truncate)')
+    #: tokens shared by consecutive chunks (SiliconFlow's `overlap_tokens`, at most 80 there)
+    overlap_tokens: int = setting(80, ge=0)
     # -- embedding --
     pooling: Pooling = Pooling.last
     #: query instruction: queries become "Instruct: {task}\nQuery:{query}"; null = bare queries

@@ -16,6 +16,11 @@ transformers' classifier reads the rightmost token that is not the pad token, so
 after that token first (what follows it cannot change it in a causal model): same value, fewer
 tokens.
 
+Long documents (``local.max_chunks_per_doc``, template ``none`` only): split into chunks that fit
+beside the query, overlapping by ``local.overlap_tokens``, the document scored by its best chunk,
+as SiliconFlow documents for bge-reranker-v2-m3 and bce-reranker-base_v1. The chunk length (what
+fits in ``local.max_length``) is this project's assumption, unverified against the hosted API.
+
 Loading a causal-LM checkpoint (such as the original Qwen3-Reranker) here would attach an
 untrained ``score`` head; that is refused with a pointer to ``kind=qwen3_reranker``.
 """
@@ -98,16 +103,96 @@ class CrossEncoderScorer(TransformersScorer):
             return super()._batch_runner(rows)
         return packed_runner(self.model.base_model, rows, self.device, lambda h: self._activate(self.model.score(h)[:, 0]))
 
+    # -- long documents (local.max_chunks_per_doc) ----------------------------------------------
+    def score_pairs(self, pairs: Sequence[tuple[str, str]], progress=None):
+        """With ``max_chunks_per_doc`` set, each document is scored by its best chunk (see
+        :meth:`chunk_rows`); otherwise the pair encoding truncates it, as before."""
+        if self.cfg.max_chunks_per_doc is None or not pairs:
+            return super().score_pairs(pairs, progress)
+        return self.score_chunked(pairs, self.cfg.max_chunks_per_doc, self.cfg.overlap_tokens, progress)
+
+    def score_long(self, groups, max_chunks: int, overlap: int):
+        """:meth:`score` with chunking as given (``serve`` passes a request's own
+        ``max_chunks_per_doc``/``overlap_tokens``): one array per group, in document order."""
+        pairs = [(self._prep(g.query), self._prep(d)) for g in groups for d in g.documents]
+        flat = self.score_chunked(pairs, max_chunks, overlap) if pairs else []
+        out, start = [], 0
+        for g in groups:
+            out.append(flat[start : start + len(g.documents)])
+            start += len(g.documents)
+        return out
+
+    def score_chunked(self, pairs: Sequence[tuple[str, str]], max_chunks: int, overlap: int, progress=None):
+        """Scores of ``pairs``, each document the max over its chunks' scores (``serve`` passes a
+        request's own ``max_chunks_per_doc``/``overlap_tokens`` here)."""
+        import numpy as np
+
+        rows, owner = [], []
+        for i, (query, document) in enumerate(pairs):
+            for row in self.chunk_rows(query, document, max_chunks, overlap):
+                rows.append(row)
+                owner.append(i)
+        values = self._score_rows(rows)
+        scores = np.full(len(pairs), -np.inf)
+        np.maximum.at(scores, np.asarray(owner), values)
+        if progress is not None:
+            progress(len(pairs))
+        return scores
+
+    def chunk_rows(self, query: str, document: str, max_chunks: int, overlap: int) -> list[list[int]]:
+        """Token rows of (query, chunk) for each chunk of ``document``.
+
+        A chunk is as many document tokens as fit beside the query and the pair's special tokens
+        in ``local.max_length``; consecutive chunks share ``overlap`` tokens; only the first
+        ``max_chunks`` are kept (the rest of a very long document is not scored). A document that
+        fits is one row, the same tokens as without chunking. This chunk length is an
+        assumption: SiliconFlow documents the fields, not how it cuts.
+        """
+        tok = self.tokenizer
+        if self.cfg.strip_prompt:  # as the unchunked template=none encoding does
+            query, document = query.strip(), document.strip()
+        q_ids = tok.encode(query, add_special_tokens=False)
+        d_ids = tok.encode(document, add_special_tokens=False)
+        room = self.cfg.max_length - tok.num_special_tokens_to_add(pair=True) - len(q_ids)
+        if room <= overlap or len(d_ids) <= room:  # fits, or a query too long to chunk beside: truncate
+            return self._encode([(query, document)])
+        head, middle, tail = self._pair_layout()
+        rows, start = [], 0
+        while len(rows) < max_chunks:
+            rows.append([*head, *q_ids, *middle, *d_ids[start : start + room], *tail])
+            if start + room >= len(d_ids):
+                break
+            start += room - overlap
+        if self.packed:
+            rows = [through_last_non_pad(row, self.model.config.pad_token_id) for row in rows]
+        return rows
+
+    def _pair_layout(self) -> tuple[list[int], list[int], list[int]]:
+        """The special tokens the tokenizer's pair encoding puts before, between and after the two
+        sequences (``[CLS] q [SEP] d [SEP]``, ``<s> q </s></s> d </s>``, nothing for Qwen), read
+        off the encoding of a probe pair."""
+        if not hasattr(self, "_layout"):
+            tok = self.tokenizer
+            a, b = tok.encode("a", add_special_tokens=False), tok.encode("b", add_special_tokens=False)
+            ids = list(tok("a", "b")["input_ids"])
+            i = next(k for k in range(len(ids)) if ids[k : k + len(a)] == a)
+            j = next(k for k in range(i + len(a), len(ids)) if ids[k : k + len(b)] == b)
+            self._layout = (ids[:i], ids[i + len(a) : j], ids[j + len(b) :])
+        return self._layout
+
     def _activate(self, logits: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
         return torch.sigmoid(logits) if self.activation is Activation.sigmoid else logits
 
     def _fingerprint_extra(self) -> dict[str, Any]:
-        return {
+        fp = {
             "template": self.template.value,
             "instruction": self.prompt.effective_instruction,
             "activation": self.activation.value,
         }
+        if self.cfg.max_chunks_per_doc is not None:  # only when set: older fingerprints stay valid
+            fp["chunking"] = {"max_chunks_per_doc": self.cfg.max_chunks_per_doc, "overlap_tokens": self.cfg.overlap_tokens}
+        return fp
 
 
 def through_last_non_pad(row: Sequence[int], pad_id: int | None) -> list[int]:

@@ -109,10 +109,13 @@ class TransformersScorer(Scorer):
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]], progress: ProgressCallback | None = None) -> np.ndarray:
         """Scores of already-preprocessed pairs, in order (float64)."""
-        scores = np.empty(len(pairs), dtype=np.float64)
         if not pairs:
-            return scores
-        rows = self._encode(pairs)
+            return np.empty(0, dtype=np.float64)
+        return self._score_rows(self._encode(pairs), progress)
+
+    def _score_rows(self, rows: Sequence[Sequence[int]], progress: ProgressCallback | None = None) -> np.ndarray:
+        """One float64 per token row, in order, batched by length (never changes a value)."""
+        scores = np.empty(len(rows), dtype=np.float64)
         lengths = [len(r) for r in rows]
         batches = plan_batches(lengths, self.cfg.batch_size, self.cfg.max_batch_tokens, packed=self.packed)
         with torch.inference_mode():

@@ -124,7 +124,12 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
             raise RequestError(400, INVALID_REQUEST, f"instruction differs from the one this calibrator was fitted "
                                                      f"with ({fitted}); scores under another instruction are not "
                                                      "calibrated")
-        scores = await runtime.batcher.submit(QueryGroup(parsed["query"], parsed["documents"]))
+        group = QueryGroup(parsed["query"], parsed["documents"])
+        if model.chunks and (parsed["max_chunks_per_doc"] or model.scorers[0].cfg.max_chunks_per_doc):
+            scores = await asyncio.to_thread(model.score_chunked, group, parsed["max_chunks_per_doc"],
+                                             parsed["overlap_tokens"])
+        else:  # Qwen3 rerankers and others: SiliconFlow accepts the chunk fields and ignores them
+            scores = await runtime.batcher.submit(group)
         query, *documents = await asyncio.to_thread(model.token_counts, [parsed["query"], *parsed["documents"]])
         tokens = query * len(documents) + sum(documents)  # the query is read once per document
         return rerank_response(parsed, [float(s) for s in scores], tokens)

@@ -23,7 +23,9 @@ class ServeConfig:
     served_model: Optional[str] = None
     #: environment variable holding the bearer token clients must send; null = no authentication
     api_key_env: Optional[str] = None
-    #: request limits, answered with 413 in the API's error shape
+    #: request limits, answered with 413 in the API's error shape: documents per request, and the
+    #: request body's size, (max_documents + 1) x max_text_chars x 12 bytes (a text longer than
+    #: the model takes is truncated, or chunked where the API chunks, never refused)
     max_documents: int = setting(256, ge=1)
     max_text_chars: int = setting(20000, ge=1)
     #: dynamic batching: pairs from concurrent requests share a model call of up to this many

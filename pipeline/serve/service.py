@@ -118,6 +118,28 @@ class CalibratedModel:
         bounds = np.cumsum([0] + [len(g.documents) for g in groups])
         return [calibrated[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
+    @property
+    def chunks(self) -> bool:
+        """Whether requests' ``max_chunks_per_doc``/``overlap_tokens`` apply: SiliconFlow honours
+        them for a few classic cross-encoders only (``pipeline.wire.CHUNKING_MODELS``)."""
+        from pipeline.wire import CHUNKING_MODELS
+
+        return (self.served_model in CHUNKING_MODELS and len(self.scorers) == 1
+                and hasattr(self.scorers[0], "score_long"))
+
+    def score_chunked(self, group: QueryGroup, max_chunks: int | None, overlap: int | None) -> np.ndarray:
+        """Calibrated scores with each document scored by its best chunk. The calibrator is monotone,
+        so calibrating the best chunk's score is the best calibrated chunk score: a chunking other
+        than the calibration's keeps scores on the reference scale. Unset fields: the local
+        config's chunking (as collected), else SiliconFlow's overlap of 80 and no chunk limit."""
+        scorer = self.scorers[0]
+        cfg = scorer.cfg
+        max_chunks = max_chunks or cfg.max_chunks_per_doc or 1024
+        overlap = cfg.overlap_tokens if overlap is None else overlap
+        with self._lock:
+            (raw,) = scorer.score_long([group], max_chunks, overlap)
+        return np.asarray(self.calibrator(raw), dtype=np.float64)
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if self.embedder is None:
             raise ServeError("this model is not an embedding model")

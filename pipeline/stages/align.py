@@ -86,12 +86,18 @@ def _axes(cfg) -> dict[str, list[Any]]:
         "strip_prompt": list(a.strip_prompt),
         "instruction": [None, *a.instructions] + ([cfg.api.instruction] if cfg.api.instruction else []),
         "max_length": list(a.max_lengths),
+        "max_chunks_per_doc": list(a.max_chunks_per_doc),
         "dtype": list(a.dtypes),
     }
-    if not any(wanted[k] for k in ("text", "template", "strip_texts", "strip_prompt", "max_length", "dtype")) and not a.instructions:
+    if not any(wanted[k] for k in ("text", "template", "strip_texts", "strip_prompt", "max_length", "max_chunks_per_doc",
+                                   "dtype")) and not a.instructions:
         raise AlignError("align: the candidate grid is empty (align.templates, strip_texts, strip_prompt, instructions, "
                          "max_lengths, dtypes and text_switches are all empty): nothing to compare with the current "
                          "local config")
+    kind, template = getattr(local.kind, "value", local.kind), getattr(local.template, "value", local.template)
+    if wanted["max_chunks_per_doc"] and (kind != "cross_encoder" or template != "none"):
+        raise AlignError(f"align.max_chunks_per_doc: chunking applies to local.kind=cross_encoder with template=none "
+                         f"(bge-reranker-v2-m3, bce-reranker-base_v1), not kind={kind} template={template}")
     axes = {}
     for axis in AXES:
         values: list[Any] = []

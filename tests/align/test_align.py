@@ -256,3 +256,67 @@ def test_coordinate_search_tries_every_single_change_before_moving_greedily():
     best = min(results, key=Measured.rank_key)
     assert (best.settings["a"], best.settings["b"]) == (0, 1)
     assert len(calls) == len(set(calls)) == 4  # every distinct candidate once
+
+
+class _ChunkingCrossEncoder:
+    """A reference that scores a long document by its best chunk (SiliconFlow's max_chunks_per_doc
+    for bge-reranker-v2-m3), written out with plain transformers: [CLS] q [SEP] chunk [SEP], the
+    chunk what fits beside the query in 128 tokens, 20 tokens of overlap."""
+
+    def __init__(self, settings, model_dir: Path, max_chunks: int = 8, overlap: int = 20) -> None:
+        from transformers import AutoTokenizer, BertForSequenceClassification
+
+        self.settings = settings
+        self.tok = AutoTokenizer.from_pretrained(model_dir)
+        self.model = BertForSequenceClassification.from_pretrained(model_dir).eval()
+        self.max_chunks, self.overlap = max_chunks, overlap
+
+    def score(self, query: str, documents, instruction) -> tuple[list[float], int]:
+        import torch
+
+        q = self.tok.encode(query, add_special_tokens=False)
+        room = 128 - 3 - len(q)
+        out = []
+        for doc in documents:
+            d = self.tok.encode(doc, add_special_tokens=False)
+            best, start, n = -float("inf"), 0, 0
+            while n < self.max_chunks:
+                ids = [self.tok.cls_token_id, *q, self.tok.sep_token_id, *d[start : start + room], self.tok.sep_token_id]
+                with torch.no_grad():
+                    best = max(best, float(torch.sigmoid(self.model(input_ids=torch.tensor([ids])).logits[0, 0])))
+                n += 1
+                if start + room >= len(d):
+                    break
+                start += room - self.overlap
+            out.append(best)
+        return out, 0
+
+    def close(self) -> None:
+        self.model = None
+
+
+def test_align_finds_the_chunking_of_a_reference_that_scores_long_documents_by_their_best_chunk(tmp_path, models_dir):
+    from tests.fixtures import tiny_models
+
+    bert = tiny_models.build_tiny_bert_cross_encoder(models_dir / "align-bert")
+    long = " ".join(f"Sentence {i} about chunks, overlaps and which chunk wins the score." for i in range(40))
+    rows = [{"query_id": f"q{q}", "query": f"chunk question {q}",
+             "documents": [{"doc_id": f"d{j}", "text": (long if j % 2 else f"short answer {q} {j}") + f" tail {q}{j}"}
+                           for j in range(4)]} for q in range(8)]
+    data = tmp_path / "long.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    settings = ReferenceConfig(model=str(bert), served_model="BAAI/bge-reranker-v2-m3")
+    with ReferenceServer(settings, model_factory=lambda s: _ChunkingCrossEncoder(s, bert)) as server:
+        cfg = compose_config(["local=cross-encoder", f"local.model={bert}", "local.max_length=128", "local.device=cpu",
+                              "local.overlap_tokens=20",  # what the API is sent (api.extra_body.overlap_tokens)
+                              "api=demo-reference", "api.model=BAAI/bge-reranker-v2-m3", f"collect.dataset={data}",
+                              f"collect.cache={tmp_path / 'cache.sqlite'}", f"align.root={tmp_path / 'align'}",
+                              "align.name=chunks", "align.sample_queries=4", "align.confirm_queries=4",
+                              "align.n_bootstrap=50", "align.noise_pairs=0", "align.templates=[none]",
+                              "align.strip_prompt=[false]", "align.dtypes=[float32]", "align.max_chunks_per_doc=[1,8]",
+                              "collect.progress=false", "reference.enabled=false", f"api.base_url={server.base_url}",
+                              "~local@collect.extra_local.local_minilm"])
+        result = align(cfg)
+    assert result.aligned and getattr(result.best.settings["max_chunks_per_doc"], "value", result.best.settings["max_chunks_per_doc"]) == 8
+    assert result.best.max_delta <= 1e-5 and result.start.max_delta > 1e-3  # truncation alone does not reproduce it
+    assert "max_chunks_per_doc: 8" in (tmp_path / "align" / "chunks" / "aligned-chunks.yaml").read_text()

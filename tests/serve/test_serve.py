@@ -155,7 +155,7 @@ def test_collect_pointed_at_serve_returns_the_calibrated_scores(served, fitted, 
 
 @pytest.mark.parametrize(("body", "status", "needle"), [
     ({"model": SERVED, "query": QUERY, "documents": ["d"] * 9}, 413, "too many documents"),
-    ({"model": SERVED, "query": QUERY, "documents": ["x" * 5000]}, 413, "characters"),
+    ({"model": SERVED, "query": QUERY, "documents": ["x" * 70000] * 8}, 413, "request body of"),
     ({"model": "other/model", "query": QUERY, "documents": DOCS}, 400, "Model does not exist"),
     ({"model": SERVED, "query": QUERY, "documents": []}, 400, "documents must be"),
     ({"model": SERVED, "query": QUERY, "documents": DOCS, "colour": "red"}, 400, "unknown field(s) ['colour']"),

@@ -9,12 +9,10 @@ import httpx
 import numpy as np
 import pytest
 
-from pipeline.artifacts import write_artifact
-from pipeline.calibrators import make_calibrator
-from pipeline.fusion import ScoreCalibrationModel
 from pipeline.inference import load_calibrator
 from pipeline.scorers import LocalScorerConfig, build_scorer
 from pipeline.scorers.base import QueryGroup
+from tests.serve.artifacts import artifact_for
 from tests.serve.test_serve import Served
 
 SERVED = "Qwen/Qwen3-Embedding-0.6B"
@@ -29,14 +27,7 @@ def embedding(tmp_path_factory, models_dir):
     cfg = LocalScorerConfig(kind="embedding", model=str(directory), device="cpu", pooling="last",
                             task="Given a web search query, retrieve relevant passages")  # fmt: skip
     scorer = build_scorer(cfg)
-    rng = np.random.default_rng(0)
-    x = rng.uniform(-1, 1, size=300)
-    model = ScoreCalibrationModel(make_calibrator("poly"), None, ["local"]).fit(x[:, None], 0.5 + 0.4 * x)
-    fp = scorer.fingerprint()
-    manifest = {"sources": [{"column": "local", "kind": "local", "model": fp["model"], "revision": fp["revision"],
-                             "fingerprint": fp}],
-                "target": {"column": "reference", "kind": "api", "model": SERVED, "instruction": None}}
-    artifact = write_artifact(tmp_path_factory.mktemp("emb-artifacts"), "emb", model, manifest)
+    artifact = artifact_for(scorer, SERVED, tmp_path_factory.mktemp("emb-artifacts"), "emb", low=-1, high=1)
     yield artifact, scorer
     scorer.close()
 
