@@ -13,6 +13,7 @@ import pytest
 from tests.serve.test_serve import DOCS, KEY, QUERY, SERVED, Served, expected_scores
 from tests.serve.test_serve import fitted, local_scorer  # noqa: F401  (module fixtures reused here)
 from tests.serve.test_serve_embeddings import SERVED as EMBEDDING_MODEL
+from tests.serve.test_serve_chunking import bge_like  # noqa: F401
 from tests.serve.test_serve_embeddings import TEXTS, embedding  # noqa: F401
 
 
@@ -78,3 +79,21 @@ def test_llamaindex_siliconflow_rerank_gets_the_calibrated_local_scores(rerank_s
     assert sorted(got) == list(range(len(DOCS)))
     np.testing.assert_allclose([got[i] for i in range(len(DOCS))], expected, rtol=0, atol=1e-6)
     assert [n.score for n in ranked] == sorted(got.values(), reverse=True)
+
+
+def test_llamaindex_siliconflow_rerank_chunks_where_siliconflow_documents_it(bge_like):  # noqa: F811
+    """Against a bge-reranker-v2-m3 artifact the same client's max_chunks_per_doc=1024 and
+    overlap_tokens=80 apply: each long document is scored by its best chunk."""
+    from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+    from llama_index.postprocessor.siliconflow_rerank import SiliconFlowRerank
+
+    from pipeline.inference import load_calibrator
+    from pipeline.scorers import QueryGroup
+    from tests.serve.test_serve_chunking import BGE, DOCS as LONG_DOCS, QUERY as LONG_QUERY
+
+    served, artifact, scorer = bge_like
+    rerank = SiliconFlowRerank(model=BGE, api_key="any", base_url=served.url + "/v1/rerank", top_n=len(LONG_DOCS))
+    nodes = [NodeWithScore(node=TextNode(text=d, id_=str(i))) for i, d in enumerate(LONG_DOCS)]
+    got = {int(n.node.id_): n.score for n in rerank.postprocess_nodes(nodes, query_bundle=QueryBundle(LONG_QUERY))}
+    expected = load_calibrator(artifact)(scorer.score_long([QueryGroup(LONG_QUERY, LONG_DOCS)], 1024, 80)[0])
+    np.testing.assert_allclose([got[i] for i in range(len(LONG_DOCS))], expected, rtol=0, atol=1e-6)

@@ -188,8 +188,10 @@ class BadRequest(Exception):
 
 #: servers whose request models ignore unknown fields instead of refusing them: infinity's
 #: pydantic models keep BaseModel's default extra="ignore" (fastapi_schemas/pymodels.py RerankInput,
-#: _OpenAIEmbeddingInput); checked against a real 0.0.78 server (tests/peers/test_infinity_conformance.py)
-IGNORES_UNKNOWN_FIELDS = {"infinity"}
+#: _OpenAIEmbeddingInput; checked against a real 0.0.78 server in tests/peers/test_infinity_conformance.py);
+#: vLLM's OpenAIBaseModel sets model_config = ConfigDict(extra="allow") and only logs the ignored
+#: fields (vllm/entrypoints/openai/protocol.py). Tests that care what the client sends read the record.
+IGNORES_UNKNOWN_FIELDS = {"infinity", "vllm", "vllm_score"}
 #: servers that strip leading and trailing whitespace of every input text: infinity
 #: (fastapi_schemas/pydantic_v2.py: INPUT_STRING = StringConstraints(..., strip_whitespace=True))
 STRIPS_INPUTS = {"infinity"}
