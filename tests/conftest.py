@@ -75,3 +75,12 @@ def reranker_v2_dir(models_dir) -> Path:
     from tests.fixtures import tiny_models
 
     return tiny_models.build_tiny_qwen3_reranker(models_dir / "qwen3-reranker-v2", seed=1)
+
+
+def pytest_sessionstart(session):
+    """Print the test-order seed even under -q (pytest-randomly's own header line is hidden there):
+    a failure that depends on the order is rerun with the same --randomly-seed."""
+    seed = getattr(session.config.option, "randomly_seed", None)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if seed is not None and reporter is not None:
+        reporter.write_line(f"test order: --randomly-seed={seed} (pass it to pytest to rerun this order)")

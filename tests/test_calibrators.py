@@ -166,21 +166,39 @@ def test_sigmoid_recovers_a_platt_map_and_refuses_negative_slopes():
 
 def test_outputs_clipped_to_configured_range_and_inputs_clamped_to_training_range():
     x = np.linspace(0, 1, 50)
-    cal = PolynomialCalibrator(y_min=0.1, y_max=0.8).fit(x, x)
-    assert cal.predict(np.array([-5.0]))[0] == pytest.approx(0.1)
-    assert cal.predict(np.array([5.0]))[0] == pytest.approx(0.8)
-    assert cal.predict(np.array([2.0]))[0] == cal.predict(np.array([1.0]))[0]
+    clipped = PolynomialCalibrator(y_min=0.1, y_max=0.8).fit(x, x)
+    assert clipped.predict(np.array([-5.0]))[0] == pytest.approx(0.1)
+    assert clipped.predict(np.array([5.0]))[0] == pytest.approx(0.8)
+    # a clip range wide enough that only the input clamp can hold the curve at the training edge
+    wide = PolynomialCalibrator(y_min=-10.0, y_max=10.0).fit(x, x)
+    assert wide.predict(np.array([2.0]))[0] == pytest.approx(1.0, abs=1e-9)  # f(1), not f(2) = 2
+    assert wide.predict(np.array([-3.0]))[0] == pytest.approx(0.0, abs=1e-9)  # f(0), not f(-3)
 
 
-def test_auto_never_worse_than_identity_when_scores_already_agree():
+def test_auto_is_not_worse_than_identity_on_fresh_data_when_scores_already_agree():
+    """Scores that already agree up to noise: whatever auto picks must not predict fresh data from
+    the same process worse than leaving the scores alone (identity)."""
     rng = np.random.default_rng(4)
     x = rng.uniform(0, 1, 40)
     y = x + rng.normal(0, 0.001, 40)
-    groups = np.repeat(np.arange(10), 4)
-    auto = AutoCalibrator(n_splits=5).fit(x, y, groups=groups)
-    assert auto.cv_mse_[auto.chosen_] <= auto.cv_mse_["identity"]
-    pure = AutoCalibrator(n_splits=5).fit(x, x, groups=groups)
-    assert pure.chosen_ == "identity"  # ties go to identity
+    auto = AutoCalibrator(n_splits=5).fit(x, y, groups=np.repeat(np.arange(10), 4))
+    fresh_x = rng.uniform(0.05, 0.95, 2000)
+    fresh_y = fresh_x + rng.normal(0, 0.001, 2000)
+    assert np.mean((auto.predict(fresh_x) - fresh_y) ** 2) <= 1.2 * np.mean((fresh_x - fresh_y) ** 2)
+
+
+def test_an_exact_tie_in_held_out_error_goes_to_identity(monkeypatch):
+    """A candidate that predicts exactly what identity predicts has exactly identity's held-out
+    error: identity must win the tie even when the other is listed first."""
+    from pipeline import calibrators
+
+    real = calibrators.make_calibrator
+    monkeypatch.setattr(calibrators, "make_calibrator",
+                        lambda family, **kw: real("identity", **kw) if family == "poly" else real(family, **kw))
+    x = np.linspace(0, 1, 40)
+    auto = AutoCalibrator(candidates=("poly", "identity"), n_splits=5).fit(x, x ** 2, groups=np.repeat(np.arange(10), 4))
+    assert auto.cv_mse_["poly"] == auto.cv_mse_["identity"] > 0  # a real tie, not identity being better
+    assert auto.chosen_ == "identity"
 
 
 def test_auto_with_one_query_keeps_identity_and_warns():

@@ -15,13 +15,14 @@ import pytest
 
 
 from pipeline.compose import ConfigError, compose_config, to_yaml
+from pipeline.cache import ScoreCache, pair_key
 from pipeline.data import read_table
 from pipeline.collect import api_side
 from pipeline.collect import stage as collect_impl
 from pipeline.stages import run_stage
 from pipeline.collect import CollectError, collect
 from tests.servers.fake_api import expected_score
-from tests.servers.helpers import CANARY_KEY, KEY_ENV, HashScorer, api_overrides
+from tests.servers.helpers import CANARY_KEY, KEY_ENV, BadScorer, HashScorer, api_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "data" / "demo" / "calibration.jsonl"
@@ -364,3 +365,45 @@ def test_a_source_that_leaves_pairs_unscored_fails_and_writes_no_table(server, t
     with pytest.raises(CollectError, match=r"reference: 4 pair\(s\) have no score after the run; re-run to resume"):
         collect(cfg, scorers={"local": HashScorer()})
     assert not Path(cfg.collect.output).exists() and not Path(cfg.collect.output + ".meta.json").exists()
+
+
+@pytest.mark.parametrize("mode", BadScorer.MODES)
+def test_a_scorer_that_returns_a_bad_array_for_one_group_stops_collect_and_writes_nothing_bad(
+        server, tmp_path, capsys, monkeypatch, mode):
+    """NaN, inf, one score too few or too many for one query group: one error line (exit 2), no
+    table, and no score of that group -- nor any non-finite value -- in the cache."""
+    import math
+    import sqlite3
+
+    ds = small_dataset(tmp_path, n_queries=6)
+    bad = BadScorer(mode, marker="number 4?")
+    monkeypatch.setattr(collect_impl, "build_local_scorer", lambda lcfg, cfg: bad)
+    cfg = make_cfg(server, tmp_path, ds, **{"collect.local_groups_per_batch": 1})
+    assert run_stage("collect", cfg) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "bad score array for query group 4" in lines[0] and "Traceback" not in err
+    assert not (tmp_path / "out" / "table.csv").exists()
+    with ScoreCache(tmp_path / "cache.sqlite") as cache:
+        keys = [pair_key("query number 4?", f"document {j} for query 4: 文档 {j}") for j in range(4)]
+        assert cache.get_many(bad.fingerprint_hash(), keys) == {}
+    with sqlite3.connect(tmp_path / "cache.sqlite") as db:
+        values = [v for (v,) in db.execute("SELECT score FROM scores")]
+    assert values and all(math.isfinite(v) for v in values)
+
+
+def test_an_api_that_answers_408_every_time_stops_after_the_retries_with_nothing_cached(server, tmp_path, capsys,
+                                                                                        monkeypatch):
+    monkeypatch.setattr(collect_impl, "build_local_scorer", lambda lcfg, cfg: HashScorer())
+    server.state.fault_fn = lambda n, d, b: "408"
+    ds = small_dataset(tmp_path, n_queries=2)
+    cfg = make_cfg(server, tmp_path, ds, **{"api.retry_attempts": 3, "api.concurrency": 1, "api.backoff_initial_s": 0.01,
+                                           "api.backoff_max_s": 0.02})
+    assert run_stage("collect", cfg) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "gave up after 3 attempt(s)" in lines[0] and "408" in lines[0]
+    assert len(server.records) == 3  # one request, retried twice, then the line
+    with ScoreCache(tmp_path / "cache.sqlite") as cache:
+        api_hash = collect_impl.api_source(cfg).hash
+        assert cache.count(api_hash) == 0

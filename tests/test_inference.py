@@ -51,6 +51,52 @@ def test_round_trip_json_and_joblib_agree_with_the_fitted_model(tmp_path, family
     assert by_json.manifest["sources"][0]["model"] == "Qwen/Qwen3-Reranker-4B"
 
 
+def _documented_formula(spec: dict, X: np.ndarray) -> np.ndarray:
+    """calibrator.json evaluated from its documented meaning, written out plainly here (closed
+    forms, no code shared with pipeline/spec.py): the fused score, then the calibrator."""
+    def logit(x, eps):
+        p = np.clip(x, eps, 1 - eps)
+        return np.log(p / (1 - p))
+
+    fusion = spec["fusion"]
+    if fusion is None:
+        z = X[:, 0]
+    else:
+        z = np.zeros(X.shape[0])
+        for j in range(X.shape[1]):
+            x = X[:, j]
+            m = (fusion.get("maps") or [{"map": "identity"}] * X.shape[1])[j]
+            x = {"identity": lambda: x, "logit": lambda: logit(x, m.get("eps")),
+                 "knots": lambda: np.interp(x, m.get("x"), m.get("y"))}[m["map"]]()
+            z += fusion["weights"][j] * (x - fusion["mean"][j]) / fusion["scale"][j]
+    cal = spec["calibrator"]
+    if cal["family"] == "identity":
+        return z
+    y_lo, y_hi = cal["y_range"]
+    if cal["family"] == "poly":
+        lo, hi = cal["x_range"]
+        t = (np.clip(z, lo, hi) - lo) / (hi - lo)
+        return np.clip(sum(c * t**i for i, c in enumerate(cal["coef"])), y_lo, y_hi)
+    if cal["family"] == "isotonic":
+        return np.clip(np.interp(z, cal["x"], cal["y"]), y_lo, y_hi)
+    u = logit(z, cal["eps"]) if cal["input"] == "logit" else z
+    return y_lo + (y_hi - y_lo) / (1 + np.exp(-(cal["a"] * u + cal["b"])))
+
+
+@pytest.mark.parametrize("family", ["poly", "isotonic", "sigmoid", "identity"])
+@pytest.mark.parametrize("k", [1, 3])
+def test_an_artifact_computes_its_documented_formula(tmp_path, family, k):
+    """The round trip above compares the spec with model.predict, which runs the same spec.py
+    arithmetic; this pins the maths itself against the formula each field is documented to mean."""
+    model, _ = _model(family, k)
+    path = write_artifact(tmp_path, "cal", model, MANIFEST)
+    spec = json.loads((path / "calibrator.json").read_text())
+    assert spec["calibrator"]["family"] == family
+    grid = np.random.default_rng(9).uniform(-0.5, 1.5, size=(500, k))
+    got = load_calibrator(path)(grid[:, 0] if k == 1 else grid)
+    np.testing.assert_allclose(got, _documented_formula(spec, grid), atol=1e-9, rtol=0)
+
+
 def test_wrong_input_shape_is_a_clear_error(tmp_path):
     model, _ = _model("poly", 3)
     cal = load_calibrator(write_artifact(tmp_path, "cal", model, MANIFEST))
@@ -88,6 +134,15 @@ def test_missing_file_is_refused(artifact, filename):
     (artifact / filename).unlink()
     with pytest.raises(CalibratorLoadError, match="missing"):
         load_calibrator(artifact)
+
+
+@pytest.mark.parametrize("filename", ["calibrator.json", "calibrator.joblib"])
+def test_a_file_the_manifest_records_no_sha256_for_is_refused(artifact, filename):
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    del manifest["files"][filename]
+    (artifact / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactIntegrityError, match=f"no sha256 recorded for {filename}"):
+        load_calibrator(artifact, use_joblib=filename.endswith("joblib"))
 
 
 def test_manifest_hash_mismatch_is_refused(artifact):

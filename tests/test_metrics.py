@@ -104,6 +104,19 @@ def test_bootstrap_point_inside_interval_and_intervals_shrink_with_more_queries(
     assert large["spearman"].width < small["spearman"].width / 2
 
 
+def test_the_bootstrap_draws_every_query_including_the_last():
+    """29 queries agree perfectly; only the last one is ordered the other way round. A bootstrap
+    that never drew the last query would see a perfect Spearman in every resample."""
+    n_q, n_d = 30, 5
+    groups = np.repeat(np.arange(n_q), n_d)
+    local = np.tile(np.arange(n_d, dtype=float), n_q)
+    reference = local.copy()
+    reference[-n_d:] = reference[-n_d:][::-1]
+    metrics, _ = agreement(local, reference, groups, n_bootstrap=500, seed=0)
+    assert metrics["spearman"].value == pytest.approx((29 - 1) / 30)
+    assert metrics["spearman"].low < 1.0 - 1e-9  # resamples with the last query in them
+
+
 def test_point_values_are_the_metric_definitions():
     x, y, groups = _random_queries(2)
     m, pq = agreement(x, y, groups, n_bootstrap=10)

@@ -29,11 +29,19 @@ def key(cfg: ApiConfig) -> str:
     {"path": "/score"},
     {"raw_scores": True},
     {"extra_body": {"truncate": True}},
-    {"endpoint": Endpoint.embeddings, "dimensions": 16},
+    {"endpoint": Endpoint.embeddings},
     {"server_template": True},
 ])
 def test_what_is_sent_is_in_the_cache_key(change):
     assert key(replace(BASE, **change)) != key(BASE), change
+
+
+def test_dimensions_alone_change_the_cache_key():
+    """Each change on its own: an endpoint change that also changed dimensions could not show
+    whether dimensions is in the key."""
+    embeddings = replace(BASE, endpoint=Endpoint.embeddings)
+    assert key(replace(embeddings, dimensions=16)) != key(embeddings)
+    assert key(replace(embeddings, dimensions=16)) != key(replace(embeddings, dimensions=32))
 
 
 @pytest.mark.parametrize("change", [

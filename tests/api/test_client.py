@@ -103,7 +103,7 @@ def test_both_siliconflow_usage_shapes(server, shape):
 
 @pytest.mark.parametrize(
     "fault",
-    ["429", "500", "502", "503", "504", "timeout:3", "reset", "drop", "malformed", "truncated",
+    ["408", "429", "500", "502", "503", "504", "timeout:3", "reset", "drop", "malformed", "truncated",
      "missing_index", "duplicate_index", "out_of_range_index", "nan_score"],
 )
 def test_transient_faults_are_retried(server, fault):

@@ -174,7 +174,9 @@ def test_pacing_learns_the_ratio_of_reported_to_estimated_tokens(server):
     assert client.paced_tokens(1800) == int(np.ceil(1800 * 0.05 * 1.25))
     client._reported_tokens = 10**9  # a server reporting far more than estimated: capped, not unbounded
     assert client.paced_tokens(10) == 100
-    assert json.dumps(client.stats.as_dict())  # still serialisable for the usage summary
+    usage = json.loads(json.dumps(client.stats.as_dict()))  # the figures the usage summary shows
+    assert usage["tokens_reported"] == client.stats.tokens_reported > 0
+    assert usage["tokens"] == client.stats.tokens_reported + client.stats.tokens_unreported_estimate
 
 
 @pytest.mark.parametrize("model, dims", [("Qwen/Qwen3-Embedding-8B", 1536), ("Qwen/Qwen3-Embedding-8B", 2560),

@@ -25,7 +25,7 @@ def test_parse_retry_after():
 
 
 def test_retryable_statuses():
-    assert {429, 500, 502, 503, 504} <= RETRYABLE_STATUSES
+    assert {408, 429, 500, 502, 503, 504} <= RETRYABLE_STATUSES
     assert not {400, 401, 403, 404} & RETRYABLE_STATUSES
 
 

@@ -61,6 +61,13 @@ class Repo:
         """``git status --porcelain`` plus the diff: what a run changed in tracked files."""
         return self.run("git", "status", "--porcelain").stdout + self.run("git", "diff").stdout
 
+    def restore(self) -> None:
+        """Back to the committed state after the first repro: tracked files from git, DVC-cached
+        outputs from the lock. Tests run in any order (pytest-randomly), and experiments change
+        the workspace."""
+        self.run("git", "checkout", "-q", "HEAD", "--", ".")
+        self.run("dvc", "checkout", "-q")
+
     def commit(self, message: str) -> None:
         self.run("git", "add", "-A")
         self.run("git", "commit", "-q", "-m", message, ok=False)
@@ -85,8 +92,17 @@ def repo(tmp_path_factory) -> Repo:
     r.run("pipeline", "params")
     r.commit("quick profile")
     r.first = r.run("dvc", "repro")
+    r.first_usage = r.usage()  # the tests run in any order (pytest-randomly): later runs rewrite it
     r.commit("repro")
     return r
+
+
+@pytest.fixture(autouse=True)
+def _committed_state(request):
+    """Every test in this module starts from the committed state (those that only read it too)."""
+    if "repo" in request.fixturenames:
+        request.getfixturevalue("repo").restore()
+    yield
 
 
 def ran(proc: subprocess.CompletedProcess) -> set[str]:
@@ -97,7 +113,7 @@ def test_repro_runs_dataset_to_artifact_offline_and_leaves_a_clean_status(repo):
     assert {"train", "resolve", "collect", "fit"} <= ran(repo.first)
     assert "raw local" in repo.first.stdout and "calibrated local" in repo.first.stdout  # the before/after table
     meta = repo.sidecar()
-    assert meta["dataset"]["queries"] == 48 and repo.usage()["reference"]["requests"] > 0
+    assert meta["dataset"]["queries"] == 48 and repo.first_usage["reference"]["requests"] > 0
     assert meta["sources"]["reference"]["reference_server"]["template"] == "vllm"
     manifest = repo.json(f"artifacts/calibrators/{NAME}/manifest.json")
     assert manifest["sources"][0]["model"] == "models/demo-reranker/v1" and manifest["metrics"]["held_out"] is True

@@ -243,3 +243,15 @@ def test_a_server_that_strips_its_inputs_is_a_candidate_cause():
     stripped = causes["the other side strips each text's surrounding whitespace (set local.strip_prompt=true)"]
     assert stripped.strip_prompt is True
     assert not any("strips" in c for c, _ in candidates(LocalScorerConfig(kind="embedding", model="m", strip_prompt=True)))
+
+
+def test_the_gate_is_the_minimum_cosine_not_the_mean(tmp_path, capsys):
+    """One side pooled from the first token: some texts stay close, others do not. With the
+    threshold between the worst and the mean cosine, the run must fail: one bad text is enough."""
+    args = minilm_local() + [f"embed_check.report_dir={tmp_path / 'report'}", "embed_check.max_queries=4",
+                             "embed_check.other.dtype=null", "embed_check.other.pooling=cls"]
+    assert run(args + ["embed_check.threshold=0"], capsys)[0] == 0
+    overall = report(tmp_path)["overall"]
+    assert overall["min"] < overall["mean"]
+    code, out, _ = run(args + [f"embed_check.threshold={(overall['min'] + overall['mean']) / 2}"], capsys)
+    assert code == 1 and "FAIL" in out.strip().splitlines()[-1]

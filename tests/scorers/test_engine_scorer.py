@@ -118,7 +118,11 @@ def test_the_embedding_engine_column_equals_the_in_process_column(embedding_dir,
     here = build_scorer(lcfg).score(groups)
     for a, b in zip(here, remote):
         assert np.max(np.abs(a - b)) <= 1e-5
-    assert sent[0][0] == f"Instruct: {task}\nQuery:what is gravity?" and sent[0][1] == "gravity attracts bodies"
+    # groups go out concurrently: find each text by content, never by arrival order
+    texts = [t for body in sent for t in body]
+    assert f"Instruct: {task}\nQuery:what is gravity?" in texts and "what is gravity?" not in texts
+    assert f"Instruct: {task}\nQuery:mars" in texts
+    assert {"gravity attracts bodies", "the red planet", "saturn has rings"} <= set(texts)  # documents bare
     assert engine.fingerprint()["task"] == task and engine.score_type == "cosine"
 
 

@@ -35,13 +35,15 @@ def group(name: str, n: int) -> QueryGroup:
 def test_groups_arriving_within_the_window_share_one_call():
     model = Recorder()
     batcher = DynamicBatcher(model, max_pairs=64, wait_s=0.5)
+    names = ["a", "bb", "ccc", "dddd", "eeeee"]  # every group scores differently: misrouting would show
+    sizes = [3, 1, 4, 2, 3]
     try:
-        futures = [batcher.submit_future(group(f"q{i}", 3)) for i in range(5)]
+        futures = [batcher.submit_future(group(name, n)) for name, n in zip(names, sizes)]
         results = [f.result(timeout=10) for f in futures]
     finally:
         batcher.close()
-    assert model.calls == [["q0", "q1", "q2", "q3", "q4"]]
-    assert [r.tolist() for r in results] == [[2.0] * 3] * 5  # each waiter gets its own slice
+    assert model.calls == [names]
+    assert [r.tolist() for r in results] == [[float(len(name))] * n for name, n in zip(names, sizes)]  # its own slice
 
 
 def test_a_call_holds_at_most_max_pairs_and_a_large_group_runs_alone():

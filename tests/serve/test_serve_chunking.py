@@ -62,3 +62,13 @@ def test_a_text_longer_than_the_limit_is_scored_not_refused(bge_like):
     assert response.status_code == 200, response.text
     expected = load_calibrator(artifact)(scorer.score([QueryGroup(QUERY, [long_text])])[0])
     assert response.json()["results"][0]["relevance_score"] == pytest.approx(float(expected[0]), abs=1e-6)
+
+
+def test_an_instruction_is_refused_when_the_calibration_used_the_apis_default(bge_like):
+    """The artifact records instruction null (the API's default was used): scores under any
+    explicit instruction were never calibrated, so a request that sends one is a 400."""
+    served, artifact, _ = bge_like
+    assert load_calibrator(artifact).manifest["target"]["instruction"] is None
+    response = httpx.post(served.url + "/v1/rerank", json={"model": BGE, "query": QUERY, "documents": DOCS[:1],
+                                                            "instruction": "Rank passages by usefulness"}, timeout=60)
+    assert response.status_code == 400 and "instruction differs" in response.json()["message"]

@@ -48,6 +48,29 @@ class HashScorer(Scorer):
         return {"kind": "hash", "model": f"hash-{self.salt}", "revision": "0", "score_type": self.score_type}
 
 
+class BadScorer(HashScorer):
+    """An adversarial local scorer: right for every group but the one whose query contains
+    ``marker``, where it returns NaN, inf, one score too few or one too many (``mode``)."""
+
+    MODES = ("nan", "inf", "too_few", "too_many")
+
+    def __init__(self, mode: str, marker: str) -> None:
+        super().__init__()
+        assert mode in self.MODES, mode
+        self.mode, self.marker = mode, marker
+
+    def score(self, groups: Sequence[QueryGroup], progress: ProgressCallback | None = None) -> list[np.ndarray]:
+        out = super().score(groups, progress)
+        for i, g in enumerate(groups):
+            if self.marker in g.query:
+                values = out[i].copy()
+                if self.mode in ("nan", "inf"):
+                    values[len(values) // 2] = np.nan if self.mode == "nan" else np.inf
+                out[i] = values[:-1] if self.mode == "too_few" else (
+                    np.append(values, 0.5) if self.mode == "too_many" else values)
+        return out
+
+
 def api_overrides(server: FakeApiServer, dialect: str = "siliconflow", group: str = "siliconflow", **extra: Any) -> list[str]:
     """Hydra overrides that point ``api`` at the fake server with fast retries."""
     items = {
