@@ -11,7 +11,7 @@ BIN    := $(VENV)/bin
 PEERS_VENV ?= .venv-infinity
 PEERS_PIN  := tests/peers/infinity-requirements.txt
 
-.PHONY: setup peers demo repro test bench clean
+.PHONY: setup peers demo repro test mutate bench clean
 
 setup: $(VENV)/.installed
 
@@ -43,6 +43,13 @@ repro: setup
 
 test: setup peers
 	$(BIN)/python -m pytest -q
+
+# mutation testing (not part of `make test`): mutmut on the modules that decide correctness, each
+# against its own tests (mutation/modules.py, at most 15 minutes a module), then the hand-planted
+# bugs of mutation/patches/ one at a time; README "Development" says how to read the results
+mutate: setup
+	$(BIN)/python mutation/run_mutmut.py
+	$(BIN)/python mutation/run_examples.py
 
 bench: setup
 	$(BIN)/python bench/run_all.py

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,15 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from mutation.examples import EXAMPLES  # noqa: E402
-
-
-def working_tree_copy(target: Path) -> None:
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO,
-                            capture_output=True, check=True).stdout.decode().split("\0")
-    for rel in listed:
-        if rel and (REPO / rel).is_file():
-            (target / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, target / rel)
+from mutation.workspace import working_tree_copy  # noqa: E402
 
 
 def run_example(name: str, tests: list[str]) -> tuple[bool, float, str]:

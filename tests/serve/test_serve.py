@@ -304,3 +304,37 @@ def test_a_column_scored_by_an_http_engine_is_refused_with_the_reason():
         "engine": {"dialect": "vllm_score", "path": "/score", "served_model": "Qwen/Qwen3-Reranker-0.6B", "reported": {}}}}
     with pytest.raises(ServeError, match=r"scored by an HTTP engine \(vllm_score\).*local.engine.base_url=null"):
         scorer_config(source, ServeConfig())
+
+
+def test_a_fused_artifact_whose_first_source_changed_revision_is_not_ready_and_names_it(tmp_path, reranker_dir,
+                                                                                       reranker_v2_dir):
+    """Two sources; after fitting, the first one's checkpoint is replaced in place by other weights
+    (retrained into the same directory). serve must not calibrate the new scores: not ready, and the
+    reason names that column, not the other."""
+    import shutil
+
+    from pipeline.artifacts import write_artifact
+    from pipeline.calibrators import make_calibrator
+    from pipeline.fusion import NonNegativeFusion, ScoreCalibrationModel
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    shutil.copytree(reranker_dir, first)
+    shutil.copytree(reranker_dir, second)
+    sources = []
+    for column, directory in (("local", first), ("local_b", second)):
+        with build_scorer(LocalScorerConfig(model=str(directory), device="cpu")) as scorer:
+            fp = scorer.fingerprint()
+        sources.append({"column": column, "kind": "local", "model": fp["model"], "revision": fp["revision"],
+                        "fingerprint": fp})
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 1, size=(240, 2))
+    model = ScoreCalibrationModel(make_calibrator("poly"), NonNegativeFusion(), ["local", "local_b"])
+    model.fit(X, 0.3 * X[:, 0] + 0.5 * X[:, 1], groups=np.repeat(np.arange(40), 6))
+    artifact = write_artifact(tmp_path / "artifacts", "fused", model, {"sources": sources, "target": {
+        "column": "reference", "kind": "api", "model": SERVED, "instruction": None}})
+    shutil.copy2(reranker_v2_dir / "model.safetensors", first / "model.safetensors")  # retrained in place
+    with Served(artifact) as served:
+        ready = httpx.get(served.url + "/ready")
+    body = ready.json()
+    assert ready.status_code == 503 and body["state"] == "not_ready"
+    assert "local: revision: fitted 'sha256:" in body["reason"] and "local_b:" not in body["reason"]

@@ -1,0 +1,122 @@
+"""mutmut on the modules that decide correctness, one at a time, each against its own test files
+(mutation/modules.py): ``python mutation/run_mutmut.py [module ...] [--minutes N]``.
+
+Each module runs in a throwaway copy of the working tree with a ``[tool.mutmut]`` section that
+mutates that module only and selects its tests, so one run never waits on another module's
+suite. Prints per module: mutants, killed, survived, timeouts, tests missing, the score (killed
+of all but "no tests"), the time; writes mutation/results/<module>.json with the survivors'
+names, for ``mutmut show`` in that copy (kept with --keep). Equivalent mutants (no input tells
+them apart) are listed, with the reason, in mutation/equivalent.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from mutation.modules import MODULES  # noqa: E402
+from mutation.workspace import working_tree_copy  # noqa: E402
+
+#: what mutmut copies next to the mutated package: everything the selected tests read
+ALSO_COPY = ["conf/", "data/", "models/", "hydra_plugins/", "mutation/", "params.yaml", "dvc.yaml", "dvc.lock",
+             "README.md"]
+
+
+def _toml_list(items: list[str]) -> str:
+    return "[" + ", ".join(json.dumps(i) for i in items) + "]"
+
+
+def configure(root: Path, module: str, tests: list[str]) -> None:
+    section = (
+        "\n[tool.mutmut]\n"
+        f'source_paths = ["pipeline/"]\n'
+        f"only_mutate = {_toml_list([module])}\n"
+        f"also_copy = {_toml_list(ALSO_COPY)}\n"
+        f"pytest_add_cli_args = {_toml_list(['-p', 'no:randomly', '-p', 'no:cacheprovider', '-q'])}\n"
+        f"pytest_add_cli_args_test_selection = {_toml_list(tests)}\n"
+    )
+    with open(root / "pyproject.toml", "a", encoding="utf-8") as fh:
+        fh.write(section)
+
+
+def run_module(module: str, tests: list[str], minutes: float, keep: bool) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="mutmut-"))
+    root = working_tree_copy(tmp)
+    configure(root, module, tests)
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "MPLBACKEND": "Agg"}
+    mutmut = [sys.executable, "-m", "mutmut"]
+    started = time.monotonic()
+    try:
+        proc = subprocess.run([*mutmut, "run"], cwd=root, env=env, capture_output=True, text=True, timeout=minutes * 60)
+        finished = proc.returncode == 0
+        log = proc.stdout[-4000:] + proc.stderr[-4000:]
+    except subprocess.TimeoutExpired as exc:
+        finished, log = False, f"stopped after {minutes} minutes: {str(exc.stdout)[-2000:]}"
+    seconds = time.monotonic() - started
+    results = subprocess.run([*mutmut, "results", "--all", "true"], cwd=root, env=env, capture_output=True,
+                             text=True).stdout
+    status: dict[str, str] = {}
+    for line in results.splitlines():
+        match = re.match(r"\s*(\S+__mutmut_\d+): (.+)$", line)
+        if match:
+            status[match.group(1)] = match.group(2).strip()
+    counts: dict[str, int] = {}
+    for value in status.values():
+        counts[value] = counts.get(value, 0) + 1
+    killed = counts.get("killed", 0)
+    judged = sum(n for s, n in counts.items() if s not in ("no tests", "not checked", "skipped"))
+    report = {
+        "module": module, "tests": tests, "mutants": len(status), "counts": counts, "finished": finished,
+        "score": round(killed / judged, 4) if judged else None, "seconds": round(seconds),
+        "survived": sorted(k for k, v in status.items() if v == "survived"),
+        "no_tests": sorted(k for k, v in status.items() if v == "no tests"),
+        "workspace": str(root) if keep else None,
+    }
+    if not finished:
+        report["log"] = log
+    out = REPO / "mutation" / "results" / (module.replace("/", "__") + ".json")
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if not keep:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return report
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", help="default: every module of mutation/modules.py")
+    parser.add_argument("--minutes", type=float, default=15.0, help="limit per module (default 15)")
+    parser.add_argument("--keep", action="store_true", help="keep each workspace (mutmut show / apply there)")
+    args = parser.parse_args(argv)
+    modules = args.modules or list(MODULES)
+    unknown = [m for m in modules if m not in MODULES]
+    if unknown:
+        print(f"unknown module(s) {unknown}; configured: {', '.join(MODULES)}", file=sys.stderr)
+        return 2
+    print(f"{'module':34} {'mutants':>7} {'killed':>6} {'survived':>8} {'timeout':>7} {'no tests':>8} "
+          f"{'score':>6} {'time':>6}")
+    for module in modules:
+        r = run_module(module, MODULES[module], args.minutes, args.keep)
+        c = r["counts"]
+        score = "-" if r["score"] is None else f"{100 * r['score']:.0f}%"
+        print(f"{module:34} {r['mutants']:>7} {c.get('killed', 0):>6} {c.get('survived', 0):>8} {c.get('timeout', 0):>7} "
+              f"{c.get('no tests', 0):>8} {score:>6} {r['seconds']:>5}s" + ("" if r["finished"] else "  (incomplete)"),
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
