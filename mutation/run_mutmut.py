@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -57,12 +58,21 @@ def run_module(module: str, tests: list[str], minutes: float, keep: bool) -> dic
            "MPLBACKEND": "Agg"}
     mutmut = [sys.executable, "-m", "mutmut"]
     started = time.monotonic()
-    try:
-        proc = subprocess.run([*mutmut, "run"], cwd=root, env=env, capture_output=True, text=True, timeout=minutes * 60)
-        finished = proc.returncode == 0
-        log = proc.stdout[-4000:] + proc.stderr[-4000:]
-    except subprocess.TimeoutExpired as exc:
-        finished, log = False, f"stopped after {minutes} minutes: {str(exc.stdout)[-2000:]}"
+    log_path = root / "mutmut-run.log"
+    with open(log_path, "wb") as log_file:  # a file, not a pipe: mutmut's workers would hold a pipe open
+        proc = subprocess.Popen([*mutmut, "run"], cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            finished = proc.wait(timeout=minutes * 60) == 0
+        except subprocess.TimeoutExpired:  # the limit: stop mutmut and its workers, keep what they judged
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            finished = False
+    log = log_path.read_text(errors="replace")[-4000:]
     seconds = time.monotonic() - started
     results = subprocess.run([*mutmut, "results", "--all", "true"], cwd=root, env=env, capture_output=True,
                              text=True).stdout

@@ -165,3 +165,148 @@ def test_bootstrap_resamples_whole_queries_not_pairs():
         plain.append(np.corrcoef(local[rows], reference[rows])[0, 1])
     low, high = np.quantile(plain, [0.025, 0.975])
     assert metrics["pearson"].width == pytest.approx(high - low, rel=0.2)
+
+
+# -- what mutation testing found unguarded (make mutate, pipeline/metrics.py) -------------------
+
+def test_the_interval_is_the_percentile_bootstrap_over_whole_queries_written_out():
+    """The MAE interval, recomputed here from the definition: B resamples of Q whole queries drawn
+    with replacement (numpy's generator seeded with `seed`, one (B, Q) draw), the pairs' mean
+    absolute error of each resample, then the (1-c)/2 and (1+c)/2 quantiles."""
+    x, y, groups = _random_queries(7, n_queries=25)
+    metrics, _ = agreement(x, y, groups, n_bootstrap=300, confidence=0.9, seed=11)
+    ids, inverse = np.unique(groups, return_inverse=True)
+    abs_sum = np.bincount(inverse, weights=np.abs(x - y))
+    n = np.bincount(inverse).astype(float)
+    draws = np.random.default_rng(11).integers(0, ids.size, size=(300, ids.size))
+    counts = np.stack([np.bincount(d, minlength=ids.size) for d in draws]).astype(float)
+    resampled = (counts @ abs_sum) / (counts @ n)
+    low, high = np.quantile(resampled, [0.05, 0.95])
+    assert metrics["mae"].value == pytest.approx(abs_sum.sum() / n.sum(), abs=1e-12)
+    assert metrics["mae"].low == pytest.approx(low, abs=1e-12) and metrics["mae"].high == pytest.approx(high, abs=1e-12)
+
+
+def test_the_bootstrap_draws_the_first_query_too():
+    n_q, n_d = 30, 5
+    groups = np.repeat(np.arange(n_q), n_d)
+    local = np.tile(np.arange(n_d, dtype=float), n_q)
+    reference = local.copy()
+    reference[:n_d] = reference[:n_d][::-1]  # only the first query disagrees
+    metrics, _ = agreement(local, reference, groups, n_bootstrap=500, seed=0)
+    assert metrics["spearman"].low < 1.0 - 1e-9
+
+
+def test_the_defaults_are_top_3_1000_resamples_and_seed_0():
+    x, y, groups = _random_queries(3)
+    default, _ = agreement(x, y, groups)
+    explicit, _ = agreement(x, y, groups, k=3, n_bootstrap=1000, confidence=0.95, seed=0)
+    assert default == explicit
+
+
+def test_without_resamples_the_figures_stand_and_the_intervals_are_undefined():
+    x, y, groups = _random_queries(4)
+    metrics, _ = agreement(x, y, groups, n_bootstrap=0)
+    for name, m in metrics.items():
+        assert np.isfinite(m.value) and np.isnan(m.low) and np.isnan(m.high), name
+        assert m.as_dict() == {"value": round(m.value, 6), "ci_low": None, "ci_high": None}
+
+
+def test_undefined_figures_are_nan_without_a_numpy_warning():
+    """A query whose scores are all equal, one whose reference gains are all zero, a constant
+    column: the figures are NaN (excluded from means), and nothing prints a RuntimeWarning."""
+    import warnings
+
+    groups = np.repeat([0, 1, 2], 4)
+    local = np.array([0.2, 0.2, 0.2, 0.2, 0.1, 0.4, 0.3, 0.9, 0.5, 0.6, 0.7, 0.8])
+    reference = np.array([0.1, 0.3, 0.2, 0.4, 0.0, 0.0, 0.0, 0.0, 0.5, 0.7, 0.6, 0.9])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pq = per_query_stats(local, reference, groups, 3)
+        agreement(local, reference, groups, n_bootstrap=50)
+        assert np.isnan(pearson(np.ones(5), np.arange(5.0)))
+        assert np.isnan(ndcg_at_k(np.arange(4.0), np.zeros(4), 3))
+    assert np.isnan(pq.rank["spearman"][0]) and np.isnan(pq.rank["ndcg"][1]) and np.isfinite(pq.rank["ndcg"][2])
+
+
+def test_ndcg_of_a_reference_with_negative_scores_shifts_that_query_alone():
+    """Logit references can be negative: gains are the query's scores shifted so the lowest is 0
+    (only when it is below 0), per query. Worked by hand for a perfect and a reversed ranking."""
+    reference = np.array([-1.0, 0.0, 1.0])  # gains 0, 1, 2
+    reversed_ndcg = (0 + 1 / np.log2(3) + 2 / np.log2(4)) / (2 + 1 / np.log2(3))
+    assert ndcg_at_k(np.array([0.1, 0.2, 0.3]), reference, 3) == pytest.approx(1.0)
+    assert ndcg_at_k(np.array([0.3, 0.2, 0.1]), reference, 3) == pytest.approx(reversed_ndcg)
+    groups = np.repeat([0, 1], 3)  # the second query's scores are >= 0: no shift there
+    pq = per_query_stats(np.array([0.3, 0.2, 0.1, 0.3, 0.2, 0.1]), np.array([-1.0, 0.0, 1.0, 1.0, 2.0, 3.0]), groups, 3)
+    assert pq.rank["ndcg"][0] == pytest.approx(reversed_ndcg)
+    assert pq.rank["ndcg"][1] == pytest.approx((1 + 2 / np.log2(3) + 3 / np.log2(4)) / (3 + 2 / np.log2(3) + 1 / np.log2(4)))
+
+
+def test_a_query_beyond_the_block_size_ranks_probabilities_like_scipy():
+    """Queries with more documents than PAIRWISE_MAX_DOCS take the per-query path; scores in
+    [0, 0.5] (a range below 1) must still be ranked."""
+    rng = np.random.default_rng(5)
+    n = PAIRWISE_MAX_DOCS + 10
+    local, reference = rng.uniform(0, 0.5, n), rng.uniform(0, 0.5, n)
+    reference = 0.5 * local + 0.5 * reference
+    pq = per_query_stats(local, reference, np.zeros(n, dtype=int), 3)
+    assert pq.rank["spearman"][0] == pytest.approx(stats.spearmanr(local, reference).statistic, abs=1e-12)
+    assert pq.rank["kendall"][0] == pytest.approx(stats.kendalltau(local, reference).statistic, abs=1e-12)
+
+
+def test_tied_scores_leave_the_top_k_in_table_order():
+    """As the report's footnote says: among tied documents, the earlier rows are the top-k (a
+    stable sort), in both the block path and the single-query function."""
+    local = np.zeros(40)
+    reference = np.arange(40.0)[::-1]  # the first rows are the reference's top
+    assert topk_overlap(local, reference, 5) == 1.0
+    pq = per_query_stats(local, reference, np.zeros(40, dtype=int), 5)
+    assert pq.rank["topk"][0] == 1.0
+
+
+def test_small_and_constant_queries_are_counted():
+    groups = np.array([0, 1, 1, 2, 2, 2, 3, 3])  # one single-document query, a two-document one
+    local = np.array([0.5, 0.1, 0.9, 0.3, 0.3, 0.3, 0.2, 0.4])  # query 2 is constant
+    reference = np.array([0.4, 0.2, 0.8, 0.1, 0.5, 0.9, 0.3, 0.6])
+    pq = per_query_stats(local, reference, groups, 3)
+    assert pq.n_small == 1 and pq.n_constant == 1
+    assert pq.n.tolist() == [1.0, 2.0, 3.0, 2.0]
+    assert pq.rank["spearman"][1] == pytest.approx(1.0)  # two documents are a ranking
+
+
+@pytest.mark.parametrize("shape", [(4, 2), (2, 4)])
+def test_two_dimensional_scores_are_refused(shape):
+    with pytest.raises(ValueError, match="must be 1-D of equal length"):
+        per_query_stats(np.zeros(shape), np.zeros(shape), np.zeros(shape[0], dtype=int), 3)
+
+
+def test_paired_differences_are_per_query_and_paired():
+    """A minus B on the same queries: the point value is the difference of the two figures, and
+    an interval over the same resampled queries on both sides (identical inputs: exactly 0)."""
+    from pipeline.metrics import paired_difference
+
+    x, y, groups = _random_queries(8, n_queries=30)
+    a = per_query_stats(x, y, groups, 3)
+    b = per_query_stats(x + np.random.default_rng(1).normal(0, 1, x.size), y, groups, 3)
+    diff = paired_difference(a, b, n_bootstrap=200, seed=0)
+    ma, _ = agreement(x, y, groups, n_bootstrap=0)
+    mb, _ = agreement(x + np.random.default_rng(1).normal(0, 1, x.size), y, groups, n_bootstrap=0)
+    for name in ("pearson", "spearman", "mae", "topk"):
+        assert diff[name].value == pytest.approx(ma[name].value - mb[name].value, abs=1e-12), name
+        assert diff[name].low <= diff[name].value <= diff[name].high
+    same = paired_difference(a, a, n_bootstrap=50)
+    assert all(m.value == 0 and m.low == 0 and m.high == 0 for m in same.values())
+    with pytest.raises(ValueError, match="^paired_difference needs statistics of the same queries$"):
+        paired_difference(a, per_query_stats(x[:20], y[:20], groups[:20], 3))
+    assert paired_difference(a, b) == paired_difference(a, b, n_bootstrap=1000, confidence=0.95, seed=0)  # defaults
+
+
+def test_a_constant_query_beyond_the_block_size_is_nan_without_a_warning():
+    import warnings
+
+    n = PAIRWISE_MAX_DOCS + 5
+    rng = np.random.default_rng(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy's ConstantInputWarning included
+        for local, reference in ((np.full(n, 0.3), rng.uniform(size=n)), (rng.uniform(size=n), np.full(n, 0.3))):
+            pq = per_query_stats(local, reference, np.zeros(n, dtype=int), 3)
+            assert np.isnan(pq.rank["spearman"][0]) and np.isnan(pq.rank["kendall"][0])
