@@ -16,8 +16,8 @@ MODULES: dict[str, list[str]] = {
     # metrics and the bootstrap
     "pipeline/metrics.py": ["tests/test_metrics.py"],
     # the numpy-only runtime and artifact verification
-    "pipeline/spec.py": ["tests/test_inference.py", "tests/test_release_artifacts.py"],
-    "pipeline/inference.py": ["tests/test_inference.py", "tests/test_release_artifacts.py"],
+    "pipeline/spec.py": ["tests/test_spec.py", "tests/test_inference.py"],
+    "pipeline/inference.py": ["tests/test_inference.py", "tests/test_spec.py"],
     # the API client: retry, mapping, cache key, redaction, pacing
     "pipeline/api/retry.py": ["tests/api/test_retry_ratelimit.py", "tests/api/test_client.py"],
     "pipeline/api/ratelimit.py": ["tests/api/test_retry_ratelimit.py", "tests/api/test_conformance.py"],

@@ -25,7 +25,7 @@ import numpy as np
 
 from pipeline.errors import PipelineError
 from pipeline.files import sha256_file
-from pipeline.spec import SpecError, compile_spec
+from pipeline.spec import SpecError, compile_spec, score_shape
 
 SPEC_FILE = "calibrator.json"
 JOBLIB_FILE = "calibrator.joblib"
@@ -179,14 +179,9 @@ def load_calibrator(
                                   "'score-calibration-pipeline[fit]' (the default JSON path needs neither)") from None
 
     estimator = joblib.load(joblib_path)
-    k = len(sources)
 
     def apply_joblib(scores: Any) -> np.ndarray:
-        arr = np.asarray(scores, dtype=np.float64)
-        if k == 1 and arr.ndim == 1:
-            arr = arr[:, None]
-        if arr.ndim != 2 or arr.shape[1] != k:
-            raise ValueError(f"expected {'a 1-D array' if k == 1 else f'an (n, {k}) array'} of scores, got shape {arr.shape}")
-        return estimator.predict(arr)
+        arr = score_shape(np.asarray(scores, dtype=np.float64), sources)  # as the JSON path, same words
+        return estimator.predict(arr[:, None] if arr.ndim == 1 else arr)
 
     return LoadedCalibrator(directory, manifest, spec, apply_joblib, sources, "joblib")

@@ -30,6 +30,7 @@ Spec layout (``format`` = ``score-calibrator/v1``)::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -56,6 +57,13 @@ def _floats(value: Any, name: str, length: int | None = None) -> np.ndarray:
     return arr
 
 
+def _number(value: Any, name: str) -> float:
+    """One finite number (a slope, an intercept, an epsilon)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SpecError(f"'{name}' must be a finite number, got {value!r:.80}")
+    return float(value)
+
+
 def _range(value: Any, name: str) -> tuple[float, float]:
     lo, hi = _floats(value, name, 2)
     if lo > hi:
@@ -72,6 +80,8 @@ def _clip_into(x: np.ndarray, lo: float, hi: float, out: np.ndarray | None = Non
 
 def compile_calibrator(spec: Mapping[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
     """Validate one calibrator spec and return a fast ``f(x: float64[n]) -> float64[n]``."""
+    if not isinstance(spec, Mapping):
+        raise SpecError(f"'calibrator' must be a JSON object, got {spec!r:.80}")
     family = spec.get("family")
     if family == "identity":
         return lambda x: x.copy()
@@ -112,8 +122,7 @@ def compile_calibrator(spec: Mapping[str, Any]) -> Callable[[np.ndarray], np.nda
             raise SpecError("isotonic knots must be non-decreasing in x and in y")
         return lambda x: _clip_into(np.interp(x, xs, ys), y_lo, y_hi)
     if family == "sigmoid":
-        a = float(_floats([spec.get("a")], "a")[0])
-        b = float(_floats([spec.get("b")], "b")[0])
+        a, b = _number(spec.get("a"), "a"), _number(spec.get("b"), "b")
         y_lo, y_hi = _range(spec.get("y_range"), "y_range")
         if a < 0:
             raise SpecError(f"sigmoid slope 'a' must be >= 0 (monotone), got {a}")
@@ -135,13 +144,12 @@ def compile_calibrator(spec: Mapping[str, Any]) -> Callable[[np.ndarray], np.nda
             return t
 
         return sigmoid
-        raise SpecError(f"sigmoid 'input' must be 'logit' or 'identity', got {mode!r}")
     raise SpecError(f"unknown calibrator family {family!r}; known: {', '.join(FAMILIES)}")
 
 
 def _clipped_logit(spec: Mapping[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
     """``logit(clip(x, eps, 1 - eps))`` with the spec's ``eps``."""
-    eps = float(_floats([spec.get("eps")], "eps")[0])
+    eps = _number(spec.get("eps"), "eps")
     if not 0 < eps < 0.5:
         raise SpecError(f"'eps' must be in (0, 0.5), got {eps}")
 
@@ -219,18 +227,24 @@ def compile_spec(spec: Mapping[str, Any]) -> tuple[Callable[[np.ndarray], np.nda
         raise SpecError("'sources' must be a non-empty list of column names")
     calibrate = compile_calibrator(spec.get("calibrator") or {})
     fuse = compile_fusion(spec.get("fusion"), len(sources))
-    k = len(sources)
 
     def apply(scores: Any) -> np.ndarray:
-        arr = np.asarray(scores, dtype=np.float64)
-        if fuse is None:
-            if arr.ndim == 2 and arr.shape[1] == 1:
-                arr = arr[:, 0]
-            if arr.ndim != 1:
-                raise ValueError(f"expected a 1-D array of scores, got shape {arr.shape}")
-            return calibrate(arr)
-        if arr.ndim != 2 or arr.shape[1] != k:
-            raise ValueError(f"expected an (n, {k}) array with columns {sources}, got shape {arr.shape}")
-        return calibrate(fuse(arr))
+        arr = score_shape(np.asarray(scores, dtype=np.float64), list(sources))
+        return calibrate(arr) if fuse is None else calibrate(fuse(arr))
 
     return apply, list(sources)
+
+
+def score_shape(arr: np.ndarray, sources: list[str]) -> np.ndarray:
+    """``arr`` as the calibrator takes it: (n,) for one source ((n, 1) accepted), (n, k) for k
+    fused sources; anything else is a ``ValueError`` in the same words for every backend."""
+    k = len(sources)
+    if k == 1:
+        if arr.ndim == 2 and arr.shape[1] == 1:
+            arr = arr[:, 0]
+        if arr.ndim != 1:
+            raise ValueError(f"expected a 1-D array of scores, got shape {arr.shape}")
+        return arr
+    if arr.ndim != 2 or arr.shape[1] != k:
+        raise ValueError(f"expected an (n, {k}) array with columns {sources}, got shape {arr.shape}")
+    return arr

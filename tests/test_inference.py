@@ -226,3 +226,97 @@ def test_importing_inference_pulls_no_heavy_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+# -- what mutation testing found unguarded (make mutate, pipeline/inference.py) -----------------
+# A user acts on these messages: each names the file or the fix, so each is pinned.
+
+def test_a_manifest_without_sources_names_the_way_out(artifact):
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    manifest["sources"] = []
+    (artifact / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelMismatchError) as info:
+        load_calibrator(artifact, model="Qwen/Qwen3-Reranker-4B")
+    assert str(info.value) == "the manifest records no source model; pass allow_mismatch=True to use it anyway"
+
+
+def test_mismatch_messages_name_what_was_fitted_and_the_way_out(artifact):
+    with pytest.raises(ModelMismatchError) as model:
+        load_calibrator(artifact, model="other/model")
+    assert str(model.value) == ("artifact was fitted for model 'Qwen/Qwen3-Reranker-4B', you declared 'other/model'; "
+                                "re-fit for this model (python -m pipeline fit) or pass allow_mismatch=True")
+    with pytest.raises(ModelMismatchError) as revision:
+        load_calibrator(artifact, revision="def456")
+    assert str(revision.value) == ("artifact was fitted for revision 'abc123' of 'Qwen/Qwen3-Reranker-4B', you declared "
+                                   "revision 'def456'; scores change between revisions: re-fit, or pass allow_mismatch=True")
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    del manifest["sources"][0]["revision"]
+    (artifact / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelMismatchError, match="^artifact records no revision of 'Qwen/Qwen3-Reranker-4B', you declared"):
+        load_calibrator(artifact, revision="def456")
+
+
+def test_a_hash_mismatch_shows_both_hashes_first_16_characters(artifact):
+    from pipeline.files import sha256_file
+
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    recorded = "0123456789abcdef" + "f" * 48
+    manifest["files"]["calibrator.json"] = recorded
+    (artifact / "manifest.json").write_text(json.dumps(manifest))
+    actual = sha256_file(artifact / "calibrator.json")
+    with pytest.raises(ArtifactIntegrityError) as info:
+        load_calibrator(artifact)
+    assert str(info.value) == (f"{artifact / 'calibrator.json'}: sha256 {actual[:16]}... does not match the manifest's "
+                               "0123456789abcdef...; the file was changed after export")
+
+
+@pytest.mark.parametrize("content, message", [("{not json", "not valid JSON ("), ("[1, 2]", "expected a JSON object")])
+def test_a_manifest_that_is_not_a_json_object_names_the_file(artifact, content, message):
+    (artifact / "manifest.json").write_text(content)
+    with pytest.raises(ArtifactIntegrityError) as info:
+        load_calibrator(artifact)
+    assert str(info.value).startswith(f"{artifact / 'manifest.json'}: {message}")
+
+
+def test_joblib_without_scikit_learn_says_what_to_install(artifact, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_joblib(name, *args, **kwargs):
+        if name == "joblib":
+            raise ModuleNotFoundError("No module named 'joblib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_joblib)
+    with pytest.raises(CalibratorLoadError) as info:
+        load_calibrator(artifact, use_joblib=True)
+    assert str(info.value) == ("use_joblib=True needs joblib and scikit-learn: pip install "
+                               "'score-calibration-pipeline[fit]' (the default JSON path needs neither)")
+
+
+@pytest.mark.parametrize("backend", ["json", "joblib"])
+def test_a_loaded_calibrator_says_what_it_is(artifact, backend):
+    cal = load_calibrator(artifact, use_joblib=backend == "joblib")
+    assert cal.path == artifact and cal.backend == backend and cal.sources == ["local"]
+    assert cal.spec == json.loads((artifact / "calibrator.json").read_text())
+    assert cal.manifest["sources"][0]["model"] == "Qwen/Qwen3-Reranker-4B"
+    assert repr(cal) == f"LoadedCalibrator({str(artifact)!r}, family='poly', sources=['local'], backend={backend!r})"
+
+
+@pytest.mark.parametrize("backend", ["json", "joblib"])
+def test_the_wrong_shape_is_refused_by_both_backends_in_the_same_words(tmp_path, backend):
+    one = load_calibrator(write_artifact(tmp_path, "one", _model("poly")[0], MANIFEST), use_joblib=backend == "joblib")
+    three = load_calibrator(write_artifact(tmp_path, "three", _model("poly", 3)[0], MANIFEST), use_joblib=backend == "joblib")
+    with pytest.raises(ValueError, match=r"expected an \(n, 3\) array with columns \['local', 'embed', 'bm25'\], got "
+                                         r"shape \(4,\)"):
+        three(np.zeros(4))
+    with pytest.raises(ValueError, match=r"expected an \(n, 3\) array with columns .*, got shape \(4, 2\)"):
+        three(np.zeros((4, 2)))
+    with pytest.raises(ValueError, match=r"expected a 1-D array of scores, got shape \(4, 2\)"):
+        one(np.zeros((4, 2)))
+    with pytest.raises(ValueError, match=r"a single score is ambiguous for 3 sources \['local', 'embed', 'bm25'\]; "
+                                         r"pass an \(n, k\) array"):
+        three(0.5)
+    with pytest.raises(ValueError, match="the first at index 2; fix or drop those pairs before calibrating"):
+        one([0.1, 0.2, float("nan")])
