@@ -65,3 +65,41 @@ def test_apis_without_server_template_keep_their_fingerprint():
     """Adding the vLLM setting must not re-bill every other API's cached pairs."""
     fp = api_fingerprint(ApiConfig(dialect=Dialect.siliconflow, api_key_env=None))
     assert "server_template" not in fp
+
+
+def test_the_fingerprint_is_pinned():
+    """The fingerprint's exact content is the cache key of every API score already paid for: a
+    renamed field or a changed value silently re-bills every cached pair, so it is spelled out."""
+    common = {"kind": "api", "api_source_version": 1, "revision": None, "raw_scores": False, "dimensions": None,
+              "score_type": "probability", "extra_body": {}}
+    assert api_fingerprint(BASE) == {
+        **common, "dialect": "vllm", "base_url": "http://127.0.0.1:9/v1", "path": "/rerank", "model": "m",
+        "endpoint": "rerank", "instruction": None, "query_template": "<q>{query}</q>",
+        "document_template": "<d>{document}</d>", "server_template": False}
+    served = replace(BASE, server_template=True)
+    assert api_fingerprint(served) == {
+        **common, "dialect": "vllm", "base_url": "http://127.0.0.1:9/v1", "path": "/rerank", "model": "m",
+        "endpoint": "rerank", "instruction": None, "query_template": None, "document_template": None,
+        "server_template": True}
+    # the key and query string never enter the fingerprint; the instruction SiliconFlow sends does
+    siliconflow = ApiConfig(dialect=Dialect.siliconflow, api_key_env=None, base_url="https://u:secret@api.x.cn/v1/?k=1",
+                            instruction="judge", extra_body={"truncate": True}, revision="r1")
+    assert api_fingerprint(siliconflow) == {
+        **common, "dialect": "siliconflow", "base_url": "https://api.x.cn/v1", "path": "/rerank",
+        "model": "Qwen/Qwen3-Reranker-0.6B", "revision": "r1", "endpoint": "rerank", "instruction": "judge",
+        "query_template": None, "document_template": None, "extra_body": {"truncate": True}}
+    tei = ApiConfig(dialect=Dialect.tei, api_key_env=None, endpoint=Endpoint.embeddings, dimensions=8,
+                    raw_scores=True, model="e")
+    assert api_fingerprint(tei) == {
+        **common, "dialect": "tei", "base_url": "https://api.siliconflow.cn/v1", "path": "/v1/embeddings",
+        "model": "e", "endpoint": "embeddings", "instruction": None, "query_template": None,
+        "document_template": None, "raw_scores": True, "dimensions": 8, "score_type": "cosine"}
+
+
+def test_a_config_that_cannot_work_has_no_fingerprint():
+    """The dry run and collect both start from the fingerprint: an invalid config fails there,
+    before anything is planned or paid for."""
+    from pipeline.api.client import ApiConfigError
+
+    with pytest.raises(ApiConfigError, match="server_template must say"):
+        api_fingerprint(replace(BASE, server_template=None))

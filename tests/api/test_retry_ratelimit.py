@@ -56,6 +56,8 @@ class FakeClock:
         return self.now
 
     async def sleep(self, seconds: float) -> None:
+        # a zero (or negative) wait would spin: the pacer must only sleep when it has to wait
+        assert seconds > 0, f"pacer asked for a sleep of {seconds}"
         self.sleeps.append(seconds)
         self.now += seconds
 
