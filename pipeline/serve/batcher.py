@@ -37,6 +37,7 @@ class DynamicBatcher:
         self.wait_s = wait_s
         self._queue: queue.Queue[tuple[QueryGroup, Future] | None] = queue.Queue()
         self._closed = False
+        self._lock = threading.Lock()  # a submit and close never interleave: nothing queues behind the stop marker
         self._carry: tuple[QueryGroup, Future] | None = None
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
@@ -45,18 +46,21 @@ class DynamicBatcher:
         return await asyncio.wrap_future(self.submit_future(group))
 
     def submit_future(self, group: QueryGroup) -> Future:
-        if self._closed:
-            raise BatcherClosed("the service is shutting down")
         future: Future = Future()
-        self._queue.put((group, future))
+        with self._lock:
+            if self._closed:
+                raise BatcherClosed("the service is shutting down")
+            self._queue.put((group, future))
         return future
 
     def close(self, timeout_s: float = 30.0) -> None:
-        """Finish what is queued, then stop the worker."""
-        if not self._closed:
+        """Finish what is queued, then stop the worker (waiting at most ``timeout_s`` for it)."""
+        with self._lock:
+            if self._closed:
+                return
             self._closed = True
-            self._queue.put(None)
-            self._thread.join(timeout=timeout_s)
+            self._queue.put(None)  # the last item: every group submitted before it is scored
+        self._thread.join(timeout=timeout_s)
 
     def _gather(self, first: tuple[QueryGroup, Future]) -> tuple[list[tuple[QueryGroup, Future]], bool]:
         """The batch starting with ``first``; True when the stop marker was seen."""
@@ -94,10 +98,3 @@ class DynamicBatcher:
                 continue
             for (_, future), result in zip(live, results):
                 future.set_result(result)
-        while True:  # drain: whoever is still waiting learns the service stopped
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if item is not None and item[1].set_running_or_notify_cancel():
-                item[1].set_exception(BatcherClosed("the service is shutting down"))
