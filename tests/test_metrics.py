@@ -255,12 +255,26 @@ def test_a_query_beyond_the_block_size_ranks_probabilities_like_scipy():
 
 def test_tied_scores_leave_the_top_k_in_table_order():
     """As the report's footnote says: among tied documents, the earlier rows are the top-k (a
-    stable sort), in both the block path and the single-query function."""
-    local = np.zeros(40)
-    reference = np.arange(40.0)[::-1]  # the first rows are the reference's top
-    assert topk_overlap(local, reference, 5) == 1.0
-    pq = per_query_stats(local, reference, np.zeros(40, dtype=int), 5)
-    assert pq.rank["topk"][0] == 1.0
+    stable sort), in both the block path and the single-query function, and whatever the order
+    in which the table interleaves its queries. Two score levels, not one: numpy's default sort
+    keeps an all-equal array in order but reorders ties among mixed values."""
+    def query(n: int):
+        local = np.tile([0.6, 0.8], n // 2)  # the odd rows tie at the top
+        reference = np.zeros(n)
+        reference[[1, 3, 5, 7, 9]] = [5.0, 4.0, 3.0, 2.0, 1.0]  # the first five of them, in table order
+        return local, reference
+
+    for n in (30, PAIRWISE_MAX_DOCS + 40):  # the block path, then the single-query path
+        local, reference = query(n)
+        assert topk_overlap(local, reference, 5) == 1.0
+        assert topk_overlap(reference, local, 5) == 1.0
+        assert topk_overlap(local, local.copy(), 5) == 1.0  # identical scores, identical top-k
+        # two queries interleaved row by row in the table
+        groups = np.tile([0, 1], n)
+        pq = per_query_stats(np.repeat(local, 2), np.repeat(reference, 2), groups, 5)
+        assert pq.rank["topk"].tolist() == [1.0, 1.0]
+        pq = per_query_stats(np.repeat(local, 2), np.repeat(local, 2), groups, 5)
+        assert pq.rank["topk"].tolist() == [1.0, 1.0]
 
 
 def test_small_and_constant_queries_are_counted():

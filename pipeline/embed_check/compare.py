@@ -16,14 +16,24 @@ from pipeline.embed_check.texts import TextSet
 
 
 def normalised(vectors: np.ndarray) -> np.ndarray:
+    """Each row at unit length (a zero row stays zero). Scaled by its largest component first:
+    the norm of a row of tiny components would underflow to 0 and leave the row unnormalised."""
     vectors = np.asarray(vectors, dtype=np.float64)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-300)
+    largest = np.abs(vectors).max(axis=1, keepdims=True)
+    vectors = vectors / np.where(largest > 0, largest, 1.0)
+    return vectors / np.where(largest > 0, np.linalg.norm(vectors, axis=1, keepdims=True), 1.0)
 
 
 def summary(cosines: np.ndarray, distances: np.ndarray) -> dict[str, float | int]:
     return {"n": int(cosines.size), "mean": float(cosines.mean()), "std": float(cosines.std()),
             "min": float(cosines.min()), "p1": float(np.percentile(cosines, 1)), "max": float(cosines.max()),
             "distance_mean": float(distances.mean()), "distance_max": float(distances.max())}
+
+
+def passes(overall: dict[str, float | int], threshold: float) -> bool:
+    """The gate: every text's two vectors at least ``threshold`` apart in cosine. The minimum, not
+    the mean: one text the server embeds differently is a deployment difference the mean hides."""
+    return bool(overall["min"] >= threshold)
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:

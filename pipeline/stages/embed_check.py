@@ -60,7 +60,7 @@ def _run(cfg: PipelineConfig) -> int:
     import numpy as np
 
     from pipeline.dataset import load_dataset
-    from pipeline.embed_check.compare import compare
+    from pipeline.embed_check.compare import compare, passes
     from pipeline.embed_check.report import format_report, plot, verdict
     from pipeline.embed_check.texts import text_set
     from pipeline.files import atomic_write_json
@@ -100,7 +100,7 @@ def _run(cfg: PipelineConfig) -> int:
     cosines = result.pop("cosines")
     report: dict[str, Any] = {"dataset": str(ec.dataset), "texts": len(texts.texts), "queries": len(texts.groups),
                               "sides": sides, "threshold": ec.threshold, **result}
-    report["passed"] = bool(report["overall"]["min"] >= ec.threshold)
+    report["passed"] = passes(report["overall"], ec.threshold)
     if not report["passed"] and ec.diagnose and isinstance(other, ApiSide):
         from pipeline.embed_check.diagnose import diagnose
 

@@ -109,17 +109,6 @@ def test_a_reference_no_monotone_map_fits_is_not_aligned_without_a_crash(tmp_pat
     assert not (tmp_path / "align" / "t" / "aligned-t.yaml").exists()
 
 
-def test_an_undefined_figure_ranks_last_and_is_written_as_null():
-    from pipeline.align.search import Measured
-    from pipeline.metrics import MetricValue
-
-    good = Measured({"template": "official"}, MetricValue(0.5, 0.4, 0.6), MetricValue(0.4, 0.3, 0.5), 0.8, 0.1, 0.2)
-    undefined = Measured({"template": "vllm"}, MetricValue(float("nan"), float("nan"), float("nan")),
-                         MetricValue(float("nan"), float("nan"), float("nan")), float("nan"), 0.1, 0.2)
-    assert sorted([undefined, good], key=Measured.rank_key)[0] is good
-    assert json.loads(json.dumps(undefined.as_dict(), allow_nan=False))["pearson_monotone"] is None
-
-
 def test_the_demo_reference_is_aligned_and_apply_writes_a_usable_local_config(tmp_path, dataset, reranker_dir, capsys,
                                                                               monkeypatch):
     """The demo's own loopback reference (vLLM template, stripping, bfloat16, its own default
@@ -235,27 +224,6 @@ def test_a_text_switch_the_server_applies_is_found_at_the_cost_of_one_more_api_p
 def test_an_unknown_text_switch_is_one_line(tmp_path, dataset, reranker_dir, capsys):
     assert main(["align", *overrides(tmp_path, dataset, reranker_dir, "http://127.0.0.1:9/v1"), "align.text_switches=[nfc]"]) == 2
     assert "align.text_switches: ['nfc'] are not text.* switches; choose from invisible, nfkc" in capsys.readouterr().err
-
-
-def test_coordinate_search_tries_every_single_change_before_moving_greedily():
-    from pipeline.align.search import Measured, coordinate_search
-    from pipeline.metrics import MetricValue
-
-    # (a=1) alone looks better than the start, but the optimum is (a=0, b=1): a purely greedy pass
-    # that moves to a=1 first never tries b=1 on a=0
-    quality = {(0, 0): 0.50, (1, 0): 0.60, (1, 1): 0.55, (0, 1): 0.99}
-    calls = []
-
-    def evaluate(s):
-        calls.append((s["a"], s["b"]))
-        q = quality[(s["a"], s["b"])]
-        return Measured(s, MetricValue(q, q, q), MetricValue(q, q, q), q, 1 - q, 1 - q)
-
-    results = coordinate_search({"a": 0, "b": 0}, {"a": [0, 1], "b": [0, 1]}, evaluate, max_passes=2,
-                                good_enough=lambda m: False)
-    best = min(results, key=Measured.rank_key)
-    assert (best.settings["a"], best.settings["b"]) == (0, 1)
-    assert len(calls) == len(set(calls)) == 4  # every distinct candidate once
 
 
 class _ChunkingCrossEncoder:

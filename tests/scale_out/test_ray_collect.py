@@ -94,6 +94,33 @@ def test_a_worker_that_dies_is_restarted_and_its_shard_retried(cluster, reranker
     assert "1 worker restart(s)" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("mode", ["nan", "too_many"])
+def test_a_worker_that_returns_a_bad_array_for_one_group_stops_collect_and_writes_nothing_bad(
+        cluster, reranker_dir, tmp_path, monkeypatch, mode):
+    """The Ray path shares collect's guard with the in-process path (checked_items): NaN or one
+    score too many for one query group is one error naming the group, no table, and no score of
+    that group -- nor any non-finite value -- in the cache. (inf and too few: tests/test_collect.py,
+    through the same guard.)"""
+    from pipeline.collect import CollectError
+    from tests.fixtures.ray_workers import BadWorker
+
+    monkeypatch.setattr(ray_backend, "ScoringWorker", BadWorker)
+    ds = dataset(tmp_path, 6)
+    rows = [json.loads(line) for line in ds.read_text(encoding="utf-8").splitlines()]
+    rows[4]["query"] += f" [bad:{mode}]"
+    ds.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    cfg = compose_config(overrides(tmp_path, reranker_dir, ds, "bad", *RAY))
+    with pytest.raises(CollectError, match=r"^local: scorer returned a bad score array for query group 4$"):
+        collect(cfg)
+    assert not (tmp_path / "bad.csv").exists()
+    from pipeline.cache import pair_key
+
+    bad_group = [pair_key(rows[4]["query"], d["text"]) for d in rows[4]["documents"]]
+    with sqlite3.connect(tmp_path / "bad.sqlite") as db:
+        scores = db.execute("SELECT pair, score FROM scores").fetchall()
+    assert all(np.isfinite(v) for _, v in scores) and not {p for p, _ in scores} & set(bad_group)
+
+
 def test_too_many_workers_for_the_cluster_fail_at_once(cluster, reranker_dir, tmp_path):
     ds = dataset(tmp_path, 2)
     cfg = compose_config(overrides(tmp_path, reranker_dir, ds, "big", "collect.ray.enabled=true",
