@@ -202,7 +202,7 @@ class ScoreCalibrationModel(RegressorMixin, BaseEstimator):
         try:
             splits = grouped_splits(X.shape[0], groups, self.fusion.auto_splits, self.fusion.random_state)
         except ValueError as exc:
-            warnings.warn(f"fusion objective auto: {exc}; using objective=score", stacklevel=2)
+            warnings.warn(f"fusion objective auto: {exc}; using objective=score", stacklevel=3)
             return {"score": 0.0}
         scores = {}
         for objective in ("rank", "score"):
