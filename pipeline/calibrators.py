@@ -46,13 +46,12 @@ _LOGIT_EPS = 1e-12
 
 
 def _as_1d(X: Any) -> np.ndarray:
+    """X as a 1-D float array; one column is taken as 1-D (check_array refuses scalars and 3-D)."""
     arr = check_array(X, input_name="X", dtype=np.float64, ensure_2d=False)
     if arr.ndim == 2:
         if arr.shape[1] != 1:
             raise ValueError(f"a calibrator takes one score column, got X with shape {arr.shape}")
         arr = arr[:, 0]
-    if arr.ndim != 1:
-        raise ValueError(f"X must be 1-D or one column, got shape {arr.shape}")
     return arr
 
 
@@ -240,7 +239,6 @@ class IsotonicCalibrator(_MonotoneCalibrator):
         iso.fit(x, y, sample_weight=w)
         self.knots_x_ = np.asarray(iso.X_thresholds_, dtype=np.float64)
         self.knots_y_ = np.asarray(iso.y_thresholds_, dtype=np.float64)
-        self.isotonic_ = iso
         return self
 
     def to_spec(self) -> dict[str, Any]:
@@ -387,8 +385,9 @@ def make_calibrator(family: str, **params: Any) -> _MonotoneCalibrator:
     return cls(**{k: v for k, v in params.items() if k in cls._get_param_names()})
 
 
-def grouped_splits(n_samples: int, groups: np.ndarray | None, n_splits: int, seed: int = 0):
-    """CV splits that never put one query in both train and test (KFold when no groups).
+def grouped_splits(n_samples: int, groups: np.ndarray | None, n_splits: int, seed: int):
+    """CV splits that never put one query in both train and test (KFold when no groups),
+    shuffled by ``seed`` (no default: every caller passes its configured seed).
 
     ``n_splits`` is reduced to the number of groups when there are fewer; fewer than 2 groups
     cannot be cross-validated and raises ``ValueError``.

@@ -21,6 +21,7 @@ from pipeline.calibrators import (
     make_calibrator,
 )
 from pipeline.spec import compile_calibrator
+from tests.fixtures import property_examples
 
 FAMILIES = ["poly", "isotonic", "sigmoid", "auto"]
 
@@ -92,7 +93,7 @@ def _fit(family, x, y, groups):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=property_examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=paired())
 def test_monotone_and_clipped_everywhere(family, data):
     x, y, groups = data
@@ -226,7 +227,7 @@ def test_unknown_family_is_named():
         make_calibrator("cubic")
 
 
-@pytest.mark.parametrize("C", [0.1, 1.0, 100.0])
+@pytest.mark.parametrize("C", [0.01, 0.1, 1.0, 100.0])
 def test_soft_logistic_solver_equals_sklearn_logistic_regression_on_soft_labels(C):
     from sklearn.linear_model import LogisticRegression
 
