@@ -9,29 +9,32 @@ from __future__ import annotations
 
 MODULES: dict[str, list[str]] = {
     # calibrators and fusion
-    "pipeline/calibrators.py": ["tests/test_calibrators.py"],
-    "pipeline/fusion.py": ["tests/test_fusion.py", "tests/test_fusion_target.py"],
-    "pipeline/fusion_scale.py": ["tests/test_fusion.py", "tests/test_fusion_target.py"],
-    "pipeline/pairwise.py": ["tests/test_fusion.py", "tests/test_fusion_target.py"],
+    "pipeline/calibrators.py": ["tests/test_calibrators.py", "tests/test_calibrators_fit.py"],
+    "pipeline/fusion.py": ["tests/test_fusion_units.py", "tests/test_fusion.py", "tests/test_fusion_target.py"],
+    "pipeline/fusion_scale.py": ["tests/test_fusion_scale.py", "tests/test_fusion.py", "tests/test_fusion_target.py"],
+    "pipeline/pairwise.py": ["tests/test_pairwise.py", "tests/test_fusion.py", "tests/test_fusion_target.py"],
     # metrics and the bootstrap
     "pipeline/metrics.py": ["tests/test_metrics.py"],
     # the numpy-only runtime and artifact verification
     "pipeline/spec.py": ["tests/test_spec.py", "tests/test_inference.py"],
-    "pipeline/inference.py": ["tests/test_inference.py", "tests/test_spec.py"],
+    "pipeline/inference.py": ["tests/test_inference.py", "tests/test_spec.py", "tests/test_release_artifacts.py"],
     # the API client: retry, mapping, cache key, redaction, pacing
-    "pipeline/api/retry.py": ["tests/api/test_retry_ratelimit.py", "tests/api/test_client.py"],
-    "pipeline/api/ratelimit.py": ["tests/api/test_retry_ratelimit.py", "tests/api/test_conformance.py"],
-    "pipeline/api/adapters.py": ["tests/api/test_adapters.py", "tests/api/test_client.py", "tests/api/test_conformance.py"],
-    "pipeline/api/collector.py": ["tests/api/test_api_fingerprint.py", "tests/api/test_conformance.py"],
-    "pipeline/api/errors.py": ["tests/api/test_client.py"],
+    "pipeline/api/retry.py": ["tests/api/test_retry_ratelimit.py", "tests/api/test_client.py",
+                              "tests/api/test_retry_policy.py"],
+    "pipeline/api/ratelimit.py": ["tests/api/test_retry_ratelimit.py", "tests/api/test_conformance.py",
+                                  "tests/api/test_ratelimit_edges.py"],
+    "pipeline/api/adapters.py": ["tests/api/test_adapters.py", "tests/api/test_client.py", "tests/api/test_conformance.py",
+                                 "tests/api/test_adapter_messages.py"],
+    "pipeline/api/collector.py": ["tests/api/test_api_fingerprint.py", "tests/api/test_conformance.py",
+                                  "tests/api/test_collector_plan.py", "tests/api/test_collector_run.py"],
+    "pipeline/api/errors.py": ["tests/api/test_client.py", "tests/api/test_errors.py"],
     # collect's completeness and finiteness guards
-    "pipeline/collect/local_side.py": ["tests/test_collect.py"],
+    "pipeline/collect/local_side.py": ["tests/test_local_side.py"],
     # serve's checks and batcher
     "pipeline/serve/batcher.py": ["tests/serve/test_batcher.py"],
-    "pipeline/wire.py": ["tests/serve/test_serve.py", "tests/serve/test_serve_embeddings.py",
-                         "tests/demo/test_reference_server.py"],
+    "pipeline/wire.py": ["tests/serve/test_wire.py"],
     # align's ranking and verdict
-    "pipeline/align/search.py": ["tests/align/test_align.py"],
+    "pipeline/align/search.py": ["tests/align/test_search.py"],
     # embed-check's gate
-    "pipeline/embed_check/compare.py": ["tests/embed_check/test_embed_check.py"],
+    "pipeline/embed_check/compare.py": ["tests/embed_check/test_compare.py"],
 }

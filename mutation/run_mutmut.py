@@ -1,9 +1,9 @@
 """mutmut on the modules that decide correctness, one at a time, each against its own test files
 (mutation/modules.py): ``python mutation/run_mutmut.py [module ...] [--minutes N]``.
 
-Each module runs in a throwaway copy of the working tree with a ``[tool.mutmut]`` section that
-mutates that module only and selects its tests, so one run never waits on another module's
-suite. Prints per module: mutants, killed, survived, timeouts, tests missing, the score (killed
+Each module runs in a throwaway copy of the working tree whose ``[tool.mutmut]`` section (the
+project's, pyproject.toml) is narrowed to that module and its tests, so one run never waits on
+another module's suite. Prints per module: mutants, killed, survived, timeouts, tests missing, the score (killed
 of all but "no tests"), the time; writes mutation/results/<module>.json with the survivors'
 names, for ``mutmut show`` in that copy (kept with --keep). Equivalent mutants (no input tells
 them apart) are listed, with the reason, in mutation/equivalent.md.
@@ -28,39 +28,37 @@ sys.path.insert(0, str(REPO))
 from mutation.modules import MODULES  # noqa: E402
 from mutation.workspace import working_tree_copy  # noqa: E402
 
-#: what mutmut copies next to the mutated package: everything the selected tests read
-ALSO_COPY = ["conf/", "data/", "models/", "hydra_plugins/", "mutation/", "params.yaml", "dvc.yaml", "dvc.lock",
-             "README.md"]
-
-
-def _toml_list(items: list[str]) -> str:
-    return "[" + ", ".join(json.dumps(i) for i in items) + "]"
-
-
 def configure(root: Path, module: str, tests: list[str]) -> None:
-    section = (
-        "\n[tool.mutmut]\n"
-        f'source_paths = ["pipeline/"]\n'
-        f"only_mutate = {_toml_list([module])}\n"
-        f"also_copy = {_toml_list(ALSO_COPY)}\n"
-        f"pytest_add_cli_args = {_toml_list(['-p', 'no:randomly', '-p', 'no:cacheprovider', '-q'])}\n"
-        f"pytest_add_cli_args_test_selection = {_toml_list(tests)}\n"
-    )
-    with open(root / "pyproject.toml", "a", encoding="utf-8") as fh:
-        fh.write(section)
+    """The copy's ``[tool.mutmut]``: the project's (pyproject.toml), plus this module only and its
+    tests."""
+    import tomllib
+
+    text = (root / "pyproject.toml").read_text(encoding="utf-8")
+    base = tomllib.loads(text).get("tool", {}).get("mutmut", {})
+    section = {**base, "only_mutate": [module], "pytest_add_cli_args_test_selection": tests}
+    start = text.index("[tool.mutmut]")
+    end = text.find("\n[", start + 1)
+    rest = "" if end < 0 else text[end:]
+    lines = ["[tool.mutmut]"] + [f"{key} = {json.dumps(value)}" for key, value in section.items()]
+    (root / "pyproject.toml").write_text(text[:start] + "\n".join(lines) + "\n" + rest, encoding="utf-8")
 
 
-def run_module(module: str, tests: list[str], minutes: float, keep: bool) -> dict:
+def run_module(module: str, tests: list[str], minutes: float, keep: bool, max_children: int | None = None) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="mutmut-"))
     root = working_tree_copy(tmp)
     configure(root, module, tests)
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "MPLBACKEND": "Agg"}
+           "MPLBACKEND": "Agg",
+           # one thread per forked mutant: an OpenMP/torch thread pool that exists before mutmut forks
+           # deadlocks the child (embed-check's tests load a real model)
+           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "PIPELINE_MUTATION_RUN": "1"}  # property tests draw fewer examples (tests/fixtures/__init__.py)
     mutmut = [sys.executable, "-m", "mutmut"]
     started = time.monotonic()
     log_path = root / "mutmut-run.log"
     with open(log_path, "wb") as log_file:  # a file, not a pipe: mutmut's workers would hold a pipe open
-        proc = subprocess.Popen([*mutmut, "run"], cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+        children = [] if max_children is None else ["--max-children", str(max_children)]
+        proc = subprocess.Popen([*mutmut, "run", *children], cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         try:
             finished = proc.wait(timeout=minutes * 60) == 0
@@ -110,6 +108,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("modules", nargs="*", help="default: every module of mutation/modules.py")
     parser.add_argument("--minutes", type=float, default=15.0, help="limit per module (default 15)")
     parser.add_argument("--keep", action="store_true", help="keep each workspace (mutmut show / apply there)")
+    parser.add_argument("--max-children", type=int, default=None,
+                        help="mutants tested at once (default: one per core)")
     args = parser.parse_args(argv)
     modules = args.modules or list(MODULES)
     unknown = [m for m in modules if m not in MODULES]
@@ -119,7 +119,7 @@ def main(argv: list[str]) -> int:
     print(f"{'module':34} {'mutants':>7} {'killed':>6} {'survived':>8} {'timeout':>7} {'no tests':>8} "
           f"{'score':>6} {'time':>6}")
     for module in modules:
-        r = run_module(module, MODULES[module], args.minutes, args.keep)
+        r = run_module(module, MODULES[module], args.minutes, args.keep, args.max_children)
         c = r["counts"]
         score = "-" if r["score"] is None else f"{100 * r['score']:.0f}%"
         print(f"{module:34} {r['mutants']:>7} {c.get('killed', 0):>6} {c.get('survived', 0):>8} {c.get('timeout', 0):>7} "
