@@ -23,13 +23,20 @@ from mutation.examples import EXAMPLES  # noqa: E402
 from mutation.workspace import working_tree_copy  # noqa: E402
 
 
+class PatchDoesNotApply(Exception):
+    pass
+
+
 def run_example(name: str, tests: list[str]) -> tuple[bool, float, str]:
     """(killed, seconds, first failing test or '')."""
     with tempfile.TemporaryDirectory(prefix=f"mutate-{name[:20]}-") as tmp:
         root = Path(tmp)
         working_tree_copy(root)
         patch = REPO / "mutation" / "patches" / f"{name}.patch"
-        subprocess.run(["git", "apply", str(patch)], cwd=root, check=True, capture_output=True)
+        applied = subprocess.run(["git", "apply", str(patch)], cwd=root, capture_output=True, text=True)
+        if applied.returncode != 0:  # the code it plants into moved: the patch must be remade there
+            raise PatchDoesNotApply(f"{patch.relative_to(REPO)} no longer applies ({applied.stderr.strip()}); "
+                                    "plant the same bug where that code lives now and save the new diff")
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
         probe = subprocess.run([sys.executable, "-c", "import pipeline; print(pipeline.__file__)"], cwd=root, env=env,
                                capture_output=True, text=True, check=True).stdout.strip()
@@ -50,7 +57,11 @@ def main(argv: list[str]) -> int:
         return 2
     survived = 0
     for name in names:
-        killed, seconds, test = run_example(name, EXAMPLES[name])
+        try:
+            killed, seconds, test = run_example(name, EXAMPLES[name])
+        except PatchDoesNotApply as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         survived += not killed
         print(f"{'KILLED  ' if killed else 'SURVIVED'} {name} ({seconds:.0f}s){' by ' + test if test else ''}",
               flush=True)
