@@ -180,7 +180,9 @@ def test_a_full_call_goes_to_the_model_without_waiting_out_the_window():
 
 
 def test_a_lone_request_waits_no_longer_than_the_short_default_window():
-    """The default window is 2 ms: a lone request is answered at once, not after a second."""
+    """The default window is 2 ms: a lone request is answered at once, not after a second. (The
+    bound is loose on purpose, 0.9 s for a few milliseconds of work: a loaded CI machine must not
+    fail it; a window of a second or more does.)"""
     batcher = DynamicBatcher(Recorder())
     try:
         batcher.submit_future(group("warm", 1)).result(timeout=WAIT)
@@ -189,7 +191,7 @@ def test_a_lone_request_waits_no_longer_than_the_short_default_window():
         elapsed = time.monotonic() - started
     finally:
         batcher.close()
-    assert elapsed < 0.5, elapsed
+    assert elapsed < 0.9, elapsed
 
 
 @pytest.mark.parametrize("max_pairs", [1, 64])
