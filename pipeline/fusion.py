@@ -110,8 +110,10 @@ class NonNegativeFusion(TransformerMixin, BaseEstimator):
         self.scales_ = [SourceScale(self.scale, types[j]).fit(X[:, j], target) for j in range(k)]
         M = np.column_stack([s.transform(X[:, j]) for j, s in enumerate(self.scales_)])
         self.mean_ = M.mean(axis=0)
-        spread = M.std(axis=0)
-        self.scale_ = np.where(spread > 0, spread, 1.0)
+        # constant by its range, not its std: the mean of equal values can round, leaving a std
+        # of ~1e-16 that would blow the column's rounding noise up to unit scale
+        constant = np.ptp(M, axis=0) == 0
+        self.scale_ = np.where(constant, 1.0, M.std(axis=0))
         Z = (M - self.mean_) / self.scale_
         if self.objective == "rank":
             coef = PairwiseRankWeights(random_state=self.random_state).fit(Z, y, groups).coef_
@@ -120,6 +122,9 @@ class NonNegativeFusion(TransformerMixin, BaseEstimator):
                 groups = np.asarray(groups)
                 Z, target = _center_by_group(Z, groups), _center_by_group(target, groups)
             coef = LinearRegression(positive=True).fit(Z, target).coef_
+        # a constant source carries nothing: its weight is 0 by definition, not whatever an
+        # optimiser left on a column whose gradient is zero (~1e-16, which would become weight 1)
+        coef = np.where(constant, 0.0, coef)
         total = float(coef.sum())
         self.degenerate_ = not total > 0
         self.weights_ = np.full(k, 1.0 / k) if self.degenerate_ else coef / total

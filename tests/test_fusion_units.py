@@ -295,3 +295,22 @@ def test_auto_counts_an_undefined_figure_as_worst():
         warnings.simplefilter("ignore")
         model = ScoreCalibrationModel(IdentityCalibrator(), NonNegativeFusion(objective="auto", scale="raw")).fit(X, y, groups=groups)
     assert model.objective_scores_ == {"rank": -np.inf, "score": -np.inf} and model.fusion_.objective == "rank"
+
+
+@pytest.mark.parametrize("objective", ["rank", "score"])
+@pytest.mark.parametrize("scale", ["calibrated", "raw"])
+def test_a_constant_source_never_takes_the_weight(objective, scale):
+    """A constant source carries nothing. With the only informative source running backwards
+    (its calibrated map is constant too, up to rounding), nothing is left: equal weights, flagged
+    degenerate -- not weight 1 on the constant column from an optimiser's ~1e-16."""
+    from pipeline.fusion import NonNegativeFusion
+
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(30), 6)
+    y = rng.uniform(size=180)
+    backwards = np.column_stack([1 - y + rng.normal(0, 0.01, 180), np.full(180, 0.5)])
+    fused = NonNegativeFusion(objective=objective, scale=scale).fit(backwards, y, groups)
+    assert fused.degenerate_ and fused.weights_.tolist() == [0.5, 0.5]
+    informative = np.column_stack([y + rng.normal(0, 0.1, 180), np.full(180, 0.5)])
+    fused = NonNegativeFusion(objective=objective, scale=scale).fit(informative, y, groups)
+    assert not fused.degenerate_ and fused.weights_.tolist() == [1.0, 0.0]
