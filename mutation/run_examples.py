@@ -27,6 +27,10 @@ class PatchDoesNotApply(Exception):
     pass
 
 
+class TestsDidNotRun(Exception):
+    pass
+
+
 def run_example(name: str, tests: list[str]) -> tuple[bool, float, str]:
     """(killed, seconds, first failing test or '')."""
     with tempfile.TemporaryDirectory(prefix=f"mutate-{name[:20]}-") as tmp:
@@ -46,7 +50,14 @@ def run_example(name: str, tests: list[str]) -> tuple[bool, float, str]:
                                *tests], cwd=root, env=env, capture_output=True, text=True)
         seconds = time.monotonic() - started
         failed = re.search(r"^FAILED (\S+)", proc.stdout, re.M)
-        return proc.returncode != 0, seconds, failed.group(1) if failed else ""
+        if proc.returncode == 0:
+            return False, seconds, ""
+        if proc.returncode == 1 and failed:  # a test failed: the bug is caught
+            return True, seconds, failed.group(1)
+        # anything else (tests not collected, an import error, no pytest) caught nothing
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
+        raise TestsDidNotRun(f"{name}: the tests did not run (pytest exit {proc.returncode}): {' | '.join(tail)} "
+                             f"-- is this the project's virtual environment? (.venv/bin/python)")
 
 
 def main(argv: list[str]) -> int:
@@ -59,7 +70,7 @@ def main(argv: list[str]) -> int:
     for name in names:
         try:
             killed, seconds, test = run_example(name, EXAMPLES[name])
-        except PatchDoesNotApply as exc:
+        except (PatchDoesNotApply, TestsDidNotRun) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         survived += not killed

@@ -118,14 +118,23 @@ def main(argv: list[str]) -> int:
         return 2
     print(f"{'module':34} {'mutants':>7} {'killed':>6} {'survived':>8} {'timeout':>7} {'no tests':>8} "
           f"{'score':>6} {'time':>6}")
+    failed = 0
     for module in modules:
         r = run_module(module, MODULES[module], args.minutes, args.keep, args.max_children)
+        if r["mutants"] == 0:  # mutmut did not run at all: say why instead of a row of zeros
+            tail = " | ".join(line.strip() for line in r.get("log", "").strip().splitlines()[-3:])
+            print(f"error: {module}: mutmut produced no mutants ({tail}) -- is this the project's virtual "
+                  f"environment? (.venv/bin/python)", file=sys.stderr)
+            failed += 1
+            continue
         c = r["counts"]
         score = "-" if r["score"] is None else f"{100 * r['score']:.0f}%"
         print(f"{module:34} {r['mutants']:>7} {c.get('killed', 0):>6} {c.get('survived', 0):>8} {c.get('timeout', 0):>7} "
               f"{c.get('no tests', 0):>8} {score:>6} {r['seconds']:>5}s" + ("" if r["finished"] else "  (incomplete)"),
               flush=True)
-    return 0
+        if r["workspace"]:
+            print(f"  kept: {r['workspace']} (cd there; python -m mutmut show <name from the results file>)")
+    return 2 if failed else 0
 
 
 if __name__ == "__main__":
