@@ -87,6 +87,7 @@ class CrossEncoderScorer(TransformersScorer):
         )
         if self.packed:
             self.model.set_attn_implementation(register())
+        self.segment_sep_id = self._segment_separator(model)
 
     def _encode(self, pairs: Sequence[tuple[str, str]]) -> list[list[int]]:
         rows = self.prompt.encode(pairs)
@@ -95,8 +96,24 @@ class CrossEncoderScorer(TransformersScorer):
             rows = [through_last_non_pad(row, pad_id) for row in rows]
         return rows
 
+    def _segment_separator(self, model) -> int | None:
+        """The separator token after which a pair's second segment starts, for encoders that embed
+        two segments (BERT-style: ``type_vocab_size`` 2, the tokenizer's pair encoding returns
+        ``token_type_ids`` 0 for ``[CLS] q [SEP]`` and 1 for ``d [SEP]``); None for everything
+        else (XLM-R/bge-reranker-v2-m3, decoders), whose single segment is the model's default."""
+        if self.is_decoder or getattr(model.config, "type_vocab_size", 1) < 2 or self.template is not Template.none:
+            return None
+        probe = self.tokenizer("a", "b")
+        sep = getattr(self.tokenizer, "sep_token_id", None)
+        if sep is None or 1 not in probe.get("token_type_ids", []):
+            return None
+        return int(sep)
+
     def _forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self._activate(self.model(input_ids=input_ids, attention_mask=attention_mask).logits[:, 0])
+        extra = {}
+        if self.segment_sep_id is not None:
+            extra["token_type_ids"] = segment_ids(input_ids, attention_mask, self.segment_sep_id)
+        return self._activate(self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).logits[:, 0])
 
     def _batch_runner(self, rows: Sequence[Sequence[int]]):
         if not self.packed:
@@ -190,9 +207,21 @@ class CrossEncoderScorer(TransformersScorer):
             "instruction": self.prompt.effective_instruction,
             "activation": self.activation.value,
         }
+        if self.segment_sep_id is not None:  # only for two-segment encoders: other fingerprints stay valid
+            fp["token_type_ids"] = "pair"
         if self.cfg.max_chunks_per_doc is not None:  # only when set: older fingerprints stay valid
             fp["chunking"] = {"max_chunks_per_doc": self.cfg.max_chunks_per_doc, "overlap_tokens": self.cfg.overlap_tokens}
         return fp
+
+
+def segment_ids(input_ids: torch.Tensor, attention_mask: torch.Tensor, sep_id: int) -> torch.Tensor:
+    """BERT pair token types for right-padded rows ``[CLS] q [SEP] d [SEP] [PAD]...``: 0 through the
+    first separator, 1 after it, 0 on padding -- what the tokenizer's pair encoding returns. (A query
+    whose text spells the separator, literally ``[SEP]``, which the tokenizer also reads as the
+    special token, would switch segments early; such text is not a real query.)"""
+    is_sep = (input_ids == sep_id).long()
+    seps_before = torch.cumsum(is_sep, dim=1) - is_sep
+    return ((seps_before > 0).long() * attention_mask.long())
 
 
 def through_last_non_pad(row: Sequence[int], pad_id: int | None) -> list[int]:

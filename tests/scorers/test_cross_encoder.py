@@ -62,3 +62,42 @@ def test_rows_end_at_the_token_the_classifier_reads(row, expected):
 
     assert through_last_non_pad(row, 0) == expected
     assert through_last_non_pad(row, None) == row
+
+
+@pytest.fixture(scope="module")
+def two_segment_bert(models_dir):
+    from tests.fixtures import tiny_models
+
+    return tiny_models.build_tiny_bert_cross_encoder(models_dir / "bert-two-segments", type_vocab_size=2)
+
+
+def test_a_two_segment_encoder_gets_the_token_types_of_the_pair_encoding(two_segment_bert, models_dir):
+    """BERT cross-encoders (ms-marco MiniLM and kin) embed the document as segment 1: the scores
+    are those of ``model(**tokenizer(q, d))``, as sentence-transformers, TEI and infinity compute
+    them -- batched with padding and chunked alike. Without the token types the document would be
+    read as segment 0 and every score would differ, silently."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    scorer = build_scorer(cfg_for(two_segment_bert, template="none", max_length=128, activation="none"))
+    tok = AutoTokenizer.from_pretrained(two_segment_bert)
+    model = AutoModelForSequenceClassification.from_pretrained(two_segment_bert).eval()
+    query, docs = "what is the capital of china", ["beijing is the capital", "gravity " * 30, "north", "北京"]
+    with torch.no_grad():
+        expected = [model(**tok(query, d, truncation=True, max_length=128, return_tensors="pt")).logits[0, 0].item()
+                    for d in docs]
+        untyped = [model(**{k: v for k, v in tok(query, d, return_tensors="pt").items() if k != "token_type_ids"})
+                   .logits[0, 0].item() for d in docs]
+    got = scorer.score([QueryGroup(query, docs)])[0]  # one padded batch of four lengths
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert np.max(np.abs(np.array(untyped) - np.array(expected))) > 1e-3  # the types matter for this model
+    assert scorer.fingerprint()["token_type_ids"] == "pair"
+    # chunked rows carry the same segments: a document that fits is its unchunked score
+    chunked = build_scorer(cfg_for(two_segment_bert, template="none", max_length=128, activation="none",
+                                   max_chunks_per_doc=4, overlap_tokens=8))
+    np.testing.assert_allclose(chunked.score([QueryGroup(query, docs[:1])])[0], expected[:1], atol=1e-5)
+    # a one-segment encoder (XLM-R / bge-reranker shape) is unchanged, fingerprint included
+    from tests.fixtures import tiny_models
+
+    one = build_scorer(cfg_for(tiny_models.build_tiny_bert_cross_encoder(models_dir / "bert-one-segment"),
+                               template="none", max_length=128))
+    assert "token_type_ids" not in one.fingerprint()
