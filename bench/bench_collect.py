@@ -42,9 +42,9 @@ import httpx  # noqa: E402
 
 from pipeline.api.client import ApiClient  # noqa: E402
 from pipeline.api.collector import collect_api, plan_requests  # noqa: E402
-from pipeline.api.config import ApiConfig, Dialect  # noqa: E402
-from pipeline.cache import ScoreCache  # noqa: E402
-from pipeline.files import atomic_write_json  # noqa: E402
+from pipeline.config.api import ApiConfig, Dialect  # noqa: E402
+from pipeline.core.cache import ScoreCache  # noqa: E402
+from pipeline.core.files import atomic_write_json  # noqa: E402
 
 
 class Server:

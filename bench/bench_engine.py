@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     from scipy.stats import spearmanr
 
     from pipeline.scorers import LocalScorerConfig, build_scorer
-    from pipeline.scorers.config import EngineConfig
+    from pipeline.config.local import EngineConfig
 
     server = stand_in = None
     model = args.model

@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from pipeline.calibrators import make_calibrator
-from pipeline.fusion import NonNegativeFusion, ScoreCalibrationModel
+from pipeline.calibration.calibrators import make_calibrator
+from pipeline.calibration.fusion import NonNegativeFusion, ScoreCalibrationModel
 
 
 def simulate(n_pairs: int, docs: int, seed: int = 0):

@@ -1,6 +1,6 @@
 """Fusion for ranking: share of the known optimal fusion's rank gain reached on held-out queries.
 
-Data with a known latent structure (:mod:`pipeline.synthetic`): two sources that are different
+Data with a known latent structure (:mod:`pipeline.calibration.synthetic`): two sources that are different
 monotone shapes of one latent relevance plus independent noise of unequal size, a reference that
 is a third shape. The best possible fusion (inverse-variance mean on the latent scale) is known,
 so each fitted fusion is scored by
@@ -25,12 +25,12 @@ import time
 
 import numpy as np
 
-from pipeline.calibrators import make_calibrator
-from pipeline.console import wrapped
-from pipeline.fusion import NonNegativeFusion, ScoreCalibrationModel
-from pipeline.metrics import pearson, per_query_stats
-from pipeline.spec import compile_spec
-from pipeline.synthetic import latent_sample
+from pipeline.calibration.calibrators import make_calibrator
+from pipeline.core.console import wrapped
+from pipeline.calibration.fusion import NonNegativeFusion, ScoreCalibrationModel
+from pipeline.calibration.metrics import pearson, per_query_stats
+from pipeline.runtime.spec import compile_spec
+from pipeline.calibration.synthetic import latent_sample
 
 #: (source shapes, their noise levels): unequal noise in every scenario
 SCENARIOS = (

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import write_artifact
-from pipeline.calibrators import make_calibrator
-from pipeline.fusion import NonNegativeFusion, ScoreCalibrationModel
+from pipeline.fit.artifacts import write_artifact
+from pipeline.calibration.calibrators import make_calibrator
+from pipeline.calibration.fusion import NonNegativeFusion, ScoreCalibrationModel
 from pipeline.inference import load_calibrator
 
 

@@ -61,9 +61,9 @@ def write_artifact_for(checkpoint: Path, workdir: Path, batch_size: int) -> Path
     """A poly calibrator (fitted on synthetic scores) whose manifest names this checkpoint."""
     import numpy as np
 
-    from pipeline.artifacts import write_artifact
-    from pipeline.calibrators import make_calibrator
-    from pipeline.fusion import ScoreCalibrationModel
+    from pipeline.fit.artifacts import write_artifact
+    from pipeline.calibration.calibrators import make_calibrator
+    from pipeline.calibration.fusion import ScoreCalibrationModel
     from pipeline.scorers import LocalScorerConfig, build_scorer
 
     with build_scorer(LocalScorerConfig(model=str(checkpoint), device="cpu", batch_size=batch_size)) as scorer:

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 MODULES: dict[str, list[str]] = {
     # calibrators and fusion
-    "pipeline/calibrators.py": ["tests/test_calibrators.py", "tests/test_calibrators_fit.py"],
-    "pipeline/fusion.py": ["tests/test_fusion_units.py", "tests/test_fusion.py", "tests/test_fusion_target.py"],
-    "pipeline/fusion_scale.py": ["tests/test_fusion_scale.py", "tests/test_fusion.py", "tests/test_fusion_target.py"],
-    "pipeline/pairwise.py": ["tests/test_pairwise.py", "tests/test_fusion.py", "tests/test_fusion_target.py"],
+    "pipeline/calibration/calibrators.py": ["tests/test_calibrators.py", "tests/test_calibrators_fit.py"],
+    "pipeline/calibration/fusion.py": ["tests/test_fusion_units.py", "tests/test_fusion.py", "tests/test_fusion_target.py"],
+    "pipeline/calibration/fusion_scale.py": ["tests/test_fusion_scale.py", "tests/test_fusion.py", "tests/test_fusion_target.py"],
+    "pipeline/calibration/pairwise.py": ["tests/test_pairwise.py", "tests/test_fusion.py", "tests/test_fusion_target.py"],
     # metrics and the bootstrap
-    "pipeline/metrics.py": ["tests/test_metrics.py"],
+    "pipeline/calibration/metrics.py": ["tests/test_metrics.py"],
     # the numpy-only runtime and artifact verification
-    "pipeline/spec.py": ["tests/test_spec.py", "tests/test_inference.py"],
-    "pipeline/inference.py": ["tests/test_inference.py", "tests/test_spec.py", "tests/test_release_artifacts.py"],
+    "pipeline/runtime/spec.py": ["tests/test_spec.py", "tests/test_inference.py"],
+    "pipeline/runtime/loader.py": ["tests/test_inference.py", "tests/test_spec.py", "tests/test_release_artifacts.py"],
     # the API client: retry, mapping, cache key, redaction, pacing
     "pipeline/api/retry.py": ["tests/api/test_retry_ratelimit.py", "tests/api/test_client.py",
                               "tests/api/test_retry_policy.py"],

@@ -32,8 +32,8 @@ def _stage_help(name: str) -> str:
     import dataclasses
     from enum import Enum
 
-    from pipeline.config import PipelineConfig
-    from pipeline.validation import RANGE
+    from pipeline.config.schema import PipelineConfig
+    from pipeline.config.settings import RANGE
 
     stage = STAGES[name]
     lines = [USAGE.replace("<stage>", name), "", f"{name}: {stage.summary}"]
@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if stage_name not in STAGES:
         print(f"error: unknown stage '{stage_name}'; stages: {', '.join(STAGES)}", file=sys.stderr)
         return 2
-    from pipeline.extras import MissingExtraError, explain, require
+    from pipeline.core.extras import MissingExtraError, explain, require
 
     try:
         require(f"the '{stage_name}' stage", *STAGES[stage_name].extras)
@@ -115,7 +115,7 @@ def _run_stage(stage_name: str, rest: list[str]) -> int:
             return 2
         overrides = [a for a in overrides if a != "--apply"] + ["align.apply=true"]
 
-    from pipeline.compose import ConfigError, compose_config, load_params, to_yaml
+    from pipeline.config.compose import ConfigError, compose_config, load_params, to_yaml
 
     try:
         cfg = load_params(params_file, overrides) if params_file else compose_config(overrides)

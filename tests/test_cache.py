@@ -8,7 +8,7 @@ import threading
 import pytest
 
 
-from pipeline.cache import CacheError, ScoreCache, pair_key
+from pipeline.core.cache import CacheError, ScoreCache, pair_key
 
 
 def test_pair_key_is_unambiguous_and_stable():

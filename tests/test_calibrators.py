@@ -11,7 +11,7 @@ from sklearn.base import clone
 from sklearn.isotonic import IsotonicRegression
 from sklearn.utils import estimator_checks as checks
 
-from pipeline.calibrators import (
+from pipeline.calibration.calibrators import (
     AutoCalibrator,
     IdentityCalibrator,
     IsotonicCalibrator,
@@ -20,7 +20,7 @@ from pipeline.calibrators import (
     _min_derivative_01,
     make_calibrator,
 )
-from pipeline.spec import compile_calibrator
+from pipeline.runtime.spec import compile_calibrator
 from tests.fixtures import property_examples
 
 FAMILIES = ["poly", "isotonic", "sigmoid", "auto"]
@@ -191,7 +191,7 @@ def test_auto_is_not_worse_than_identity_on_fresh_data_when_scores_already_agree
 def test_an_exact_tie_in_held_out_error_goes_to_identity(monkeypatch):
     """A candidate that predicts exactly what identity predicts has exactly identity's held-out
     error: identity must win the tie even when the other is listed first."""
-    from pipeline import calibrators
+    from pipeline.calibration import calibrators
 
     real = calibrators.make_calibrator
     monkeypatch.setattr(calibrators, "make_calibrator",
@@ -231,7 +231,7 @@ def test_unknown_family_is_named():
 def test_soft_logistic_solver_equals_sklearn_logistic_regression_on_soft_labels(C):
     from sklearn.linear_model import LogisticRegression
 
-    from pipeline.calibrators import fit_soft_logistic
+    from pipeline.calibration.calibrators import fit_soft_logistic
 
     rng = np.random.default_rng(6)
     z = rng.normal(size=300)
@@ -246,7 +246,7 @@ def test_soft_logistic_solver_equals_sklearn_logistic_regression_on_soft_labels(
 
 
 def test_soft_logistic_stays_finite_on_separable_hard_labels():
-    from pipeline.calibrators import fit_soft_logistic
+    from pipeline.calibration.calibrators import fit_soft_logistic
 
     z = np.linspace(-1, 1, 50)
     a, b = fit_soft_logistic(z, (z > 0).astype(float), np.ones(50), C=100.0)

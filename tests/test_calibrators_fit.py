@@ -12,7 +12,7 @@ import pytest
 from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import GroupKFold
 
-from pipeline.calibrators import (
+from pipeline.calibration.calibrators import (
     AutoCalibrator,
     IdentityCalibrator,
     IsotonicCalibrator,
@@ -370,7 +370,7 @@ def test_constant_scores_give_the_weighted_mean_target():
 # --- the logistic solver ----------------------------------------------------------------------
 
 def test_the_slope_penalty_must_be_positive():
-    from pipeline.calibrators import fit_soft_logistic
+    from pipeline.calibration.calibrators import fit_soft_logistic
 
     with pytest.raises(ValueError, match=r"^C must be positive, got 0$"):
         fit_soft_logistic(np.arange(3.0), np.array([0.1, 0.5, 0.9]), np.ones(3), 0)
@@ -382,7 +382,7 @@ def test_the_solver_matches_sklearn_where_the_line_search_matters(C):
     the solver reaches the penalised optimum."""
     from sklearn.linear_model import LogisticRegression
 
-    from pipeline.calibrators import fit_soft_logistic
+    from pipeline.calibration.calibrators import fit_soft_logistic
 
     rng = np.random.default_rng(12)
     z = rng.normal(size=200)
@@ -433,8 +433,8 @@ def test_one_column_and_zero_weights_are_accepted(cls):
 
 
 def test_make_calibrator_passes_each_family_only_its_parameters_and_names_the_choices():
-    from pipeline.calibrators import AutoCalibrator as Auto
-    from pipeline.calibrators import calibrator_fit_params, make_calibrator
+    from pipeline.calibration.calibrators import AutoCalibrator as Auto
+    from pipeline.calibration.calibrators import calibrator_fit_params, make_calibrator
 
     auto = make_calibrator("auto", n_splits=3, degree=2, tol=1e-6, input="logit")
     assert isinstance(auto, Auto) and auto.get_params()["n_splits"] == 3 and auto.get_params()["degree"] == 2

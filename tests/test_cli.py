@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from pipeline.__main__ import main
-from pipeline.compose import ConfigError, compose_config
+from pipeline.config.compose import ConfigError, compose_config
 from pipeline.inference import load_calibrator
 from pipeline.stages import STAGES
 
@@ -104,8 +104,8 @@ def test_fusion_of_two_sources_reports_weights(tmp_path, capsys):
 def test_three_source_fusion_reports_weight_intervals_and_drop_one_contributions(tmp_path):
     import json
 
-    from pipeline.data import write_table
-    from pipeline.synthetic import latent_sample
+    from pipeline.data.table import write_table
+    from pipeline.calibration.synthetic import latent_sample
 
     sample = latent_sample(("probability", "cosine"), (0.35, 0.6), n_queries=80, seed=3)
     noise = np.random.default_rng(3).uniform(size=sample.target.size)
@@ -124,7 +124,7 @@ def test_three_source_fusion_reports_weight_intervals_and_drop_one_contributions
 
 
 def test_twenty_pairs_warn_with_interval_width(tmp_path, capsys):
-    from pipeline.data import write_table
+    from pipeline.data.table import write_table
 
     rng = np.random.default_rng(0)
     x = rng.uniform(size=20)
@@ -159,7 +159,7 @@ def test_dvc_pipeline_stages_exist_and_their_deps_are_in_the_repo(repo_root):
     in the repository or produced by an earlier stage (templates resolved from params.yaml)."""
     import re
 
-    from pipeline.compose import load_params
+    from pipeline.config.compose import load_params
 
     params = yaml.safe_load((repo_root / "params.yaml").read_text())
 
@@ -218,7 +218,7 @@ def test_the_report_reads_in_a_100_column_terminal_with_defined_footnotes(tmp_pa
 
 
 def test_plots_show_the_identity_the_family_the_models_and_only_the_observed_range():
-    from pipeline.plots import calibration_figure, rank_agreement_figure
+    from pipeline.fit.plots import calibration_figure, rank_agreement_figure
 
     x = np.linspace(0.1, 0.9, 50)
     fig = calibration_figure(x, x**2, x, x**2, x_label="local score (local: models/demo-reranker/v1)",
@@ -236,7 +236,7 @@ def test_plots_show_the_identity_the_family_the_models_and_only_the_observed_ran
 def test_the_ties_footnote_names_a_calibrated_row_whose_top_k_fell_below_raw():
     from types import SimpleNamespace as NS
 
-    from pipeline.report import footnotes
+    from pipeline.fit.report import footnotes
 
     def row(name: str, kind: str, topk: float) -> NS:
         return NS(name=name, kind=kind, sources=["local"], metrics={"topk": NS(value=topk)}, details={})

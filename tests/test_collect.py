@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 
-from pipeline.compose import ConfigError, compose_config, to_yaml
-from pipeline.cache import ScoreCache, pair_key
-from pipeline.data import read_table
+from pipeline.config.compose import ConfigError, compose_config, to_yaml
+from pipeline.core.cache import ScoreCache, pair_key
+from pipeline.data.table import read_table
 from pipeline.collect import api_side
 from pipeline.collect import stage as collect_impl
 from pipeline.stages import run_stage
@@ -65,7 +65,7 @@ def test_demo_dataset_end_to_end(server, tmp_path, capsys):
     assert list(frame.columns) == ["query_id", "doc_id", "label", "reference", "local"]
     assert len(frame) == 100 and frame[["query_id", "doc_id"]].drop_duplicates().shape[0] == 100
 
-    from pipeline.dataset import load_dataset
+    from pipeline.data.dataset import load_dataset
 
     ds = load_dataset(DEMO).sample(SAMPLE, cfg.seed)
     assert len(ds.queries) == SAMPLE
@@ -117,7 +117,7 @@ def test_every_adapter_through_collect(server, tmp_path, dialect):
     result = collect(cfg)
     frame = pd.read_csv(result.output)
     assert list(frame.columns) == ["query_id", "doc_id", "reference"]
-    from pipeline.dataset import load_dataset
+    from pipeline.data.dataset import load_dataset
 
     want = [expected_score(q.text, d.text) for q in load_dataset(ds).queries for d in q.documents]
     np.testing.assert_allclose(frame["reference"], want, rtol=1e-9)
@@ -276,7 +276,7 @@ def test_local_scorer_failure_stops_the_run(server, tmp_path, capsys):
     cfg = make_cfg(server, tmp_path, ds, **{"collect.local_groups_per_batch": 2})
     with pytest.raises(RuntimeError, match="injected failure"):
         collect(cfg, scorers={"local": HashScorer(fail_after=4)})
-    from pipeline.cache import ScoreCache
+    from pipeline.core.cache import ScoreCache
 
     with ScoreCache(tmp_path / "cache.sqlite") as cache:
         assert cache.count(HashScorer().fingerprint_hash()) == 8  # finished batches are kept

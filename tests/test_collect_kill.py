@@ -18,8 +18,8 @@ import pytest
 
 from pipeline.api.collector import api_fingerprint
 from pipeline.scorers.base import fingerprint_hash
-from pipeline.cache import ScoreCache, pair_key
-from pipeline.compose import compose_config
+from pipeline.core.cache import ScoreCache, pair_key
+from pipeline.config.compose import compose_config
 from tests.servers.helpers import CANARY_KEY, KEY_ENV, api_overrides
 
 REPO = Path(__file__).resolve().parents[1]

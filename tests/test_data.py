@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.data import TableError, read_table, write_table
+from pipeline.data.table import TableError, read_table, write_table
 
 
 def _csv(tmp_path: Path, text: str, name: str = "t.csv") -> Path:

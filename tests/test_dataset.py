@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 
-from pipeline.dataset import DatasetError, load_dataset
+from pipeline.data.dataset import DatasetError, load_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 

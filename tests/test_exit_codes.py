@@ -1,4 +1,4 @@
-"""One exit-code convention for every stage (pipeline/errors.py): 0 ok, 1 the stage's own negative
+"""One exit-code convention for every stage (pipeline/core/errors.py): 0 ok, 1 the stage's own negative
 verdict, 2 bad input, settings or environment -- with one ``error:`` line and nothing written.
 
 Each stage is driven with one bad setting and one missing input file. The verdicts (exit 1) are

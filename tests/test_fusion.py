@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.calibrators import PolynomialCalibrator, SigmoidCalibrator
-from pipeline.fusion import NonNegativeFusion, ScoreCalibrationModel
-from pipeline.metrics import agreement, per_query_stats
+from pipeline.calibration.calibrators import PolynomialCalibrator, SigmoidCalibrator
+from pipeline.calibration.fusion import NonNegativeFusion, ScoreCalibrationModel
+from pipeline.calibration.metrics import agreement, per_query_stats
 
 
 def _two_noisy_views(seed=0, n_queries=200, docs=8):
@@ -64,9 +64,9 @@ def test_center_query_needs_groups():
 import itertools  # noqa: E402
 import json  # noqa: E402
 
-from pipeline.fusion_scale import midpoint_knots, resolve_score_types  # noqa: E402
-from pipeline.pairwise import PairwiseRankWeights, within_query_pairs  # noqa: E402
-from pipeline.spec import SpecError, compile_fusion, compile_spec  # noqa: E402
+from pipeline.calibration.fusion_scale import midpoint_knots, resolve_score_types  # noqa: E402
+from pipeline.calibration.pairwise import PairwiseRankWeights, within_query_pairs  # noqa: E402
+from pipeline.runtime.spec import SpecError, compile_fusion, compile_spec  # noqa: E402
 
 
 def test_within_query_pairs_are_every_unordered_pair_of_each_query():

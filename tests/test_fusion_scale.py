@@ -1,4 +1,4 @@
-"""Per-source fusion scales (pipeline/fusion_scale.py), pinned against closed forms and small
+"""Per-source fusion scales (pipeline/calibration/fusion_scale.py), pinned against closed forms and small
 hand-computed examples: the logit and its clipping, score-type inference and resolution, the
 knots of the calibrated-scale curve (blocks, linear extension, resampling) and each scale's map."""
 
@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.fusion_scale import (
+from pipeline.calibration.fusion_scale import (
     MAX_KNOTS,
     SourceScale,
     infer_score_type,

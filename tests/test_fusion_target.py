@@ -9,11 +9,11 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.calibrators import make_calibrator
-from pipeline.fusion import NonNegativeFusion, ScoreCalibrationModel
-from pipeline.metrics import pearson, per_query_stats
-from pipeline.spec import compile_spec
-from pipeline.synthetic import latent_sample
+from pipeline.calibration.calibrators import make_calibrator
+from pipeline.calibration.fusion import NonNegativeFusion, ScoreCalibrationModel
+from pipeline.calibration.metrics import pearson, per_query_stats
+from pipeline.runtime.spec import compile_spec
+from pipeline.calibration.synthetic import latent_sample
 
 
 def _rank_similarity(scores, sample):

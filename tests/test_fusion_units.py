@@ -1,4 +1,4 @@
-"""NonNegativeFusion and ScoreCalibrationModel (pipeline/fusion.py) on small inputs, pinned against
+"""NonNegativeFusion and ScoreCalibrationModel (pipeline/calibration/fusion.py) on small inputs, pinned against
 an independent reimplementation: the score objective is non-negative least squares (scipy's
 ``nnls``) on the standardised sources, on within-query deviations with ``center="query"``; the
 spec and the fused score follow the documented formula; and what is refused is refused with the
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy.optimize import nnls
 
-from pipeline.calibrators import (
+from pipeline.calibration.calibrators import (
     IdentityCalibrator,
     IsotonicCalibrator,
     PolynomialCalibrator,
@@ -20,9 +20,9 @@ from pipeline.calibrators import (
     grouped_splits,
     make_calibrator,
 )
-from pipeline.fusion import NonNegativeFusion, ScoreCalibrationModel
-from pipeline.metrics import agreement
-from pipeline.spec import FORMAT, compile_spec
+from pipeline.calibration.fusion import NonNegativeFusion, ScoreCalibrationModel
+from pipeline.calibration.metrics import agreement
+from pipeline.runtime.spec import FORMAT, compile_spec
 
 
 def _views(seed=0, n_queries=30):
@@ -303,7 +303,7 @@ def test_a_constant_source_never_takes_the_weight(objective, scale):
     """A constant source carries nothing. With the only informative source running backwards
     (its calibrated map is constant too, up to rounding), nothing is left: equal weights, flagged
     degenerate -- not weight 1 on the constant column from an optimiser's ~1e-16."""
-    from pipeline.fusion import NonNegativeFusion
+    from pipeline.calibration.fusion import NonNegativeFusion
 
     rng = np.random.default_rng(0)
     groups = np.repeat(np.arange(30), 6)

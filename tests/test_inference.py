@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.artifacts import ArtifactError, write_artifact
-from pipeline.calibrators import make_calibrator
-from pipeline.fusion import NonNegativeFusion, ScoreCalibrationModel
+from pipeline.fit.artifacts import ArtifactError, write_artifact
+from pipeline.calibration.calibrators import make_calibrator
+from pipeline.calibration.fusion import NonNegativeFusion, ScoreCalibrationModel
 from pipeline.inference import ArtifactIntegrityError, CalibratorLoadError, ModelMismatchError, load_calibrator
 
 MANIFEST = {"sources": [{"column": "local", "model": "Qwen/Qwen3-Reranker-4B", "revision": "abc123"}], "preprocessing": {"nfkc": True}}
@@ -53,7 +53,7 @@ def test_round_trip_json_and_joblib_agree_with_the_fitted_model(tmp_path, family
 
 def _documented_formula(spec: dict, X: np.ndarray) -> np.ndarray:
     """calibrator.json evaluated from its documented meaning, written out plainly here (closed
-    forms, no code shared with pipeline/spec.py): the fused score, then the calibrator."""
+    forms, no code shared with pipeline/runtime/spec.py): the fused score, then the calibrator."""
     def logit(x, eps):
         p = np.clip(x, eps, 1 - eps)
         return np.log(p / (1 - p))
@@ -154,7 +154,7 @@ def test_manifest_hash_mismatch_is_refused(artifact):
 
 
 def test_a_spec_that_would_reverse_order_is_refused_even_with_matching_hash(artifact):
-    from pipeline.files import atomic_write_json, sha256_file
+    from pipeline.core.files import atomic_write_json, sha256_file
 
     spec = json.loads((artifact / "calibrator.json").read_text())
     spec["calibrator"] = {"family": "sigmoid", "input": "identity", "a": -1.0, "b": 0.0, "y_range": [0, 1]}
@@ -194,7 +194,7 @@ def test_crash_while_writing_leaves_the_previous_artifact_loadable(tmp_path, mon
 
 def test_crash_on_first_export_leaves_nothing_that_loads(tmp_path, monkeypatch):
     model, _ = _model("poly")
-    import pipeline.artifacts as artifacts
+    import pipeline.fit.artifacts as artifacts
 
     monkeypatch.setattr(artifacts, "_swap_into_place", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError):
@@ -210,7 +210,7 @@ def test_bad_artifact_names_rejected(tmp_path):
 
 
 def test_preprocess_uses_manifest_settings(artifact):
-    from pipeline.text import TextConfig, preprocess
+    from pipeline.runtime.text import TextConfig, preprocess
 
     cal = load_calibrator(artifact)  # manifest: {"nfkc": true}
     text = "ＡＢＣ１２３ “quoted”"
@@ -228,7 +228,7 @@ def test_importing_inference_pulls_no_heavy_library():
     assert out.stdout.strip() == ""
 
 
-# -- what mutation testing found unguarded (make mutate, pipeline/inference.py) -----------------
+# -- what mutation testing found unguarded (make mutate, pipeline/runtime/loader.py) -----------------
 # A user acts on these messages: each names the file or the fix, so each is pinned.
 
 def test_a_manifest_without_sources_names_the_way_out(artifact):
@@ -257,7 +257,7 @@ def test_mismatch_messages_name_what_was_fitted_and_the_way_out(artifact):
 
 
 def test_a_hash_mismatch_shows_both_hashes_first_16_characters(artifact):
-    from pipeline.files import sha256_file
+    from pipeline.core.files import sha256_file
 
     manifest = json.loads((artifact / "manifest.json").read_text())
     recorded = "0123456789abcdef" + "f" * 48

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from pipeline.cache import ScoreCache, pair_key
+from pipeline.core.cache import ScoreCache, pair_key
 from pipeline.collect import local_side
 from pipeline.collect.local_side import checked_items, pending_groups, score_in_process, score_local
 from pipeline.collect.sources import CollectError, SourceState

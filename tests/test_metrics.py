@@ -7,8 +7,8 @@ import pytest
 from scipy import stats
 from sklearn.metrics import ndcg_score
 
-from pipeline.calibrators import grouped_splits
-from pipeline.metrics import PAIRWISE_MAX_DOCS, agreement, average_ranks, ndcg_at_k, pearson, per_query_stats, topk_overlap
+from pipeline.calibration.calibrators import grouped_splits
+from pipeline.calibration.metrics import PAIRWISE_MAX_DOCS, agreement, average_ranks, ndcg_at_k, pearson, per_query_stats, topk_overlap
 
 
 def _random_queries(seed: int, n_queries: int = 40, ties: bool = False):
@@ -167,7 +167,7 @@ def test_bootstrap_resamples_whole_queries_not_pairs():
     assert metrics["pearson"].width == pytest.approx(high - low, rel=0.2)
 
 
-# -- what mutation testing found unguarded (make mutate, pipeline/metrics.py) -------------------
+# -- what mutation testing found unguarded (make mutate, pipeline/calibration/metrics.py) -------------------
 
 def test_the_interval_is_the_percentile_bootstrap_over_whole_queries_written_out():
     """The MAE interval, recomputed here from the definition: B resamples of Q whole queries drawn
@@ -296,7 +296,7 @@ def test_two_dimensional_scores_are_refused(shape):
 def test_paired_differences_are_per_query_and_paired():
     """A minus B on the same queries: the point value is the difference of the two figures, and
     an interval over the same resampled queries on both sides (identical inputs: exactly 0)."""
-    from pipeline.metrics import paired_difference
+    from pipeline.calibration.metrics import paired_difference
 
     x, y, groups = _random_queries(8, n_queries=30)
     a = per_query_stats(x, y, groups, 3)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.extras import EXTRA_MODULES, INCLUDES, modules_of
+from pipeline.core.extras import EXTRA_MODULES, INCLUDES, modules_of
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "transformers", "tokenizers", "sklearn", "scipy", "hydra", "omegaconf", "pandas", "joblib",
@@ -73,7 +73,7 @@ def test_the_wheel_requires_numpy_alone_outside_extras(wheel_metadata):
 
 
 def test_the_extras_table_matches_pyproject():
-    """Every module pipeline/extras.py attributes to an extra is installed by that extra (its own
+    """Every module pipeline/core/extras.py attributes to an extra is installed by that extra (its own
     list, or the extras it includes), so the error's pip command actually fixes the import."""
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
 
@@ -105,9 +105,9 @@ def _run_blocked(code: str, blocked=HEAVY, cwd: Path = ROOT) -> subprocess.Compl
 
 
 def test_inference_loads_and_applies_an_artifact_without_any_heavy_package(tmp_path):
-    from pipeline.artifacts import write_artifact
-    from pipeline.calibrators import make_calibrator
-    from pipeline.fusion import ScoreCalibrationModel
+    from pipeline.fit.artifacts import write_artifact
+    from pipeline.calibration.calibrators import make_calibrator
+    from pipeline.calibration.fusion import ScoreCalibrationModel
     from pipeline.inference import load_calibrator
 
     rng = np.random.default_rng(0)
@@ -132,9 +132,9 @@ def test_inference_loads_and_applies_an_artifact_without_any_heavy_package(tmp_p
 
 
 def test_the_joblib_path_without_the_fit_extra_says_what_to_install(tmp_path):
-    from pipeline.artifacts import write_artifact
-    from pipeline.calibrators import make_calibrator
-    from pipeline.fusion import ScoreCalibrationModel
+    from pipeline.fit.artifacts import write_artifact
+    from pipeline.calibration.calibrators import make_calibrator
+    from pipeline.calibration.fusion import ScoreCalibrationModel
 
     x = np.linspace(0, 1, 50)
     model = ScoreCalibrationModel(make_calibrator("poly"), None, ["local"]).fit(x[:, None], x**2)
@@ -162,7 +162,7 @@ def test_importing_a_stage_without_its_extra_names_the_extra(module, blocked, ex
     result = _run_blocked(f"import {module}", blocked=blocked)
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("pipeline.extras.MissingExtraError"), last
+    assert last.startswith("pipeline.core.extras.MissingExtraError"), last
     assert extra in last and "pip install 'score-calibration-pipeline[" in last
 
 

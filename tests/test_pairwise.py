@@ -1,4 +1,4 @@
-"""The rank objective's building blocks (pipeline/pairwise.py), checked against a brute-force
+"""The rank objective's building blocks (pipeline/calibration/pairwise.py), checked against a brute-force
 reimplementation: which document pairs are formed, and that the weights are the minimiser of the
 documented loss (mean pairwise logistic loss + alpha/2 |w|^2, w >= 0) on the documented pairs."""
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from pipeline.pairwise import PairwiseRankWeights, within_query_pairs
+from pipeline.calibration.pairwise import PairwiseRankWeights, within_query_pairs
 
 
 def _brute_pairs(groups) -> list[tuple[int, int]]:

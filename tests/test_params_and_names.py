@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.__main__ import main
-from pipeline.compose import ConfigError, compose_config, load_params, to_yaml
-from pipeline.config import artifact_name, report_dir
+from pipeline.config.compose import ConfigError, compose_config, load_params, to_yaml
+from pipeline.config.fit import artifact_name, report_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -73,7 +73,7 @@ def test_artifact_and_report_names_derive_from_the_table(path, name):
 
 
 def _table(tmp_path: Path, name: str) -> Path:
-    from pipeline.data import write_table
+    from pipeline.data.table import write_table
 
     rows = [(f"q{q}", f"d{d}", (q + d) % 7 / 7, ((q + d) % 7 / 7) ** 2) for q in range(12) for d in range(5)]
     return write_table(tmp_path / name, {"query_id": [r[0] for r in rows], "doc_id": [r[1] for r in rows],

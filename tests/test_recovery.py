@@ -8,10 +8,10 @@ import zlib
 import numpy as np
 import pytest
 
-from pipeline.calibrators import grouped_splits, make_calibrator
-from pipeline.evaluation import out_of_fold
-from pipeline.fusion import ScoreCalibrationModel
-from pipeline.metrics import pearson
+from pipeline.calibration.calibrators import grouped_splits, make_calibrator
+from pipeline.fit.evaluation import out_of_fold
+from pipeline.calibration.fusion import ScoreCalibrationModel
+from pipeline.calibration.metrics import pearson
 
 DISTORTIONS = {
     # local score -> reference, all strictly increasing on the local range

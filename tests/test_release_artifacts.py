@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from pipeline.__main__ import main
-from pipeline.artifacts import write_artifact
-from pipeline.calibrators import make_calibrator
-from pipeline.fusion import NonNegativeFusion, ScoreCalibrationModel
+from pipeline.fit.artifacts import write_artifact
+from pipeline.calibration.calibrators import make_calibrator
+from pipeline.calibration.fusion import NonNegativeFusion, ScoreCalibrationModel
 from pipeline.inference import load_calibrator
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

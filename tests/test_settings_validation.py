@@ -10,8 +10,8 @@ import typing
 import pytest
 
 from pipeline.__main__ import main
-from pipeline.config import PipelineConfig
-from pipeline.validation import _base_type, numeric_fields
+from pipeline.config.schema import PipelineConfig
+from pipeline.config.settings import _base_type, numeric_fields
 
 
 def _schema_fields(cls=PipelineConfig, prefix=""):
@@ -48,7 +48,7 @@ def _out_of_range(kind, rng) -> list:
 
 def test_every_numeric_setting_declares_its_range():
     missing = [key for key, _, rng in FIELDS if rng is None]
-    assert not missing, f"declare a range with pipeline.validation.setting(...) for: {missing}"
+    assert not missing, f"declare a range with pipeline.config.settings.setting(...) for: {missing}"
     assert len(FIELDS) > 60
 
 

@@ -1,4 +1,4 @@
-"""The pickle-free spec (pipeline/spec.py) refuses every malformed or non-monotone field with a
+"""The pickle-free spec (pipeline/runtime/spec.py) refuses every malformed or non-monotone field with a
 message that names it, and computes what its fields say at their edges. Written from what mutation
 testing (make mutate) found unguarded."""
 
@@ -9,7 +9,7 @@ import copy
 import numpy as np
 import pytest
 
-from pipeline.spec import FORMAT, SpecError, compile_calibrator, compile_spec
+from pipeline.runtime.spec import FORMAT, SpecError, compile_calibrator, compile_spec
 
 POLY = {"family": "poly", "coef": [0.1, 0.5, 0.2], "x_range": [0.0, 1.0], "y_range": [0.0, 1.0]}
 ISOTONIC = {"family": "isotonic", "x": [0.0, 0.5, 1.0], "y": [0.1, 0.4, 0.9], "y_range": [0.1, 0.9]}

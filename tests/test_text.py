@@ -1,4 +1,4 @@
-"""pipeline.text: each switch does exactly what it promises, on Chinese, English, mixed, code, formulas."""
+"""pipeline.runtime.text: each switch does exactly what it promises, on Chinese, English, mixed, code, formulas."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.text import ALGORITHM_VERSION, TextConfig, describe, is_identity, preprocess
+from pipeline.runtime.text import ALGORITHM_VERSION, TextConfig, describe, is_identity, preprocess
 
 SWITCHES = [f.name for f in fields(TextConfig)]
 ALL_ON = TextConfig(**{name: True for name in SWITCHES})
@@ -146,7 +146,7 @@ def test_printable_ascii_without_trailing_space_is_untouched(lines):
 
 def test_importable_without_numpy_or_torch():
     code = (
-        "import sys; import pipeline.text as t; t.preprocess('x', t.TextConfig(nfkc=True));"
+        "import sys; import pipeline.runtime.text as t; t.preprocess('x', t.TextConfig(nfkc=True));"
         "bad = [m for m in ('numpy', 'torch') if m in sys.modules]; assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(Path(__file__).parents[1]))

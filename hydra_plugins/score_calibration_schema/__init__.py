@@ -12,7 +12,7 @@ fail only in the first stage that runs, after DVC has removed that stage's outpu
 ``-S +evaluate.n_split=3`` would be written and ignored. DVC offers no hook between composing and
 writing params.yaml, so the composition itself is wrapped (``Hydra.compose_config``, the method
 ``hydra.compose`` calls): a config whose root is the pipeline's schema is checked by
-:func:`pipeline.compose.validate_composed` (unknown keys, ranges, cross-field rules) before DVC
+:func:`pipeline.config.compose.validate_composed` (unknown keys, ranges, cross-field rules) before DVC
 writes anything, and every composition error becomes one line naming the key. Inside DVC the error
 is a ``DvcException``, which DVC prints as one ``ERROR:`` line (anything else is an "unexpected
 error" with a traceback hint). Compositions of other configs pass through untouched.
@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import functools
 
-from pipeline.config import register_configs
+from pipeline.config.schema import register_configs
 
 register_configs()
 
 
 def _error_type() -> type[Exception]:
-    from pipeline.compose import ConfigError
+    from pipeline.config.compose import ConfigError
 
     try:
         from dvc.exceptions import DvcException
@@ -49,8 +49,8 @@ def _validating(compose_config):
     def wrapper(self, config_name, overrides, *args, **kwargs):
         from omegaconf import OmegaConf, open_dict
 
-        from pipeline.compose import ConfigError, _explain, _message, validate_composed
-        from pipeline.config import PipelineConfig
+        from pipeline.config.compose import ConfigError, _explain, _message, validate_composed
+        from pipeline.config.schema import PipelineConfig
 
         try:
             cfg = compose_config(self, config_name, overrides, *args, **kwargs)

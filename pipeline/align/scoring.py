@@ -16,8 +16,8 @@ import numpy as np
 from pipeline.scorers.base import QueryGroup
 
 if TYPE_CHECKING:
-    from pipeline.config import PipelineConfig
-    from pipeline.scorers.config import LocalScorerConfig
+    from pipeline.config.schema import PipelineConfig
+    from pipeline.config.local import LocalScorerConfig
 
 _WEIGHTS = ("kind", "model", "revision", "dtype", "device", "attn_implementation", "cache_dir", "local_files_only")
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.metrics import MetricValue, agreement, pearson
+from pipeline.calibration.metrics import MetricValue, agreement, pearson
 
 #: what a candidate may change, in the order the search visits them: one more text.* switch
 #: (None: as configured; it changes what the API is sent too), then local config fields

@@ -2,7 +2,7 @@
 
 Public surface:
 
-* :class:`~pipeline.api.config.ApiConfig` and the
+* :class:`~pipeline.config.api.ApiConfig` and the
   enums :class:`Dialect`, :class:`Endpoint`, :class:`TopN`, :class:`ScoreType` (config schemas);
 * :class:`~pipeline.api.client.ApiClient`: ``async with ApiClient(cfg) as c: await c.score(q, docs)``;
 * :class:`~pipeline.api.scorer.ApiScorer`: the same behind the synchronous ``Scorer`` contract;
@@ -14,6 +14,6 @@ Public surface:
 Submodules are imported on first use so ``pipeline.config`` can import the schemas cheaply.
 """
 
-from pipeline.api.config import ApiConfig, Dialect, Endpoint, ScoreType, TopN
+from pipeline.config.api import ApiConfig, Dialect, Endpoint, ScoreType, TopN
 
 __all__ = ["ApiConfig", "Dialect", "Endpoint", "ScoreType", "TopN"]

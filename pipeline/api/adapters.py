@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.api.config import ApiConfig, Dialect, Endpoint, TopN
+from pipeline.config.api import ApiConfig, Dialect, Endpoint, TopN
 from pipeline.api.errors import ResponseFormatError
 
 

@@ -13,8 +13,8 @@ first, so even a server that echoes the key back cannot put it into an exception
 
 from __future__ import annotations
 
-from pipeline.errors import PipelineError
-from pipeline.extras import require
+from pipeline.core.errors import PipelineError
+from pipeline.core.extras import require
 
 require("the API client (pipeline.api)", "api")
 
@@ -33,7 +33,7 @@ import httpx
 import numpy as np
 
 from pipeline.api.adapters import Adapter, Usage, adapter_for, parse_usage
-from pipeline.api.config import ApiConfig, Dialect, Endpoint, ScoreType
+from pipeline.config.api import ApiConfig, Dialect, Endpoint, ScoreType
 from pipeline.api.errors import (
     ApiError,
     FatalApiError,

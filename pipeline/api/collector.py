@@ -27,9 +27,9 @@ from pipeline.api.client import (
     sanitize_url,
     validate_api_config,
 )
-from pipeline.api.config import ApiConfig, Endpoint
+from pipeline.config.api import ApiConfig, Endpoint
 from pipeline.api.errors import ApiError, ResponseFormatError
-from pipeline.cache import ScoreCache, pair_key
+from pipeline.core.cache import ScoreCache, pair_key
 
 #: bump when the meaning of an API score changes for the same config (part of the fingerprint)
 API_SOURCE_VERSION = 1

@@ -8,7 +8,7 @@ from already-redacted text, so no message can carry the API key.
 
 from __future__ import annotations
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 
 class ApiError(PipelineError, RuntimeError):

@@ -16,9 +16,9 @@ import numpy as np
 
 from pipeline.api.client import ApiClient, ClientStats
 from pipeline.api.collector import api_fingerprint, plan_requests
-from pipeline.api.config import ApiConfig
+from pipeline.config.api import ApiConfig
 from pipeline.scorers.base import ProgressCallback, QueryGroup, Scorer
-from pipeline.text import TextConfig, preprocess
+from pipeline.runtime.text import TextConfig, preprocess
 
 
 class ApiScorer(Scorer):

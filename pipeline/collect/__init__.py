@@ -1,8 +1,8 @@
 """The collect stage (``python -m pipeline collect``): score a dataset with the local scorer(s) and
 the reference API.
 
-Reads the JSONL dataset (:mod:`pipeline.dataset`), preprocesses every query and document once
-with :func:`pipeline.text.preprocess` (the same strings go to the local model, to the API and
+Reads the JSONL dataset (:mod:`pipeline.data.dataset`), preprocesses every query and document once
+with :func:`pipeline.runtime.text.preprocess` (the same strings go to the local model, to the API and
 into the cache keys), then fills one score column per source:
 
 * ``collect.reference_col`` (default ``reference``): the API configured in ``api``;
@@ -37,7 +37,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-#: name -> module; imported on first use, so ``pipeline.collect.config`` (the schema every stage
+#: name -> module; imported on first use, so ``pipeline.config.collect`` (the schema every stage
 #: composes) does not pull in httpx or torch
 _EXPORTS = {
     "api_scores": "api_side", "prompt_mode_warnings": "api_side",

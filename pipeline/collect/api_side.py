@@ -11,14 +11,14 @@ import numpy as np
 
 from pipeline.api.client import ApiClient, ClientStats, resolve_api_key
 from pipeline.api.collector import collect_api, cost_of, plan_requests
-from pipeline.cache import ScoreCache, pair_key
+from pipeline.core.cache import ScoreCache, pair_key
 from pipeline.collect.progress import bar
 from pipeline.collect.sources import Groups, SourceState, api_source, prepare, reference_api
-from pipeline.console import print_warnings
+from pipeline.core.console import print_warnings
 
 if TYPE_CHECKING:
-    from pipeline.api.config import ApiConfig
-    from pipeline.config import PipelineConfig
+    from pipeline.config.api import ApiConfig
+    from pipeline.config.schema import PipelineConfig
 
 
 async def score_api(cfg: "PipelineConfig", groups: Groups, src: SourceState, cache: ScoreCache) -> None:

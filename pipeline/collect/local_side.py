@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.cache import ScoreCache, pair_key
+from pipeline.core.cache import ScoreCache, pair_key
 from pipeline.collect.progress import bar
 from pipeline.collect.sources import CollectError, Groups, SourceState
 
 if TYPE_CHECKING:
-    from pipeline.config import PipelineConfig
+    from pipeline.config.schema import PipelineConfig
 
 
 class Stopped(Exception):

@@ -35,24 +35,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.cache import ScoreCache
+from pipeline.core.cache import ScoreCache
 from pipeline.collect.local_side import Stopped, checked_items, pending_groups
 from pipeline.collect.progress import bar
 from pipeline.collect.sources import CollectError, Groups, SourceState
-from pipeline.console import wrapped
+from pipeline.core.console import wrapped
 
 if TYPE_CHECKING:
-    from pipeline.collect.config import RayConfig
-    from pipeline.config import PipelineConfig
-    from pipeline.scorers.config import LocalScorerConfig
-    from pipeline.text import TextConfig
+    from pipeline.config.collect import RayConfig
+    from pipeline.config.schema import PipelineConfig
+    from pipeline.config.local import LocalScorerConfig
+    from pipeline.runtime.text import TextConfig
 
 #: shards queued per worker: the next one waits at the worker while it scores the current one
 IN_FLIGHT_PER_WORKER = 2
 
 
 def _ray():
-    from pipeline.extras import MissingExtraError, require
+    from pipeline.core.extras import MissingExtraError, require
 
     try:
         require("collect.ray.enabled=true", "ray")

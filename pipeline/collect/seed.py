@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.cache import ScoreCache, pair_key
-from pipeline.dataset import Dataset
-from pipeline.text import describe, preprocess
+from pipeline.core.cache import ScoreCache, pair_key
+from pipeline.data.dataset import Dataset
+from pipeline.runtime.text import describe, preprocess
 
 if TYPE_CHECKING:
-    from pipeline.config import PipelineConfig
+    from pipeline.config.schema import PipelineConfig
 
 
 def seed_cache_from_table(cfg: "PipelineConfig", dataset: Dataset, cache: ScoreCache) -> int:
@@ -27,7 +27,7 @@ def seed_cache_from_table(cfg: "PipelineConfig", dataset: Dataset, cache: ScoreC
     """
     import pandas as pd
 
-    from pipeline.data import TableError, read_table_meta
+    from pipeline.data.table import TableError, read_table_meta
 
     c = cfg.collect
     output = Path(c.output)

@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.api.client import ClientStats, resolve_api_key, sanitize_url
 from pipeline.api.collector import api_fingerprint
-from pipeline.cache import ScoreCache
-from pipeline.console import wrapped
-from pipeline.errors import PipelineError
+from pipeline.core.cache import ScoreCache
+from pipeline.core.console import wrapped
+from pipeline.core.errors import PipelineError
 from pipeline.scorers.base import fingerprint_hash
 
 if TYPE_CHECKING:
-    from pipeline.config import PipelineConfig
+    from pipeline.config.schema import PipelineConfig
     from pipeline.scorers.base import Scorer
-    from pipeline.scorers.config import LocalScorerConfig
+    from pipeline.config.local import LocalScorerConfig
 
 
 class CollectError(PipelineError, RuntimeError):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.api.client import resolve_api_key
-from pipeline.cache import ScoreCache, pair_key
+from pipeline.core.cache import ScoreCache, pair_key
 from pipeline.collect.api_side import score_api
 from pipeline.collect.local_side import score_local
 from pipeline.collect.seed import seed_cache_from_table
@@ -30,12 +30,12 @@ from pipeline.collect.sources import (
     reference_api,
 )
 from pipeline.collect.summary import dry_run, print_summary, run_record, table_meta
-from pipeline.dataset import Dataset, load_dataset
-from pipeline.files import atomic_write_json, utc_now
-from pipeline.text import preprocess
+from pipeline.data.dataset import Dataset, load_dataset
+from pipeline.core.files import atomic_write_json, utc_now
+from pipeline.runtime.text import preprocess
 
 if TYPE_CHECKING:
-    from pipeline.config import PipelineConfig
+    from pipeline.config.schema import PipelineConfig
     from pipeline.scorers.base import Scorer
 
 
@@ -99,7 +99,7 @@ def collect(
             src.close()
 
     output = Path(c.output)
-    from pipeline.data import write_table, write_table_meta
+    from pipeline.data.table import write_table, write_table_meta
 
     write_table(output, columns)
     meta = table_meta(cfg, dataset, sources, sampled_from=len(full.queries) if dataset is not full else None)

@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.api.collector import estimate_plan, plan_requests
-from pipeline.cache import ScoreCache
+from pipeline.core.cache import ScoreCache
 from pipeline.collect.sources import Groups, SourceState, pending_pairs
-from pipeline.dataset import Dataset
-from pipeline.files import utc_now
-from pipeline.text import describe
+from pipeline.data.dataset import Dataset
+from pipeline.core.files import utc_now
+from pipeline.runtime.text import describe
 
 if TYPE_CHECKING:
-    from pipeline.config import PipelineConfig
+    from pipeline.config.schema import PipelineConfig
 
 
 def table_meta(cfg: "PipelineConfig", dataset: Dataset, sources: list[SourceState],

@@ -169,7 +169,7 @@ def questions_for(part: str, fact: int) -> tuple[int, ...]:
 
 
 def write_jsonl(path: str | Path, records: Sequence[dict[str, Any]]) -> Path:
-    from pipeline.files import atomic_write_text
+    from pipeline.core.files import atomic_write_text
 
     text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=False) + "\n" for r in records)
     return atomic_write_text(path, text)

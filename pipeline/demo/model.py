@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.dataset import Dataset
-from pipeline.demo.config import TrainSettings
+from pipeline.data.dataset import Dataset
+from pipeline.config.demo import TrainSettings
 from pipeline.scorers.prompts import BODY, DEFAULT_INSTRUCTION, PREFIX, SUFFIX
 
 REVISIONS = ("v1", "v2")
@@ -215,7 +215,7 @@ def ranking_quality(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray, 
     averaged), so its interval reflects the choice of queries, not the luck of one shuffle. Both
     intervals are percentile bootstraps over the same resampled queries.
     """
-    from pipeline.metrics import per_query_stats
+    from pipeline.calibration.metrics import per_query_stats
 
     model = per_query_stats(scores, labels, groups, k).rank["ndcg"]
     rng = np.random.default_rng(seed)

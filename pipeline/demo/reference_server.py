@@ -41,9 +41,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pipeline.demo.config import ReferenceConfig
-from pipeline.errors import PipelineError
-from pipeline.scorers.config import DType, Template
+from pipeline.config.demo import ReferenceConfig
+from pipeline.core.errors import PipelineError
+from pipeline.config.local import DType, Template
 from pipeline.wire import (
     RequestError,
     embeddings_response,
@@ -124,7 +124,7 @@ class ReferenceApp:
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             return
-        from pipeline.loopback import read_body
+        from pipeline.core.loopback import read_body
 
         status, payload = await self._handle(scope, await read_body(receive))
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
@@ -208,7 +208,7 @@ class ReferenceServer:
             old.close()
 
     def start(self) -> "ReferenceServer":
-        from pipeline.loopback import BackgroundServer
+        from pipeline.core.loopback import BackgroundServer
 
         self._model = self.model_factory(self.settings)
         self._app = ReferenceApp(self._model, self.api_key)

@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 LANGUAGES = ("zh", "en", "mixed")
 CATEGORIES = ("tech_docs", "code", "news", "dialogue", "product_faq", "table", "formula", "academic")

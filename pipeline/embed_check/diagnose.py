@@ -20,8 +20,8 @@ import numpy as np
 from pipeline.embed_check.compare import normalised
 from pipeline.embed_check.sides import LocalSide
 from pipeline.embed_check.texts import TextSet
-from pipeline.scorers.config import DType, LocalScorerConfig, Pooling, coerce
-from pipeline.text import TextConfig
+from pipeline.config.local import DType, LocalScorerConfig, Pooling, coerce
+from pipeline.runtime.text import TextConfig
 
 
 def candidates(cfg: LocalScorerConfig) -> list[tuple[str, LocalScorerConfig]]:

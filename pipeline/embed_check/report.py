@@ -37,7 +37,7 @@ def describe_side(side: dict[str, Any]) -> str:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    from pipeline.console import wrapped
+    from pipeline.core.console import wrapped
 
     lines = [wrapped(describe_side(s)) for s in report["sides"].values()]
     lines.append(f"{report['texts']} texts ({report['queries']} queries) from {report['dataset']}")

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from pipeline.embed_check.texts import TextSet
-from pipeline.errors import PipelineError
-from pipeline.scorers.config import LocalScorerConfig, ScorerKind, coerce
-from pipeline.text import TextConfig, preprocess
+from pipeline.core.errors import PipelineError
+from pipeline.config.local import LocalScorerConfig, ScorerKind, coerce
+from pipeline.runtime.text import TextConfig, preprocess
 
 
 class EmbedCheckError(PipelineError, ValueError):
@@ -79,7 +79,7 @@ class ApiSide:
     def __init__(self, api_cfg: Any, text_cfg: TextConfig | None, cache_path: str, label: str = "api") -> None:
         from pipeline.api.client import validate_api_config
         from pipeline.api.collector import api_fingerprint
-        from pipeline.api.config import Endpoint
+        from pipeline.config.api import Endpoint
         from pipeline.scorers.base import fingerprint_hash
 
         if Endpoint(getattr(api_cfg.endpoint, "value", api_cfg.endpoint)) is not Endpoint.embeddings:
@@ -101,7 +101,7 @@ class ApiSide:
                 else format_document(self.cfg, preprocess(t.text, self.text_cfg)) for t in texts.texts]
 
     def missing(self, texts: TextSet) -> list[str]:
-        from pipeline.cache import ScoreCache
+        from pipeline.core.cache import ScoreCache
 
         sent = self.sent_texts(texts)
         with ScoreCache(self.cache_path) as cache:
@@ -109,7 +109,7 @@ class ApiSide:
         return [s for s in dict.fromkeys(sent) if _text_key(s) not in have]
 
     def embed(self, texts: TextSet) -> np.ndarray:
-        from pipeline.cache import ScoreCache
+        from pipeline.core.cache import ScoreCache
 
         sent = self.sent_texts(texts)
         keys = [_text_key(s) for s in sent]

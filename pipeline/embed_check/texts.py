@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.dataset import Dataset
+from pipeline.data.dataset import Dataset
 
 QUERY_CATEGORY = "query"
 NO_CATEGORY = "uncategorized"

@@ -11,10 +11,10 @@ import importlib
 from typing import TYPE_CHECKING
 
 from pipeline.scorers.base import QueryGroup, Scorer
-from pipeline.scorers.config import LocalScorerConfig, ScorerKind, coerce
+from pipeline.config.local import LocalScorerConfig, ScorerKind, coerce
 
 if TYPE_CHECKING:
-    from pipeline.text import TextConfig
+    from pipeline.runtime.text import TextConfig
 
 __all__ = ["QueryGroup", "Scorer", "LocalScorerConfig", "ScorerKind", "build_scorer", "BACKENDS"]
 

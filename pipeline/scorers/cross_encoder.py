@@ -32,12 +32,12 @@ from typing import Any
 
 import torch
 
-from pipeline.scorers.config import Activation, LocalScorerConfig, Template
+from pipeline.config.local import Activation, LocalScorerConfig, Template
 from pipeline.scorers.hf import TransformersScorer
 from pipeline.scorers.loading import ScorerLoadError, architectures, load_config, load_model, load_tokenizer
 from pipeline.scorers.packing import packed_runner, register
 from pipeline.scorers.prompts import DEFAULT_INSTRUCTION, PromptEncoder
-from pipeline.text import TextConfig
+from pipeline.runtime.text import TextConfig
 
 
 class CrossEncoderScorer(TransformersScorer):

@@ -34,13 +34,13 @@ from typing import Any
 import numpy as np
 
 from pipeline.api.adapters import adapter_for
-from pipeline.api.config import ApiConfig, Dialect, Endpoint, TopN
-from pipeline.errors import PipelineError
+from pipeline.config.api import ApiConfig, Dialect, Endpoint, TopN
+from pipeline.core.errors import PipelineError
 from pipeline.scorers.base import ProgressCallback, QueryGroup, Scorer
-from pipeline.scorers.config import Activation, LocalScorerConfig, ScorerKind, coerce
+from pipeline.config.local import Activation, LocalScorerConfig, ScorerKind, coerce
 from pipeline.scorers.prompts import DEFAULT_INSTRUCTION
 from pipeline.scorers.texts import embedding_query, embedding_text, qwen3_pair_texts, scorer_text, strip_prompt_mark
-from pipeline.text import TextConfig, describe
+from pipeline.runtime.text import TextConfig, describe
 
 #: bump when the meaning of an engine score changes for the same config
 ENGINE_SOURCE_VERSION = 1
@@ -134,7 +134,7 @@ def probe_engine(cfg: LocalScorerConfig, api_key: str | None) -> dict[str, Any]:
 def _stripping_refusal(dialect: Dialect, kind: ScorerKind, template) -> str:
     """Why a configured prompt cannot survive an engine that strips its inputs, and the setting
     that describes what it really computes."""
-    from pipeline.scorers.config import Template
+    from pipeline.config.local import Template
 
     if kind is ScorerKind.embedding:
         lost = "a query or document's surrounding whitespace (the query form included)"

@@ -9,7 +9,7 @@ the caller's groups and order. A backend that does not pad (the packed Qwen3 rer
 
 from __future__ import annotations
 
-from pipeline.extras import require
+from pipeline.core.extras import require
 
 require("local scorers (pipeline.scorers)", "local")
 
@@ -23,11 +23,11 @@ import torch
 
 from pipeline.scorers.base import ProgressCallback, QueryGroup, Scorer
 from pipeline.scorers.batching import pad, plan_batches
-from pipeline.scorers.config import LocalScorerConfig, coerce
+from pipeline.config.local import LocalScorerConfig, coerce
 from pipeline.scorers.cpu_memory import reuse_freed_memory
 from pipeline.scorers.loading import ModelSource, resolve_device, resolve_source
 from pipeline.scorers.texts import scorer_text, strip_prompt_mark
-from pipeline.text import TextConfig, describe
+from pipeline.runtime.text import TextConfig, describe
 
 #: bump when a backend's computation changes in a way that changes scores
 SCORER_VERSION = 1

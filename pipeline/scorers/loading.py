@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
-from pipeline.errors import PipelineError
-from pipeline.scorers.config import Device, DType, LocalScorerConfig
+from pipeline.core.errors import PipelineError
+from pipeline.config.local import Device, DType, LocalScorerConfig
 
 log = logging.getLogger(__name__)
 

@@ -27,12 +27,12 @@ from typing import Any
 
 import torch
 
-from pipeline.scorers.config import LocalScorerConfig
+from pipeline.config.local import LocalScorerConfig
 from pipeline.scorers.hf import TransformersScorer
 from pipeline.scorers.loading import ScorerLoadError, architectures, load_config, load_model, load_tokenizer
 from pipeline.scorers.packing import packed_runner, register
 from pipeline.scorers.prompts import DEFAULT_INSTRUCTION, PromptEncoder
-from pipeline.text import TextConfig
+from pipeline.runtime.text import TextConfig
 
 
 def single_token_id(tokenizer: Any, word: str, model_name: str) -> int:
@@ -118,7 +118,7 @@ class Qwen3RerankerScorer(TransformersScorer):
         import copy
         from dataclasses import asdict
 
-        from pipeline.scorers.config import coerce
+        from pipeline.config.local import coerce
 
         cfg = coerce(cfg)
         mine, theirs = asdict(self.cfg), asdict(cfg)

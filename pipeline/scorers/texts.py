@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pipeline.scorers.config import Template
+from pipeline.config.local import Template
 from pipeline.scorers.prompts import PREFIX, SUFFIX, VLLM_DOCUMENT, VLLM_QUERY
-from pipeline.text import TextConfig, is_identity, preprocess
+from pipeline.runtime.text import TextConfig, is_identity, preprocess
 
 TextForm = Callable[[str], str]
 

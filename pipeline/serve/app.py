@@ -13,7 +13,7 @@ Every error, FastAPI's own 404/405 included, comes back in the API's error shape
 
 from __future__ import annotations
 
-from pipeline.extras import require
+from pipeline.core.extras import require
 
 require("python -m pipeline serve (pipeline.serve.app)", "serve")
 

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from pipeline.serve.batcher import DynamicBatcher
-from pipeline.serve.config import ServeConfig
+from pipeline.config.serve import ServeConfig
 from pipeline.serve.service import CalibratedModel, Readiness, load_model
 
 

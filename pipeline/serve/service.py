@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import PipelineError
-from pipeline.inference import CalibratorLoadError, LoadedCalibrator, load_calibrator
+from pipeline.core.errors import PipelineError
+from pipeline.runtime.loader import CalibratorLoadError, LoadedCalibrator, load_calibrator
 from pipeline.scorers.base import QueryGroup, Scorer
-from pipeline.scorers.config import LocalScorerConfig
-from pipeline.serve.config import ServeConfig
-from pipeline.text import TextConfig
+from pipeline.config.local import LocalScorerConfig
+from pipeline.config.serve import ServeConfig
+from pipeline.runtime.text import TextConfig
 
 #: fingerprint keys that never change a score's meaning (where it ran)
 PLACEMENT_KEYS = {"device_type"}
@@ -168,7 +168,7 @@ def artifact_path(cfg: Any) -> Path:
     """``serve.artifact``, else ``export.root/<artifact name>`` of the composed run config."""
     if cfg.serve.artifact:
         return Path(cfg.serve.artifact)
-    from pipeline.config import artifact_name
+    from pipeline.config.fit import artifact_name
 
     return Path(cfg.export.root) / artifact_name(cfg)
 

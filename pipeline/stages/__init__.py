@@ -3,9 +3,9 @@
 Modules are imported only when their stage runs, so ``python -m pipeline --help`` stays fast and
 a stage's heavy dependencies (torch for collect) never load for another stage.
 Every stage module exposes ``run(cfg: PipelineConfig) -> int``: 0, or 1 for the stage's own
-negative verdict. Anything the user has to fix is raised as a :class:`pipeline.errors.PipelineError`
+negative verdict. Anything the user has to fix is raised as a :class:`pipeline.core.errors.PipelineError`
 and turned into one line and exit status 2 here, once, by :func:`run_stage` (the convention is in
-:mod:`pipeline.errors`).
+:mod:`pipeline.core.errors`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ class Stage:
     summary: str
     #: the config sections the stage reads (listed by ``python -m pipeline <stage> --help``)
     sections: tuple[str, ...] = ()
-    #: the optional installs it needs (pipeline/extras.py); checked before the stage is imported
+    #: the optional installs it needs (pipeline/core/extras.py); checked before the stage is imported
     extras: tuple[str, ...] = ("fit",)
 
 
@@ -54,7 +54,7 @@ def require_extras(module: str) -> None:
     """Called at the top of each stage module: importing a stage without its optional installs
     fails naming the extra (``pip install 'score-calibration-pipeline[fit]'``), not the first
     missing package."""
-    from pipeline.extras import require
+    from pipeline.core.extras import require
 
     for name, stage in STAGES.items():
         if stage.module == module:
@@ -65,11 +65,11 @@ def require_extras(module: str) -> None:
 
 def run_stage(name: str, cfg) -> int:
     """Run stage ``name`` on a composed config and return its exit status: the stage's own 0/1,
-    or 2 with one ``error: ...`` line on stderr for a :class:`~pipeline.errors.PipelineError`."""
+    or 2 with one ``error: ...`` line on stderr for a :class:`~pipeline.core.errors.PipelineError`."""
     import importlib
     import sys
 
-    from pipeline.errors import PipelineError
+    from pipeline.core.errors import PipelineError
 
     try:
         module = importlib.import_module(STAGES[name].module)

@@ -40,13 +40,13 @@ from pipeline.align.scoring import CandidateScorers
 from pipeline.align.search import AXES, Measured, best_of, coordinate_search, measure
 from pipeline.api.client import ApiConfigError
 from pipeline.api.errors import ApiError
-from pipeline.cache import ScoreCache
-from pipeline.console import print_warnings, wrapped
-from pipeline.dataset import Dataset, load_dataset
-from pipeline.errors import PipelineError
-from pipeline.files import atomic_write_json
-from pipeline.metrics import agreement
-from pipeline.text import preprocess
+from pipeline.core.cache import ScoreCache
+from pipeline.core.console import print_warnings, wrapped
+from pipeline.data.dataset import Dataset, load_dataset
+from pipeline.core.errors import PipelineError
+from pipeline.core.files import atomic_write_json
+from pipeline.calibration.metrics import agreement
+from pipeline.runtime.text import preprocess
 
 
 class AlignError(PipelineError, ValueError):
@@ -73,7 +73,7 @@ def _axes(cfg) -> dict[str, list[Any]]:
     a, local = cfg.align, cfg.local
     from dataclasses import fields
 
-    from pipeline.text import TextConfig
+    from pipeline.runtime.text import TextConfig
 
     switches = [f.name for f in fields(TextConfig) if f.type in (bool, "bool")]
     unknown = [s for s in a.text_switches if s not in switches]
@@ -150,7 +150,7 @@ def _check_local_model(cfg) -> None:
     """The local checkpoint's files exist and match local.revision (weights are not loaded)."""
     if cfg.local.engine.base_url:
         return
-    from pipeline.scorers.config import coerce
+    from pipeline.config.local import coerce
     from pipeline.scorers.loading import resolve_source
 
     resolve_source(coerce(cfg.local))

@@ -33,9 +33,10 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.config import PipelineConfig, artifact_name, report_dir
-from pipeline.errors import EXIT_OK, EXIT_VERDICT, PipelineError
-from pipeline.files import atomic_write_json, utc_now
+from pipeline.config.fit import artifact_name, report_dir
+from pipeline.config.schema import PipelineConfig
+from pipeline.core.errors import EXIT_OK, EXIT_VERDICT, PipelineError
+from pipeline.core.files import atomic_write_json, utc_now
 
 EXIT_DRIFT = EXIT_VERDICT
 #: fingerprint entries that say nothing about the scores themselves
@@ -68,9 +69,9 @@ def _report_path(cfg: PipelineConfig) -> Path:
 
 
 def check(cfg: PipelineConfig) -> dict[str, Any]:
-    from pipeline.inference import load_calibrator
+    from pipeline.runtime.loader import load_calibrator
     from pipeline.collect import build_local_scorer, local_configs, api_source_fingerprint
-    from pipeline.text import describe
+    from pipeline.runtime.text import describe
 
     directory = Path(cfg.check.artifact or Path(cfg.export.root) / artifact_name(cfg))
     cal = load_calibrator(directory)
@@ -163,8 +164,8 @@ def _diff(old: dict[str, Any], new: dict[str, Any]) -> str:
 
 def _score_sample(cfg: PipelineConfig, cal, columns: list[str], scorers: dict) -> dict[str, Any]:
     """Collect the sample with a throwaway cache, apply the calibrator, measure agreement."""
-    from pipeline.data import read_table
-    from pipeline.metrics import agreement
+    from pipeline.data.table import read_table
+    from pipeline.calibration.metrics import agreement
     from pipeline.collect import collect
 
     with tempfile.TemporaryDirectory(prefix="check-") as tmp:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from pipeline.collect import collect
 
 if TYPE_CHECKING:
-    from pipeline.config import PipelineConfig
+    from pipeline.config.schema import PipelineConfig
 
 
 def run(cfg: "PipelineConfig") -> int:

@@ -11,7 +11,7 @@ from pipeline.stages import require_extras
 
 require_extras(__name__)  # before the heavy imports: a missing extra is named, not a missing module
 
-from pipeline.config import PipelineConfig
+from pipeline.config.schema import PipelineConfig
 from pipeline.demo.dataset import build
 
 

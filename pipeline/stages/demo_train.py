@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import PipelineConfig
-from pipeline.dataset import load_dataset
-from pipeline.errors import PipelineError
-from pipeline.files import atomic_write_json
+from pipeline.config.schema import PipelineConfig
+from pipeline.data.dataset import load_dataset
+from pipeline.core.errors import PipelineError
+from pipeline.core.files import atomic_write_json
 
 
 class TrainingError(PipelineError, RuntimeError):

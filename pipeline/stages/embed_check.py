@@ -14,11 +14,11 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import PipelineConfig
-from pipeline.embed_check.config import OtherSide
+from pipeline.config.schema import PipelineConfig
+from pipeline.config.embed_check import OtherSide
 from pipeline.embed_check.sides import ApiSide, EmbedCheckError, LocalSide
-from pipeline.errors import PipelineError
-from pipeline.scorers.config import LocalScorerConfig, coerce
+from pipeline.core.errors import PipelineError
+from pipeline.config.local import LocalScorerConfig, coerce
 
 
 def other_local_config(cfg: PipelineConfig) -> LocalScorerConfig:
@@ -59,11 +59,11 @@ def run(cfg: PipelineConfig) -> int:
 def _run(cfg: PipelineConfig) -> int:
     import numpy as np
 
-    from pipeline.dataset import load_dataset
+    from pipeline.data.dataset import load_dataset
     from pipeline.embed_check.compare import compare, passes
     from pipeline.embed_check.report import format_report, plot, verdict
     from pipeline.embed_check.texts import text_set
-    from pipeline.files import atomic_write_json
+    from pipeline.core.files import atomic_write_json
 
     ec = cfg.embed_check
     dataset = load_dataset(ec.dataset, key="embed_check.dataset").sample(ec.max_queries, cfg.seed)

@@ -1,9 +1,7 @@
-"""``python -m pipeline export``: fit on all rows and write the artifact directory.
+"""``python -m pipeline export``: fit on all rows and write the artifact, no cross-validation.
 
-The manifest records where the scores came from (table sidecar metadata written by collect,
-else the ``models.*`` config), the preprocessing, the data hash and counts, the held-out metrics
-(from this run's evaluation, or from ``metrics.json`` when it was produced from the same data and
-settings), library versions and the sha256 of each file.
+The manifest's held-out metrics come from ``metrics.json`` when an earlier ``fit``/``evaluate``
+produced it from the same data and settings (:func:`pipeline.fit.export.matching_metrics`).
 """
 
 from __future__ import annotations
@@ -12,143 +10,11 @@ from pipeline.stages import require_extras
 
 require_extras(__name__)  # before the heavy imports: a missing extra is named, not a missing module
 
-import json
-import sys
-from pathlib import Path
-from typing import Any
-
-from pipeline.artifacts import ArtifactError, check_name, library_versions, write_artifact
-from pipeline.config import PipelineConfig, artifact_name, report_dir
-from pipeline.data import PairedTable
-from pipeline.evaluation import describe_model, settings_hash
-from pipeline.fusion import ScoreCalibrationModel
-from pipeline.console import print_warnings, wrapped
-from pipeline.stages.common import describe_table, load_table
-from pipeline.stages.evaluate import METRICS_FILE, fit_final
-
-_SOURCE_KEYS = ("kind", "model", "revision", "fingerprint", "fingerprint_hash", "score_type", "template", "instruction", "dialect", "endpoint",
-               "strip_texts", "strip_prompt", "aligned_by")
-
-
-def _identity(meta: dict[str, Any], column: str, model: str | None, revision: str | None) -> dict[str, Any]:
-    """What produced one column: the collect sidecar if present, else the configured ids."""
-    entry = (meta.get("sources") or {}).get(column) or {}
-    out: dict[str, Any] = {"column": column}
-    out.update({k: entry[k] for k in _SOURCE_KEYS if k in entry})
-    out.setdefault("model", model)
-    out.setdefault("revision", revision)
-    if meta.get("simulated"):
-        out["simulated"] = True
-    return out
-
-
-def build_manifest(cfg: PipelineConfig, table: PairedTable, model: ScoreCalibrationModel, metrics: dict[str, Any] | None) -> dict[str, Any]:
-    meta = table.meta
-    m = cfg.models
-    sources = [
-        _identity(meta, col, m.source_model if i == 0 else None, m.source_revision if i == 0 else None)
-        for i, col in enumerate(table.source_names)
-    ]
-    preprocessing = meta.get("preprocessing")
-    if preprocessing is None:
-        from pipeline.text import describe
-
-        preprocessing = describe(cfg.text)
-    return {
-        "sources": sources,
-        "target": _identity(meta, table.target_name, m.target_model, m.target_revision),
-        "preprocessing": preprocessing,
-        "calibrator": describe_model(model),
-        "data": {
-            "path": str(table.path),
-            "sha256": table.sha256,
-            "rows": table.n_rows,
-            "queries": table.n_queries,
-            "queries_single_document": table.small_queries(),
-            "simulated": bool(meta.get("simulated", False)),
-        },
-        "metrics": metrics,
-        "libraries": library_versions(),
-        "settings": {"calibrator": cfg.calibrator.family.value, "fusion": cfg.fusion.method.value, "seed": cfg.seed,
-                     "settings_sha256": settings_hash(cfg)},
-    }
-
-
-def held_out_summary(report_json: dict[str, Any]) -> dict[str, Any]:
-    """The manifest's metrics block: the exported configuration and its raw baseline(s)."""
-    configs = report_json["configurations"]
-    exported = report_json["exported"]
-    keep = {name: c["metrics"] for name, c in configs.items() if c["kind"] == "raw" or name == exported}
-    return {
-        "held_out": True,
-        "exported": exported,
-        "configurations": keep,
-        "n_splits": report_json["n_splits"],
-        "confidence": report_json["settings"]["confidence"],
-        "top_k": report_json["settings"]["top_k"],
-        "warnings": report_json["warnings"],
-    }
-
-
-def _matching_metrics(cfg: PipelineConfig, table: PairedTable) -> dict[str, Any] | None:
-    path = Path(report_dir(cfg)) / METRICS_FILE
-    if not path.is_file():
-        return None
-    report_json = json.loads(path.read_text(encoding="utf-8"))
-    if report_json.get("data", {}).get("sha256") != table.sha256 or report_json.get("settings", {}).get("settings_sha256") != settings_hash(cfg):
-        return None
-    return held_out_summary(report_json)
-
-
-def check_destination(cfg: PipelineConfig, table: PairedTable) -> str | None:
-    """Before any work: the artifact name is valid, and an existing artifact of that name is only
-    replaced when it was fitted on the same table (or ``export.replace=true``). Returns a line
-    saying what will be replaced, or None for a new artifact."""
-    name = artifact_name(cfg)
-    check_name(name)
-    final = Path(cfg.export.root) / name
-    if not final.exists():
-        return None
-    try:
-        old = json.loads((final / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        old = {}
-    old_data = (old.get("data") or {}).get("path")
-    same_table = old_data is not None and Path(old_data).resolve() == Path(table.path).resolve()
-    if not same_table and not cfg.export.replace:
-        raise ArtifactError(
-            f"{final} holds a calibrator fitted on {old_data or 'an unknown table'}, not on {table.path}; "
-            f"choose another name (export.name=...) or replace it on purpose (export.replace=true)"
-        )
-    exported = ((old.get("metrics") or {}).get("exported")) or "?"
-    return (f"replacing {final} (fitted on {old_data or '?'}, sha256 {str((old.get('data') or {}).get('sha256'))[:12]}, "
-            f"exported '{exported}')")
-
-
-def run_export(cfg: PipelineConfig, table: PairedTable, model: ScoreCalibrationModel, metrics: dict[str, Any] | None) -> Path:
-    replacing = check_destination(cfg, table)
-    manifest = build_manifest(cfg, table, model, metrics)
-    path = write_artifact(cfg.export.root, artifact_name(cfg), model, manifest, write_joblib=cfg.export.joblib)
-    if replacing:
-        print(wrapped(replacing))
-    info = manifest["calibrator"]
-    weights = (", fusion weights " + ", ".join(f"{k}={v:.2f}" for k, v in info["weights"].items())) if "weights" in info else ""
-    print(wrapped(f"artifact: {path} (family {info['family']}{weights}); "
-                  f"load with pipeline.inference.load_calibrator({str(path)!r})"))
-    return path
+from pipeline.config.fit import FitSettings
+from pipeline.config.schema import PipelineConfig
+from pipeline.fit.run import run_fit
 
 
 def run(cfg: PipelineConfig) -> int:
-    table = load_table(cfg)
-    print(describe_table(table))
-    metrics = _matching_metrics(cfg, table)
-    if metrics is None:
-        print("note: no metrics.json from the same data and settings; the manifest records no held-out metrics "
-              "(run `python -m pipeline fit` to evaluate and export together)", file=sys.stderr)
-    model = fit_final(cfg, table)
-    print_warnings(model.fit_warnings_)
-    run_export(cfg, table, model, metrics)
+    run_fit(FitSettings.of(cfg), evaluate_held_out=False)
     return 0
-
-
-__all__ = ["build_manifest", "run", "run_export"]

@@ -12,9 +12,9 @@ from pipeline.stages import require_extras
 
 require_extras(__name__)  # before the heavy imports: a missing extra is named, not a missing module
 
-from pipeline.compose import to_yaml
-from pipeline.config import PipelineConfig
-from pipeline.files import atomic_write_text
+from pipeline.config.compose import to_yaml
+from pipeline.config.schema import PipelineConfig
+from pipeline.core.files import atomic_write_text
 
 OUTPUT = "params.yaml"
 

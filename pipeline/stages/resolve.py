@@ -21,9 +21,9 @@ require_extras(__name__)  # before the heavy imports: a missing extra is named, 
 
 from typing import Any
 
-from pipeline.config import PipelineConfig
-from pipeline.errors import PipelineError
-from pipeline.files import atomic_write_json, dumps_json, sha256_bytes
+from pipeline.config.schema import PipelineConfig
+from pipeline.core.errors import PipelineError
+from pipeline.core.files import atomic_write_json, dumps_json, sha256_bytes
 
 
 class ResolveError(PipelineError, RuntimeError):
@@ -34,7 +34,7 @@ def resolve_versions(cfg: PipelineConfig) -> dict[str, Any]:
     from pipeline.scorers.base import fingerprint_hash
     from pipeline.scorers.loading import ScorerLoadError, resolve_source
     from pipeline.collect import api_source_fingerprint, local_configs
-    from pipeline.text import describe
+    from pipeline.runtime.text import describe
 
     local: dict[str, Any] = {}
     for column, lcfg in local_configs(cfg).items():

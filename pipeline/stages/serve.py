@@ -12,7 +12,7 @@ import os
 import socket
 import sys
 
-from pipeline.config import PipelineConfig
+from pipeline.config.schema import PipelineConfig
 from pipeline.serve.service import ServeError, artifact_path
 
 

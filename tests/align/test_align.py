@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from pipeline.__main__ import main
-from pipeline.compose import compose_config
-from pipeline.demo.config import ReferenceConfig
+from pipeline.config.compose import compose_config
+from pipeline.config.demo import ReferenceConfig
 from pipeline.demo.reference_server import ReferenceServer
 from pipeline.stages.align import align
 from tests.fixtures.mismatched_reference import OTHER_INSTRUCTION, MismatchedCardModel
@@ -148,7 +148,7 @@ def test_a_candidate_that_fails_is_a_row_not_a_crash(tmp_path, dataset, reranker
 
 
 def _side_by_side_table(tmp_path: Path, aligned_by: str | None) -> Path:
-    from pipeline.data import write_table, write_table_meta
+    from pipeline.data.table import write_table, write_table_meta
 
     rng = np.random.default_rng(2)
     n = 240

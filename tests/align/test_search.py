@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 from pipeline.align.search import Measured, best_of, coordinate_search, measure, monotone_pearson, plain
-from pipeline.metrics import MetricValue
+from pipeline.calibration.metrics import MetricValue
 
 NAN = float("nan")
 

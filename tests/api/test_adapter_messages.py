@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.api.adapters import ADAPTERS, parse_usage, vectors_by_index
-from pipeline.api.config import ApiConfig, Dialect, Endpoint
+from pipeline.config.api import ApiConfig, Dialect, Endpoint
 from pipeline.api.errors import ResponseFormatError
 
 SILICONFLOW = ADAPTERS[Dialect.siliconflow]  # results[].relevance_score, data[].embedding

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.api.adapters import ADAPTERS, parse_usage, scores_by_index, vectors_by_index
-from pipeline.api.config import ApiConfig, Dialect, Endpoint, TopN
+from pipeline.config.api import ApiConfig, Dialect, Endpoint, TopN
 from pipeline.api.errors import ResponseFormatError
 
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from pipeline.api.collector import api_fingerprint
-from pipeline.api.config import ApiConfig, Dialect, Endpoint
+from pipeline.config.api import ApiConfig, Dialect, Endpoint
 from pipeline.scorers.base import fingerprint_hash
 
 BASE = ApiConfig(dialect=Dialect.vllm, base_url="http://127.0.0.1:9/v1", model="m", api_key_env=None,

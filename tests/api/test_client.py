@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.api.client import ApiClient, ApiConfigError
-from pipeline.api.config import ApiConfig, Dialect, Endpoint, ScoreType
+from pipeline.config.api import ApiConfig, Dialect, Endpoint, ScoreType
 from pipeline.api.errors import FatalApiError, ResponseFormatError, RetriesExhausted
 from tests.servers.fake_api import expected_embedding, expected_score, max_overlap
 from tests.servers.helpers import CANARY_KEY, KEY_ENV
@@ -243,7 +243,7 @@ def test_config_errors_name_the_key(kw, words):
 def test_api_scorer_follows_the_scorer_contract(server):
     from pipeline.api.scorer import ApiScorer
     from pipeline.scorers.base import QueryGroup
-    from pipeline.text import TextConfig
+    from pipeline.runtime.text import TextConfig
 
     scorer = ApiScorer(cfg_for(server, max_documents_per_request=2), TextConfig(collapse_whitespace=True))
     seen: list[int] = []

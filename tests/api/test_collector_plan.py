@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.api.client import ClientStats
 from pipeline.api.collector import PairRequest, PlanEstimate, cost_of, estimate_plan, plan_requests
-from pipeline.api.config import ApiConfig, Dialect, Endpoint
+from pipeline.config.api import ApiConfig, Dialect, Endpoint
 
 CFG = ApiConfig(dialect=Dialect.siliconflow, api_key_env=None, max_documents_per_request=3)
 DOCS = [f"d{i}" for i in range(7)]  # one token each; with the query "q", 2 tokens a pair

@@ -16,7 +16,7 @@ from pipeline.api.adapters import Usage
 from pipeline.api.client import ScoreResult
 from pipeline.api.collector import PairRequest, _first_error, collect_api
 from pipeline.api.errors import FatalApiError, ResponseFormatError, RetriesExhausted
-from pipeline.cache import ScoreCache, pair_key
+from pipeline.core.cache import ScoreCache, pair_key
 
 HASH = "api-source"
 

@@ -18,7 +18,7 @@ import pytest
 
 from pipeline.api.client import ApiClient, ApiConfigError, validate_api_config
 from pipeline.api.collector import cost_of, estimate_plan, plan_requests
-from pipeline.api.config import ApiConfig, Dialect, Endpoint
+from pipeline.config.api import ApiConfig, Dialect, Endpoint
 from tests.api.test_client import DOCS, QUERY, cfg_for, score
 from tests.servers.fake_api import expected_embedding, expected_score
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.api.errors import ApiError, FatalApiError, RetryableError, redact
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 
 @pytest.mark.parametrize("text, secrets, want", [

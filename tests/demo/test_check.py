@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.__main__ import main
-from pipeline.demo.config import ReferenceConfig
+from pipeline.config.demo import ReferenceConfig
 from pipeline.demo.reference_server import ReferenceServer
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.dataset import load_dataset
+from pipeline.data.dataset import load_dataset
 from pipeline.demo.dataset import CALIBRATION_TEMPLATES, TRAIN_TEMPLATES, build
 from pipeline.demo.seeds import CATEGORIES, SeedError, load_category, load_seeds
 

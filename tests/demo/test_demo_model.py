@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.dataset import load_dataset
-from pipeline.demo.config import TrainSettings
+from pipeline.data.dataset import load_dataset
+from pipeline.config.demo import TrainSettings
 from pipeline.demo.model import ranking_quality, train_revisions
 from pipeline.scorers import LocalScorerConfig, QueryGroup, build_scorer
 from pipeline.scorers.loading import hash_local_files

@@ -148,7 +148,7 @@ def test_serve_answers_like_the_api_with_the_demo_artifact_and_model(repo, monke
     artifact's calibrator applied to the demo model's scores (the table's local column)."""
     import httpx
 
-    from pipeline.api.config import ApiConfig, Dialect
+    from pipeline.config.api import ApiConfig, Dialect
     from pipeline.api.scorer import ApiScorer
     from pipeline.inference import load_calibrator
     from pipeline.scorers.base import QueryGroup

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from pipeline.api.client import ApiClient
-from pipeline.compose import compose_config
-from pipeline.demo.config import ReferenceConfig
+from pipeline.config.compose import compose_config
+from pipeline.config.demo import ReferenceConfig
 from pipeline.demo.reference_server import ReferenceServer, reference_fingerprint
 from pipeline.scorers import LocalScorerConfig, QueryGroup, build_scorer
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.__main__ import main
-from pipeline.demo.config import ReferenceConfig
+from pipeline.config.demo import ReferenceConfig
 from pipeline.demo.reference_server import ReferenceServer
 from tests.fixtures.plain_embedder import PlainEmbedder
 
@@ -237,7 +237,7 @@ def test_a_server_that_strips_its_inputs_is_a_candidate_cause():
     changes the tokens, so the diagnosis tries local.strip_prompt=true (a WordPiece tokenizer such
     as MiniLM's drops surrounding whitespace itself: there the two sides agree either way)."""
     from pipeline.embed_check.diagnose import candidates
-    from pipeline.scorers.config import LocalScorerConfig
+    from pipeline.config.local import LocalScorerConfig
 
     causes = dict(candidates(LocalScorerConfig(kind="embedding", model="m")))
     stripped = causes["the other side strips each text's surrounding whitespace (set local.strip_prompt=true)"]

@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.__main__ import main
 from pipeline.collect import collect
-from pipeline.compose import compose_config
+from pipeline.config.compose import compose_config
 from pipeline.scorers.prompts import DEFAULT_INSTRUCTION
 from tests.peers.infinity import MINILM, OTHER_RERANKER, RERANKER
 

@@ -26,7 +26,7 @@ import ray
 
 from pipeline.collect import collect
 from pipeline.collect import ray_backend
-from pipeline.compose import compose_config
+from pipeline.config.compose import compose_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -113,7 +113,7 @@ def test_a_worker_that_returns_a_bad_array_for_one_group_stops_collect_and_write
     with pytest.raises(CollectError, match=r"^local: scorer returned a bad score array for query group 4$"):
         collect(cfg)
     assert not (tmp_path / "bad.csv").exists()
-    from pipeline.cache import pair_key
+    from pipeline.core.cache import pair_key
 
     bad_group = [pair_key(rows[4]["query"], d["text"]) for d in rows[4]["documents"]]
     with sqlite3.connect(tmp_path / "bad.sqlite") as db:

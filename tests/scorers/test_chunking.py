@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.compose import ConfigError, compose_config
+from pipeline.config.compose import ConfigError, compose_config
 from pipeline.scorers import LocalScorerConfig, QueryGroup, build_scorer
 
 QUERY = "how do rerankers score long documents"

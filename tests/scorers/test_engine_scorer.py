@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 
 from pipeline.collect import CollectError, collect
-from pipeline.compose import compose_config
+from pipeline.config.compose import compose_config
 from pipeline.scorers import LocalScorerConfig, build_scorer
 from pipeline.scorers.base import QueryGroup
-from pipeline.scorers.config import EngineConfig
+from pipeline.config.local import EngineConfig
 from pipeline.scorers.engine import EngineError
 from tests.fixtures.plain_embedder import PlainEmbedder
 from tests.fixtures.plain_reranker import PlainPairReranker

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from pipeline.scorers import LocalScorerConfig, QueryGroup, build_scorer
-from pipeline.scorers.config import DType, Template
+from pipeline.config.local import DType, Template
 from pipeline.scorers.loading import ScorerLoadError
 from pipeline.scorers.prompts import DEFAULT_INSTRUCTION, PromptEncoder
-from pipeline.text import TextConfig
+from pipeline.runtime.text import TextConfig
 from tests.fixtures.model_card import ModelCardReranker
 from tests.fixtures.tiny_models import make_hub_cache
 

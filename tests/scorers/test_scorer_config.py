@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.compose import ConfigError, compose_config
+from pipeline.config.compose import ConfigError, compose_config
 from pipeline.scorers.batching import pad, plan_batches
-from pipeline.scorers.config import Device, DType, LocalScorerConfig, Pooling, ScorerKind, Template, coerce
+from pipeline.config.local import Device, DType, LocalScorerConfig, Pooling, ScorerKind, Template, coerce
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRIES = sorted(p.stem for p in (ROOT / "conf" / "local").glob("*.yaml"))
@@ -62,7 +62,7 @@ def test_coerce_turns_strings_into_enums_and_names_bad_keys():
 
 
 def test_importing_scorers_does_not_import_torch():
-    code = "import sys, pipeline.scorers, pipeline.scorers.config; assert 'torch' not in sys.modules"
+    code = "import sys, pipeline.scorers, pipeline.config.local; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 

@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 
 from pipeline.__main__ import main
-from pipeline.demo.config import ReferenceConfig
+from pipeline.config.demo import ReferenceConfig
 from pipeline.demo.reference_server import ReferenceServer
 from pipeline.inference import load_calibrator
-from pipeline.loopback import BackgroundServer
+from pipeline.core.loopback import BackgroundServer
 from pipeline.scorers import LocalScorerConfig, build_scorer
 from pipeline.scorers.base import QueryGroup
 from pipeline.serve.app import create_app
-from pipeline.serve.config import ServeConfig
+from pipeline.config.serve import ServeConfig
 from pipeline.serve.runtime import ServeRuntime
 
 REPO = Path(__file__).resolve().parents[2]
@@ -126,7 +126,7 @@ def test_plain_httpx_gets_calibrated_scores_sorted_with_index_and_usage(served, 
 
 
 def test_the_projects_api_client_reads_the_service_as_siliconflow(served, fitted, local_scorer):
-    from pipeline.api.config import ApiConfig, Dialect
+    from pipeline.config.api import ApiConfig, Dialect
     from pipeline.api.scorer import ApiScorer
 
     cfg = ApiConfig(dialect=Dialect.siliconflow, base_url=served.url + "/v1", model=SERVED, api_key_env=KEY_ENV,
@@ -296,7 +296,7 @@ def test_a_directory_without_an_artifact_cannot_be_loaded(tmp_path):
 
 
 def test_a_column_scored_by_an_http_engine_is_refused_with_the_reason():
-    from pipeline.serve.config import ServeConfig
+    from pipeline.config.serve import ServeConfig
     from pipeline.serve.service import ServeError, scorer_config
 
     source = {"column": "local", "kind": "local", "fingerprint": {
@@ -313,9 +313,9 @@ def test_a_fused_artifact_whose_first_source_changed_revision_is_not_ready_and_n
     reason names that column, not the other."""
     import shutil
 
-    from pipeline.artifacts import write_artifact
-    from pipeline.calibrators import make_calibrator
-    from pipeline.fusion import NonNegativeFusion, ScoreCalibrationModel
+    from pipeline.fit.artifacts import write_artifact
+    from pipeline.calibration.calibrators import make_calibrator
+    from pipeline.calibration.fusion import NonNegativeFusion, ScoreCalibrationModel
 
     first, second = tmp_path / "first", tmp_path / "second"
     shutil.copytree(reranker_dir, first)

@@ -92,7 +92,7 @@ def test_rerank_on_an_embedding_model_returns_calibrated_cosines(served, embeddi
 
 def test_requests_before_the_model_has_loaded_get_503_loading(tmp_path):
     from pipeline.serve.app import create_app
-    from pipeline.serve.config import ServeConfig
+    from pipeline.config.serve import ServeConfig
     from pipeline.serve.runtime import ServeRuntime
     from starlette.testclient import TestClient
 

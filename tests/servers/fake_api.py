@@ -46,7 +46,7 @@ import numpy as np
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from pipeline.loopback import read_body
+from pipeline.core.loopback import read_body
 
 NATIVE_DIMS = 32
 
@@ -584,7 +584,7 @@ class FakeApiServer:
         return f"http://127.0.0.1:{self.port}{BASE_PREFIX[dialect]}"
 
     def start(self) -> "FakeApiServer":
-        from pipeline.loopback import BackgroundServer
+        from pipeline.core.loopback import BackgroundServer
 
         self._server = BackgroundServer(FakeApp(self.state), name="fake API", http=_TrackingH11,
                                         log_level="critical", timeout_keep_alive=30).start(timeout_s=10)

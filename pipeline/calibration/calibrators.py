@@ -1,0 +1,481 @@
+"""Monotone score calibrators as scikit-learn estimators.
+
+Every calibrator maps one local score to the reference (API) scale and is monotone
+non-decreasing everywhere, so it never reverses the order of two documents:
+
+* inputs are clamped to the training range ``[x_min_, x_max_]`` (constant beyond it), so no
+  extrapolated polynomial can turn around outside the data;
+* inside the range each family guarantees monotonicity in its own way (documented per class);
+* outputs are clipped to ``[y_lo_, y_hi_]`` (clipping is itself non-decreasing).
+
+Applying a fitted calibrator goes through :func:`pipeline.runtime.spec.compile_calibrator` on the spec
+returned by ``to_spec()`` -- the same code the pickle-free inference path runs.
+
+Conventions follow scikit-learn: ``__init__`` only stores parameters, ``fit`` validates and
+returns ``self``, fitted state ends in ``_``, ``check_is_fitted`` guards ``predict``. X is 1-D
+(or one column), like :class:`sklearn.isotonic.IsotonicRegression`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from math import comb
+from typing import Any
+
+import numpy as np
+from numpy.polynomial import polynomial as P
+from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LinearRegression
+from sklearn.model_selection import GroupKFold, KFold
+from sklearn.preprocessing import PolynomialFeatures
+from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
+
+from pipeline.runtime.spec import compile_calibrator
+
+__all__ = [
+    "AutoCalibrator",
+    "IdentityCalibrator",
+    "IsotonicCalibrator",
+    "PolynomialCalibrator",
+    "SigmoidCalibrator",
+    "make_calibrator",
+]
+
+_LOGIT_EPS = 1e-12
+
+
+def _as_1d(X: Any) -> np.ndarray:
+    """X as a 1-D float array; one column is taken as 1-D (check_array refuses scalars and 3-D)."""
+    arr = check_array(X, input_name="X", dtype=np.float64, ensure_2d=False)
+    if arr.ndim == 2:
+        if arr.shape[1] != 1:
+            raise ValueError(f"a calibrator takes one score column, got X with shape {arr.shape}")
+        arr = arr[:, 0]
+    return arr
+
+
+class _MonotoneCalibrator(TransformerMixin, RegressorMixin, BaseEstimator):
+    """Shared validation, range bookkeeping and spec-based prediction."""
+
+    def _validate_fit(self, X, y, sample_weight=None):
+        x = _as_1d(X)
+        y = check_array(y, input_name="y", dtype=np.float64, ensure_2d=False)
+        if y.ndim != 1:
+            raise ValueError(f"y must be 1-D, got shape {y.shape}")
+        check_consistent_length(x, y)
+        if sample_weight is not None:
+            sample_weight = check_array(sample_weight, input_name="sample_weight", dtype=np.float64, ensure_2d=False)
+            check_consistent_length(x, sample_weight)
+            if np.any(sample_weight < 0):
+                raise ValueError("sample_weight must be non-negative")
+        if x.shape[0] < 2:
+            raise ValueError(f"need at least 2 samples to fit a calibrator, got {x.shape[0]}")
+        self.n_features_in_ = 1
+        self.x_min_, self.x_max_ = float(x.min()), float(x.max())
+        lo = float(y.min()) if getattr(self, "y_min", None) is None else float(self.y_min)
+        hi = float(y.max()) if getattr(self, "y_max", None) is None else float(self.y_max)
+        if lo > hi:
+            raise ValueError(f"y_min ({lo}) must not exceed y_max ({hi})")
+        self.y_lo_, self.y_hi_ = lo, hi
+        return x, y, sample_weight
+
+    def to_spec(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def predict(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        return compile_calibrator(self.to_spec())(_as_1d(X))
+
+    def transform(self, X) -> np.ndarray:
+        return self.predict(X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.one_d_array = True
+        tags.input_tags.two_d_array = False
+        return tags
+
+
+class IdentityCalibrator(_MonotoneCalibrator):
+    """The baseline: scores pass through unchanged (no clipping).
+
+    Every other calibrator has to beat it on held-out data to be chosen by ``auto``.
+    """
+
+    def fit(self, X, y, sample_weight=None):
+        self._validate_fit(X, y, sample_weight)
+        return self
+
+    def to_spec(self) -> dict[str, Any]:
+        check_is_fitted(self)
+        return {"family": "identity"}
+
+
+def _min_derivative_01(coef: np.ndarray) -> float:
+    """Exact minimum of p'(t) on [0, 1] for power-basis ``coef`` (endpoints + roots of p'')."""
+    d1 = P.polyder(coef)
+    if d1.shape[0] == 0:
+        return 0.0
+    candidates = [0.0, 1.0]
+    d2 = P.polyder(d1)
+    if d2.shape[0] > 0 and np.any(d2 != 0):
+        roots = P.polyroots(d2)
+        candidates += [float(r.real) for r in np.atleast_1d(roots) if abs(r.imag) < 1e-12 and 0.0 < r.real < 1.0]
+    return float(np.min(P.polyval(np.asarray(candidates), d1)))
+
+
+def _bernstein_power_basis(degree: int) -> np.ndarray:
+    """Row k = power-basis coefficients of the Bernstein polynomial B_{k,degree}(t)."""
+    rows = np.zeros((degree + 1, degree + 1))
+    for k in range(degree + 1):
+        one_minus_t_pow = P.polypow([1.0, -1.0], degree - k)
+        rows[k, k:] = comb(degree, k) * one_minus_t_pow
+    return rows
+
+
+class PolynomialCalibrator(_MonotoneCalibrator):
+    """Polynomial map (third order by default) fitted with PolynomialFeatures + LinearRegression.
+
+    How monotonicity is guaranteed: the score is rescaled to ``t`` in [0, 1] over the training
+    range and an unconstrained least-squares polynomial is fitted first. Its derivative's exact
+    minimum on [0, 1] is computed (endpoints and the real roots of the second derivative). If it
+    is negative -- a free cubic turned around inside the data, which would reverse document
+    order -- the fit falls back to a polynomial of the same degree in the Bernstein basis with
+    non-decreasing coefficients (a sufficient condition for a non-decreasing polynomial on
+    [0, 1]), fitted as non-negative least squares (``LinearRegression(positive=True)`` on
+    cumulative Bernstein features). ``method_`` records which fit was kept.
+
+    Parameters
+    ----------
+    degree : int, default=3
+    y_min, y_max : float or None
+        Output clip range; ``None`` uses the target's training range.
+    tol : float, default=1e-9
+        Slack (relative to the target range) when checking the derivative's sign.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (degree + 1,)
+        Power-basis coefficients in ``t = (x - x_min_) / (x_max_ - x_min_)``.
+    method_ : {"free", "bernstein", "constant"}
+    x_min_, x_max_, y_lo_, y_hi_ : float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.linspace(0, 1, 50); y = x ** 2
+    >>> cal = PolynomialCalibrator().fit(x, y)
+    >>> bool(np.all(np.diff(cal.predict(np.linspace(-1, 2, 100))) >= 0))
+    True
+    """
+
+    def __init__(self, degree: int = 3, y_min: float | None = None, y_max: float | None = None, tol: float = 1e-9):
+        self.degree = degree
+        self.y_min = y_min
+        self.y_max = y_max
+        self.tol = tol
+
+    def fit(self, X, y, sample_weight=None):
+        x, y, w = self._validate_fit(X, y, sample_weight)
+        if not isinstance(self.degree, (int, np.integer)) or self.degree < 1:
+            raise ValueError(f"degree must be an integer >= 1, got {self.degree!r}")
+        degree = int(self.degree)
+        width = self.x_max_ - self.x_min_
+        if width <= 0 or np.ptp(y) == 0:
+            self.coef_ = np.array([float(np.average(y, weights=w))])
+            self.method_ = "constant"
+            return self
+        t = ((x - self.x_min_) / width)[:, None]
+        features = PolynomialFeatures(degree=degree, include_bias=False)
+        free = LinearRegression().fit(features.fit_transform(t), y, sample_weight=w)
+        coef = np.concatenate([[free.intercept_], free.coef_])
+        slack = -self.tol * max(1.0, float(np.ptp(y)))
+        if _min_derivative_01(coef) >= slack:
+            self.coef_, self.method_ = coef, "free"
+            return self
+        basis = _bernstein_power_basis(degree)  # (degree+1, degree+1)
+        bern = P.polyvander(t[:, 0], degree) @ basis.T  # B_k(t) for every sample
+        cumulative = np.cumsum(bern[:, ::-1], axis=1)[:, ::-1][:, 1:]  # F_j = sum_{k>=j} B_k, j>=1
+        nnls = LinearRegression(positive=True).fit(cumulative, y, sample_weight=w)
+        if not np.any(nnls.coef_ > 0):  # no increasing relation at all
+            self.coef_ = np.array([float(np.average(y, weights=w))])
+            self.method_ = "constant"
+            return self
+        bern_coef = nnls.intercept_ + np.concatenate([[0.0], np.cumsum(nnls.coef_)])
+        self.coef_ = bern_coef @ basis
+        self.method_ = "bernstein"
+        return self
+
+    def to_spec(self) -> dict[str, Any]:
+        check_is_fitted(self)
+        return {
+            "family": "poly",
+            "x_range": [self.x_min_, self.x_max_],
+            "y_range": [self.y_lo_, self.y_hi_],
+            "coef": [float(c) for c in self.coef_],
+        }
+
+
+class IsotonicCalibrator(_MonotoneCalibrator):
+    """Isotonic regression (``IsotonicRegression(increasing=True, out_of_bounds="clip")``).
+
+    Monotone by construction; flexible but step-shaped, so it needs more data than ``poly`` or
+    ``sigmoid`` and can create ties (which rank metrics then see).
+
+    Attributes
+    ----------
+    knots_x_, knots_y_ : ndarray
+        The fitted piecewise-linear interpolation knots.
+    """
+
+    def __init__(self, y_min: float | None = None, y_max: float | None = None):
+        self.y_min = y_min
+        self.y_max = y_max
+
+    def fit(self, X, y, sample_weight=None):
+        x, y, w = self._validate_fit(X, y, sample_weight)
+        iso = IsotonicRegression(increasing=True, out_of_bounds="clip", y_min=self.y_lo_, y_max=self.y_hi_)
+        iso.fit(x, y, sample_weight=w)
+        self.knots_x_ = np.asarray(iso.X_thresholds_, dtype=np.float64)
+        self.knots_y_ = np.asarray(iso.y_thresholds_, dtype=np.float64)
+        return self
+
+    def to_spec(self) -> dict[str, Any]:
+        check_is_fitted(self)
+        return {
+            "family": "isotonic",
+            "x": [float(v) for v in self.knots_x_],
+            "y": [float(v) for v in self.knots_y_],
+            "y_range": [self.y_lo_, self.y_hi_],
+        }
+
+
+class SigmoidCalibrator(_MonotoneCalibrator):
+    """Platt-style scaling: ``y = lo + (hi - lo) * sigmoid(a * z + b)`` with ``a >= 0``.
+
+    ``z`` is ``logit(x)`` when the training scores lie in [0, 1] (reranker probabilities), else
+    ``x`` itself (raw logits, cosines). The target is scaled to ``u`` in [0, 1] -- [0, 1] itself
+    when the target is a probability, else its training range -- and (a, b) minimise the
+    cross-entropy against the reference scores: ``LogisticRegression`` on soft labels, solved by
+    :func:`fit_soft_logistic`. Two parameters make
+    it robust on small samples. Monotone because ``a >= 0``: a negative fitted slope means no
+    increasing relation, and the calibrator falls back to the constant ``mean(u)``
+    (``method_ = "constant"``).
+
+    Parameters
+    ----------
+    C : float, default=100.0
+        Inverse L2 strength on the slope (on standardised ``z``).
+    input : {"auto", "logit", "identity"}
+    y_min, y_max : float or None
+        Output range; ``None`` uses [0, 1] for probability targets, else the training range.
+    """
+
+    def __init__(self, C: float = 100.0, input: str = "auto", y_min: float | None = None, y_max: float | None = None):
+        self.C = C
+        self.input = input
+        self.y_min = y_min
+        self.y_max = y_max
+
+    def fit(self, X, y, sample_weight=None):
+        x, y, w = self._validate_fit(X, y, sample_weight)
+        if self.input not in {"auto", "logit", "identity"}:
+            raise ValueError(f"input must be 'auto', 'logit' or 'identity', got {self.input!r}")
+        if self.y_min is None and self.y_max is None and y.min() >= 0.0 and y.max() <= 1.0:
+            self.y_lo_, self.y_hi_ = 0.0, 1.0
+        mode = self.input
+        if mode == "auto":
+            mode = "logit" if (x.min() >= 0.0 and x.max() <= 1.0) else "identity"
+        if mode == "logit" and (x.min() < 0.0 or x.max() > 1.0):
+            raise ValueError("input='logit' needs scores in [0, 1]")
+        self.input_ = mode
+        if mode == "logit":
+            p = np.clip(x, _LOGIT_EPS, 1 - _LOGIT_EPS)
+            z = np.log(p / (1 - p))
+        else:
+            z = x
+        span = self.y_hi_ - self.y_lo_
+        u = np.clip((y - self.y_lo_) / span, 0.0, 1.0) if span > 0 else np.full_like(y, 0.5)
+        base_w = np.ones_like(u) if w is None else w
+        mean, scale = float(z.mean()), float(z.std())
+        if scale == 0 or span == 0:
+            self._set_constant(u, base_w)
+            return self
+        slope, intercept = fit_soft_logistic((z - mean) / scale, u, base_w, self.C)
+        if slope < 0:
+            self._set_constant(u, base_w)
+            return self
+        self.a_ = slope / scale
+        self.b_ = intercept - slope * mean / scale
+        self.method_ = "logistic"
+        return self
+
+    def _set_constant(self, u: np.ndarray, w: np.ndarray) -> None:
+        m = float(np.clip(np.average(u, weights=w), 1e-12, 1 - 1e-12))
+        self.a_, self.b_ = 0.0, float(np.log(m / (1 - m)))
+        self.method_ = "constant"
+
+    def to_spec(self) -> dict[str, Any]:
+        check_is_fitted(self)
+        spec = {"family": "sigmoid", "input": self.input_, "a": self.a_, "b": self.b_, "y_range": [self.y_lo_, self.y_hi_]}
+        if self.input_ == "logit":
+            spec["eps"] = _LOGIT_EPS
+        return spec
+
+
+def fit_soft_logistic(z: np.ndarray, u: np.ndarray, w: np.ndarray, C: float, max_iter: int = 100) -> tuple[float, float]:
+    """Minimise sum_i w_i CE(u_i, sigmoid(a z_i + b)) + a^2 / (2 C) by damped Newton steps.
+
+    This is ``LogisticRegression(C=C)`` fitted on soft labels (each row as label 1 with weight
+    ``w u`` and label 0 with weight ``w (1 - u)``; tested equal), solved directly in the two
+    parameters: on 100k pairs scikit-learn's solvers spend ~0.1-0.3 s per fit on the duplicated
+    rows, which dominated cross-validated evaluation; this takes a few milliseconds.
+    """
+    if not C > 0:
+        raise ValueError(f"C must be positive, got {C!r}")
+    mean_u = float(np.clip(np.average(u, weights=w), 1e-12, 1 - 1e-12))
+    theta = np.array([0.0, np.log(mean_u / (1 - mean_u))])
+
+    def objective(t: np.ndarray) -> float:
+        eta = t[0] * z + t[1]
+        # CE with soft label u: log(1 + e^eta) - u * eta, computed stably
+        return float(np.dot(w, np.logaddexp(0.0, eta) - u * eta) + t[0] ** 2 / (2 * C))
+
+    current = objective(theta)
+    for _ in range(max_iter):
+        eta = theta[0] * z + theta[1]
+        p = 0.5 * (1.0 + np.tanh(0.5 * eta))  # sigmoid without overflow
+        r = w * (p - u)
+        h = w * p * (1.0 - p)
+        grad = np.array([np.dot(r, z) + theta[0] / C, r.sum()])
+        hz = h * z
+        hess = np.array([[np.dot(hz, z) + 1.0 / C, hz.sum()], [hz.sum(), h.sum() + 1e-12]])
+        step = np.linalg.solve(hess, grad)
+        t = 1.0
+        while True:  # backtracking: Newton on a convex objective, damped for separable data
+            candidate = theta - t * step
+            value = objective(candidate)
+            if value <= current + 1e-4 * t * -np.dot(grad, step) or t < 1e-10:
+                break
+            t *= 0.5
+        theta, improvement = candidate, current - value
+        current = value
+        if np.max(np.abs(t * step)) < 1e-12 or improvement < 1e-15 * max(1.0, abs(current)):
+            break
+    return float(theta[0]), float(theta[1])
+
+
+_FAMILIES = {
+    "poly": PolynomialCalibrator,
+    "isotonic": IsotonicCalibrator,
+    "sigmoid": SigmoidCalibrator,
+    "identity": IdentityCalibrator,
+}
+
+
+def make_calibrator(family: str, **params: Any) -> _MonotoneCalibrator:
+    """Build a calibrator by family name, passing only the parameters that family takes."""
+    if family == "auto":
+        return AutoCalibrator(**{k: v for k, v in params.items() if k in AutoCalibrator._get_param_names()})
+    try:
+        cls = _FAMILIES[family]
+    except KeyError:
+        raise ValueError(f"unknown calibrator family {family!r}; choose from auto, {', '.join(_FAMILIES)}") from None
+    return cls(**{k: v for k, v in params.items() if k in cls._get_param_names()})
+
+
+def grouped_splits(n_samples: int, groups: np.ndarray | None, n_splits: int, seed: int):
+    """CV splits that never put one query in both train and test (KFold when no groups),
+    shuffled by ``seed`` (no default: every caller passes its configured seed).
+
+    ``n_splits`` is reduced to the number of groups when there are fewer; fewer than 2 groups
+    cannot be cross-validated and raises ``ValueError``.
+    """
+    if groups is None:
+        k = min(n_splits, n_samples)
+        if k < 2:
+            raise ValueError("need at least 2 samples for cross-validation")
+        return list(KFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(n_samples)))
+    n_groups = np.unique(groups).shape[0]
+    k = min(n_splits, n_groups)
+    if k < 2:
+        raise ValueError(f"need at least 2 queries for grouped cross-validation, got {n_groups}")
+    return list(GroupKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(n_samples), groups=groups))
+
+
+class AutoCalibrator(_MonotoneCalibrator):
+    """Pick a family by grouped cross-validation (GroupKFold by query), then refit it on all data.
+
+    Candidates are compared by held-out mean squared error against the target; identity is always
+    among them and wins ties, so ``auto`` never picks a calibrator that is worse than identity on
+    held-out data. With fewer than 2 query groups nothing can be held out and identity is kept
+    (with a warning).
+
+    Attributes
+    ----------
+    chosen_ : str
+    cv_mse_ : dict[str, float]
+        Held-out MSE of every candidate.
+    best_ : fitted calibrator
+    """
+
+    def __init__(
+        self,
+        candidates: tuple[str, ...] = ("poly", "isotonic", "sigmoid", "identity"),
+        n_splits: int = 5,
+        degree: int = 3,
+        C: float = 100.0,
+        y_min: float | None = None,
+        y_max: float | None = None,
+        random_state: int = 0,
+    ):
+        self.candidates = candidates
+        self.n_splits = n_splits
+        self.degree = degree
+        self.C = C
+        self.y_min = y_min
+        self.y_max = y_max
+        self.random_state = random_state
+
+    def _candidate(self, family: str) -> _MonotoneCalibrator:
+        return make_calibrator(family, degree=self.degree, C=self.C, y_min=self.y_min, y_max=self.y_max)
+
+    def fit(self, X, y, groups=None, sample_weight=None):
+        x, y, w = self._validate_fit(X, y, sample_weight)
+        names = [str(getattr(c, "value", c)) for c in self.candidates]
+        unknown = [n for n in names if n not in _FAMILIES]
+        if unknown:
+            raise ValueError(f"unknown candidate(s) {unknown}; choose from {', '.join(_FAMILIES)}")
+        names = ["identity"] + [n for n in dict.fromkeys(names) if n != "identity"]
+        groups = None if groups is None else np.asarray(groups)
+        try:
+            splits = grouped_splits(x.shape[0], groups, self.n_splits, self.random_state)
+            if any(len(train) < 2 for train, _ in splits):
+                raise ValueError(f"a cross-validation fold would train on fewer than 2 of {x.shape[0]} pairs")
+        except ValueError as exc:
+            warnings.warn(f"auto calibrator: {exc}; keeping identity", stacklevel=2)
+            self.cv_mse_ = {}
+            self.chosen_ = "identity"
+            self.best_ = IdentityCalibrator().fit(x, y)
+            return self
+        self.cv_mse_ = {}
+        for name in names:
+            errors = np.empty_like(y)
+            for train, test in splits:
+                est = self._candidate(name).fit(x[train], y[train], sample_weight=None if w is None else w[train])
+                errors[test] = est.predict(x[test]) - y[test]
+            self.cv_mse_[name] = float(np.average(errors**2, weights=w))
+        # strict improvement needed to displace identity (listed first): min keeps the first minimum
+        self.chosen_ = min(names, key=lambda n: self.cv_mse_[n])
+        self.best_ = self._candidate(self.chosen_).fit(x, y, sample_weight=w)
+        return self
+
+    def to_spec(self) -> dict[str, Any]:
+        check_is_fitted(self)
+        return self.best_.to_spec()
+
+
+def calibrator_fit_params(calibrator: BaseEstimator, groups: np.ndarray | None) -> dict[str, Any]:
+    """Only ``auto`` uses query groups while fitting; others take the plain (X, y) signature."""
+    return {"groups": groups} if isinstance(calibrator, AutoCalibrator) else {}

@@ -1,0 +1,240 @@
+"""Fusion of several local score sources into one score, and the full calibration model.
+
+A monotone calibrator cannot change the order of documents within a query, so rank agreement
+can only move when several sources are combined. :class:`NonNegativeFusion` maps each source
+onto a fusion scale (:mod:`pipeline.calibration.fusion_scale`: by default each source's own calibrated
+scale), standardises it and combines the sources with non-negative weights that sum to 1 (non-
+negative so that no source is used "backwards"); the fused score is then calibrated.
+
+The weights are fitted for the goal the user states (``fusion.objective``):
+
+* ``rank``: within-query document pairs ordered like the reference
+  (:class:`pipeline.calibration.pairwise.PairwiseRankWeights`); query offsets cancel in a pair, so
+  ``fusion.center`` does not apply.
+* ``score``: least squares against the reference on the fusion scale (the reference itself with
+  ``scale=raw``), ``LinearRegression(positive=True)``; with ``center="query"`` the fit uses
+  within-query deviations (source and target minus their query means). ``scale=raw,
+  objective=score`` is the fusion of earlier releases.
+* ``auto``: :class:`ScoreCalibrationModel` tries both on held-out query groups and keeps the
+  better ``combined`` figure (score correlation + rank similarity, as the report defines it).
+
+:class:`ScoreCalibrationModel` = optional fusion + calibrator: the object written to
+``calibrator.joblib`` and described, pickle-free, by its ``to_spec()``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin, clone
+from sklearn.linear_model import LinearRegression
+from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
+
+from pipeline.calibration.calibrators import calibrator_fit_params, grouped_splits
+from pipeline.calibration.fusion_scale import SourceScale, infer_score_type, target_scale
+from pipeline.calibration.pairwise import PairwiseRankWeights
+from pipeline.runtime.spec import FORMAT, compile_fusion
+
+OBJECTIVES = ("auto", "rank", "score")
+
+
+def _center_by_group(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    _, inverse = np.unique(groups, return_inverse=True)
+    counts = np.bincount(inverse).astype(np.float64)
+    if values.ndim == 1:
+        return values - (np.bincount(inverse, weights=values) / counts)[inverse]
+    means = np.stack([np.bincount(inverse, weights=values[:, j]) for j in range(values.shape[1])], axis=1)
+    return values - (means / counts[:, None])[inverse]
+
+
+class NonNegativeFusion(TransformerMixin, BaseEstimator):
+    """Map k sources onto a fusion scale, standardise, combine with non-negative weights summing to 1.
+
+    Parameters
+    ----------
+    objective : {"score", "rank"}, default="score"
+        What the weights are fitted for (module docstring). ``"auto"`` is resolved by
+        :class:`ScoreCalibrationModel`, which can judge the calibrated result.
+    scale : {"calibrated", "type", "raw"}, default="calibrated"
+        Per-source scale, see :mod:`pipeline.calibration.fusion_scale`.
+    center : {"none", "query"}, default="none"
+        Score objective only: fit on all values, or on within-query deviations (needs groups).
+    source_types : list of str or None
+        Score type per column (``scale="type"``); None infers them from the values.
+    target_type : str or None
+        Score type of the reference (``scale`` other than raw); None infers it.
+    auto_splits : int, default=3
+        Query-group folds ``objective="auto"`` uses (read by :class:`ScoreCalibrationModel`).
+    random_state : int, default=0
+
+    Attributes
+    ----------
+    scales_ : list of fitted :class:`SourceScale`
+    mean_, scale_ : ndarray of shape (k,)
+        Of the mapped sources.
+    weights_ : ndarray of shape (k,)
+        Non-negative, sum to 1. Equal weights when the fit put zero weight everywhere
+        (``degenerate_`` is then True).
+    """
+
+    def __init__(self, objective: str = "score", scale: str = "calibrated", center: str = "none",
+                 source_types: list[str] | None = None, target_type: str | None = None, auto_splits: int = 3,
+                 random_state: int = 0):
+        self.objective = objective
+        self.scale = scale
+        self.center = center
+        self.source_types = source_types
+        self.target_type = target_type
+        self.auto_splits = auto_splits
+        self.random_state = random_state
+
+    def fit(self, X, y, groups=None):
+        X = check_array(X, dtype=np.float64)
+        y = check_array(y, dtype=np.float64, ensure_2d=False)
+        check_consistent_length(X, y)
+        if self.objective not in ("score", "rank"):
+            hint = " (auto is chosen by ScoreCalibrationModel)" if self.objective == "auto" else ""
+            raise ValueError(f"objective must be 'score' or 'rank', got {self.objective!r}{hint}")
+        if self.center not in {"none", "query"}:
+            raise ValueError(f"center must be 'none' or 'query', got {self.center!r}")
+        if self.center == "query" and self.objective == "score" and groups is None:
+            raise ValueError("center='query' needs the query groups")
+        k = X.shape[1]
+        types = list(self.source_types) if self.source_types is not None else [infer_score_type(X[:, j]) for j in range(k)]
+        if len(types) != k:
+            raise ValueError(f"{len(types)} source types for {k} columns")
+        target = y if self.scale == "raw" else target_scale(y, self.target_type or infer_score_type(y))
+        self.n_features_in_ = k
+        self.scales_ = [SourceScale(self.scale, types[j]).fit(X[:, j], target) for j in range(k)]
+        M = np.column_stack([s.transform(X[:, j]) for j, s in enumerate(self.scales_)])
+        self.mean_ = M.mean(axis=0)
+        # constant by its range, not its std: the mean of equal values can round, leaving a std
+        # of ~1e-16 that would blow the column's rounding noise up to unit scale
+        constant = np.ptp(M, axis=0) == 0
+        self.scale_ = np.where(constant, 1.0, M.std(axis=0))
+        Z = (M - self.mean_) / self.scale_
+        if self.objective == "rank":
+            coef = PairwiseRankWeights(random_state=self.random_state).fit(Z, y, groups).coef_
+        else:
+            if self.center == "query":
+                groups = np.asarray(groups)
+                Z, target = _center_by_group(Z, groups), _center_by_group(target, groups)
+            coef = LinearRegression(positive=True).fit(Z, target).coef_
+        # a constant source carries nothing: its weight is 0 by definition, not whatever an
+        # optimiser left on a column whose gradient is zero (~1e-16, which would become weight 1)
+        coef = np.where(constant, 0.0, coef)
+        total = float(coef.sum())
+        self.degenerate_ = not total > 0
+        self.weights_ = np.full(k, 1.0 / k) if self.degenerate_ else coef / total
+        return self
+
+    def to_spec(self) -> dict[str, Any]:
+        check_is_fitted(self)
+        maps = [s.to_spec() for s in self.scales_]
+        spec: dict[str, Any] = {"kind": "nonneg_linear"}
+        if any(m["map"] != "identity" for m in maps):
+            spec = {"kind": "mapped_linear", "maps": maps}
+        spec.update({
+            "mean": [float(v) for v in self.mean_],
+            "scale": [float(v) for v in self.scale_],
+            "weights": [float(v) for v in self.weights_],
+        })
+        return spec
+
+    def transform(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        X = check_array(X, dtype=np.float64)
+        return compile_fusion(self.to_spec(), self.n_features_in_)(X)
+
+
+class ScoreCalibrationModel(RegressorMixin, BaseEstimator):
+    """Optional fusion followed by a monotone calibrator; predicts the reference scale.
+
+    Parameters
+    ----------
+    calibrator : estimator from :mod:`pipeline.calibration.calibrators`
+    fusion : NonNegativeFusion or None
+        Required when X has more than one column.
+    sources : list of str or None
+        Column names, in X's column order; recorded in the spec.
+    """
+
+    def __init__(self, calibrator, fusion=None, sources=None):
+        self.calibrator = calibrator
+        self.fusion = fusion
+        self.sources = sources
+
+    def fit(self, X, y, groups=None):
+        X = check_array(X, dtype=np.float64, ensure_2d=False)
+        if X.ndim == 1:
+            X = X[:, None]
+        k = X.shape[1]
+        if k > 1 and self.fusion is None:
+            raise ValueError(f"{k} sources need a fusion step (fusion.method=nonneg_linear)")
+        # a fusion step on one source (its scale map, weight 1) is allowed: the drop-one
+        # comparison of a two-source fusion runs the same pipeline on the remaining source
+        self.n_features_in_ = k
+        self.sources_ = list(self.sources) if self.sources is not None else [f"source_{i}" for i in range(k)]
+        if len(self.sources_) != k:
+            raise ValueError(f"{len(self.sources_)} source names for {k} columns")
+        self.objective_scores_ = {}
+        if self.fusion is not None:
+            fusion = clone(self.fusion)
+            if fusion.objective == "auto" and k == 1:
+                fusion.set_params(objective="score")  # one source: weight 1 whatever the objective
+            if fusion.objective == "auto":
+                self.objective_scores_ = self._held_out_combined(X, y, groups)
+                # ties go to "rank", listed first: the goal the report's rank figures measure
+                fusion.set_params(objective=max(self.objective_scores_, key=self.objective_scores_.get))
+            self.fusion_ = fusion.fit(X, y, groups=groups)
+            fused = self.fusion_.transform(X)
+        else:
+            self.fusion_ = None
+            fused = X[:, 0]
+        self.calibrator_ = clone(self.calibrator).fit(fused, y, **calibrator_fit_params(self.calibrator, groups))
+        return self
+
+    def _held_out_combined(self, X: np.ndarray, y: np.ndarray, groups) -> dict[str, float]:
+        """``combined`` (pooled Pearson + mean per-query Spearman, / 2) of each fusion objective,
+        from out-of-fold predictions over query groups of the training rows."""
+        from pipeline.calibration.metrics import agreement
+
+        if groups is None:
+            raise ValueError("fusion.objective=auto needs the query groups")
+        groups = np.asarray(groups)
+        try:
+            splits = grouped_splits(X.shape[0], groups, self.fusion.auto_splits, self.fusion.random_state)
+        except ValueError as exc:
+            warnings.warn(f"fusion objective auto: {exc}; using objective=score", stacklevel=3)
+            return {"score": 0.0}
+        scores = {}
+        for objective in ("rank", "score"):
+            candidate = clone(self).set_params(fusion=clone(self.fusion).set_params(objective=objective))
+            pred = np.empty_like(y)
+            for train, test in splits:
+                pred[test] = clone(candidate).fit(X[train], y[train], groups=groups[train]).predict(X[test])
+            value = agreement(pred, y, groups, n_bootstrap=0)[0]["combined"].value
+            scores[objective] = float(value) if np.isfinite(value) else -np.inf
+        return scores
+
+    def fused(self, X) -> np.ndarray:
+        """The pre-calibration score (the single source itself when there is no fusion)."""
+        check_is_fitted(self)
+        X = check_array(X, dtype=np.float64, ensure_2d=False)
+        if X.ndim == 1:
+            X = X[:, None]
+        return X[:, 0] if self.fusion_ is None else self.fusion_.transform(X)
+
+    def predict(self, X) -> np.ndarray:
+        return self.calibrator_.predict(self.fused(X))
+
+    def to_spec(self) -> dict[str, Any]:
+        check_is_fitted(self)
+        return {
+            "format": FORMAT,
+            "sources": self.sources_,
+            "fusion": None if self.fusion_ is None else self.fusion_.to_spec(),
+            "calibrator": self.calibrator_.to_spec(),
+        }

@@ -1,0 +1,77 @@
+"""The ``collect`` section, and its ``collect.ray`` part (sharded local scoring on Ray).
+
+Nothing here changes a score: workers, shards and retries only change where and how fast the
+local column is computed, so none of it enters a fingerprint or the score-cache key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+from pipeline.config.local import LocalScorerConfig
+from pipeline.config.settings import setting
+
+
+@dataclass
+class RayConfig:
+    """``collect.ray``: score the local column(s) on Ray workers; the driver writes the cache."""
+
+    enabled: bool = False
+    #: null = start a local Ray instance for this run; "auto" = the cluster this machine belongs to
+    #: (`ray start`); "ray://head:10001" or "host:6379" = that cluster. The same command either way
+    address: Optional[str] = None
+    #: scoring workers, one model each (Ray actors)
+    workers: int = setting(2, ge=1)
+    #: resources each worker reserves; a GPU worker scores on its GPU (local.device=auto)
+    cpus_per_worker: float = setting(1.0, ge=0)
+    gpus_per_worker: float = setting(0.0, ge=0)
+    #: torch threads inside each worker (1 = no oversubscription when workers share a machine)
+    torch_threads: int = setting(1, ge=1)
+    #: query groups per shard: one worker call and one cache transaction each. Shards are cut
+    #: from the dataset's query order, so the same run always makes the same shards
+    queries_per_shard: int = setting(8, ge=1)
+    #: a dead worker is restarted and its shard retried this many times before the run fails
+    max_retries: int = setting(3, ge=0)
+    #: a local instance's CPUs (null = all of this machine's); ignored when joining a cluster
+    num_cpus: Optional[int] = setting(None, ge=1, why='null = every CPU')
+    #: a local instance's session directory (null = Ray's default under /tmp). Keep it short:
+    #: Ray's socket paths must fit in about 107 characters
+    temp_dir: Optional[str] = None
+
+
+@dataclass
+class CollectConfig:
+    """The collect stage: dataset in, paired-score table (+ sidecar meta) out."""
+
+    dataset: str = "data/demo/calibration.jsonl"
+    output: str = "data/demo/paired_scores.csv"
+    # what `resolve` writes: the model versions in use (the DVC collect stage depends on it)
+    versions: str = "data/demo/versions.json"
+    # SQLite score cache shared by every source (keyed by each source's fingerprint hash)
+    cache: str = "cache/scores.sqlite"
+    # score a deterministic sample of this many query groups (by hash of query_id); null = all
+    max_queries: Optional[int] = setting(None, ge=1, why='null = every query')
+    # print requests, tokens and estimated cost for the pairs not cached yet; send nothing
+    dry_run: bool = False
+    run_api: bool = True
+    run_local: bool = True
+    # output column names (defaults are what the fit stage expects)
+    query_col: str = "query_id"
+    doc_col: str = "doc_id"
+    reference_col: str = "reference"
+    local_col: str = "local"
+    # written when the dataset has graded labels; null = never write labels
+    label_col: Optional[str] = "label"
+    # further local scorers, one column each: column -> a full ``local`` config. From the command
+    # line: +local@collect.extra_local.<column>=<conf/local entry>
+    extra_local: Dict[str, LocalScorerConfig] = field(default_factory=dict)
+    # query groups per local scorer call (one cache transaction each)
+    local_groups_per_batch: int = setting(8, ge=1)
+    # score locally in a worker thread while API requests are in flight
+    overlap_local_and_api: bool = True
+    progress: bool = True
+    # score the local column(s) on Ray workers in shards of query groups (see README "Scale-out")
+    ray: RayConfig = field(default_factory=RayConfig)
+
+

@@ -1,0 +1,234 @@
+"""Paired-score table: one row per (query_id, doc_id), one float column per score source.
+
+This is the contract between ``collect`` (which writes it) and ``fit`` (which reads it). Which
+column is the reference (target) and which are local sources is configuration, not schema.
+A sidecar ``<table>.meta.json`` (written by collect, or by the demo simulator) records where
+each column came from: model ids, revisions, scorer fingerprints, and whether it is simulated.
+
+Validation never drops a row silently: every problem is an error naming file, line/row and
+column, except queries with a single document, which are kept (they count for score metrics)
+and reported (they cannot count for rank metrics).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.core.errors import PipelineError
+from pipeline.core.files import atomic_output_path, atomic_write_json, commit_output, sha256_file
+
+MAX_LISTED = 5
+
+
+class TableError(PipelineError, ValueError):
+    """The paired-score table cannot be used as configured; the message says where and why."""
+
+
+@dataclass
+class PairedTable:
+    """A validated paired-score table, in memory, rows in file order."""
+
+    path: Path
+    sha256: str
+    query_ids: np.ndarray  # object array of str
+    doc_ids: np.ndarray  # object array of str
+    target: np.ndarray  # (n,) float64
+    sources: np.ndarray  # (n, k) float64
+    target_name: str
+    source_names: list[str]
+    meta: dict[str, Any] = field(default_factory=dict)
+    #: columns only reported raw (``data.compare``), same rows
+    compare: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.target.shape[0])
+
+    @property
+    def n_queries(self) -> int:
+        return int(np.unique(self.query_ids).shape[0])
+
+    def group_codes(self) -> np.ndarray:
+        """Integer query codes (0..n_queries-1) in order of first appearance; used for CV groups."""
+        _, first, inverse = np.unique(self.query_ids, return_index=True, return_inverse=True)
+        order = np.argsort(np.argsort(first))
+        return order[inverse]
+
+    def small_queries(self) -> int:
+        """Number of queries with fewer than 2 documents (excluded from rank metrics only)."""
+        _, counts = np.unique(self.query_ids, return_counts=True)
+        return int(np.sum(counts < 2))
+
+
+def detect_format(path: Path, fmt: str = "auto") -> str:
+    if fmt != "auto":
+        return fmt
+    suffix = path.suffix.lower()
+    if suffix in {".parquet", ".pq"}:
+        return "parquet"
+    if suffix in {".csv", ".tsv", ".txt"}:
+        return "csv"
+    raise TableError(f"{path}: cannot tell the table format from the suffix '{suffix}'; set data.format=csv or parquet")
+
+
+def _location(fmt: str, index: int) -> str:
+    # CSV: the header is line 1, so data row i (0-based) is line i + 2.
+    return f"line {index + 2}" if fmt == "csv" else f"row {index + 1}"
+
+
+def _read_frame(path: Path, fmt: str):
+    import pandas as pd
+
+    if not path.is_file():
+        raise TableError(f"{path}: paired-score table not found")
+    try:
+        if fmt == "csv":
+            sep = "\t" if path.suffix.lower() == ".tsv" else ","
+            return pd.read_csv(path, dtype=str, keep_default_na=False, sep=sep)
+        return pd.read_parquet(path)
+    except TableError:
+        raise
+    except Exception as exc:
+        raise TableError(f"{path}: cannot read as {fmt}: {exc}") from exc
+
+
+def _float_column(frame, column: str, path: Path, fmt: str) -> np.ndarray:
+    """Parse one score column; every non-numeric, missing, NaN or infinite cell is an error."""
+    raw = frame[column].to_numpy()
+    if fmt != "csv" and not (np.issubdtype(raw.dtype, np.number) and not np.issubdtype(raw.dtype, np.bool_)):
+        first = next((v for v in raw if v is not None), None)
+        raise TableError(f"{path}: column '{column}': a {fmt} score column must be numeric, it holds "
+                         f"{raw.dtype} values (row 1: {str(first)[:40]!r}); write the scores as numbers")
+    values = np.empty(raw.shape[0], dtype=np.float64)
+    problems: list[str] = []
+    for i, cell in enumerate(raw):
+        if cell is None or (isinstance(cell, str) and cell.strip() == ""):
+            problems.append(f"{_location(fmt, i)}: missing value")
+            values[i] = np.nan
+            continue
+        try:
+            value = float(cell)
+        except (TypeError, ValueError):
+            problems.append(f"{_location(fmt, i)}: non-numeric value {str(cell)[:40]!r}")
+            values[i] = np.nan
+            continue
+        if not math.isfinite(value):
+            problems.append(f"{_location(fmt, i)}: {value!r} is not a finite number")
+        values[i] = value
+    if problems:
+        listed = "; ".join(problems[:MAX_LISTED])
+        more = f" (and {len(problems) - MAX_LISTED} more)" if len(problems) > MAX_LISTED else ""
+        raise TableError(f"{path}: column '{column}': {listed}{more}")
+    return values
+
+
+def _id_column(frame, column: str, path: Path, fmt: str) -> np.ndarray:
+    raw = frame[column].to_numpy()
+    out = np.empty(raw.shape[0], dtype=object)
+    for i, cell in enumerate(raw):
+        text = "" if cell is None else str(cell).strip()
+        if text == "" or text.lower() == "nan":
+            raise TableError(f"{path}: {_location(fmt, i)}, column '{column}': empty id")
+        out[i] = text
+    return out
+
+
+def read_table(
+    path: str | Path,
+    *,
+    target: str,
+    sources: Sequence[str],
+    query_col: str = "query_id",
+    doc_col: str = "doc_id",
+    fmt: str = "auto",
+) -> PairedTable:
+    """Read and validate a paired-score table (CSV or Parquet)."""
+    path = Path(path)
+    if not path.is_file():  # before the suffix: a missing file is the first thing to fix
+        raise TableError(f"{path}: paired-score table not found (data.path)")
+    fmt = detect_format(path, fmt)
+    if not sources:
+        raise TableError("data.sources is empty: name at least one local score column")
+    if target in sources:
+        raise TableError(f"column '{target}' is both the target and a source")
+    if len(set(sources)) != len(sources):
+        raise TableError(f"data.sources lists a column twice: {list(sources)}")
+    frame = _read_frame(path, fmt)
+    wanted = [query_col, doc_col, target, *sources]
+    missing = [c for c in wanted if c not in frame.columns]
+    if missing:
+        raise TableError(f"{path}: missing column(s) {missing}; the file has {list(map(str, frame.columns))}")
+    if len(frame) == 0:
+        raise TableError(f"{path}: the table has no rows")
+    qids = _id_column(frame, query_col, path, fmt)
+    dids = _id_column(frame, doc_col, path, fmt)
+    seen: dict[tuple[str, str], int] = {}
+    for i, key in enumerate(zip(qids, dids)):
+        first = seen.setdefault(key, i)
+        if first != i:
+            raise TableError(
+                f"{path}: {_location(fmt, i)}: duplicate ({query_col}, {doc_col}) = {key}, "
+                f"first seen at {_location(fmt, first)}"
+            )
+    target_values = _float_column(frame, target, path, fmt)
+    source_values = np.column_stack([_float_column(frame, c, path, fmt) for c in sources])
+    return PairedTable(
+        path=path,
+        sha256=sha256_file(path),
+        query_ids=qids,
+        doc_ids=dids,
+        target=target_values,
+        sources=source_values,
+        target_name=target,
+        source_names=list(sources),
+        meta=read_table_meta(path),
+    )
+
+
+def write_table(path: str | Path, columns: dict[str, Sequence[Any]], fmt: str = "auto") -> Path:
+    """Write a table atomically; ``columns`` maps column name -> values (ids first by convention)."""
+    import pandas as pd
+
+    path = Path(path)
+    fmt = detect_format(path, fmt)
+    frame = pd.DataFrame(columns)
+    tmp, final = atomic_output_path(path)
+    try:
+        if fmt == "csv":
+            frame.to_csv(tmp, index=False, float_format="%.10g")
+        else:
+            frame.to_parquet(tmp, index=False)
+        return commit_output(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def meta_path(table_path: str | Path) -> Path:
+    table_path = Path(table_path)
+    return table_path.with_name(table_path.name + ".meta.json")
+
+
+def read_table_meta(table_path: str | Path) -> dict[str, Any]:
+    """The sidecar metadata of a table, or ``{}`` when there is none."""
+    import json
+
+    path = meta_path(table_path)
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise TableError(f"{path}: invalid JSON: {exc}") from exc
+
+
+def write_table_meta(table_path: str | Path, meta: dict[str, Any]) -> Path:
+    """Sidecar schema: ``{"simulated": bool, "sources": {column: {"kind", "model", "revision",
+    "fingerprint", ...}}, ...}``; free-form beyond that, never containing secrets."""
+    return atomic_write_json(meta_path(table_path), meta)

@@ -1,0 +1,221 @@
+"""Load a calibrator artifact next to the model and apply it (public path: :mod:`pipeline.inference`).
+
+    from pipeline.inference import load_calibrator
+    cal = load_calibrator("artifacts/calibrators/qwen3-4b", model="Qwen/Qwen3-Reranker-4B",
+                          revision="<commit the service runs>")
+    calibrated = cal(local_scores)          # (n,) -> (n,); or (n, k) for a fused artifact
+    cal.manifest["metrics"]                 # held-out agreement it was exported with
+
+Importing this module pulls numpy and the standard library only -- no torch, transformers or
+scikit-learn. The default path reads ``calibrator.json`` (no pickle) after checking its sha256
+against ``manifest.json``. ``use_joblib=True`` loads the scikit-learn object instead, and only
+after *its* sha256 matches; joblib/pickle can execute code, so an unverified file is never
+opened. A caller that declares the model (and revision) it runs gets a clear refusal when the
+artifact was fitted for something else, unless ``allow_mismatch=True``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.core.errors import PipelineError
+from pipeline.core.files import sha256_file
+from pipeline.runtime.spec import SpecError, compile_spec, score_shape
+
+SPEC_FILE = "calibrator.json"
+JOBLIB_FILE = "calibrator.joblib"
+MANIFEST_FILE = "manifest.json"
+#: an artifact's name is one path component of safe characters (export writes ``<root>/<name>/``)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+#: where the classes of a joblib artifact lived before the package layout (#23): pickles name them
+LEGACY_MODULES = {
+    "pipeline.calibrators": "pipeline.calibration.calibrators",
+    "pipeline.fusion": "pipeline.calibration.fusion",
+    "pipeline.fusion_scale": "pipeline.calibration.fusion_scale",
+    "pipeline.pairwise": "pipeline.calibration.pairwise",
+    "pipeline.spec": "pipeline.runtime.spec",
+}
+
+__all__ = ["ArtifactError", "ArtifactIntegrityError", "CalibratorLoadError", "LoadedCalibrator", "ModelMismatchError",
+           "check_name", "load_calibrator"]
+
+
+class ArtifactError(PipelineError, ValueError):
+    """An artifact name or destination that cannot be used."""
+
+
+def check_name(name: str) -> None:
+    """An artifact name is one path component of safe characters (no ``..``, no slashes)."""
+    if not _NAME.match(name):
+        raise ArtifactError(f"artifact name {name!r} must match {_NAME.pattern} (letters, digits, . _ -)")
+
+
+class CalibratorLoadError(PipelineError):
+    """The artifact directory cannot be used."""
+
+
+class ArtifactIntegrityError(CalibratorLoadError):
+    """A file is missing or its sha256 differs from the manifest (corrupted or tampered)."""
+
+
+class ModelMismatchError(CalibratorLoadError):
+    """The caller runs a different model or revision than the artifact was fitted for."""
+
+
+def _verified(directory: Path, manifest: Mapping[str, Any], filename: str) -> Path:
+    expected = (manifest.get("files") or {}).get(filename)
+    path = directory / filename
+    if not expected:
+        raise ArtifactIntegrityError(f"{directory / MANIFEST_FILE}: no sha256 recorded for {filename}; refusing to load it")
+    if not path.is_file():
+        raise ArtifactIntegrityError(f"{path}: missing (the manifest lists it)")
+    actual = sha256_file(path)
+    if actual != expected:
+        raise ArtifactIntegrityError(f"{path}: sha256 {actual[:16]}... does not match the manifest's {str(expected)[:16]}...; the file was changed after export")
+    return path
+
+
+class LoadedCalibrator:
+    """A verified calibrator: call it on scores; ``.manifest`` says where it came from."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any], spec: dict[str, Any], apply, sources: list[str], backend: str):
+        self.path = path
+        self.manifest = manifest
+        self.spec = spec
+        self.sources = sources
+        self.backend = backend
+        self._apply = apply
+
+    def __call__(self, scores: Any) -> np.ndarray | float:
+        """Calibrate (n,) scores, or fuse+calibrate an (n, k) array with columns ``self.sources``.
+
+        Takes anything numpy can read as numbers (a list, a float32 array); a single score gives a
+        float back. NaN or infinite scores raise ``ValueError``: no calibrator maps them to a
+        meaningful value, and passing them through would hide a scorer failure downstream.
+        """
+        try:
+            arr = np.asarray(scores, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"scores must be numbers: {exc}") from None
+        scalar = arr.ndim == 0
+        if scalar:
+            if len(self.sources) != 1:
+                raise ValueError(f"a single score is ambiguous for {len(self.sources)} sources {self.sources}; "
+                                 "pass an (n, k) array")
+            arr = arr.reshape(1)
+        flat = arr.reshape(-1)
+        # x.x is NaN/inf whenever an x is (one BLAS pass, faster than isfinite().all() on small
+        # calls); it also overflows for |x| > 1e154, so the exact check decides
+        if not math.isfinite(flat.dot(flat)) and not (finite := np.isfinite(arr)).all():
+            where = np.argwhere(~finite)[0]
+            raise ValueError(f"scores must be finite: {int((~finite).sum())} NaN/inf value(s), the first at index "
+                             f"{tuple(int(i) for i in where) if arr.ndim > 1 else int(where[0])}; fix or drop those "
+                             "pairs before calibrating")
+        out = self._apply(arr)
+        return float(out[0]) if scalar else out
+
+    def preprocess(self, text: str) -> str:
+        """Apply the text preprocessing the paired scores were collected with (same function)."""
+        from pipeline.runtime.text import TextConfig, preprocess
+
+        settings = self.manifest.get("preprocessing") or {}
+        known = TextConfig.__dataclass_fields__
+        return preprocess(text, TextConfig(**{k: v for k, v in settings.items() if k in known}))
+
+    def __repr__(self) -> str:
+        fam = self.spec.get("calibrator", {}).get("family")
+        return f"LoadedCalibrator({str(self.path)!r}, family={fam!r}, sources={self.sources}, backend={self.backend!r})"
+
+
+def _check_model(manifest: Mapping[str, Any], model: str | None, revision: str | None) -> None:
+    sources = manifest.get("sources") or []
+    if not sources:
+        raise ModelMismatchError("the manifest records no source model; pass allow_mismatch=True to use it anyway")
+    primary = sources[0]
+    if model is not None and primary.get("model") != model:
+        raise ModelMismatchError(
+            f"artifact was fitted for model {primary.get('model')!r}, you declared {model!r}; "
+            "re-fit for this model (python -m pipeline fit) or pass allow_mismatch=True"
+        )
+    if revision is not None and primary.get("revision") != revision:
+        recorded = primary.get("revision")
+        what = "records no revision" if recorded is None else f"was fitted for revision {recorded!r}"
+        raise ModelMismatchError(
+            f"artifact {what} of {primary.get('model')!r}, you declared revision {revision!r}; "
+            "scores change between revisions: re-fit, or pass allow_mismatch=True"
+        )
+
+
+def load_calibrator(
+    path: str | Path,
+    *,
+    model: str | None = None,
+    revision: str | None = None,
+    allow_mismatch: bool = False,
+    use_joblib: bool = False,
+) -> LoadedCalibrator:
+    """Verify and load ``path`` (an artifact directory written by ``python -m pipeline fit``).
+
+    Parameters
+    ----------
+    model, revision : str, optional
+        The source model id / revision the caller runs; compared with the manifest's first source.
+    allow_mismatch : bool
+        Load even when the declared model or revision differs (the mismatch is not checked).
+    use_joblib : bool
+        Load ``calibrator.joblib`` (needs scikit-learn) instead of the pickle-free JSON spec.
+    """
+    import json  # here, not at import: the module's import cost is numpy's plus ~1 ms
+
+    directory = Path(path)
+    manifest_path = directory / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise CalibratorLoadError(f"{manifest_path}: missing; {directory} is not a complete calibrator artifact")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ArtifactIntegrityError(f"{manifest_path}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise ArtifactIntegrityError(f"{manifest_path}: expected a JSON object")
+    if not allow_mismatch and (model is not None or revision is not None):
+        _check_model(manifest, model, revision)
+    spec_path = _verified(directory, manifest, SPEC_FILE)
+    try:
+        spec = json.loads(spec_path.read_text(encoding="utf-8"))
+        apply, sources = compile_spec(spec)
+    except (ValueError, SpecError) as exc:
+        raise CalibratorLoadError(f"{spec_path}: {exc}") from None
+    if not use_joblib:
+        return LoadedCalibrator(directory, manifest, spec, apply, sources, "json")
+    joblib_path = _verified(directory, manifest, JOBLIB_FILE)
+    try:
+        import joblib  # only now: the file's hash matched the manifest
+    except ModuleNotFoundError:
+        raise CalibratorLoadError("use_joblib=True needs joblib and scikit-learn: pip install "
+                                  "'score-calibration-pipeline[fit]' (the default JSON path needs neither)") from None
+
+    _alias_legacy_modules()
+    estimator = joblib.load(joblib_path)
+
+    def apply_joblib(scores: Any) -> np.ndarray:
+        arr = score_shape(np.asarray(scores, dtype=np.float64), sources)  # as the JSON path, same words
+        return estimator.predict(arr[:, None] if arr.ndim == 1 else arr)
+
+    return LoadedCalibrator(directory, manifest, spec, apply_joblib, sources, "joblib")
+
+
+def _alias_legacy_modules() -> None:
+    """Let a joblib artifact written before the package layout unpickle: its classes are named by
+    their old module paths (``pipeline.calibrators.PolynomialCalibrator``). Only called on the
+    joblib path, after the file's hash matched, and only adds names no module owns."""
+    for old, new in LEGACY_MODULES.items():
+        if old not in sys.modules:
+            sys.modules[old] = importlib.import_module(new)
