@@ -48,11 +48,11 @@ from pipeline.core.files import atomic_write_json  # noqa: E402
 
 
 class Server:
-    """``tests.servers.fake_api`` in a subprocess."""
+    """``pipeline.testing.fake_api`` in a subprocess."""
 
     def __init__(self, latency: float, rate_limit: int | None = None, window: float = 60.0,
                  token_report_ratio: float = 1.0) -> None:
-        cmd = [sys.executable, "-m", "tests.servers.fake_api", "--latency", str(latency),
+        cmd = [sys.executable, "-m", "pipeline.testing.fake_api", "--latency", str(latency),
                "--token-report-ratio", str(token_report_ratio)]
         if rate_limit is not None:
             cmd += ["--rate-limit", str(rate_limit), "--rate-window", str(window)]

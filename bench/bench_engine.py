@@ -110,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     server = stand_in = None
     model = args.model
     if args.stand_in:
-        from tests.fixtures import tiny_models
-        from tests.fixtures.plain_reranker import PlainPairReranker
-        from tests.servers.fake_api import FakeApiServer
+        from pipeline.testing import tiny_models
+        from pipeline.testing.plain_reranker import PlainPairReranker
+        from pipeline.testing.fake_api import FakeApiServer
 
         model = str(tiny_models.build_tiny_qwen3_reranker(Path(tempfile.mkdtemp()) / "tiny"))
         args.device, args.dtype = "cpu", "float32"

@@ -59,7 +59,7 @@ TARGETS = {"speed": 3.0, "memory": 5.0, "delta": 1e-5}  # issue targets for the 
 # -- data ------------------------------------------------------------------------------------------
 def make_pairs(tokenizer, n: int, seed: int, lo: int = 40, hi: int = 700) -> list[tuple[str, str]]:
     """``n`` (query, document) pairs; document lengths uniform in [lo, hi] tokens of ``tokenizer``."""
-    from tests.fixtures.tiny_models import _WORDS
+    from pipeline.testing.tiny_models import _WORDS
 
     rng = random.Random(seed)
     queries = ["What is the capital of China?", "Explain gravity", "which planet is red", "python square function"]
@@ -92,7 +92,7 @@ def tokens_run(tokenizer, pairs, batch_size: int) -> dict[str, int]:
 
 
 def build_checkpoint(shape: str, workdir: Path) -> Path:
-    from tests.fixtures import tiny_models
+    from pipeline.testing import tiny_models
 
     target = workdir / f"qwen3-reranker-{shape}-random"
     if (target / "config.json").exists() and (target / "tokenizer.json").exists():
@@ -119,7 +119,7 @@ def worker(args: argparse.Namespace) -> None:
     pairs = [tuple(p) for p in json.loads(Path(args.pairs_file).read_text())]
     dtype = getattr(torch, args.dtype)
     if args.variant == "card":
-        from tests.fixtures.model_card import ModelCardReranker
+        from pipeline.testing.model_card import ModelCardReranker
 
         if args.card_reuse_memory:  # allocator-neutral comparison: the card gets our CPU allocator setting
             from pipeline.scorers.cpu_memory import reuse_freed_memory

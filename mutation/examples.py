@@ -11,10 +11,10 @@ from __future__ import annotations
 
 #: patch file (mutation/patches/<name>.patch) -> the test files that must catch it
 EXAMPLES: dict[str, list[str]] = {
-    "01-bootstrap-never-draws-the-last-query": ["tests/test_metrics.py"],
-    "02-a-file-without-a-recorded-sha256-is-loaded": ["tests/test_inference.py"],
+    "01-bootstrap-never-draws-the-last-query": ["tests/calibration/test_metrics.py"],
+    "02-a-file-without-a-recorded-sha256-is-loaded": ["tests/runtime/test_inference.py"],
     "03-http-408-is-not-retried": ["tests/api/test_client.py", "tests/api/test_retry_ratelimit.py"],
-    "04-a-nan-score-reaches-the-cache": ["tests/test_collect.py"],
+    "04-a-nan-score-reaches-the-cache": ["tests/collect/test_collect.py"],
     "05-serve-accepts-any-instruction-when-the-api-default-was-used": ["tests/serve/test_serve_chunking.py"],
     "06-the-embed-check-gate-uses-the-mean-cosine": ["tests/embed_check/test_compare.py",
                                                      "tests/embed_check/test_embed_check.py"],

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 MODULES: dict[str, list[str]] = {
     # calibrators and fusion
-    "pipeline/calibration/calibrators.py": ["tests/test_calibrators.py", "tests/test_calibrators_fit.py"],
-    "pipeline/calibration/fusion.py": ["tests/test_fusion_units.py", "tests/test_fusion.py", "tests/test_fusion_target.py"],
-    "pipeline/calibration/fusion_scale.py": ["tests/test_fusion_scale.py", "tests/test_fusion.py", "tests/test_fusion_target.py"],
-    "pipeline/calibration/pairwise.py": ["tests/test_pairwise.py", "tests/test_fusion.py", "tests/test_fusion_target.py"],
+    "pipeline/calibration/calibrators.py": ["tests/calibration/test_calibrators.py", "tests/calibration/test_calibrators_fit.py"],
+    "pipeline/calibration/fusion.py": ["tests/calibration/test_fusion_units.py", "tests/calibration/test_fusion.py", "tests/calibration/test_fusion_target.py"],
+    "pipeline/calibration/fusion_scale.py": ["tests/calibration/test_fusion_scale.py", "tests/calibration/test_fusion.py", "tests/calibration/test_fusion_target.py"],
+    "pipeline/calibration/pairwise.py": ["tests/calibration/test_pairwise.py", "tests/calibration/test_fusion.py", "tests/calibration/test_fusion_target.py"],
     # metrics and the bootstrap
-    "pipeline/calibration/metrics.py": ["tests/test_metrics.py"],
+    "pipeline/calibration/metrics.py": ["tests/calibration/test_metrics.py"],
     # the numpy-only runtime and artifact verification
-    "pipeline/runtime/spec.py": ["tests/test_spec.py", "tests/test_inference.py"],
-    "pipeline/runtime/loader.py": ["tests/test_inference.py", "tests/test_spec.py", "tests/test_release_artifacts.py"],
+    "pipeline/runtime/spec.py": ["tests/runtime/test_spec.py", "tests/runtime/test_inference.py"],
+    "pipeline/runtime/loader.py": ["tests/runtime/test_inference.py", "tests/runtime/test_spec.py", "tests/fit/test_release_artifacts.py"],
     # the API client: retry, mapping, cache key, redaction, pacing
     "pipeline/api/retry.py": ["tests/api/test_retry_ratelimit.py", "tests/api/test_client.py",
                               "tests/api/test_retry_policy.py"],
@@ -29,7 +29,7 @@ MODULES: dict[str, list[str]] = {
                                   "tests/api/test_collector_plan.py", "tests/api/test_collector_run.py"],
     "pipeline/api/errors.py": ["tests/api/test_client.py", "tests/api/test_errors.py"],
     # collect's completeness and finiteness guards
-    "pipeline/collect/local_side.py": ["tests/test_local_side.py"],
+    "pipeline/collect/local_side.py": ["tests/collect/test_local_side.py"],
     # serve's checks and batcher
     "pipeline/serve/batcher.py": ["tests/serve/test_batcher.py"],
     "pipeline/wire.py": ["tests/serve/test_wire.py"],

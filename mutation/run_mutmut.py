@@ -52,7 +52,7 @@ def run_module(module: str, tests: list[str], minutes: float, keep: bool, max_ch
            # one thread per forked mutant: an OpenMP/torch thread pool that exists before mutmut forks
            # deadlocks the child (embed-check's tests load a real model)
            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "PIPELINE_MUTATION_RUN": "1"}  # property tests draw fewer examples (tests/fixtures/__init__.py)
+           "PIPELINE_MUTATION_RUN": "1"}  # property tests draw fewer examples (tests/support/__init__.py)
     mutmut = [sys.executable, "-m", "mutmut"]
     started = time.monotonic()
     log_path = root / "mutmut-run.log"

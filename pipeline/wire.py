@@ -1,6 +1,6 @@
 """SiliconFlow's wire format on the serving side: request validation, response bodies, errors.
 
-Two servers speak it: the demo's loopback reference API (``pipeline.demo.reference_server``) and
+Two servers speak it: the demo's loopback reference API (``pipeline.reference.server``) and
 ``python -m pipeline serve`` (the local model with its calibrator, a drop-in for the hosted API).
 Both validate requests here, so a client that works against one works against the other and
 against SiliconFlow itself. Standard library only.

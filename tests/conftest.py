@@ -22,7 +22,7 @@ settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "reproducible"))
 
 # the loopback fake API server fixtures (`fake_server`, `server`), shared by the API and collect tests
-pytest_plugins = ["tests.servers.helpers"]
+pytest_plugins = ["tests.support.servers"]
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +64,7 @@ def models_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def reranker_dir(models_dir) -> Path:
     """A tiny Qwen3 reranker checkpoint (random weights), loaded through the real loading code."""
-    from tests.fixtures import tiny_models
+    from pipeline.testing import tiny_models
 
     return tiny_models.build_tiny_qwen3_reranker(models_dir / "qwen3-reranker")
 
@@ -72,7 +72,7 @@ def reranker_dir(models_dir) -> Path:
 @pytest.fixture(scope="session")
 def reranker_v2_dir(models_dir) -> Path:
     """Another tiny reranker with the same tokenizer and other weights: "the next revision"."""
-    from tests.fixtures import tiny_models
+    from pipeline.testing import tiny_models
 
     return tiny_models.build_tiny_qwen3_reranker(models_dir / "qwen3-reranker-v2", seed=1)
 

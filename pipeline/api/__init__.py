@@ -1,19 +1,13 @@
-"""Reference-API clients (httpx) for SiliconFlow and the APIs that speak its dialect.
+"""The HTTP client for SiliconFlow and the APIs that speak its dialect (httpx), nothing else.
 
-Public surface:
-
-* :class:`~pipeline.config.api.ApiConfig` and the
-  enums :class:`Dialect`, :class:`Endpoint`, :class:`TopN`, :class:`ScoreType` (config schemas);
 * :class:`~pipeline.api.client.ApiClient`: ``async with ApiClient(cfg) as c: await c.score(q, docs)``;
-* :class:`~pipeline.api.scorer.ApiScorer`: the same behind the synchronous ``Scorer`` contract;
 * :func:`~pipeline.api.collector.plan_requests` / :func:`~pipeline.api.collector.collect_api`:
   batched, cached collection (used by ``python -m pipeline collect``);
-* errors: :class:`ApiError` (base), :class:`FatalApiError` (400/401/403/404, not retried),
-  :class:`RetriesExhausted`, :class:`ResponseFormatError`, and ``ApiConfigError`` for settings.
+* errors (:mod:`pipeline.api.errors`): :class:`ApiError` (base), :class:`FatalApiError`
+  (400/401/403/404, not retried), :class:`RetriesExhausted`, :class:`ResponseFormatError`, and
+  ``ApiConfigError`` for settings.
 
-Submodules are imported on first use so ``pipeline.config`` can import the schemas cheaply.
+The settings are :class:`pipeline.config.api.ApiConfig`; the same client behind the synchronous
+``Scorer`` contract is :class:`pipeline.scorers.api.ApiScorer`. Submodules are imported on first
+use, so importing this package costs nothing.
 """
-
-from pipeline.config.api import ApiConfig, Dialect, Endpoint, ScoreType, TopN
-
-__all__ = ["ApiConfig", "Dialect", "Endpoint", "ScoreType", "TopN"]

@@ -115,7 +115,7 @@ VLLM_DIALECTS = (Dialect.vllm, Dialect.vllm_score)
 
 
 def _check_vllm_template_mode(cfg: ApiConfig) -> None:
-    from pipeline.scorers.prompts import DEFAULT_INSTRUCTION  # the model card's, what the server's template says
+    from pipeline.runtime.qwen3_prompt import DEFAULT_INSTRUCTION  # the model card's, what the server's template says
 
     if cfg.dialect not in VLLM_DIALECTS:
         if cfg.server_template is not None:

@@ -11,7 +11,7 @@ into the cache keys), then fills one score column per source:
   line ``+local@collect.extra_local.<column>=<conf/local entry>``).
 
 With ``reference.enabled`` the API side is the loopback reference server
-(:mod:`pipeline.demo.reference_server`), started on a free port for the requests and stopped
+(:mod:`pipeline.reference.server`), started on a free port for the requests and stopped
 afterwards; it is not started at all when every reference score is cached.
 
 Scores already in the SQLite cache (``collect.cache``) are reused, so a re-run after a crash or

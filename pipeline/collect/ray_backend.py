@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.core.cache import ScoreCache
-from pipeline.collect.local_side import Stopped, checked_items, pending_groups
+from pipeline.collect.units import Stopped, checked_items, pending_groups
 from pipeline.collect.progress import bar
 from pipeline.collect.sources import CollectError, Groups, SourceState
 from pipeline.core.console import wrapped

@@ -111,7 +111,7 @@ def api_source_fingerprint(cfg: "PipelineConfig") -> dict[str, Any]:
     scores. The live port is not in it: the cache key does not change from run to run."""
     fp = api_fingerprint(cfg.api)
     if cfg.reference.enabled:
-        from pipeline.demo.reference_server import ReferenceConfigError, check_api_matches, reference_fingerprint
+        from pipeline.reference.server import ReferenceConfigError, check_api_matches, reference_fingerprint
 
         try:
             check_api_matches(cfg.api, cfg.reference)
@@ -128,7 +128,7 @@ def reference_api(cfg: "PipelineConfig", needed: bool) -> Iterator["PipelineConf
     if not (cfg.reference.enabled and needed):
         yield cfg
         return
-    from pipeline.demo.reference_server import ReferenceServer
+    from pipeline.reference.server import ReferenceServer
 
     print(wrapped(f"starting the loopback reference API ({cfg.reference.model}, template {cfg.reference.template.value}, "
                   f"strip {cfg.reference.strip}, {cfg.reference.dtype.value}) ..."), file=sys.stderr, flush=True)

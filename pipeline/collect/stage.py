@@ -15,7 +15,7 @@ import numpy as np
 from pipeline.api.client import resolve_api_key
 from pipeline.core.cache import ScoreCache, pair_key
 from pipeline.collect.api_side import score_api
-from pipeline.collect.local_side import score_local
+from pipeline.collect.local_side import score_in_process
 from pipeline.collect.seed import seed_cache_from_table
 from pipeline.collect.sources import (
     CollectError,
@@ -47,6 +47,17 @@ class CollectResult:
     sources: list[SourceState]
     #: this run's account (``<output>.run.json``): times, and per column cached/scored/requests/cost
     run: dict[str, Any]
+
+
+def score_local(cfg: "PipelineConfig", groups: Groups, src: SourceState, cache_path: Path,
+                stop: threading.Event, position: int) -> None:
+    """Score the pending pairs of one local source: on Ray when it has workers, else here."""
+    if src.workers is not None:
+        from pipeline.collect.ray_backend import score_on_ray
+
+        score_on_ray(cfg, groups, src, cache_path, stop, position)
+    else:
+        score_in_process(cfg, groups, src, cache_path, stop, position)
 
 
 def collect(

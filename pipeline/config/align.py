@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from pipeline.config.collect import ScoringSettings
 from pipeline.config.local import DType, Template
 from pipeline.config.settings import setting
 
@@ -48,3 +49,8 @@ class AlignConfig:
     apply: bool = False
 
 
+@dataclass
+class AlignSettings(ScoringSettings):
+    """What ``align`` reads: how pairs are scored, and the search."""
+
+    align: AlignConfig

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from pipeline.config.collect import ScoringSettings
+from pipeline.config.fit import DataConfig, EvaluateConfig, ExportConfig, ReportConfig
 from pipeline.config.settings import SettingError, setting
 
 
@@ -33,3 +35,16 @@ def check_check(cfg: CheckConfig) -> None:
     unknown = [m for m in cfg.metrics if m not in METRICS]
     if unknown:
         raise SettingError(f"check.metrics: unknown metric(s) {unknown}; allowed: {', '.join(METRICS)}")
+
+
+@dataclass
+class CheckSettings(ScoringSettings):
+    """What ``check`` reads: how pairs are scored, the check, and where the artifact and its
+    reports are (``name``, ``data``, ``export``, ``report``: see :func:`pipeline.config.fit.artifact_name`)."""
+
+    check: CheckConfig
+    name: str
+    data: DataConfig
+    evaluate: EvaluateConfig
+    export: ExportConfig
+    report: ReportConfig

@@ -9,8 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
+from pipeline.config.api import ApiConfig
 from pipeline.config.local import LocalScorerConfig
-from pipeline.config.settings import setting
+from pipeline.config.reference import ReferenceConfig
+from pipeline.config.settings import SectionView, setting
+from pipeline.runtime.text import TextConfig
 
 
 @dataclass
@@ -75,3 +78,15 @@ class CollectConfig:
     ray: RayConfig = field(default_factory=RayConfig)
 
 
+@dataclass
+class ScoringSettings(SectionView):
+    """The sections that say how pairs are scored, locally and by the API: what ``collect`` and
+    ``resolve`` read (``ScoringSettings.of(cfg)``), and the base of check's, align's and
+    embed-check's views."""
+
+    seed: int
+    text: TextConfig
+    local: LocalScorerConfig
+    api: ApiConfig
+    reference: ReferenceConfig
+    collect: CollectConfig

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Optional
 
+from pipeline.config.collect import ScoringSettings
 from pipeline.config.local import Device, DType, LocalScorerConfig, Pooling, ScorerKind
 from pipeline.config.settings import setting
 
@@ -59,3 +60,10 @@ class EmbedCheckConfig:
     #: print what the API side would send (texts not cached, tokens, cost) and send nothing
     dry_run: bool = False
     report_dir: str = "reports/embed-check/${name}"
+
+
+@dataclass
+class EmbedCheckSettings(ScoringSettings):
+    """What ``embed-check`` reads: the check, and the API side's settings when it compares against it."""
+
+    embed_check: EmbedCheckConfig

@@ -14,7 +14,7 @@ from enum import Enum
 from pathlib import PurePath
 from typing import Any, Dict, Optional
 
-from pipeline.config.settings import SettingError, setting
+from pipeline.config.settings import SectionView, SettingError, setting
 from pipeline.runtime.text import TextConfig
 
 
@@ -179,7 +179,7 @@ def report_dir(cfg: Any) -> str:
 
 
 @dataclass
-class FitSettings:
+class FitSettings(SectionView):
     """The sections one fit reads (``FitSettings.of(cfg)``): what ``pipeline.fit`` takes instead
     of the whole config. Same attribute names as the config, so ``settings.calibrator.degree``
     reads as ``cfg.calibrator.degree`` does."""
@@ -195,10 +195,6 @@ class FitSettings:
     report: ReportConfig
     text: TextConfig
 
-    @classmethod
-    def of(cls, cfg: Any) -> "FitSettings":
-        return cls(name=cfg.name, seed=cfg.seed, data=cfg.data, calibrator=cfg.calibrator, fusion=cfg.fusion,
-                   evaluate=cfg.evaluate, models=cfg.models, export=cfg.export, report=cfg.report, text=cfg.text)
 
 
 def check_fit(cfg: Any) -> None:

@@ -19,7 +19,8 @@ from pipeline.config.align import AlignConfig
 from pipeline.config.api import ApiConfig, check_api
 from pipeline.config.check import CheckConfig, check_check
 from pipeline.config.collect import CollectConfig
-from pipeline.config.demo import DemoConfig, ReferenceConfig, TrainSettings, check_demo
+from pipeline.config.demo import DemoConfig, TrainSettings, check_demo
+from pipeline.config.reference import ReferenceConfig
 from pipeline.config.embed_check import EmbedCheckConfig, LocalChanges
 from pipeline.config.fit import (
     CalibratorConfig,

@@ -93,3 +93,14 @@ def check_ranges(obj: Any, prefix: str = "") -> None:
             for name, item in value.items():
                 if is_dataclass(item):
                     check_ranges(item, f"{key}.{name}.")
+
+
+class SectionView:
+    """Base of the per-package settings views (``FitSettings``, ``ScoringSettings``, ...): a
+    dataclass whose fields are named after the config sections a package reads. ``View.of(cfg)``
+    takes those sections from the whole config, so the package's functions see nothing else and
+    still read ``settings.calibrator.degree`` as ``cfg.calibrator.degree``."""
+
+    @classmethod
+    def of(cls, cfg: Any) -> Any:
+        return cls(**{f.name: getattr(cfg, f.name) for f in fields(cls)})  # type: ignore[arg-type]

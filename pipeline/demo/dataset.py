@@ -21,7 +21,7 @@ Every query gets ten documents with graded relevance labels:
 Documents are shuffled per query. Like text extracted from real pages, some carry surrounding
 whitespace: code, tables and dialogues end with a newline, and a fixed share of the other
 passages and queries end with a newline or a space, or start with spaces. Servers that strip text
-before tokenising score those differently (see :mod:`pipeline.demo.reference_server`).
+before tokenising score those differently (see :mod:`pipeline.reference.server`).
 
 Everything is a pure function of the seeds and ``seed``: the same seeds give the same bytes.
 """

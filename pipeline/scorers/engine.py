@@ -161,7 +161,7 @@ class EngineScorer(Scorer):
 
     def __init__(self, cfg: LocalScorerConfig, text_cfg: TextConfig | None = None) -> None:
         from pipeline.api.client import ApiConfigError, sanitize_url
-        from pipeline.api.scorer import ApiScorer
+        from pipeline.scorers.api import ApiScorer
 
         cfg = coerce(cfg)
         self.cfg, self.text_cfg = cfg, text_cfg or TextConfig()

@@ -29,18 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pipeline.config.local import Template
+from pipeline.runtime.qwen3_prompt import BODY, DEFAULT_INSTRUCTION, PREFIX, SUFFIX, VLLM_DOCUMENT, VLLM_QUERY
 
-PREFIX = (
-    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the "
-    'Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n'
-)
-SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
-BODY = "<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {doc}"
-DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
-
-# vLLM example split of the same text
-VLLM_QUERY = "{prefix}<Instruct>: {instruction}\n<Query>: {query}\n"
-VLLM_DOCUMENT = "<Document>: {doc}"
+__all__ = ["BODY", "DEFAULT_INSTRUCTION", "PREFIX", "SUFFIX", "VLLM_DOCUMENT", "VLLM_QUERY", "PromptEncoder"]
 
 
 @dataclass

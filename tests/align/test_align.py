@@ -11,10 +11,10 @@ import pytest
 
 from pipeline.__main__ import main
 from pipeline.config.compose import compose_config
-from pipeline.config.demo import ReferenceConfig
-from pipeline.demo.reference_server import ReferenceServer
-from pipeline.stages.align import align
-from tests.fixtures.mismatched_reference import OTHER_INSTRUCTION, MismatchedCardModel
+from pipeline.config.reference import ReferenceConfig
+from pipeline.reference.server import ReferenceServer
+from pipeline.align.run import align
+from tests.support.mismatched_reference import OTHER_INSTRUCTION, MismatchedCardModel
 
 SERVED = "demo/qwen3-reranker-tiny"
 
@@ -264,7 +264,7 @@ class _ChunkingCrossEncoder:
 
 
 def test_align_finds_the_chunking_of_a_reference_that_scores_long_documents_by_their_best_chunk(tmp_path, models_dir):
-    from tests.fixtures import tiny_models
+    from pipeline.testing import tiny_models
 
     bert = tiny_models.build_tiny_bert_cross_encoder(models_dir / "align-bert")
     long = " ".join(f"Sentence {i} about chunks, overlaps and which chunk wins the score." for i in range(40))

@@ -12,8 +12,8 @@ import pytest
 from pipeline.api.client import ApiClient, ApiConfigError
 from pipeline.config.api import ApiConfig, Dialect, Endpoint, ScoreType
 from pipeline.api.errors import FatalApiError, ResponseFormatError, RetriesExhausted
-from tests.servers.fake_api import expected_embedding, expected_score, max_overlap
-from tests.servers.helpers import CANARY_KEY, KEY_ENV
+from pipeline.testing.fake_api import expected_embedding, expected_score, max_overlap
+from tests.support.servers import CANARY_KEY, KEY_ENV
 
 QUERY = "什么是 softmax 的导数？"
 DOCS = ["∂s_i/∂z_j = s_i(δ_ij − s_j)", "def softmax(z): ...", "天气不错", "HTTP/2 multiplexing", "x"]
@@ -241,7 +241,7 @@ def test_config_errors_name_the_key(kw, words):
 
 
 def test_api_scorer_follows_the_scorer_contract(server):
-    from pipeline.api.scorer import ApiScorer
+    from pipeline.scorers.api import ApiScorer
     from pipeline.scorers.base import QueryGroup
     from pipeline.runtime.text import TextConfig
 

@@ -1,5 +1,5 @@
 """Wire conformance: the fakes are as strict as the real servers (each schema cites its source in
-tests/servers/fake_api.py), and the client passes them. Each test here names a mismatch a
+pipeline/testing/fake_api.py), and the client passes them. Each test here names a mismatch a
 permissive fake let through: Jina's `embedding_type`, vLLM's canonical paths, its template mode
 and `document` field, TEI's usage header, Cohere's search units, SiliconFlow's constraints, and
 TPM pacing that learns from the usage a server reports."""
@@ -20,7 +20,7 @@ from pipeline.api.client import ApiClient, ApiConfigError, validate_api_config
 from pipeline.api.collector import cost_of, estimate_plan, plan_requests
 from pipeline.config.api import ApiConfig, Dialect, Endpoint
 from tests.api.test_client import DOCS, QUERY, cfg_for, score
-from tests.servers.fake_api import expected_embedding, expected_score
+from pipeline.testing.fake_api import expected_embedding, expected_score
 
 
 def embed(cfg: ApiConfig, texts):

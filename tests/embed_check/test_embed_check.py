@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.__main__ import main
-from pipeline.config.demo import ReferenceConfig
-from pipeline.demo.reference_server import ReferenceServer
-from tests.fixtures.plain_embedder import PlainEmbedder
+from pipeline.config.reference import ReferenceConfig
+from pipeline.reference.server import ReferenceServer
+from pipeline.testing.plain_embedder import PlainEmbedder
 
 REPO = Path(__file__).resolve().parents[2]
 SERVED = "Qwen/Qwen3-Embedding-0.6B"
@@ -24,7 +24,7 @@ QUERIES = 6
 
 @pytest.fixture(scope="module")
 def qwen3_embedding(models_dir) -> Path:
-    from tests.fixtures import tiny_models
+    from pipeline.testing import tiny_models
 
     return tiny_models.build_tiny_qwen3_embedding(models_dir / "embed-check-qwen3")
 

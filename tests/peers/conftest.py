@@ -12,14 +12,14 @@ from tests.peers.infinity import MINILM, OTHER_RERANKER, RERANKER, transformers4
 @pytest.fixture(scope="session")
 def seqcls_dir(models_dir, reranker_dir) -> Path:
     """The seq-cls conversion of the tiny reranker, loadable by this project (transformers 5)."""
-    from tests.fixtures import tiny_models
+    from pipeline.testing import tiny_models
 
     return tiny_models.build_tiny_seq_cls(models_dir / "peer-seqcls", reranker_dir)
 
 
 @pytest.fixture(scope="session")
 def other_seqcls_dir(models_dir, reranker_v2_dir) -> Path:
-    from tests.fixtures import tiny_models
+    from pipeline.testing import tiny_models
 
     return tiny_models.build_tiny_seq_cls(models_dir / "peer-seqcls-other", reranker_v2_dir)
 

@@ -113,7 +113,7 @@ def _align_cfg(tmp: Path, dataset: Path, model: Path, served: str, base_url: str
 
 
 def test_align_from_the_model_card_finds_what_infinity_computes(infinity, dataset, reranker_dir, tmp_path):
-    from pipeline.stages.align import align
+    from pipeline.align.run import align
 
     result = align(_align_cfg(tmp_path, dataset, reranker_dir, RERANKER, infinity.base_url))
     best = {k: getattr(v, "value", v) for k, v in result.best.settings.items()}
@@ -124,7 +124,7 @@ def test_align_from_the_model_card_finds_what_infinity_computes(infinity, datase
 
 
 def test_align_against_other_weights_is_not_aligned(infinity, dataset, reranker_dir, tmp_path, capsys, monkeypatch):
-    from pipeline.stages import align as align_stage
+    from pipeline.align import run as align_stage
 
     cfg = _align_cfg(tmp_path, dataset, reranker_dir, OTHER_RERANKER, infinity.base_url)
     monkeypatch.setattr(align_stage, "align", lambda c, out=None, _real=align_stage.align: _real(cfg, out))

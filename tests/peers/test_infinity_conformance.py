@@ -1,4 +1,4 @@
-"""The fake infinity (tests/servers/fake_api.py) against the real one: the same requests to both,
+"""The fake infinity (pipeline/testing/fake_api.py) against the real one: the same requests to both,
 the same status codes, response fields and scores. Where the real server strips its inputs,
 ignores unknown fields or answers 422, the fake must too, or every test that trusts the fake
 proves less than it claims. The fake scores with the project's in-process scorers on the same
@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.scorers import LocalScorerConfig, QueryGroup, build_scorer
 from tests.peers.infinity import MINILM, RERANKER
-from tests.servers.fake_api import FakeApiServer
+from pipeline.testing.fake_api import FakeApiServer
 
 QUERY = "  what is the capital of china \n"
 DOCS = ["  Beijing is the capital of China.  ", "北京是中国的首都。\n", "gravity"]

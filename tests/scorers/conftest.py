@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures import tiny_models
+from pipeline.testing import tiny_models
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -51,7 +51,7 @@ def reranker(reranker_dir):
 
 @pytest.fixture(scope="session")
 def model_card(reranker_dir):
-    from tests.fixtures.model_card import ModelCardReranker
+    from pipeline.testing.model_card import ModelCardReranker
 
     return ModelCardReranker(reranker_dir)
 

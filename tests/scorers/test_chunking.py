@@ -18,7 +18,7 @@ LONG = " ".join(f"Sentence {i} about cross encoders, chunks, overlaps and the be
 
 @pytest.fixture(scope="module")
 def bert_dir(models_dir):
-    from tests.fixtures import tiny_models
+    from pipeline.testing import tiny_models
 
     return tiny_models.build_tiny_bert_cross_encoder(models_dir / "bert-cross-encoder")
 

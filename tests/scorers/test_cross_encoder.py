@@ -66,7 +66,7 @@ def test_rows_end_at_the_token_the_classifier_reads(row, expected):
 
 @pytest.fixture(scope="module")
 def two_segment_bert(models_dir):
-    from tests.fixtures import tiny_models
+    from pipeline.testing import tiny_models
 
     return tiny_models.build_tiny_bert_cross_encoder(models_dir / "bert-two-segments", type_vocab_size=2)
 
@@ -96,7 +96,7 @@ def test_a_two_segment_encoder_gets_the_token_types_of_the_pair_encoding(two_seg
                                    max_chunks_per_doc=4, overlap_tokens=8))
     np.testing.assert_allclose(chunked.score([QueryGroup(query, docs[:1])])[0], expected[:1], atol=1e-5)
     # a one-segment encoder (XLM-R / bge-reranker shape) is unchanged, fingerprint included
-    from tests.fixtures import tiny_models
+    from pipeline.testing import tiny_models
 
     one = build_scorer(cfg_for(tiny_models.build_tiny_bert_cross_encoder(models_dir / "bert-one-segment"),
                                template="none", max_length=128))

@@ -1,7 +1,7 @@
 """A local column from an HTTP engine (``local.engine``): the vLLM stand-in test.
 
 The stand-in is the fake API server with a real model behind its vLLM routes
-(:class:`tests.fixtures.plain_reranker.PlainPairReranker`): it tokenises the received text pair
+(:class:`pipeline.testing.plain_reranker.PlainPairReranker`): it tokenises the received text pair
 as vLLM does, with plain transformers code and no template of its own, and scores it with the
 same weights. It never calls the project's scorer. The column collected through it must equal
 the in-process column (``local.template=vllm``) to 1e-5.
@@ -22,9 +22,9 @@ from pipeline.scorers import LocalScorerConfig, build_scorer
 from pipeline.scorers.base import QueryGroup
 from pipeline.config.local import EngineConfig
 from pipeline.scorers.engine import EngineError
-from tests.fixtures.plain_embedder import PlainEmbedder
-from tests.fixtures.plain_reranker import PlainPairReranker
-from tests.servers.fake_api import FakeApiServer
+from pipeline.testing.plain_embedder import PlainEmbedder
+from pipeline.testing.plain_reranker import PlainPairReranker
+from pipeline.testing.fake_api import FakeApiServer
 
 SERVED = {"id": "Qwen/Qwen3-Reranker-0.6B", "root": "/models/qwen3-reranker-0.6b"}
 INSTRUCTION = "Judge {relevance} for: code & prose"  # braces and symbols go through untouched
@@ -154,7 +154,7 @@ def test_an_engine_that_is_down_stops_collect_with_one_line(reranker_dir, tmp_pa
 
 
 def test_resolve_reports_what_the_engine_serves(stand_in, reranker_dir, tmp_path):
-    from pipeline.stages.resolve import resolve_versions
+    from pipeline.collect.versions import resolve_versions
 
     cfg = cfg_for(tmp_path, reranker_dir, "resolve", f"local.engine.base_url={stand_in.base_url('vllm')}",
                   "collect.run_api=true", "reference.enabled=false", "api.api_key_env=null")

@@ -8,7 +8,7 @@ import torch
 
 from pipeline.scorers import LocalScorerConfig, QueryGroup, build_scorer
 from pipeline.scorers.packing import PackedBatch, SharedPrefix, common_prefix_length, run_packed
-from tests.fixtures.model_card import ModelCardReranker
+from pipeline.testing.model_card import ModelCardReranker
 
 
 @pytest.mark.parametrize(

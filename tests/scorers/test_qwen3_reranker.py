@@ -15,8 +15,8 @@ from pipeline.config.local import DType, Template
 from pipeline.scorers.loading import ScorerLoadError
 from pipeline.scorers.prompts import DEFAULT_INSTRUCTION, PromptEncoder
 from pipeline.runtime.text import TextConfig
-from tests.fixtures.model_card import ModelCardReranker
-from tests.fixtures.tiny_models import make_hub_cache
+from pipeline.testing.model_card import ModelCardReranker
+from pipeline.testing.tiny_models import make_hub_cache
 
 
 def flat_pairs(groups):
@@ -71,7 +71,7 @@ def test_equals_sigmoid_of_logit_difference(reranker, model_card):
 
 
 def model_card_format(query, doc):
-    from tests.fixtures.model_card import format_instruction
+    from pipeline.testing.model_card import format_instruction
 
     return format_instruction(None, query, doc)
 

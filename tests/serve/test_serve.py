@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from pipeline.__main__ import main
-from pipeline.config.demo import ReferenceConfig
-from pipeline.demo.reference_server import ReferenceServer
+from pipeline.config.reference import ReferenceConfig
+from pipeline.reference.server import ReferenceServer
 from pipeline.inference import load_calibrator
 from pipeline.core.loopback import BackgroundServer
 from pipeline.scorers import LocalScorerConfig, build_scorer
@@ -127,7 +127,7 @@ def test_plain_httpx_gets_calibrated_scores_sorted_with_index_and_usage(served, 
 
 def test_the_projects_api_client_reads_the_service_as_siliconflow(served, fitted, local_scorer):
     from pipeline.config.api import ApiConfig, Dialect
-    from pipeline.api.scorer import ApiScorer
+    from pipeline.scorers.api import ApiScorer
 
     cfg = ApiConfig(dialect=Dialect.siliconflow, base_url=served.url + "/v1", model=SERVED, api_key_env=KEY_ENV,
                     instruction="Given a web search query, retrieve relevant passages that answer the query",

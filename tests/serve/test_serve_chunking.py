@@ -23,7 +23,7 @@ DOCS = ["Rerankers read the query and the document together.", LONG]
 @pytest.fixture(scope="module")
 def bge_like(tmp_path_factory, models_dir):
     """A served artifact whose API model is bge-reranker-v2-m3, on a tiny BERT cross-encoder."""
-    from tests.fixtures import tiny_models
+    from pipeline.testing import tiny_models
 
     directory = tiny_models.build_tiny_bert_cross_encoder(models_dir / "serve-bert")
     cfg = LocalScorerConfig(kind="cross_encoder", model=str(directory), template="none", device="cpu", max_length=128)

@@ -21,7 +21,7 @@ TEXTS = ["penguins live in Antarctica", "the market closed higher", "bananas are
 
 @pytest.fixture(scope="module")
 def embedding(tmp_path_factory, models_dir):
-    from tests.fixtures import tiny_models
+    from pipeline.testing import tiny_models
 
     directory = tiny_models.build_tiny_qwen3_embedding(models_dir / "serve-embedding")
     cfg = LocalScorerConfig(kind="embedding", model=str(directory), device="cpu", pooling="last",

@@ -1,6 +1,6 @@
 """SiliconFlow's wire format on its own (``pipeline.wire``): what both servers accept, what they
 refuse (status, SiliconFlow's code, the message a client reads) and the exact response bodies.
-The HTTP tests (test_serve*.py, tests/demo/test_reference_server.py) check the same functions
+The HTTP tests (test_serve*.py, tests/reference/test_reference_server.py) check the same functions
 behind a real server; these check every rule without a model, in milliseconds."""
 
 from __future__ import annotations

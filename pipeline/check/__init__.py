@@ -1,0 +1,1 @@
+"""``python -m pipeline check``: the drift check of a deployed calibrator (:mod:`pipeline.check`)."""

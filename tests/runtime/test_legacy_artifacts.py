@@ -1,0 +1,36 @@
+"""Artifacts written before the package layout (#23) still load, both ways: the pickle-free spec,
+and the joblib file, whose pickle names its classes by their old module paths
+(``pipeline.calibrators``, ``pipeline.fusion``, ``pipeline.fusion_scale``). The two artifacts under
+tests/support/legacy_artifacts/ were written by that release, with ``probe.npy`` holding inputs
+and the predictions it made for them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.inference import load_calibrator
+
+LEGACY = Path(__file__).resolve().parents[1] / "support" / "legacy_artifacts"
+
+
+@pytest.mark.parametrize("name, k", [("single", 1), ("fused", 2)])
+@pytest.mark.parametrize("use_joblib", [False, True])
+def test_an_artifact_from_before_the_layout_predicts_what_it_did(name, k, use_joblib):
+    probe = np.load(LEGACY / name / "probe.npy")
+    x, expected = probe[:, :k], probe[:, k]
+    cal = load_calibrator(LEGACY / name, use_joblib=use_joblib)
+    np.testing.assert_allclose(cal(x if k > 1 else x[:, 0]), expected, rtol=0, atol=1e-12)
+
+
+def test_the_old_module_names_are_only_aliased_on_the_joblib_path():
+    """Loading the pickle-free spec (the default) adds no module aliases; the joblib path does,
+    and only after the hash check."""
+    code = ("import sys; from pipeline.inference import load_calibrator; "
+            f"load_calibrator({str(LEGACY / 'fused')!r}); assert 'pipeline.fusion' not in sys.modules; "
+            f"load_calibrator({str(LEGACY / 'fused')!r}, use_joblib=True); assert 'pipeline.fusion' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
