@@ -11,7 +11,7 @@ BIN    := $(VENV)/bin
 PEERS_VENV ?= .venv-infinity
 PEERS_PIN  := tests/peers/infinity-requirements.txt
 
-.PHONY: setup peers demo repro test mutate bench clean
+.PHONY: setup peers demo repro test test-fast lint format mutate bench clean
 
 setup: $(VENV)/.installed
 
@@ -41,8 +41,24 @@ demo: setup
 repro: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
-test: setup peers
+# everything: what CI and the README's test command run (lint first: it takes seconds)
+test: setup peers lint
 	$(BIN)/python -m pytest -q
+
+# the unit tests, under two minutes on 2 cores: no test marked slow (models trained or loaded,
+# whole stages) or integration (DVC and git, a wheel build, Ray, real third-party servers/clients)
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow and not integration"
+
+# ruff's lint and format check, and the package's layers (import-linter; also a test)
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 # mutation testing (not part of `make test`): mutmut on the modules that decide correctness, each
 # against its own tests (mutation/modules.py, at most 15 minutes a module), then the hand-planted

@@ -42,10 +42,10 @@ def fresh_clone(tmp_path_factory):
     session; tests that run commands in it must leave its tracked files as they are."""
     import shutil
 
-    from tests.demo.test_dvc_pipeline import Repo, _working_tree_files
+    from tests.support.dvc import Repo, working_tree_files
 
     root = tmp_path_factory.mktemp("fresh-clone")
-    for rel in _working_tree_files():
+    for rel in working_tree_files():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, root / rel)
     clone = Repo(root)

@@ -16,7 +16,7 @@ import numpy as np
 from pipeline.scorers.base import QueryGroup
 
 if TYPE_CHECKING:
-    from pipeline.config.schema import PipelineConfig
+    from pipeline.config.collect import ScoringSettings
     from pipeline.config.local import LocalScorerConfig
 
 _WEIGHTS = ("kind", "model", "revision", "dtype", "device", "attn_implementation", "cache_dir", "local_files_only")
@@ -26,7 +26,7 @@ class CandidateScorers:
     """``score(settings, groups)``: the local config with ``settings`` applied, on raw query groups
     (the scorer applies text preprocessing and strip_texts itself, as collect does)."""
 
-    def __init__(self, cfg: "PipelineConfig") -> None:
+    def __init__(self, cfg: "ScoringSettings") -> None:
         self.cfg = cfg
         self.loaded: dict[tuple, Any] = {}
         self.loads = 0

@@ -31,6 +31,7 @@ from sklearn.model_selection import GroupKFold, KFold
 from sklearn.preprocessing import PolynomialFeatures
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
 
+from pipeline.calibration.ranges import CV_FOLDS, DEGREE, SIGMOID_C
 from pipeline.runtime.spec import compile_calibrator
 
 __all__ = [
@@ -81,13 +82,63 @@ class _MonotoneCalibrator(TransformerMixin, RegressorMixin, BaseEstimator):
         return x, y, sample_weight
 
     def to_spec(self) -> dict[str, Any]:
+        """Describe the fitted calibrator as a JSON-able spec (each family defines it).
+
+        Returns
+        -------
+        dict
+            A ``calibrator`` entry of :mod:`pipeline.runtime.spec`.
+
+        Raises
+        ------
+        NotImplementedError
+            Always: the families override it.
+        """
         raise NotImplementedError
 
     def predict(self, X) -> np.ndarray:
+        """Map scores onto the reference scale.
+
+        Runs the pickle-free spec (:func:`pipeline.runtime.spec.compile_calibrator` on
+        :meth:`to_spec`), the code ``calibrator.json`` is applied with at inference, so the fitted
+        estimator and the exported artifact cannot give different numbers.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples,) or (n_samples, 1)
+            Scores of the source the calibrator was fitted on.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Calibrated scores, non-decreasing in ``X``.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Before ``fit``.
+        ValueError
+            When ``X`` has more than one column or is not numeric.
+        """
         check_is_fitted(self)
         return compile_calibrator(self.to_spec())(_as_1d(X))
 
     def transform(self, X) -> np.ndarray:
+        """Map scores onto the reference scale, as :meth:`predict` does.
+
+        A calibrator is also a transformer so that it can be a step of a scikit-learn
+        ``Pipeline`` in front of another estimator.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples,) or (n_samples, 1)
+            Scores of the source the calibrator was fitted on.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Calibrated scores.
+        """
         return self.predict(X)
 
     def __sklearn_tags__(self):
@@ -98,16 +149,58 @@ class _MonotoneCalibrator(TransformerMixin, RegressorMixin, BaseEstimator):
 
 
 class IdentityCalibrator(_MonotoneCalibrator):
-    """The baseline: scores pass through unchanged (no clipping).
+    """Pass scores through unchanged (no clipping): the baseline every calibrator must beat.
 
-    Every other calibrator has to beat it on held-out data to be chosen by ``auto``.
+    :class:`AutoCalibrator` always includes it, so ``auto`` never exports a curve that is worse
+    than leaving the scores alone on held-out data. It takes no parameters.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Always 1.
+    x_min_, x_max_, y_lo_, y_hi_ : float
+        Training ranges, recorded for symmetry with the other families (not applied).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> IdentityCalibrator().fit([0.2, 0.8], [0.1, 0.9]).predict(np.array([5.0]))
+    array([5.])
     """
 
     def fit(self, X, y, sample_weight=None):
+        """Check the training data; there is nothing to learn.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples,) or (n_samples, 1)
+            Local scores.
+        y : array-like of shape (n_samples,)
+            Reference scores.
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights; accepted for a uniform ``fit`` signature.
+
+        Returns
+        -------
+        self : object
+            The fitted calibrator.
+
+        Raises
+        ------
+        ValueError
+            On fewer than 2 samples, mismatched lengths or negative weights, like every family.
+        """
         self._validate_fit(X, y, sample_weight)
         return self
 
     def to_spec(self) -> dict[str, Any]:
+        """Describe the calibrator for ``calibrator.json``.
+
+        Returns
+        -------
+        dict
+            ``{"family": "identity"}``.
+        """
         check_is_fitted(self)
         return {"family": "identity"}
 
@@ -135,7 +228,7 @@ def _bernstein_power_basis(degree: int) -> np.ndarray:
 
 
 class PolynomialCalibrator(_MonotoneCalibrator):
-    """Polynomial map (third order by default) fitted with PolynomialFeatures + LinearRegression.
+    """Fit a monotone polynomial map (third order by default) of the score onto the reference.
 
     How monotonicity is guaranteed: the score is rescaled to ``t`` in [0, 1] over the training
     range and an unconstrained least-squares polynomial is fitted first. Its derivative's exact
@@ -149,17 +242,29 @@ class PolynomialCalibrator(_MonotoneCalibrator):
     Parameters
     ----------
     degree : int, default=3
-    y_min, y_max : float or None
-        Output clip range; ``None`` uses the target's training range.
+        Polynomial degree, in :data:`pipeline.calibration.ranges.DEGREE` (1 to 10; the config's
+        ``calibrator.degree`` reads the same range). Low degrees are the point: the map should
+        bend, not follow the noise.
+    y_min, y_max : float or None, default=None
+        Output clip range; ``None`` uses the target's training range, so the calibrated score
+        never leaves the values the reference was seen to take.
     tol : float, default=1e-9
-        Slack (relative to the target range) when checking the derivative's sign.
+        Slack (relative to the target range) when checking the derivative's sign, so rounding
+        noise on a flat stretch does not force the constrained fit.
 
     Attributes
     ----------
     coef_ : ndarray of shape (degree + 1,)
         Power-basis coefficients in ``t = (x - x_min_) / (x_max_ - x_min_)``.
     method_ : {"free", "bernstein", "constant"}
-    x_min_, x_max_, y_lo_, y_hi_ : float
+        Which fit was kept: the unconstrained one, the monotone Bernstein fallback, or a
+        constant (no spread in the scores or the target, or no increasing relation).
+    n_features_in_ : int
+        Always 1.
+    x_min_, x_max_ : float
+        Training range of the scores; inputs are clamped to it.
+    y_lo_, y_hi_ : float
+        Output clip range actually applied.
 
     Examples
     --------
@@ -177,9 +282,31 @@ class PolynomialCalibrator(_MonotoneCalibrator):
         self.tol = tol
 
     def fit(self, X, y, sample_weight=None):
+        """Fit the polynomial, falling back to the monotone Bernstein fit when the free one turns down.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples,) or (n_samples, 1)
+            Local scores.
+        y : array-like of shape (n_samples,)
+            Reference scores for the same pairs.
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights of the least-squares fit.
+
+        Returns
+        -------
+        self : object
+            The fitted calibrator.
+
+        Raises
+        ------
+        ValueError
+            When ``degree`` is outside :data:`~pipeline.calibration.ranges.DEGREE`, ``y_min``
+            exceeds ``y_max``, or the data are unusable (fewer than 2 samples, lengths differ,
+            negative weights).
+        """
         x, y, w = self._validate_fit(X, y, sample_weight)
-        if not isinstance(self.degree, (int, np.integer)) or self.degree < 1:
-            raise ValueError(f"degree must be an integer >= 1, got {self.degree!r}")
+        DEGREE.check("degree", self.degree)
         degree = int(self.degree)
         width = self.x_max_ - self.x_min_
         if width <= 0 or np.ptp(y) == 0:
@@ -208,6 +335,13 @@ class PolynomialCalibrator(_MonotoneCalibrator):
         return self
 
     def to_spec(self) -> dict[str, Any]:
+        """Describe the fitted polynomial for ``calibrator.json``.
+
+        Returns
+        -------
+        dict
+            ``{"family": "poly", "x_range", "y_range", "coef"}`` (see :mod:`pipeline.runtime.spec`).
+        """
         check_is_fitted(self)
         return {
             "family": "poly",
@@ -218,15 +352,26 @@ class PolynomialCalibrator(_MonotoneCalibrator):
 
 
 class IsotonicCalibrator(_MonotoneCalibrator):
-    """Isotonic regression (``IsotonicRegression(increasing=True, out_of_bounds="clip")``).
+    """Fit isotonic regression (``IsotonicRegression(increasing=True, out_of_bounds="clip")``).
 
     Monotone by construction; flexible but step-shaped, so it needs more data than ``poly`` or
     ``sigmoid`` and can create ties (which rank metrics then see).
+
+    Parameters
+    ----------
+    y_min, y_max : float or None, default=None
+        Output range; ``None`` uses the target's training range.
 
     Attributes
     ----------
     knots_x_, knots_y_ : ndarray
         The fitted piecewise-linear interpolation knots.
+    n_features_in_ : int
+        Always 1.
+    x_min_, x_max_ : float
+        Training range of the scores.
+    y_lo_, y_hi_ : float
+        Output range actually applied.
     """
 
     def __init__(self, y_min: float | None = None, y_max: float | None = None):
@@ -234,6 +379,27 @@ class IsotonicCalibrator(_MonotoneCalibrator):
         self.y_max = y_max
 
     def fit(self, X, y, sample_weight=None):
+        """Fit the non-decreasing step function and keep its knots.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples,) or (n_samples, 1)
+            Local scores.
+        y : array-like of shape (n_samples,)
+            Reference scores for the same pairs.
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights.
+
+        Returns
+        -------
+        self : object
+            The fitted calibrator.
+
+        Raises
+        ------
+        ValueError
+            When ``y_min`` exceeds ``y_max`` or the data are unusable.
+        """
         x, y, w = self._validate_fit(X, y, sample_weight)
         iso = IsotonicRegression(increasing=True, out_of_bounds="clip", y_min=self.y_lo_, y_max=self.y_hi_)
         iso.fit(x, y, sample_weight=w)
@@ -242,6 +408,13 @@ class IsotonicCalibrator(_MonotoneCalibrator):
         return self
 
     def to_spec(self) -> dict[str, Any]:
+        """Describe the fitted knots for ``calibrator.json``.
+
+        Returns
+        -------
+        dict
+            ``{"family": "isotonic", "x", "y", "y_range"}`` (see :mod:`pipeline.runtime.spec`).
+        """
         check_is_fitted(self)
         return {
             "family": "isotonic",
@@ -252,7 +425,7 @@ class IsotonicCalibrator(_MonotoneCalibrator):
 
 
 class SigmoidCalibrator(_MonotoneCalibrator):
-    """Platt-style scaling: ``y = lo + (hi - lo) * sigmoid(a * z + b)`` with ``a >= 0``.
+    """Fit Platt-style scaling: ``y = lo + (hi - lo) * sigmoid(a * z + b)`` with ``a >= 0``.
 
     ``z`` is ``logit(x)`` when the training scores lie in [0, 1] (reranker probabilities), else
     ``x`` itself (raw logits, cosines). The target is scaled to ``u`` in [0, 1] -- [0, 1] itself
@@ -266,10 +439,28 @@ class SigmoidCalibrator(_MonotoneCalibrator):
     Parameters
     ----------
     C : float, default=100.0
-        Inverse L2 strength on the slope (on standardised ``z``).
-    input : {"auto", "logit", "identity"}
-    y_min, y_max : float or None
+        Inverse L2 strength on the slope (on standardised ``z``), in
+        :data:`pipeline.calibration.ranges.SIGMOID_C` (> 0). Large: the penalty only keeps
+        separable data from driving the slope to infinity.
+    input : {"auto", "logit", "identity"}, default="auto"
+        How the score enters: ``auto`` takes the logit of scores that all lie in [0, 1].
+    y_min, y_max : float or None, default=None
         Output range; ``None`` uses [0, 1] for probability targets, else the training range.
+
+    Attributes
+    ----------
+    a_, b_ : float
+        Slope (``>= 0``) and intercept on the original ``z`` scale.
+    input_ : {"logit", "identity"}
+        The input mode ``auto`` resolved to.
+    method_ : {"logistic", "constant"}
+        ``constant`` when the scores or the target do not vary or the fitted slope was negative.
+    n_features_in_ : int
+        Always 1.
+    x_min_, x_max_ : float
+        Training range of the scores.
+    y_lo_, y_hi_ : float
+        Output range actually applied.
     """
 
     def __init__(self, C: float = 100.0, input: str = "auto", y_min: float | None = None, y_max: float | None = None):
@@ -279,7 +470,30 @@ class SigmoidCalibrator(_MonotoneCalibrator):
         self.y_max = y_max
 
     def fit(self, X, y, sample_weight=None):
+        """Fit slope and intercept by cross-entropy against the reference scaled to [0, 1].
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples,) or (n_samples, 1)
+            Local scores.
+        y : array-like of shape (n_samples,)
+            Reference scores for the same pairs.
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights of the cross-entropy.
+
+        Returns
+        -------
+        self : object
+            The fitted calibrator.
+
+        Raises
+        ------
+        ValueError
+            When ``C`` is outside :data:`~pipeline.calibration.ranges.SIGMOID_C`, ``input`` is
+            unknown, ``input="logit"`` meets scores outside [0, 1], or the data are unusable.
+        """
         x, y, w = self._validate_fit(X, y, sample_weight)
+        SIGMOID_C.check("C", self.C)
         if self.input not in {"auto", "logit", "identity"}:
             raise ValueError(f"input must be 'auto', 'logit' or 'identity', got {self.input!r}")
         if self.y_min is None and self.y_max is None and y.min() >= 0.0 and y.max() <= 1.0:
@@ -317,6 +531,14 @@ class SigmoidCalibrator(_MonotoneCalibrator):
         self.method_ = "constant"
 
     def to_spec(self) -> dict[str, Any]:
+        """Describe the fitted sigmoid for ``calibrator.json``.
+
+        Returns
+        -------
+        dict
+            ``{"family": "sigmoid", "input", "a", "b", "y_range"}``, plus ``eps`` (the logit's
+            clip) for logit input (see :mod:`pipeline.runtime.spec`).
+        """
         check_is_fitted(self)
         spec = {"family": "sigmoid", "input": self.input_, "a": self.a_, "b": self.b_, "y_range": [self.y_lo_, self.y_hi_]}
         if self.input_ == "logit":
@@ -325,15 +547,40 @@ class SigmoidCalibrator(_MonotoneCalibrator):
 
 
 def fit_soft_logistic(z: np.ndarray, u: np.ndarray, w: np.ndarray, C: float, max_iter: int = 100) -> tuple[float, float]:
-    """Minimise sum_i w_i CE(u_i, sigmoid(a z_i + b)) + a^2 / (2 C) by damped Newton steps.
+    """Minimise ``sum_i w_i CE(u_i, sigmoid(a z_i + b)) + a^2 / (2 C)`` by damped Newton steps.
 
     This is ``LogisticRegression(C=C)`` fitted on soft labels (each row as label 1 with weight
     ``w u`` and label 0 with weight ``w (1 - u)``; tested equal), solved directly in the two
     parameters: on 100k pairs scikit-learn's solvers spend ~0.1-0.3 s per fit on the duplicated
     rows, which dominated cross-validated evaluation; this takes a few milliseconds.
+
+    Parameters
+    ----------
+    z : ndarray of shape (n_samples,)
+        The (standardised) input.
+    u : ndarray of shape (n_samples,)
+        Soft labels in [0, 1].
+    w : ndarray of shape (n_samples,)
+        Non-negative sample weights.
+    C : float
+        Inverse L2 strength on the slope ``a`` (the intercept is not penalised), in
+        :data:`pipeline.calibration.ranges.SIGMOID_C`.
+    max_iter : int, default=100
+        Newton steps at most; the objective is convex, so a handful usually suffice.
+
+    Returns
+    -------
+    a : float
+        The slope.
+    b : float
+        The intercept.
+
+    Raises
+    ------
+    ValueError
+        When ``C`` is not positive.
     """
-    if not C > 0:
-        raise ValueError(f"C must be positive, got {C!r}")
+    SIGMOID_C.check("C", C)
     mean_u = float(np.clip(np.average(u, weights=w), 1e-12, 1 - 1e-12))
     theta = np.array([0.0, np.log(mean_u / (1 - mean_u))])
 
@@ -375,7 +622,34 @@ _FAMILIES = {
 
 
 def make_calibrator(family: str, **params: Any) -> _MonotoneCalibrator:
-    """Build a calibrator by family name, passing only the parameters that family takes."""
+    """Build a calibrator by family name, passing only the parameters that family takes.
+
+    The config names one family and sets every family's parameters; filtering here lets the
+    caller pass them all (``degree`` reaches ``poly`` and ``auto``, not ``isotonic``).
+
+    Parameters
+    ----------
+    family : {"auto", "poly", "isotonic", "sigmoid", "identity"}
+        The calibrator family.
+    **params
+        Constructor parameters; those the family does not take are dropped, and their values are
+        validated by the family's ``fit``, not here.
+
+    Returns
+    -------
+    calibrator
+        An unfitted estimator of the family.
+
+    Raises
+    ------
+    ValueError
+        For an unknown family.
+
+    Examples
+    --------
+    >>> make_calibrator("isotonic", degree=5, y_min=0.0)
+    IsotonicCalibrator(y_min=0.0)
+    """
     if family == "auto":
         return AutoCalibrator(**{k: v for k, v in params.items() if k in AutoCalibrator._get_param_names()})
     try:
@@ -386,12 +660,37 @@ def make_calibrator(family: str, **params: Any) -> _MonotoneCalibrator:
 
 
 def grouped_splits(n_samples: int, groups: np.ndarray | None, n_splits: int, seed: int):
-    """CV splits that never put one query in both train and test (KFold when no groups),
-    shuffled by ``seed`` (no default: every caller passes its configured seed).
+    """Split rows for cross-validation so that no query is in both train and test.
 
-    ``n_splits`` is reduced to the number of groups when there are fewer; fewer than 2 groups
-    cannot be cross-validated and raises ``ValueError``.
+    Pairs of one query share the query's difficulty and the reference's mood for it; a query on
+    both sides would make held-out figures optimistic. Without groups the rows are split with
+    ``KFold``. Both are shuffled by ``seed``, which has no default: every caller passes its
+    configured seed.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of rows.
+    groups : ndarray of shape (n_samples,) or None
+        Query id of each row; ``None`` splits rows individually.
+    n_splits : int
+        Folds wanted, in :data:`pipeline.calibration.ranges.CV_FOLDS` (>= 2); reduced to the
+        number of groups (or rows) when there are fewer.
+    seed : int
+        Shuffle seed.
+
+    Returns
+    -------
+    list of tuple of ndarray
+        ``(train_indices, test_indices)`` per fold.
+
+    Raises
+    ------
+    ValueError
+        When ``n_splits`` is outside the range, or fewer than 2 groups (rows) leave nothing to
+        hold out.
     """
+    CV_FOLDS.check("n_splits", n_splits)
     if groups is None:
         k = min(n_splits, n_samples)
         if k < 2:
@@ -412,12 +711,34 @@ class AutoCalibrator(_MonotoneCalibrator):
     held-out data. With fewer than 2 query groups nothing can be held out and identity is kept
     (with a warning).
 
+    Parameters
+    ----------
+    candidates : tuple of str, default=("poly", "isotonic", "sigmoid", "identity")
+        Families to compare (enum members with a ``value`` are accepted); ``identity`` is added
+        when missing.
+    n_splits : int, default=5
+        Cross-validation folds, in :data:`pipeline.calibration.ranges.CV_FOLDS` (>= 2).
+    degree : int, default=3
+        Passed to the ``poly`` candidate.
+    C : float, default=100.0
+        Passed to the ``sigmoid`` candidate.
+    y_min, y_max : float or None, default=None
+        Output range passed to every candidate.
+    random_state : int, default=0
+        Seed of the fold shuffle, so the choice is reproducible.
+
     Attributes
     ----------
     chosen_ : str
+        The family kept.
     cv_mse_ : dict[str, float]
-        Held-out MSE of every candidate.
-    best_ : fitted calibrator
+        Held-out MSE of every candidate; empty when nothing could be held out.
+    best_ : calibrator
+        The chosen family refitted on all rows; it does the predicting.
+    n_features_in_ : int
+        Always 1.
+    x_min_, x_max_, y_lo_, y_hi_ : float
+        Training ranges (the chosen calibrator keeps its own).
     """
 
     def __init__(
@@ -442,7 +763,40 @@ class AutoCalibrator(_MonotoneCalibrator):
         return make_calibrator(family, degree=self.degree, C=self.C, y_min=self.y_min, y_max=self.y_max)
 
     def fit(self, X, y, groups=None, sample_weight=None):
+        """Cross-validate every candidate by query, keep the best and refit it on all rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples,) or (n_samples, 1)
+            Local scores.
+        y : array-like of shape (n_samples,)
+            Reference scores for the same pairs.
+        groups : array-like of shape (n_samples,), optional
+            Query id of each pair; without it rows are split individually, which lets pairs of
+            one query sit on both sides of a fold.
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights, used by the candidates and the held-out MSE.
+
+        Returns
+        -------
+        self : object
+            The fitted calibrator.
+
+        Raises
+        ------
+        ValueError
+            For an unknown candidate, ``n_splits`` outside
+            :data:`~pipeline.calibration.ranges.CV_FOLDS`, a candidate's invalid parameter
+            (``degree``, ``C``), or unusable data.
+
+        Warns
+        -----
+        UserWarning
+            When the data cannot be cross-validated (fewer than 2 groups, a fold with fewer than
+            2 training pairs); identity is kept.
+        """
         x, y, w = self._validate_fit(X, y, sample_weight)
+        CV_FOLDS.check("n_splits", self.n_splits)
         names = [str(getattr(c, "value", c)) for c in self.candidates]
         unknown = [n for n in names if n not in _FAMILIES]
         if unknown:
@@ -472,10 +826,32 @@ class AutoCalibrator(_MonotoneCalibrator):
         return self
 
     def to_spec(self) -> dict[str, Any]:
+        """Describe the chosen calibrator; the artifact records the family, not the search.
+
+        Returns
+        -------
+        dict
+            ``best_.to_spec()``.
+        """
         check_is_fitted(self)
         return self.best_.to_spec()
 
 
 def calibrator_fit_params(calibrator: BaseEstimator, groups: np.ndarray | None) -> dict[str, Any]:
-    """Only ``auto`` uses query groups while fitting; others take the plain (X, y) signature."""
+    """Give the extra ``fit`` arguments a calibrator takes: the query groups for ``auto`` only.
+
+    The other families take the plain ``(X, y)`` signature, and passing ``groups`` would fail.
+
+    Parameters
+    ----------
+    calibrator : estimator
+        The calibrator about to be fitted.
+    groups : ndarray of shape (n_samples,) or None
+        Query id of each row.
+
+    Returns
+    -------
+    dict
+        ``{"groups": groups}`` for an :class:`AutoCalibrator`, else empty.
+    """
     return {"groups": groups} if isinstance(calibrator, AutoCalibrator) else {}

@@ -35,7 +35,10 @@ from sklearn.utils.validation import check_array, check_consistent_length, check
 from pipeline.calibration.calibrators import calibrator_fit_params, grouped_splits
 from pipeline.calibration.fusion_scale import SourceScale, infer_score_type, target_scale
 from pipeline.calibration.pairwise import PairwiseRankWeights
+from pipeline.calibration.ranges import CV_FOLDS
 from pipeline.runtime.spec import FORMAT, compile_fusion
+
+__all__ = ["OBJECTIVES", "NonNegativeFusion", "ScoreCalibrationModel"]
 
 OBJECTIVES = ("auto", "rank", "score")
 
@@ -52,6 +55,10 @@ def _center_by_group(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
 class NonNegativeFusion(TransformerMixin, BaseEstimator):
     """Map k sources onto a fusion scale, standardise, combine with non-negative weights summing to 1.
 
+    Non-negative, because a source used "backwards" would reward it for disagreeing with the
+    reference; summing to 1, because the calibrator after the fusion sets the scale anyway and a
+    normalised weight reads as the source's share.
+
     Parameters
     ----------
     objective : {"score", "rank"}, default="score"
@@ -61,22 +68,29 @@ class NonNegativeFusion(TransformerMixin, BaseEstimator):
         Per-source scale, see :mod:`pipeline.calibration.fusion_scale`.
     center : {"none", "query"}, default="none"
         Score objective only: fit on all values, or on within-query deviations (needs groups).
-    source_types : list of str or None
+    source_types : list of str or None, default=None
         Score type per column (``scale="type"``); None infers them from the values.
-    target_type : str or None
+    target_type : str or None, default=None
         Score type of the reference (``scale`` other than raw); None infers it.
     auto_splits : int, default=3
-        Query-group folds ``objective="auto"`` uses (read by :class:`ScoreCalibrationModel`).
+        Query-group folds ``objective="auto"`` uses (read by :class:`ScoreCalibrationModel`), in
+        :data:`pipeline.calibration.ranges.CV_FOLDS` (>= 2).
     random_state : int, default=0
+        Seed of the rank objective's pair sampling and of the ``auto`` folds.
 
     Attributes
     ----------
-    scales_ : list of fitted :class:`SourceScale`
+    scales_ : list of SourceScale
+        The fitted per-source maps (:class:`~pipeline.calibration.fusion_scale.SourceScale`).
     mean_, scale_ : ndarray of shape (k,)
-        Of the mapped sources.
+        Mean and standard deviation of the mapped sources (1 for a constant source).
     weights_ : ndarray of shape (k,)
         Non-negative, sum to 1. Equal weights when the fit put zero weight everywhere
         (``degenerate_`` is then True).
+    degenerate_ : bool
+        Whether the fit gave every source zero weight.
+    n_features_in_ : int
+        Number of sources k.
     """
 
     def __init__(self, objective: str = "score", scale: str = "calibrated", center: str = "none",
@@ -91,6 +105,30 @@ class NonNegativeFusion(TransformerMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, y, groups=None):
+        """Fit each source's scale map, then the non-negative weights for ``objective``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, k)
+            One column per local source.
+        y : array-like of shape (n_samples,)
+            Reference scores for the same pairs.
+        groups : array-like of shape (n_samples,), optional
+            Query id of each pair; required by ``objective="rank"`` (pairs are formed within a
+            query) and by ``center="query"``.
+
+        Returns
+        -------
+        self : object
+            The fitted fusion.
+
+        Raises
+        ------
+        ValueError
+            For an objective other than ``score``/``rank`` (``auto`` included), an unknown
+            ``center``, missing groups where they are needed, or as many ``source_types`` as
+            there are not columns.
+        """
         X = check_array(X, dtype=np.float64)
         y = check_array(y, dtype=np.float64, ensure_2d=False)
         check_consistent_length(X, y)
@@ -131,6 +169,16 @@ class NonNegativeFusion(TransformerMixin, BaseEstimator):
         return self
 
     def to_spec(self) -> dict[str, Any]:
+        """Describe the fitted fusion for ``calibrator.json``.
+
+        ``nonneg_linear`` when every source map is the identity (the form earlier releases
+        wrote, so a raw-scale fusion's artifact is unchanged), ``mapped_linear`` otherwise.
+
+        Returns
+        -------
+        dict
+            The ``fusion`` entry of :mod:`pipeline.runtime.spec`.
+        """
         check_is_fitted(self)
         maps = [s.to_spec() for s in self.scales_]
         spec: dict[str, Any] = {"kind": "nonneg_linear"}
@@ -144,21 +192,59 @@ class NonNegativeFusion(TransformerMixin, BaseEstimator):
         return spec
 
     def transform(self, X) -> np.ndarray:
+        """Fuse the sources into one score, with the code inference runs on the spec.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, k)
+            The sources, in the column order of ``fit``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            The fused (pre-calibration) score.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Before ``fit``.
+        """
         check_is_fitted(self)
         X = check_array(X, dtype=np.float64)
         return compile_fusion(self.to_spec(), self.n_features_in_)(X)
 
 
 class ScoreCalibrationModel(RegressorMixin, BaseEstimator):
-    """Optional fusion followed by a monotone calibrator; predicts the reference scale.
+    """Fuse the sources (optionally), then calibrate: the model ``fit`` exports.
+
+    One estimator for the whole map from local scores to the reference scale, so that
+    cross-validation refits fusion and calibrator together (a calibrator fitted on a fusion that
+    saw the test rows would look better than it is), and one ``to_spec()`` describes the
+    artifact.
 
     Parameters
     ----------
-    calibrator : estimator from :mod:`pipeline.calibration.calibrators`
-    fusion : NonNegativeFusion or None
-        Required when X has more than one column.
-    sources : list of str or None
-        Column names, in X's column order; recorded in the spec.
+    calibrator : estimator
+        An unfitted calibrator from :mod:`pipeline.calibration.calibrators`; cloned in ``fit``.
+    fusion : NonNegativeFusion or None, default=None
+        Required when X has more than one column; cloned in ``fit``. Its ``objective="auto"`` is
+        resolved here, by the held-out ``combined`` figure of the calibrated result.
+    sources : list of str or None, default=None
+        Column names, in X's column order; recorded in the spec so that inference can check the
+        caller's columns.
+
+    Attributes
+    ----------
+    fusion_ : NonNegativeFusion or None
+        The fitted fusion (None for a single source without fusion).
+    calibrator_ : calibrator
+        The fitted calibrator on the fused score.
+    sources_ : list of str
+        Column names (``source_<i>`` when none were given).
+    objective_scores_ : dict[str, float]
+        Held-out ``combined`` per objective when ``auto`` chose one; else empty.
+    n_features_in_ : int
+        Number of sources.
     """
 
     def __init__(self, calibrator, fusion=None, sources=None):
@@ -167,6 +253,35 @@ class ScoreCalibrationModel(RegressorMixin, BaseEstimator):
         self.sources = sources
 
     def fit(self, X, y, groups=None):
+        """Fit the fusion (choosing its objective when ``auto``), then the calibrator on its output.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples,) or (n_samples, k)
+            The local sources.
+        y : array-like of shape (n_samples,)
+            Reference scores for the same pairs.
+        groups : array-like of shape (n_samples,), optional
+            Query id of each pair; needed by the rank objective, ``auto`` and grouped
+            cross-validation inside the calibrator.
+
+        Returns
+        -------
+        self : object
+            The fitted model.
+
+        Raises
+        ------
+        ValueError
+            When several sources come without a fusion, the number of ``sources`` names differs
+            from the columns, ``objective="auto"`` has no groups or its ``auto_splits`` is outside
+            :data:`~pipeline.calibration.ranges.CV_FOLDS`, or a step refuses its parameters.
+
+        Warns
+        -----
+        UserWarning
+            When ``auto`` cannot hold out query groups; ``score`` is used.
+        """
         X = check_array(X, dtype=np.float64, ensure_2d=False)
         if X.ndim == 1:
             X = X[:, None]
@@ -203,6 +318,7 @@ class ScoreCalibrationModel(RegressorMixin, BaseEstimator):
 
         if groups is None:
             raise ValueError("fusion.objective=auto needs the query groups")
+        CV_FOLDS.check("auto_splits", self.fusion.auto_splits)
         groups = np.asarray(groups)
         try:
             splits = grouped_splits(X.shape[0], groups, self.fusion.auto_splits, self.fusion.random_state)
@@ -220,7 +336,21 @@ class ScoreCalibrationModel(RegressorMixin, BaseEstimator):
         return scores
 
     def fused(self, X) -> np.ndarray:
-        """The pre-calibration score (the single source itself when there is no fusion)."""
+        """Compute the pre-calibration score (the single source itself when there is no fusion).
+
+        The report plots and evaluates it next to the calibrated score, to show what the fusion
+        and the calibrator each contribute.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples,) or (n_samples, k)
+            The local sources.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            The fused score.
+        """
         check_is_fitted(self)
         X = check_array(X, dtype=np.float64, ensure_2d=False)
         if X.ndim == 1:
@@ -228,9 +358,29 @@ class ScoreCalibrationModel(RegressorMixin, BaseEstimator):
         return X[:, 0] if self.fusion_ is None else self.fusion_.transform(X)
 
     def predict(self, X) -> np.ndarray:
+        """Map local scores onto the reference scale: fuse, then calibrate.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples,) or (n_samples, k)
+            The local sources.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Calibrated scores.
+        """
         return self.calibrator_.predict(self.fused(X))
 
     def to_spec(self) -> dict[str, Any]:
+        """Describe the fitted model pickle-free: the content of ``calibrator.json``.
+
+        Returns
+        -------
+        dict
+            ``{"format", "sources", "fusion", "calibrator"}``, read back by
+            :func:`pipeline.runtime.spec.compile_spec`.
+        """
         check_is_fitted(self)
         return {
             "format": FORMAT,

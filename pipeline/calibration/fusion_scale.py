@@ -35,6 +35,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from pipeline.runtime.spec import compile_input_map
 
+__all__ = ["LOGIT_EPS", "MAX_KNOTS", "SCALES", "SCORE_TYPES", "SourceScale", "infer_score_type", "logit",
+           "midpoint_knots", "resolve_score_types", "target_scale"]
+
 SCORE_TYPES = ("probability", "logit", "cosine", "unbounded")
 SCALES = ("calibrated", "type", "raw")
 #: probabilities are clipped to [eps, 1 - eps] before the logit (|logit| <= 13.8)
@@ -45,23 +48,77 @@ MAX_KNOTS = 128
 
 
 def logit(p: np.ndarray, eps: float = LOGIT_EPS) -> np.ndarray:
+    """Take the log-odds of probabilities, clipped so that 0 and 1 stay finite.
+
+    Parameters
+    ----------
+    p : array-like
+        Probabilities.
+    eps : float, default=LOGIT_EPS
+        Clip to ``[eps, 1 - eps]`` first; a reranker's 0.0 or 1.0 would otherwise become an
+        infinite score that dominates any weighted sum.
+
+    Returns
+    -------
+    ndarray
+        ``log(q / (1 - q))`` with ``q = clip(p, eps, 1 - eps)``, as float64.
+    """
     q = np.clip(np.asarray(p, dtype=np.float64), eps, 1.0 - eps)
     return np.log(q / (1.0 - q))
 
 
 def infer_score_type(values: np.ndarray) -> str:
-    """``probability`` when every value lies in [0, 1], else ``unbounded``."""
+    """Guess a column's score type from its values: ``probability`` when all lie in [0, 1].
+
+    A guess, hence the fallback of :func:`resolve_score_types` only: a cosine column that
+    happens to be non-negative would be taken for a probability.
+
+    Parameters
+    ----------
+    values : array-like
+        The column's scores.
+
+    Returns
+    -------
+    str
+        ``"probability"`` when every value lies in [0, 1] (and there is one), else
+        ``"unbounded"``.
+    """
     values = np.asarray(values, dtype=np.float64)
     return "probability" if values.size and values.min() >= 0.0 and values.max() <= 1.0 else "unbounded"
 
 
 def resolve_score_types(columns: list[str], values: dict[str, np.ndarray], sidecar: dict[str, Any],
                         configured: dict[str, str]) -> tuple[dict[str, str], list[str]]:
-    """The score type of each column: sidecar first, then ``data.score_types``, then inferred.
+    """Decide the score type of each column: sidecar first, then ``data.score_types``, then inferred.
 
-    Returns ``(types, notes)``; a note says which types were inferred and how to set them. A
-    configured type that contradicts the data (probability outside [0, 1]) or the sidecar is an
-    error, never silently ignored.
+    A configured type that contradicts the data (probability outside [0, 1]) or the sidecar is an
+    error, never silently ignored: the fusion scale of a source depends on it.
+
+    Parameters
+    ----------
+    columns : list of str
+        The columns to type.
+    values : dict of str to ndarray
+        Each column's scores (for inference and the probability check).
+    sidecar : dict
+        The table's sidecar; ``sidecar["sources"][col]["score_type"]`` is what collect recorded
+        from the scorer.
+    configured : dict of str to str
+        ``data.score_types`` of the config.
+
+    Returns
+    -------
+    types : dict of str to str
+        Score type per column, each one of :data:`SCORE_TYPES`.
+    notes : list of str
+        Says which types were inferred and how to set them; empty when none was.
+
+    Raises
+    ------
+    ValueError
+        When a configured type contradicts the sidecar, is unknown, or declares a probability
+        column with values outside [0, 1].
     """
     types: dict[str, str] = {}
     inferred: list[str] = []
@@ -90,18 +147,51 @@ def resolve_score_types(columns: list[str], values: dict[str, np.ndarray], sidec
 
 
 def target_scale(y: np.ndarray, target_type: str) -> np.ndarray:
-    """The reference on its linear scale: logit of probabilities, else unchanged."""
+    """Put the reference on its linear scale: logit of probabilities, else unchanged.
+
+    The fusion's per-source curves are fitted against this scale, on which a weighted sum of
+    evidence is meaningful (see the module docstring).
+
+    Parameters
+    ----------
+    y : array-like
+        Reference scores.
+    target_type : str
+        The reference's score type, one of :data:`SCORE_TYPES`.
+
+    Returns
+    -------
+    ndarray
+        ``logit(y)`` for ``"probability"``, else ``y`` as float64.
+    """
     return logit(y) if target_type == "probability" else np.asarray(y, dtype=np.float64)
 
 
 def midpoint_knots(x: np.ndarray, t: np.ndarray, max_knots: int = MAX_KNOTS) -> tuple[np.ndarray, np.ndarray]:
-    """Knots of a strictly increasing piecewise-linear fit of ``t`` on ``x``.
+    """Fit the knots of a strictly increasing piecewise-linear map of ``t`` on ``x``.
 
     Isotonic regression, then one knot per block at (mean x of the block, block value); the
     first and last segments are extended linearly to ``min(x)`` and ``max(x)``. One block (no
     increasing relation) gives a single knot: a constant map. More than ``max_knots`` knots are
     resampled at quantiles of ``x`` (min and max included), which keeps the curve strictly
-    increasing.
+    increasing. Mid-points rather than isotonic steps, because steps would tie documents the
+    source tells apart.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_samples,)
+        The source's scores.
+    t : ndarray of shape (n_samples,)
+        The reference on its linear scale (:func:`target_scale`).
+    max_knots : int, default=MAX_KNOTS
+        Most knots kept, bounding the artifact's size and the lookup cost.
+
+    Returns
+    -------
+    kx : ndarray
+        Knot positions, strictly increasing.
+    ky : ndarray
+        Knot values, non-decreasing.
     """
     order = np.argsort(x, kind="stable")
     xs = x[order]
@@ -125,16 +215,22 @@ def midpoint_knots(x: np.ndarray, t: np.ndarray, max_knots: int = MAX_KNOTS) -> 
 
 
 class SourceScale(TransformerMixin, BaseEstimator):
-    """The map of one source onto its fusion scale (see the module docstring).
-
-    Parameters
-    ----------
-    scale : {"calibrated", "type", "raw"}
-    score_type : one of :data:`SCORE_TYPES`
-        Used by ``scale="type"`` (probability -> logit).
+    """Map one source onto its fusion scale (see the module docstring).
 
     ``fit(x, t)`` takes the source's scores and the reference on its linear scale
     (:func:`target_scale`); only ``calibrated`` uses ``t``.
+
+    Parameters
+    ----------
+    scale : {"calibrated", "type", "raw"}, default="calibrated"
+        Which map, one of :data:`SCALES`.
+    score_type : {"probability", "logit", "cosine", "unbounded"}, default="unbounded"
+        The source's score type; used by ``scale="type"`` (probability -> logit).
+
+    Attributes
+    ----------
+    spec_ : dict
+        The fitted map as a spec entry (``{"map": "identity" | "logit" | "knots", ...}``).
     """
 
     def __init__(self, scale: str = "calibrated", score_type: str = "unbounded"):
@@ -142,6 +238,25 @@ class SourceScale(TransformerMixin, BaseEstimator):
         self.score_type = score_type
 
     def fit(self, x, t=None):
+        """Fit the map: the source's own monotone curve for ``calibrated``, nothing otherwise.
+
+        Parameters
+        ----------
+        x : array-like of shape (n_samples,)
+            The source's scores.
+        t : array-like of shape (n_samples,), optional
+            The reference on its linear scale; required by ``scale="calibrated"``.
+
+        Returns
+        -------
+        self : object
+            The fitted map.
+
+        Raises
+        ------
+        ValueError
+            For an unknown ``scale``, or ``calibrated`` without ``t``.
+        """
         if self.scale not in SCALES:
             raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {self.scale!r}")
         x = np.asarray(x, dtype=np.float64)
@@ -157,9 +272,28 @@ class SourceScale(TransformerMixin, BaseEstimator):
         return self
 
     def to_spec(self) -> dict[str, Any]:
+        """Describe the fitted map for the ``mapped_linear`` fusion spec.
+
+        Returns
+        -------
+        dict
+            A copy of ``spec_``, so the caller cannot change the fitted map.
+        """
         check_is_fitted(self)
         return dict(self.spec_)
 
     def transform(self, x) -> np.ndarray:
+        """Apply the map with the code inference runs (:func:`pipeline.runtime.spec.compile_input_map`).
+
+        Parameters
+        ----------
+        x : array-like of shape (n_samples,)
+            The source's scores.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            The scores on the fusion scale.
+        """
         check_is_fitted(self)
         return compile_input_map(self.spec_)(np.asarray(x, dtype=np.float64))

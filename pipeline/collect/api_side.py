@@ -18,10 +18,10 @@ from pipeline.core.console import print_warnings
 
 if TYPE_CHECKING:
     from pipeline.config.api import ApiConfig
-    from pipeline.config.schema import PipelineConfig
+    from pipeline.config.collect import ScoringSettings
 
 
-async def score_api(cfg: "PipelineConfig", groups: Groups, src: SourceState, cache: ScoreCache) -> None:
+async def score_api(cfg: "ScoringSettings", groups: Groups, src: SourceState, cache: ScoreCache) -> None:
     plan = plan_requests(cfg.api, groups, src.pending)
     progress_bar = bar(src.n_pending, src.column, 0, cfg.collect.progress)
     start = time.monotonic()
@@ -62,7 +62,7 @@ def prompt_mode_warnings(api: "ApiConfig", stats: ClientStats) -> list[str]:
             f"(within 1e-4): the prompt may be wrapped twice, or missing where the model needs one.{hint}"]
 
 
-def api_scores(cfg: "PipelineConfig", groups: Groups, cache: ScoreCache, *, noise_pairs: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+def api_scores(cfg: "ScoringSettings", groups: Groups, cache: ScoreCache, *, noise_pairs: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
     """The reference API's scores of preprocessed query groups, through the score cache (each
     pair is paid once, shared with collect), starting the loopback reference when configured.
 

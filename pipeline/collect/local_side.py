@@ -20,10 +20,10 @@ from pipeline.collect.sources import Groups, SourceState
 from pipeline.collect.units import Stopped, checked_items, pending_groups
 
 if TYPE_CHECKING:
-    from pipeline.config.schema import PipelineConfig
+    from pipeline.config.collect import ScoringSettings
 
 
-def score_in_process(cfg: "PipelineConfig", groups: Groups, src: SourceState, cache_path: Path,
+def score_in_process(cfg: "ScoringSettings", groups: Groups, src: SourceState, cache_path: Path,
                      stop: threading.Event, position: int) -> None:
     """One scorer call and one cache transaction per ``collect.local_groups_per_batch`` groups."""
     from pipeline.scorers.base import QueryGroup

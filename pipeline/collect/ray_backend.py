@@ -43,7 +43,7 @@ from pipeline.core.console import wrapped
 
 if TYPE_CHECKING:
     from pipeline.config.collect import RayConfig
-    from pipeline.config.schema import PipelineConfig
+    from pipeline.config.collect import ScoringSettings
     from pipeline.config.local import LocalScorerConfig
     from pipeline.runtime.text import TextConfig
 
@@ -199,7 +199,7 @@ def _check_resources(ray: Any, rcfg: "RayConfig") -> None:
     print(wrapped(f"warning: {message}; waiting for the cluster to grow"), file=sys.stderr, flush=True)
 
 
-def start_workers(cfg: "PipelineConfig", local_cfgs: dict[str, "LocalScorerConfig"],
+def start_workers(cfg: "ScoringSettings", local_cfgs: dict[str, "LocalScorerConfig"],
                   worker_cls: type | None = None) -> RayWorkers:
     """Start ``collect.ray.workers`` workers holding every local column's model; check they agree."""
     rcfg = cfg.collect.ray
@@ -247,7 +247,7 @@ def make_shards(pending: Sequence[Sequence[int]], queries_per_shard: int) -> lis
     return shards
 
 
-def score_on_ray(cfg: "PipelineConfig", groups: Groups, src: SourceState, cache_path: Path,
+def score_on_ray(cfg: "ScoringSettings", groups: Groups, src: SourceState, cache_path: Path,
                  stop: threading.Event, position: int) -> None:
     """Send the pending shards to the workers, write each one as it comes back."""
     ray = _ray()

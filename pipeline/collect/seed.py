@@ -12,10 +12,10 @@ from pipeline.data.dataset import Dataset
 from pipeline.runtime.text import describe, preprocess
 
 if TYPE_CHECKING:
-    from pipeline.config.schema import PipelineConfig
+    from pipeline.config.collect import ScoringSettings
 
 
-def seed_cache_from_table(cfg: "PipelineConfig", dataset: Dataset, cache: ScoreCache) -> int:
+def seed_cache_from_table(cfg: "ScoringSettings", dataset: Dataset, cache: ScoreCache) -> int:
     """Put the scores of the table this stage wrote before (``collect.output``) into the cache.
 
     Why: the table is committed (the demo's is), the cache is not, so in a fresh clone the cache

@@ -23,7 +23,7 @@ from pipeline.core.errors import PipelineError
 from pipeline.scorers.base import fingerprint_hash
 
 if TYPE_CHECKING:
-    from pipeline.config.schema import PipelineConfig
+    from pipeline.config.collect import ScoringSettings
     from pipeline.scorers.base import Scorer
     from pipeline.config.local import LocalScorerConfig
 
@@ -71,14 +71,14 @@ class SourceState:
 # --- configuration ---------------------------------------------------------------------------
 
 
-def local_configs(cfg: "PipelineConfig") -> dict[str, "LocalScorerConfig"]:
+def local_configs(cfg: "ScoringSettings") -> dict[str, "LocalScorerConfig"]:
     """Score column -> local scorer config: ``local`` plus every ``collect.extra_local`` entry."""
     out = {cfg.collect.local_col: cfg.local}
     out.update(cfg.collect.extra_local)
     return out
 
 
-def check_columns(cfg: "PipelineConfig", local_columns: Sequence[str]) -> None:
+def check_columns(cfg: "ScoringSettings", local_columns: Sequence[str]) -> None:
     c = cfg.collect
     names = [c.query_col, c.doc_col] + ([c.label_col] if c.label_col else [])
     names += ([c.reference_col] if c.run_api else []) + list(local_columns)
@@ -88,7 +88,7 @@ def check_columns(cfg: "PipelineConfig", local_columns: Sequence[str]) -> None:
                            f"reference_col, local_col and extra_local keys must differ)")
 
 
-def api_source(cfg: "PipelineConfig") -> SourceState:
+def api_source(cfg: "ScoringSettings") -> SourceState:
     fp = api_source_fingerprint(cfg)
     a = cfg.api
     meta = {
@@ -104,7 +104,7 @@ def api_source(cfg: "PipelineConfig") -> SourceState:
     return SourceState(cfg.collect.reference_col, "api", fp, fingerprint_hash(fp), fp["score_type"], meta=meta)
 
 
-def api_source_fingerprint(cfg: "PipelineConfig") -> dict[str, Any]:
+def api_source_fingerprint(cfg: "ScoringSettings") -> dict[str, Any]:
     """The API column's fingerprint: the configured API, plus, when the loopback reference server
     answers instead (``reference.enabled``), what it serves (weights revision, template, strip,
     dtype, default instruction), so changing the server re-collects instead of reusing its old
@@ -122,7 +122,7 @@ def api_source_fingerprint(cfg: "PipelineConfig") -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def reference_api(cfg: "PipelineConfig", needed: bool) -> Iterator["PipelineConfig"]:
+def reference_api(cfg: "ScoringSettings", needed: bool) -> Iterator["ScoringSettings"]:
     """``cfg`` with ``api.base_url`` pointing at the live loopback reference server while the
     block runs (started only when ``needed``), else ``cfg`` unchanged."""
     if not (cfg.reference.enabled and needed):
@@ -143,7 +143,7 @@ def reference_api(cfg: "PipelineConfig", needed: bool) -> Iterator["PipelineConf
         server.stop()
 
 
-def build_local_scorer(lcfg: "LocalScorerConfig", cfg: "PipelineConfig") -> "Scorer":
+def build_local_scorer(lcfg: "LocalScorerConfig", cfg: "ScoringSettings") -> "Scorer":
     from pipeline.scorers import build_scorer
 
     try:

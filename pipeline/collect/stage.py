@@ -35,7 +35,7 @@ from pipeline.core.files import atomic_write_json, utc_now
 from pipeline.runtime.text import preprocess
 
 if TYPE_CHECKING:
-    from pipeline.config.schema import PipelineConfig
+    from pipeline.config.collect import ScoringSettings
     from pipeline.scorers.base import Scorer
 
 
@@ -49,7 +49,7 @@ class CollectResult:
     run: dict[str, Any]
 
 
-def score_local(cfg: "PipelineConfig", groups: Groups, src: SourceState, cache_path: Path,
+def score_local(cfg: "ScoringSettings", groups: Groups, src: SourceState, cache_path: Path,
                 stop: threading.Event, position: int) -> None:
     """Score the pending pairs of one local source: on Ray when it has workers, else here."""
     if src.workers is not None:
@@ -61,7 +61,7 @@ def score_local(cfg: "PipelineConfig", groups: Groups, src: SourceState, cache_p
 
 
 def collect(
-    cfg: "PipelineConfig",
+    cfg: "ScoringSettings",
     *,
     scorers: dict[str, "Scorer"] | None = None,
     out=None,
@@ -126,7 +126,7 @@ def run_record_path(output: Path) -> Path:
     return output.with_name(output.name + ".run.json")
 
 
-def _local_sources(cfg: "PipelineConfig", local_cfgs: dict, scorers: dict[str, "Scorer"]) -> list[SourceState]:
+def _local_sources(cfg: "ScoringSettings", local_cfgs: dict, scorers: dict[str, "Scorer"]) -> list[SourceState]:
     """Each local column's source: its scorer in this process, or (``collect.ray.enabled``) the
     Ray workers that hold it; the driver then never loads a model, the workers report the
     fingerprints."""
@@ -155,7 +155,7 @@ def _local_sources(cfg: "PipelineConfig", local_cfgs: dict, scorers: dict[str, "
     return sorted(out, key=lambda s: order.index(s.column))
 
 
-def _assemble(cfg: "PipelineConfig", dataset: Dataset, keys: list[list[str]], sources: list[SourceState],
+def _assemble(cfg: "ScoringSettings", dataset: Dataset, keys: list[list[str]], sources: list[SourceState],
               cache: ScoreCache) -> dict[str, list[Any]]:
     c = cfg.collect
     columns: dict[str, list[Any]] = {
@@ -174,7 +174,7 @@ def _assemble(cfg: "PipelineConfig", dataset: Dataset, keys: list[list[str]], so
     return columns
 
 
-def run_sources(cfg: "PipelineConfig", groups: Groups, sources: list[SourceState], cache: ScoreCache,
+def run_sources(cfg: "ScoringSettings", groups: Groups, sources: list[SourceState], cache: ScoreCache,
                 cache_path: Path) -> None:
     """Score every source's pending pairs: the local ones in a thread while the API requests are
     in flight on this thread's event loop (``collect.overlap_local_and_api``), else one by one."""

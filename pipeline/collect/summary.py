@@ -14,10 +14,10 @@ from pipeline.core.files import utc_now
 from pipeline.runtime.text import describe
 
 if TYPE_CHECKING:
-    from pipeline.config.schema import PipelineConfig
+    from pipeline.config.collect import ScoringSettings
 
 
-def table_meta(cfg: "PipelineConfig", dataset: Dataset, sources: list[SourceState],
+def table_meta(cfg: "ScoringSettings", dataset: Dataset, sources: list[SourceState],
                sampled_from: int | None = None) -> dict[str, Any]:
     """The sidecar: what the table's columns are and where their scores came from. It holds no
     timestamps or counts of this run, so collecting the same scores again writes the same bytes
@@ -82,7 +82,7 @@ def print_summary(sources: list[SourceState], output: Path, out) -> None:
     print(f"wrote {output} and {output.name}.meta.json (this run's account: {output.name}.run.json)", file=out)
 
 
-def dry_run(cfg: "PipelineConfig", dataset: Dataset, groups: Groups, keys: list[list[str]],
+def dry_run(cfg: "ScoringSettings", dataset: Dataset, groups: Groups, keys: list[list[str]],
              api_source: SourceState | None, local_columns: list[str], out) -> None:
     c = cfg.collect
     print("dry run: nothing is sent and nothing is written", file=out)

@@ -14,6 +14,7 @@ from enum import Enum
 from pathlib import PurePath
 from typing import Any, Dict, Optional
 
+from pipeline.calibration.ranges import CV_FOLDS, DEGREE, SIGMOID_C
 from pipeline.config.settings import SectionView, SettingError, setting
 from pipeline.runtime.text import TextConfig
 
@@ -25,7 +26,7 @@ class TableFormat(Enum):
 
 
 class Family(Enum):
-    """Calibrator families; see :mod:`pipeline.calibrators`."""
+    """Calibrator families; see :mod:`pipeline.calibration.calibrators`."""
 
     auto = "auto"
     poly = "poly"
@@ -49,7 +50,7 @@ class FusionCenter(Enum):
 
 
 class FusionObjective(Enum):
-    """What the fusion weights are fitted for; see :mod:`pipeline.fusion`."""
+    """What the fusion weights are fitted for; see :mod:`pipeline.calibration.fusion`."""
 
     auto = "auto"  # the better held-out ``combined`` of the two
     rank = "rank"  # within-query pairs ordered like the reference (pairwise logistic)
@@ -57,7 +58,7 @@ class FusionObjective(Enum):
 
 
 class FusionScale(Enum):
-    """The scale each source is fused on; see :mod:`pipeline.fusion_scale`."""
+    """The scale each source is fused on; see :mod:`pipeline.calibration.fusion_scale`."""
 
     calibrated = "calibrated"  # each source's own monotone map onto the reference's linear scale
     type = "type"  # logit of probabilities, other score types unchanged
@@ -93,16 +94,17 @@ class DataConfig:
 @dataclass
 class CalibratorConfig:
     family: Family = Family.auto
-    degree: int = setting(3, ge=1, le=10, why='the polynomial degree')
+    # ranges the estimators check too: declared once, in pipeline.calibration.ranges
+    degree: int = setting(3, **DEGREE.bounds())
     # bounds of the output; null = the target's range seen in training
     y_min: Optional[float] = setting(None)
     y_max: Optional[float] = setting(None)
-    sigmoid_C: float = setting(100.0, gt=0, why='inverse regularisation strength')
+    sigmoid_C: float = setting(100.0, **SIGMOID_C.bounds())
     candidates: list[Family] = field(
         default_factory=lambda: [Family.poly, Family.isotonic, Family.sigmoid, Family.identity]
     )
     # auto: candidates are compared by held-out MSE with GroupKFold(n_splits) by query
-    auto_splits: int = setting(5, ge=2, why='GroupKFold by query needs at least 2 folds')
+    auto_splits: int = setting(5, **CV_FOLDS.bounds())
 
 
 @dataclass
@@ -112,14 +114,14 @@ class FusionConfig:
     scale: FusionScale = FusionScale.calibrated
     center: FusionCenter = FusionCenter.none
     # objective=auto: held-out comparison with GroupKFold by query inside the training rows
-    auto_splits: int = setting(3, ge=2, why='GroupKFold by query needs at least 2 folds')
+    auto_splits: int = setting(3, **CV_FOLDS.bounds())
     # resamples of whole queries for the reported weight intervals (0 = none)
     n_bootstrap: int = setting(200, ge=0, why='0 = no intervals')
 
 
 @dataclass
 class EvaluateConfig:
-    n_splits: int = setting(5, ge=2, why='GroupKFold by query needs at least 2 folds')
+    n_splits: int = setting(5, **CV_FOLDS.bounds())
     n_bootstrap: int = setting(1000, ge=0, why='0 = no intervals')
     confidence: float = setting(0.95, gt=0, lt=1, why='the coverage of the intervals, e.g. 0.95')
     top_k: int = setting(3, ge=1)

@@ -4,7 +4,7 @@
 every command-line override is validated against these dataclasses: a misspelt key or a value
 outside an Enum fails at composition time, before any work starts. Groups mirror packages:
 ``conf/local/`` <-> ``pipeline/scorers/``, ``conf/api/`` <-> ``pipeline/api/``,
-``conf/calibrator/`` <-> ``pipeline/calibrators.py``.
+``conf/calibrator/`` <-> ``pipeline/calibration/calibrators.py``.
 
 No field here ever holds a secret. API keys are read from the environment variable *named* by
 ``api.api_key_env`` in code, so neither conf/ nor DVC's resolved params.yaml can contain one.

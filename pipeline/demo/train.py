@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config.schema import PipelineConfig
+from pipeline.config.demo import DemoConfig
 from pipeline.data.dataset import load_dataset
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import atomic_write_json
@@ -26,12 +26,12 @@ class TrainingError(PipelineError, RuntimeError):
     pass
 
 
-def run_training(cfg: PipelineConfig) -> int:
+def run_training(demo: DemoConfig, seed: int) -> int:
     from tqdm.auto import tqdm
 
     from pipeline.demo.model import REVISIONS, train_revisions
 
-    d = cfg.demo
+    d = demo
     train = load_dataset(d.train_dataset, key="demo.train_dataset")
     calibration = load_dataset(d.calibration, key="demo.calibration")
     total = d.train.steps + d.train.extra_steps_v2
@@ -50,7 +50,7 @@ def run_training(cfg: PipelineConfig) -> int:
     report = {"model_dir": d.model_dir, "training": summary, "calibration_dataset": str(calibration.path),
               "revisions": {}}
     for revision in REVISIONS:
-        report["revisions"][revision] = _quality(Path(d.model_dir) / revision, calibration, cfg.seed)
+        report["revisions"][revision] = _quality(Path(d.model_dir) / revision, calibration, seed)
     atomic_write_json(Path(d.model_reports) / "report.json", report)
     atomic_write_json(Path(d.model_reports) / "summary.json", _summary(report))
     _print(report)

@@ -49,25 +49,43 @@ __all__ = ["ArtifactError", "ArtifactIntegrityError", "CalibratorLoadError", "Lo
 
 
 class ArtifactError(PipelineError, ValueError):
-    """An artifact name or destination that cannot be used."""
+    """Refuse an artifact name or destination that cannot be used."""
 
 
 def check_name(name: str) -> None:
-    """An artifact name is one path component of safe characters (no ``..``, no slashes)."""
+    """Refuse an artifact name that is not one path component of safe characters.
+
+    Export writes ``<root>/<name>/``; a name with ``..`` or a slash would write outside the root,
+    so the config and the exporter both call this before anything is written.
+
+    Parameters
+    ----------
+    name : str
+        The artifact's directory name (``export.name``).
+
+    Raises
+    ------
+    ArtifactError
+        When ``name`` does not match ``[A-Za-z0-9][A-Za-z0-9._-]{0,127}``.
+    """
     if not _NAME.match(name):
         raise ArtifactError(f"artifact name {name!r} must match {_NAME.pattern} (letters, digits, . _ -)")
 
 
 class CalibratorLoadError(PipelineError):
-    """The artifact directory cannot be used."""
+    """Refuse an artifact directory that cannot be used (missing manifest, invalid spec)."""
 
 
 class ArtifactIntegrityError(CalibratorLoadError):
-    """A file is missing or its sha256 differs from the manifest (corrupted or tampered)."""
+    """Refuse a file that is missing or whose sha256 differs from the manifest (corrupted or tampered)."""
 
 
 class ModelMismatchError(CalibratorLoadError):
-    """The caller runs a different model or revision than the artifact was fitted for."""
+    """Refuse an artifact fitted for a different model or revision than the caller runs.
+
+    A calibrator maps one model's scores; applied to another model's, it returns confident
+    numbers that mean nothing.
+    """
 
 
 def _verified(directory: Path, manifest: Mapping[str, Any], filename: str) -> Path:
@@ -84,7 +102,31 @@ def _verified(directory: Path, manifest: Mapping[str, Any], filename: str) -> Pa
 
 
 class LoadedCalibrator:
-    """A verified calibrator: call it on scores; ``.manifest`` says where it came from."""
+    """Apply a verified calibrator artifact to scores; ``.manifest`` says where it came from.
+
+    Built by :func:`load_calibrator`, which has checked the files against the manifest; not
+    meant to be constructed directly.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The artifact directory.
+    manifest : dict
+        The parsed ``manifest.json``: source models, metrics, preprocessing, file hashes.
+    spec : dict
+        The parsed ``calibrator.json``.
+    apply : callable
+        Maps an (n,) or (n, k) float64 array to (n,) calibrated scores.
+    sources : list of str
+        Input column order for (n, k) calls.
+    backend : {"json", "joblib"}
+        Which file ``apply`` evaluates.
+
+    Attributes
+    ----------
+    path, manifest, spec, sources, backend
+        As passed.
+    """
 
     def __init__(self, path: Path, manifest: dict[str, Any], spec: dict[str, Any], apply, sources: list[str], backend: str):
         self.path = path
@@ -100,6 +142,29 @@ class LoadedCalibrator:
         Takes anything numpy can read as numbers (a list, a float32 array); a single score gives a
         float back. NaN or infinite scores raise ``ValueError``: no calibrator maps them to a
         meaningful value, and passing them through would hide a scorer failure downstream.
+
+        Parameters
+        ----------
+        scores : array-like or float
+            Local scores: shape (n,) (or (n, 1)) for a single-source artifact, (n, k) with the
+            columns of ``sources`` for a fused one, or one number.
+
+        Returns
+        -------
+        ndarray of shape (n,) or float
+            Scores on the reference scale; a float for a single score.
+
+        Raises
+        ------
+        ValueError
+            When the scores are not numbers, contain NaN or infinity, have the wrong shape, or a
+            single score is given to a fused artifact.
+
+        Examples
+        --------
+        >>> cal = load_calibrator("artifacts/calibrators/demo")  # doctest: +SKIP
+        >>> cal([0.1, 0.7]).shape, type(cal(0.5))  # doctest: +SKIP
+        ((2,), <class 'float'>)
         """
         try:
             arr = np.asarray(scores, dtype=np.float64)
@@ -123,7 +188,21 @@ class LoadedCalibrator:
         return float(out[0]) if scalar else out
 
     def preprocess(self, text: str) -> str:
-        """Apply the text preprocessing the paired scores were collected with (same function)."""
+        """Apply the text preprocessing the paired scores were collected with (same function).
+
+        The calibrator is only valid for scores of text prepared the same way (normalisation,
+        truncation) as the training pairs; the manifest records how.
+
+        Parameters
+        ----------
+        text : str
+            A query or document as the service receives it.
+
+        Returns
+        -------
+        str
+            The text as the scorer saw it during collection.
+        """
         from pipeline.runtime.text import TextConfig, preprocess
 
         settings = self.manifest.get("preprocessing") or {}
@@ -164,14 +243,42 @@ def load_calibrator(
 ) -> LoadedCalibrator:
     """Verify and load ``path`` (an artifact directory written by ``python -m pipeline fit``).
 
+    Every file is checked against the sha256 the manifest records before it is read, so a
+    corrupted or replaced file fails here, not as wrong scores in production.
+
     Parameters
     ----------
+    path : str or pathlib.Path
+        The artifact directory (``manifest.json``, ``calibrator.json``, optionally
+        ``calibrator.joblib``).
     model, revision : str, optional
         The source model id / revision the caller runs; compared with the manifest's first source.
-    allow_mismatch : bool
+    allow_mismatch : bool, default=False
         Load even when the declared model or revision differs (the mismatch is not checked).
-    use_joblib : bool
-        Load ``calibrator.joblib`` (needs scikit-learn) instead of the pickle-free JSON spec.
+    use_joblib : bool, default=False
+        Load ``calibrator.joblib`` (needs scikit-learn) instead of the pickle-free JSON spec; it
+        is unpickled only after its hash matched, since unpickling can run code.
+
+    Returns
+    -------
+    LoadedCalibrator
+        Call it on scores.
+
+    Raises
+    ------
+    CalibratorLoadError
+        When the manifest is missing, the spec is invalid, or ``use_joblib`` lacks joblib.
+    ArtifactIntegrityError
+        When the manifest is not a JSON object, or a file is missing, unlisted or changed.
+    ModelMismatchError
+        When the declared model or revision differs from the artifact's (unless
+        ``allow_mismatch``).
+
+    Examples
+    --------
+    >>> from pipeline.inference import load_calibrator
+    >>> cal = load_calibrator("artifacts/calibrators/demo", model="models/demo-reranker/v1")  # doctest: +SKIP
+    >>> calibrated = cal(local_scores)  # doctest: +SKIP
     """
     import json  # here, not at import: the module's import cost is numpy's plus ~1 ms
 

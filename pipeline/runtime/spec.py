@@ -38,12 +38,18 @@ import numpy as np
 
 from pipeline.core.errors import PipelineError
 
+__all__ = ["FAMILIES", "FORMAT", "SpecError", "compile_calibrator", "compile_fusion", "compile_input_map",
+           "compile_spec", "score_shape"]
+
 FORMAT = "score-calibrator/v1"
 FAMILIES = ("identity", "poly", "isotonic", "sigmoid")
 
 
 class SpecError(PipelineError, ValueError):
-    """A calibrator spec that is malformed or would not be monotone non-decreasing."""
+    """Refuse a calibrator spec that is malformed or would not be monotone non-decreasing.
+
+    A ``ValueError`` too, so callers that only know numpy's errors still catch it.
+    """
 
 
 def _floats(value: Any, name: str, length: int | None = None) -> np.ndarray:
@@ -79,7 +85,35 @@ def _clip_into(x: np.ndarray, lo: float, hi: float, out: np.ndarray | None = Non
 
 
 def compile_calibrator(spec: Mapping[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
-    """Validate one calibrator spec and return a fast ``f(x: float64[n]) -> float64[n]``."""
+    """Validate one calibrator spec and return a fast ``f(x: float64[n]) -> float64[n]``.
+
+    Validation happens once, here, so the returned function does arithmetic only: it runs on
+    every request of a serving process. A spec that would not be monotone (a negative sigmoid
+    slope, decreasing knots) is refused, so a hand-edited file cannot reorder documents.
+
+    Parameters
+    ----------
+    spec : Mapping
+        The ``calibrator`` entry (module docstring), e.g. ``{"family": "identity"}``.
+
+    Returns
+    -------
+    callable
+        Maps a float64 array of shape (n,) to calibrated scores of shape (n,).
+
+    Raises
+    ------
+    SpecError
+        For an unknown family, missing or non-finite numbers, an inverted range, or a spec that
+        would not be monotone non-decreasing.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> f = compile_calibrator({"family": "poly", "x_range": [0, 1], "y_range": [0, 1], "coef": [0, 1]})
+    >>> f(np.array([-1.0, 0.25, 2.0]))
+    array([0.  , 0.25, 1.  ])
+    """
     if not isinstance(spec, Mapping):
         raise SpecError(f"'calibrator' must be a JSON object, got {spec!r:.80}")
     family = spec.get("family")
@@ -163,7 +197,25 @@ def _clipped_logit(spec: Mapping[str, Any]) -> Callable[[np.ndarray], np.ndarray
 
 
 def compile_input_map(spec: Mapping[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
-    """One source's map onto its fusion scale (``mapped_linear`` fusion); monotone increasing."""
+    """Validate one source's map onto its fusion scale (``mapped_linear`` fusion) and compile it.
+
+    Parameters
+    ----------
+    spec : Mapping
+        ``{"map": "identity"}``, ``{"map": "logit", "eps": e}`` or
+        ``{"map": "knots", "x": [...], "y": [...]}``.
+
+    Returns
+    -------
+    callable
+        Maps a float64 array of shape (n,) onto the fusion scale, monotone increasing.
+
+    Raises
+    ------
+    SpecError
+        For an unknown map, ``eps`` outside (0, 0.5), or knots that are empty, of unequal
+        length, not strictly increasing in x or decreasing in y.
+    """
     kind = spec.get("map") if isinstance(spec, Mapping) else None
     if kind == "identity":
         return lambda x: x
@@ -180,7 +232,30 @@ def compile_input_map(spec: Mapping[str, Any]) -> Callable[[np.ndarray], np.ndar
 
 
 def compile_fusion(spec: Mapping[str, Any] | None, n_sources: int) -> Callable[[np.ndarray], np.ndarray] | None:
-    """Validate a fusion spec; ``None`` means a single source passes through."""
+    """Validate a fusion spec and compile it into one dot product (plus the source maps).
+
+    The standardisation is folded into the weights at compile time, so a call costs one pass
+    over the sources.
+
+    Parameters
+    ----------
+    spec : Mapping or None
+        The ``fusion`` entry; ``None`` means a single source passes through.
+    n_sources : int
+        Number of input columns the spec must describe.
+
+    Returns
+    -------
+    callable or None
+        Maps a float64 array of shape (n, n_sources) to the fused score of shape (n,); ``None``
+        for ``spec=None``.
+
+    Raises
+    ------
+    SpecError
+        When ``spec`` is None for several sources, the kind is unknown, a list has the wrong
+        length, a scale is not positive or a weight is negative.
+    """
     if spec is None:
         if n_sources != 1:
             raise SpecError(f"{n_sources} sources need a fusion spec")
@@ -217,7 +292,26 @@ def compile_fusion(spec: Mapping[str, Any] | None, n_sources: int) -> Callable[[
 
 
 def compile_spec(spec: Mapping[str, Any]) -> tuple[Callable[[np.ndarray], np.ndarray], list[str]]:
-    """Validate a whole spec; return ``(apply, sources)`` where ``apply`` takes (n,) or (n, k)."""
+    """Validate a whole spec (the content of ``calibrator.json``) and compile it.
+
+    Parameters
+    ----------
+    spec : Mapping
+        ``{"format", "sources", "fusion", "calibrator"}`` (module docstring).
+
+    Returns
+    -------
+    apply : callable
+        Takes (n,) scores for one source or an (n, k) array for k fused sources; returns (n,)
+        calibrated scores.
+    sources : list of str
+        The input column order.
+
+    Raises
+    ------
+    SpecError
+        For another format version, missing source names, or an invalid fusion or calibrator.
+    """
     if not isinstance(spec, Mapping):
         raise SpecError("calibrator spec must be a JSON object")
     if spec.get("format") != FORMAT:
@@ -236,8 +330,29 @@ def compile_spec(spec: Mapping[str, Any]) -> tuple[Callable[[np.ndarray], np.nda
 
 
 def score_shape(arr: np.ndarray, sources: list[str]) -> np.ndarray:
-    """``arr`` as the calibrator takes it: (n,) for one source ((n, 1) accepted), (n, k) for k
-    fused sources; anything else is a ``ValueError`` in the same words for every backend."""
+    """Check and reshape scores to what the calibrator takes.
+
+    Shared by the JSON and the joblib backends, so a wrong shape is refused in the same words
+    whichever file was loaded.
+
+    Parameters
+    ----------
+    arr : ndarray
+        The caller's scores as float64.
+    sources : list of str
+        The artifact's input columns.
+
+    Returns
+    -------
+    ndarray
+        Shape (n,) for one source ((n, 1) is accepted and flattened), (n, k) for k fused
+        sources.
+
+    Raises
+    ------
+    ValueError
+        For any other shape.
+    """
     k = len(sources)
     if k == 1:
         if arr.ndim == 2 and arr.shape[1] == 1:

@@ -12,4 +12,4 @@ from pipeline.demo.train import run_training
 
 
 def run(cfg: PipelineConfig) -> int:
-    return run_training(cfg)
+    return run_training(cfg.demo, cfg.seed)

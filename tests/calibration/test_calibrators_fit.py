@@ -334,10 +334,11 @@ def test_too_little_to_split_is_refused(n, groups, message):
 
 # --- the polynomial ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("degree", [0, -1, 2.5, "3"])
-def test_a_degree_that_is_not_a_positive_integer_is_named(degree):
+@pytest.mark.parametrize("degree", [0, -1, 11, 2.5, "3", True])
+def test_a_degree_outside_1_to_10_is_named(degree):
+    # the range of pipeline.calibration.ranges.DEGREE, which calibrator.degree reads too
     x, y = _noisy()
-    with pytest.raises(ValueError, match=rf"^degree must be an integer >= 1, got {degree!r}$".replace("+", r"\+")):
+    with pytest.raises(ValueError, match=rf"^degree must be an integer >= 1 and <= 10, got {degree!r}$"):
         PolynomialCalibrator(degree=degree).fit(x, y)
 
 
@@ -372,7 +373,7 @@ def test_constant_scores_give_the_weighted_mean_target():
 def test_the_slope_penalty_must_be_positive():
     from pipeline.calibration.calibrators import fit_soft_logistic
 
-    with pytest.raises(ValueError, match=r"^C must be positive, got 0$"):
+    with pytest.raises(ValueError, match=r"^C must be > 0, got 0$"):
         fit_soft_logistic(np.arange(3.0), np.array([0.1, 0.5, 0.9]), np.ones(3), 0)
 
 

@@ -19,83 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-#: the reference API key for the whole run (made here, so no file holds it unless something leaks it)
-SENTINEL = "sk-sentinel-" + secrets.token_hex(12)
-NAME = "demo"
-
-
-class Repo:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.env = dict(os.environ)
-        self.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{self.env.get('PATH', '')}"
-        self.env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MPLBACKEND="Agg", TOKENIZERS_PARALLELISM="false",
-                        DEMO_REFERENCE_API_KEY=SENTINEL, DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t",
-                        GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
-        self.env.pop("PYTHONPATH", None)
-        self.logs: list[str] = []
-
-    def run(self, *cmd: str, ok: bool = True) -> subprocess.CompletedProcess:
-        if cmd[0] == "dvc":
-            cmd = (sys.executable, "-m", "dvc", *cmd[1:])
-        elif cmd[0] == "pipeline":
-            cmd = (sys.executable, "-m", "pipeline", *cmd[1:])
-        proc = subprocess.run(cmd, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=900)
-        self.logs += [proc.stdout, proc.stderr]
-        if ok:
-            assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-        return proc
-
-    def json(self, path: str) -> dict:
-        return json.loads((self.root / path).read_text(encoding="utf-8"))
-
-    def sidecar(self) -> dict:
-        return self.json(f"data/{NAME}/paired_scores.csv.meta.json")
-
-    def usage(self) -> dict:
-        """The last collect run's account (``<table>.run.json``, untracked)."""
-        return self.json(f"data/{NAME}/paired_scores.csv.run.json")["usage"]
-
-    def status(self) -> str:
-        """``git status --porcelain`` plus the diff: what a run changed in tracked files."""
-        return self.run("git", "status", "--porcelain").stdout + self.run("git", "diff").stdout
-
-    def restore(self) -> None:
-        """Back to the committed state after the first repro: tracked files from git, DVC-cached
-        outputs from the lock. Tests run in any order (pytest-randomly), and experiments change
-        the workspace."""
-        self.run("git", "checkout", "-q", "HEAD", "--", ".")
-        self.run("dvc", "checkout", "-q")
-
-    def commit(self, message: str) -> None:
-        self.run("git", "add", "-A")
-        self.run("git", "commit", "-q", "-m", message, ok=False)
-
-
-def _working_tree_files() -> list[str]:
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO,
-                            capture_output=True, check=True).stdout.decode().split("\0")
-    return [f for f in listed if f and (REPO / f).is_file()]
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Repo:
-    root = tmp_path_factory.mktemp("dvc-repo")
-    for rel in _working_tree_files():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / rel, root / rel)
-    config = root / "conf" / "config.yaml"
-    config.write_text(config.read_text().replace("  - profile: full", "  - profile: quick"))
-    r = Repo(root)
-    r.run("git", "init", "-q")
-    r.run("pipeline", "params")
-    r.commit("quick profile")
-    r.first = r.run("dvc", "repro")
-    r.first_usage = r.usage()  # the tests run in any order (pytest-randomly): later runs rewrite it
-    r.commit("repro")
-    return r
-
+from tests.support.dvc import NAME, REPO, SENTINEL, ran
 
 @pytest.fixture(autouse=True)
 def _committed_state(request):
@@ -103,10 +27,6 @@ def _committed_state(request):
     if "repo" in request.fixturenames:
         request.getfixturevalue("repo").restore()
     yield
-
-
-def ran(proc: subprocess.CompletedProcess) -> set[str]:
-    return {line.split("'")[1] for line in proc.stdout.splitlines() if line.startswith("Running stage '")}
 
 
 def test_repro_runs_dataset_to_artifact_offline_and_leaves_a_clean_status(repo):
@@ -244,7 +164,7 @@ def test_the_readmes_exp_show_columns_command_keeps_the_metric_columns(repo):
     import re
     import shlex
 
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    readme = (REPO / "docs" / "demo-pipeline.md").read_text(encoding="utf-8")  # where the command is documented
     line = next(line for line in readme.splitlines() if line.startswith("dvc exp show --drop"))
     args = shlex.split(line.split("#")[0])
     shown = repo.run("dvc", *args[1:], "--csv").stdout.splitlines()[0].split(",")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.demo.test_dvc_pipeline import ran
+from tests.support.dvc import ran
 
 pytestmark = pytest.mark.timeout(1200)
 
