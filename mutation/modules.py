@@ -30,9 +30,11 @@ MODULES: dict[str, list[str]] = {
     "pipeline/api/errors.py": ["tests/api/test_client.py", "tests/api/test_errors.py"],
     # collect's completeness and finiteness guards
     "pipeline/collect/local_side.py": ["tests/collect/test_local_side.py"],
+    "pipeline/collect/units.py": ["tests/collect/test_local_side.py"],
     # serve's checks and batcher
     "pipeline/serve/batcher.py": ["tests/serve/test_batcher.py"],
-    "pipeline/wire.py": ["tests/serve/test_wire.py"],
+    # SiliconFlow's wire format, both directions (servers and fake validate/answer, the client builds/reads)
+    "pipeline/wire.py": ["tests/serve/test_wire.py", "tests/api/test_adapters.py", "tests/api/test_adapter_messages.py"],
     # align's ranking and verdict
     "pipeline/align/search.py": ["tests/align/test_search.py"],
     # embed-check's gate

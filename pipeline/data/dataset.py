@@ -28,6 +28,7 @@ from typing import Any
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import sha256_file
+from pipeline.data.validation import Problems, require_file
 
 MAX_REPORTED = 10
 
@@ -87,40 +88,38 @@ class Dataset:
         return Dataset(self.path, self.sha256, [q for q in self.queries if id(q) in chosen])
 
 
-class _Problems:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.items: list[str] = []
+class _Problems(Problems):
+    """The dataset's problems, each ``file:line: field: problem``."""
 
-    def add(self, line: int, field: str, problem: str) -> None:
-        self.items.append(f"{self.path}:{line}: {field}: {problem}" if field else f"{self.path}:{line}: {problem}")
+    def __init__(self, path: Path) -> None:
+        super().__init__(MAX_REPORTED)
+        self.path = path
+
+    def at(self, line: int, field: str, problem: str) -> None:
+        self.add(f"{self.path}:{line}: {field}: {problem}" if field else f"{self.path}:{line}: {problem}")
 
     def raise_if_any(self) -> None:
-        if not self.items:
-            return
-        shown = self.items[:MAX_REPORTED]
-        more = len(self.items) - len(shown)
-        tail = f"\n(and {more} more problem(s))" if more > 0 else ""
-        raise DatasetError(f"{len(self.items)} problem(s) in dataset:\n" + "\n".join(shown) + tail)
+        if self:
+            raise DatasetError(f"{len(self)} problem(s) in dataset:\n{self.lines()}")
 
 
 def _identifier(value: Any, line: int, field: str, problems: _Problems) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        problems.add(line, field, f"must be a string or integer, got {type(value).__name__}")
+        problems.at(line, field, f"must be a string or integer, got {type(value).__name__}")
         return None
     text = str(value).strip()
     if not text:
-        problems.add(line, field, "empty id")
+        problems.at(line, field, "empty id")
         return None
     return text
 
 
 def _text(value: Any, line: int, field: str, problems: _Problems) -> str | None:
     if not isinstance(value, str):
-        problems.add(line, field, f"must be a string, got {type(value).__name__}")
+        problems.at(line, field, f"must be a string, got {type(value).__name__}")
         return None
     if not value.strip():
-        problems.add(line, field, "empty text")
+        problems.at(line, field, "empty text")
         return None
     return value
 
@@ -129,50 +128,50 @@ def _label(value: Any, line: int, field: str, problems: _Problems) -> float | No
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
-        problems.add(line, field, f"must be a finite number (graded relevance), got {value!r}")
+        problems.at(line, field, f"must be a finite number (graded relevance), got {value!r}")
         return None
     return float(value)
 
 
 def _parse_query(obj: Any, line: int, problems: _Problems) -> Query | None:
     if not isinstance(obj, dict):
-        problems.add(line, "", f"expected a JSON object, got {type(obj).__name__}")
+        problems.at(line, "", f"expected a JSON object, got {type(obj).__name__}")
         return None
     unknown = sorted(set(obj) - _QUERY_KEYS)
     if unknown:
-        problems.add(line, ", ".join(unknown), f"unknown key(s); allowed: {', '.join(sorted(_QUERY_KEYS))}")
-    before = len(problems.items)
+        problems.at(line, ", ".join(unknown), f"unknown key(s); allowed: {', '.join(sorted(_QUERY_KEYS))}")
+    before = len(problems)
     for key in ("query_id", "query", "documents"):
         if key not in obj:
-            problems.add(line, key, "missing")
-    if len(problems.items) > before:
+            problems.at(line, key, "missing")
+    if len(problems) > before:
         return None
     qid = _identifier(obj["query_id"], line, "query_id", problems)
     text = _text(obj["query"], line, "query", problems)
     docs_raw = obj["documents"]
     if not isinstance(docs_raw, list) or not docs_raw:
-        problems.add(line, "documents", "must be a non-empty list of {doc_id, text[, label]} objects")
+        problems.at(line, "documents", "must be a non-empty list of {doc_id, text[, label]} objects")
         return None
     documents: list[Document] = []
     seen: dict[str, int] = {}
     for i, doc in enumerate(docs_raw):
         field = f"documents[{i}]"
         if not isinstance(doc, dict):
-            problems.add(line, field, f"expected an object, got {type(doc).__name__}")
+            problems.at(line, field, f"expected an object, got {type(doc).__name__}")
             continue
         unknown = sorted(set(doc) - _DOC_KEYS)
         if unknown:
-            problems.add(line, f"{field}: {', '.join(unknown)}", f"unknown key(s); allowed: {', '.join(sorted(_DOC_KEYS))}")
+            problems.at(line, f"{field}: {', '.join(unknown)}", f"unknown key(s); allowed: {', '.join(sorted(_DOC_KEYS))}")
         missing = [k for k in ("doc_id", "text") if k not in doc]
         for key in missing:
-            problems.add(line, f"{field}.{key}", "missing")
+            problems.at(line, f"{field}.{key}", "missing")
         if missing:
             continue
         did = _identifier(doc["doc_id"], line, f"{field}.doc_id", problems)
         dtext = _text(doc["text"], line, f"{field}.text", problems)
         label = _label(doc.get("label"), line, f"{field}.label", problems)
         if did is not None and did in seen:
-            problems.add(line, f"{field}.doc_id", f"duplicate doc_id {did!r} (also documents[{seen[did]}])")
+            problems.at(line, f"{field}.doc_id", f"duplicate doc_id {did!r} (also documents[{seen[did]}])")
             continue
         if did is not None:
             seen[did] = i
@@ -188,8 +187,7 @@ def _parse_query(obj: Any, line: int, problems: _Problems) -> Query | None:
 def load_dataset(path: str | Path, key: str = "collect.dataset") -> Dataset:
     """Read and validate a dataset; raises :class:`DatasetError` listing every problem found."""
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: dataset not found ({key})")
+    require_file(path, "dataset", DatasetError, key)
     problems = _Problems(path)
     queries: list[Query] = []
     first_line: dict[str, int] = {}
@@ -198,20 +196,20 @@ def load_dataset(path: str | Path, key: str = "collect.dataset") -> Dataset:
             try:
                 text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as exc:
-                problems.add(number, "", f"not valid UTF-8 ({exc.reason} at byte {exc.start})")
+                problems.at(number, "", f"not valid UTF-8 ({exc.reason} at byte {exc.start})")
                 continue
             if not text.strip():
                 continue
             try:
                 obj = json.loads(text)
             except ValueError as exc:
-                problems.add(number, "", f"invalid JSON: {getattr(exc, 'msg', exc)} (column {getattr(exc, 'colno', '?')})")
+                problems.at(number, "", f"invalid JSON: {getattr(exc, 'msg', exc)} (column {getattr(exc, 'colno', '?')})")
                 continue
             query = _parse_query(obj, number, problems)
             if query is None:
                 continue
             if query.query_id in first_line:
-                problems.add(number, "query_id", f"duplicate query_id {query.query_id!r} (first on line {first_line[query.query_id]})")
+                problems.at(number, "query_id", f"duplicate query_id {query.query_id!r} (first on line {first_line[query.query_id]})")
                 continue
             first_line[query.query_id] = number
             queries.append(query)

@@ -22,6 +22,7 @@ import numpy as np
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import atomic_output_path, atomic_write_json, commit_output, sha256_file
+from pipeline.data.validation import Problems, require_file
 
 MAX_LISTED = 5
 
@@ -85,8 +86,7 @@ def _location(fmt: str, index: int) -> str:
 def _read_frame(path: Path, fmt: str):
     import pandas as pd
 
-    if not path.is_file():
-        raise TableError(f"{path}: paired-score table not found")
+    require_file(path, "paired-score table", TableError)
     try:
         if fmt == "csv":
             sep = "\t" if path.suffix.lower() == ".tsv" else ","
@@ -106,25 +106,23 @@ def _float_column(frame, column: str, path: Path, fmt: str) -> np.ndarray:
         raise TableError(f"{path}: column '{column}': a {fmt} score column must be numeric, it holds "
                          f"{raw.dtype} values (row 1: {str(first)[:40]!r}); write the scores as numbers")
     values = np.empty(raw.shape[0], dtype=np.float64)
-    problems: list[str] = []
+    problems = Problems(MAX_LISTED)
     for i, cell in enumerate(raw):
         if cell is None or (isinstance(cell, str) and cell.strip() == ""):
-            problems.append(f"{_location(fmt, i)}: missing value")
+            problems.add(f"{_location(fmt, i)}: missing value")
             values[i] = np.nan
             continue
         try:
             value = float(cell)
         except (TypeError, ValueError):
-            problems.append(f"{_location(fmt, i)}: non-numeric value {str(cell)[:40]!r}")
+            problems.add(f"{_location(fmt, i)}: non-numeric value {str(cell)[:40]!r}")
             values[i] = np.nan
             continue
         if not math.isfinite(value):
-            problems.append(f"{_location(fmt, i)}: {value!r} is not a finite number")
+            problems.add(f"{_location(fmt, i)}: {value!r} is not a finite number")
         values[i] = value
     if problems:
-        listed = "; ".join(problems[:MAX_LISTED])
-        more = f" (and {len(problems) - MAX_LISTED} more)" if len(problems) > MAX_LISTED else ""
-        raise TableError(f"{path}: column '{column}': {listed}{more}")
+        raise TableError(f"{path}: column '{column}': {problems.inline()}")
     return values
 
 
@@ -150,8 +148,7 @@ def read_table(
 ) -> PairedTable:
     """Read and validate a paired-score table (CSV or Parquet)."""
     path = Path(path)
-    if not path.is_file():  # before the suffix: a missing file is the first thing to fix
-        raise TableError(f"{path}: paired-score table not found (data.path)")
+    require_file(path, "paired-score table", TableError, "data.path")  # before the suffix: the first thing to fix
     fmt = detect_format(path, fmt)
     if not sources:
         raise TableError("data.sources is empty: name at least one local score column")

@@ -1,11 +1,9 @@
 """A loopback reference API: SiliconFlow's ``POST /v1/rerank`` served by a local Qwen3 reranker.
 
 The demo needs a reference that behaves like a hosted API without a network or a key. This
-server speaks SiliconFlow's rerank wire format (request fields ``model``, ``query``,
-``documents``, ``top_n``, ``return_documents``, ``instruction``; response ``id``, ``results``
-sorted by score with ``index`` and ``relevance_score``, ``tokens``; errors as
-``{"code", "message", "data"}``) and scores with the project's Qwen3 reranker backend. Its
-switches reproduce the ways real deployments differ from a local transformers run:
+server speaks SiliconFlow's rerank wire format as :mod:`pipeline.wire` writes it (the client,
+``serve`` and the test fake use the same module) and scores with the project's Qwen3 reranker
+backend. Its switches reproduce the ways real deployments differ from a local transformers run:
 
 * ``template``: ``vllm`` formats the prompt as vLLM's Qwen3 reranker example does (query part
   and document part tokenised separately), ``official`` as the model card, ``none`` not at all;
@@ -33,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hmac
 import json
 import sys
 import threading
@@ -45,14 +42,22 @@ from pipeline.config.reference import ReferenceConfig
 from pipeline.core.errors import PipelineError
 from pipeline.config.local import DType, Template
 from pipeline.wire import (
+    API_PREFIX,
+    EMBEDDINGS_PATH,
+    MODELS_PATH,
+    RERANK_PATH,
     RequestError,
+    check_auth,
     embeddings_response,
     error_body,
+    internal_error,
+    models_response,
     parse_embeddings,
     parse_json,
     parse_rerank,
     rerank_response,
 )
+
 
 class ReferenceConfigError(PipelineError, ValueError):
     """The ``api`` config cannot talk to the loopback reference as configured."""
@@ -137,14 +142,12 @@ class ReferenceApp:
         try:
             if self.api_key is not None:
                 headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-                given = headers.get("authorization", "")
-                if not hmac.compare_digest(given.encode(), f"Bearer {self.api_key}".encode()):
-                    raise RequestError(401, 401, "Invalid token")
-            if path == "/v1/models" and method == "GET":
-                return 200, {"object": "list", "data": [{"id": self.model.settings.served_model, "object": "model"}]}
-            if path == "/v1/embeddings" and hasattr(self.model, "embed"):
+                check_auth(headers.get("authorization", ""), self.api_key)
+            if path == API_PREFIX + MODELS_PATH and method == "GET":
+                return 200, models_response(self.model.settings.served_model)
+            if path == API_PREFIX + EMBEDDINGS_PATH and hasattr(self.model, "embed"):
                 return await self._embeddings(method, raw)
-            if path != "/v1/rerank":
+            if path != API_PREFIX + RERANK_PATH:
                 raise RequestError(404, 404, f"no route {method} {path}")
             if method != "POST":
                 raise RequestError(405, 405, f"{method} not allowed on {path}")
@@ -155,14 +158,14 @@ class ReferenceApp:
         except RequestError as exc:
             return exc.status, error_body(exc)
         except Exception as exc:  # a bug or a model failure: a 500 in the API's shape, never a hang
-            return 500, error_body(RequestError(500, 50000, f"internal error: {type(exc).__name__}"))
+            return 500, error_body(internal_error(exc))
 
 
     async def _embeddings(self, method: str, raw: bytes) -> tuple[int, dict[str, Any]]:
         """``POST /v1/embeddings`` for a model with ``embed(texts) -> (vectors, tokens)`` and a
         ``dimensions`` attribute (the tests' plain-transformers embedding servers)."""
         if method != "POST":
-            raise RequestError(405, 405, f"{method} not allowed on /v1/embeddings")
+            raise RequestError(405, 405, f"{method} not allowed on {API_PREFIX + EMBEDDINGS_PATH}")
         request = parse_embeddings(parse_json(raw), self.model.settings, getattr(self.model, "dimensions", None))
         vectors, tokens = await asyncio.to_thread(self.model.embed, request["input"])
         return 200, embeddings_response(self.model.settings.served_model, vectors, tokens, request["encoding_format"])
@@ -188,7 +191,7 @@ class ReferenceServer:
     @property
     def base_url(self) -> str:
         """What ``api.base_url`` must be for the SiliconFlow dialect to reach this server."""
-        return f"http://{self.host}:{self.port}/v1"
+        return f"http://{self.host}:{self.port}{API_PREFIX}"
 
     def live_url(self, configured: str) -> str:
         """``configured`` (a base URL) with its scheme, host and port replaced by this server's."""

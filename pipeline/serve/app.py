@@ -18,7 +18,6 @@ from pipeline.core.extras import require
 require("python -m pipeline serve (pipeline.serve.app)", "serve")
 
 import asyncio
-import hmac
 from types import SimpleNamespace
 
 from fastapi import FastAPI, Request
@@ -28,10 +27,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from pipeline.scorers.base import QueryGroup
 from pipeline.serve.runtime import ServeRuntime
 from pipeline.wire import (
+    API_PREFIX,
+    EMBEDDINGS_PATH,
+    INTERNAL_ERROR,
     INVALID_REQUEST,
+    MODELS_PATH,
+    RERANK_PATH,
     RequestError,
+    check_auth,
     embeddings_response,
     error_body,
+    internal_error,
+    models_response,
     parse_embeddings,
     parse_json,
     parse_rerank,
@@ -61,15 +68,11 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
         return _error(exc.status_code, exc.status_code, f"{exc.detail}: {request.method} {request.url.path}")
 
     @app.exception_handler(Exception)
-    async def internal_error(_: Request, exc: Exception) -> JSONResponse:  # never a hang, never a stack trace
-        return _error(500, 50000, f"internal error: {type(exc).__name__}")
+    async def unexpected_error(_: Request, exc: Exception) -> JSONResponse:  # never a hang, never a stack trace
+        return JSONResponse(error_body(internal_error(exc)), status_code=500)
 
     def authorize(request: Request) -> None:
-        if runtime.api_key is None:
-            return
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {runtime.api_key}".encode()):
-            raise RequestError(401, 401, "Invalid token")
+        check_auth(request.headers.get("authorization", ""), runtime.api_key)
 
     def ready_model():
         if not runtime.readiness.ready or runtime.model is None or runtime.batcher is None:
@@ -107,13 +110,13 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
                                for fp in (scorer.fingerprint() for scorer in runtime.model.scorers)]
         return JSONResponse(body, status_code=200 if state.ready else 503)
 
-    @app.get("/v1/models")
+    @app.get(API_PREFIX + MODELS_PATH)
     async def models(request: Request) -> dict:
         authorize(request)
         name = runtime.served_model
-        return {"object": "list", "data": [{"id": name, "object": "model"}] if name else []}
+        return models_response(*([name] if name else []))
 
-    @app.post("/v1/rerank")
+    @app.post(API_PREFIX + RERANK_PATH)
     async def rerank(request: Request) -> dict:
         authorize(request)
         model = ready_model()
@@ -134,7 +137,7 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
         tokens = query * len(documents) + sum(documents)  # the query is read once per document
         return rerank_response(parsed, [float(s) for s in scores], tokens)
 
-    @app.post("/v1/embeddings")
+    @app.post(API_PREFIX + EMBEDDINGS_PATH)
     async def embeddings(request: Request) -> dict:
         authorize(request)
         model = ready_model()
@@ -143,7 +146,7 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
         parsed = parse_embeddings(await json_body(request), limits(model), model.dimensions)
         vectors = await asyncio.to_thread(model.embed, parsed["input"])
         if model.dimensions is not None and vectors.shape[1] != model.dimensions:  # never silently reshaped
-            raise RequestError(500, 50000, f"the model returned {vectors.shape[1]}-d vectors, expected {model.dimensions}")
+            raise RequestError(500, INTERNAL_ERROR, f"the model returned {vectors.shape[1]}-d vectors, expected {model.dimensions}")
         tokens = sum(await asyncio.to_thread(model.token_counts, parsed["input"]))
         return embeddings_response(model.served_model, vectors.tolist(), tokens, parsed["encoding_format"])
 

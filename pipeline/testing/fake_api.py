@@ -17,6 +17,11 @@ that sends the wrong field name fails here just as it would against the real API
 deterministic hash of (query, document) (:func:`expected_score`), results come back sorted by
 score (never in request order), and ``top_n``/``top_k`` cut them like the real APIs do.
 
+SiliconFlow's format is not written here: its requests are validated and answered by
+:mod:`pipeline.wire`, as ``serve`` and the loopback reference do. What this module adds is what
+is fake: faults, latency, rate limits, counters, and the hosted service's per-model rules
+(:data:`SF_DIMENSIONS`, instructions for Qwen3 rerankers only).
+
 Fault specs (``push_faults`` / ``fault_fn``): ``429``, ``429:<retry-after>``, ``400``, ``401``,
 ``403``, ``404``, ``500``, ``502``, ``503``, ``504``, ``timeout:<seconds>`` (answer late),
 ``reset`` (TCP RST, no response), ``drop`` (headers then a cut body), ``malformed`` (not JSON),
@@ -46,6 +51,7 @@ import numpy as np
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from pipeline import wire
 from pipeline.core.loopback import read_body
 
 NATIVE_DIMS = 32
@@ -112,9 +118,10 @@ class Record:
 # --- per-dialect request schemas: (required, optional) ----------------------------------------
 # Each from the provider's own reference, so a client that sends a field the real server rejects
 # fails here too. Re-check against these sources when a provider changes its API:
+# (SiliconFlow's are pipeline.wire's, checked there against
+# https://docs.siliconflow.cn/cn/api-reference/rerank/create-rerank and
+# https://api-docs.siliconflow.cn/docs/api/embeddings-post)
 RERANK_FIELDS: dict[str, tuple[set[str], set[str]]] = {
-    # https://docs.siliconflow.cn/cn/api-reference/rerank/create-rerank
-    "siliconflow": ({"model", "query", "documents"}, {"top_n", "return_documents", "instruction", "max_chunks_per_doc", "overlap_tokens"}),
     # https://docs.cohere.com/reference/rerank (v2)
     "cohere": ({"model", "query", "documents"}, {"top_n", "max_tokens_per_doc"}),
     # https://api.jina.ai/openapi.json  RankAPIInput
@@ -130,7 +137,7 @@ RERANK_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "infinity": ({"query", "documents"}, {"model", "top_n", "return_documents", "raw_scores"}),
 }
 EMBED_FIELDS: dict[str, tuple[set[str], set[str]]] = {
-    # https://platform.openai.com/docs/api-reference/embeddings (SiliconFlow, TEI, vLLM, infinity)
+    # https://platform.openai.com/docs/api-reference/embeddings (TEI, vLLM, infinity)
     "openai": ({"input"}, {"model", "encoding_format", "dimensions", "user"}),
     # https://docs.voyageai.com/reference/embeddings-api
     "voyage": ({"input", "model"}, {"output_dimension", "input_type", "truncation"}),
@@ -139,7 +146,8 @@ EMBED_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "jina": ({"input", "model"}, {"embedding_type", "task", "dimensions", "normalized", "late_chunking", "truncate"}),
 }
 #: SiliconFlow accepts `dimensions` only from these lists (Qwen3-Embedding); other values get a 400.
-#: Kept apart from the client's copy on purpose (a fake that imported it could not catch it), from
+#: A rule of the hosted service's models, not of the format (``serve`` answers one size): kept
+#: apart from the client's copy on purpose (a fake that imported it could not catch it), from
 #: the newer reference https://api-docs.siliconflow.cn/docs/api/embeddings-post
 SF_DIMENSIONS = {
     "Qwen/Qwen3-Embedding-0.6B": (64, 128, 256, 512, 768, 1024),
@@ -151,8 +159,8 @@ SF_DIMENSIONS = {
 DEPRECATED_PATHS = {"vllm/v1/rerank", "vllm/v1/score"}
 # path under the dialect prefix -> (dialect, endpoint)
 ROUTES: dict[str, tuple[str, str]] = {
-    "siliconflow/v1/rerank": ("siliconflow", "rerank"),
-    "siliconflow/v1/embeddings": ("siliconflow", "embeddings"),
+    f"siliconflow{wire.API_PREFIX}{wire.RERANK_PATH}": ("siliconflow", "rerank"),
+    f"siliconflow{wire.API_PREFIX}{wire.EMBEDDINGS_PATH}": ("siliconflow", "embeddings"),
     "cohere/v2/rerank": ("cohere", "rerank"),
     "jina/v1/rerank": ("jina", "rerank"),
     "jina/v1/embeddings": ("jina", "embeddings"),
@@ -172,18 +180,23 @@ ROUTES: dict[str, tuple[str, str]] = {
 INFO_ROUTES = {"vllm/v1/models", "tei/info", "infinity/models"}
 # base_url each dialect's default path expects
 BASE_PREFIX = {
-    "siliconflow": "/siliconflow/v1", "cohere": "/cohere", "jina": "/jina/v1", "voyage": "/voyage/v1",
+    "siliconflow": "/siliconflow" + wire.API_PREFIX, "cohere": "/cohere", "jina": "/jina/v1", "voyage": "/voyage/v1",
     "tei": "/tei", "vllm": "/vllm", "vllm_score": "/vllm", "infinity": "/infinity",
 }
 
 
 class BadRequest(Exception):
     """A request the server refuses: 400, or 422 where the real server validates with pydantic
-    under FastAPI (infinity)."""
+    under FastAPI (infinity); ``payload`` is the error body where the dialect has its own shape."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400, payload: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.payload = payload
+
+    @classmethod
+    def siliconflow(cls, exc: wire.RequestError) -> BadRequest:
+        return cls(str(exc), exc.status, wire.error_body(exc))
 
 
 #: servers whose request models ignore unknown fields instead of refusing them: infinity's
@@ -417,7 +430,7 @@ class FakeApp:
                 payload = self._embed(dialect, body, fault)
         except BadRequest as exc:
             record.status = exc.status
-            payload = {"detail": [{"msg": str(exc)}]} if exc.status == 422 else {"message": str(exc)}
+            payload = exc.payload or ({"detail": [{"msg": str(exc)}]} if exc.status == 422 else {"message": str(exc)})
             return await self._send(send, *_json(exc.status, payload))
         headers = {"content-type": "application/json"}
         if dialect == "tei" and endpoint == "rerank":  # TEI reports usage in a header only
@@ -444,7 +457,31 @@ class FakeApp:
     def _reported(self, tokens: int) -> int:
         return max(1, int(round(tokens * self.state.token_report_ratio)))
 
+    def _pair_scores(self, query: str, docs: list[str], raw: bool = False) -> list[float]:
+        if self.state.pair_scorer is not None:
+            return self.state.pair_scorer(query, list(docs))
+        return [expected_score(query, d, raw) for d in docs]
+
+    def _siliconflow_rerank(self, body: Any, fault: str | None) -> Any:
+        """SiliconFlow's rerank, format and all from pipeline.wire; the hosted service's rule on top:
+        ``instruction`` is for Qwen3 rerankers only."""
+        try:
+            request = wire.parse_rerank(body, None)
+            if request["instruction"] is not None and "qwen3-reranker" not in str(body["model"]).lower():
+                raise wire.RequestError(400, wire.INVALID_REQUEST, "instruction is only supported by Qwen3 reranker "
+                                                                   f"models, not {body['model']}")
+        except wire.RequestError as exc:
+            raise BadRequest.siliconflow(exc) from None
+        query, docs = request["query"], request["documents"]
+        results = wire.rerank_results(self._pair_scores(query, docs), request["top_n"],
+                                      docs if request["return_documents"] else None)
+        tokens = self._reported(_tokens(*[query + d for d in docs]))
+        usage_at = ("meta",) if fault == "tokens_meta" or self.state.sf_usage_shape == "meta" else ("tokens",)
+        return wire.rerank_body(_faulty(results, fault, len(docs), wire.SCORE), tokens, id="sf-1", usage_at=usage_at)
+
     def _rerank(self, dialect: str, body: Any, fault: str | None) -> Any:
+        if dialect == "siliconflow":
+            return self._siliconflow_rerank(body, fault)
         self._check_fields(body, RERANK_FIELDS[dialect], dialect)
         query = body.get("query", body.get("text_1"))
         docs = body.get("documents", body.get("texts", body.get("text_2")))
@@ -456,45 +493,20 @@ class FakeApp:
         top = body.get("top_n", body.get("top_k"))
         if dialect == "infinity" and top is not None and (not isinstance(top, int) or top < 1):
             raise BadRequest("top_n: Input should be greater than 0", 422)  # RerankInput: Field(gt=0)
-        if dialect == "siliconflow" and "instruction" in body:  # min length 1; Qwen3 rerankers only
-            instruction = body["instruction"]
-            if not isinstance(instruction, str) or len(instruction) < 1:
-                raise BadRequest("instruction: String should have at least 1 character")
-            if "qwen3-reranker" not in str(body["model"]).lower():
-                raise BadRequest(f"instruction is only supported by Qwen3 reranker models, not {body['model']}")
-        raw = bool(body.get("raw_scores", False))
-        if self.state.pair_scorer is not None:
-            values = self.state.pair_scorer(query, list(docs))
-        else:
-            values = [expected_score(query, d, raw) for d in docs]
+        values = self._pair_scores(query, docs, bool(body.get("raw_scores", False)))
         items = [{"index": i, "score": v} for i, v in enumerate(values)]
         if dialect in {"vllm", "vllm_score"} and self.state.vllm_server_template and "<|im_start|>" in query:
             items = [{"index": i, "score": 0.9990 + 1e-6 * (i % 3)} for i in range(len(docs))]  # wrapped twice
         items.sort(key=lambda it: -it["score"])  # real APIs sort by relevance
         if isinstance(top, int):
             items = items[:top]
-        if fault == "missing_index" and len(items) > 1:
-            items = items[:-1]
-        elif fault == "duplicate_index" and len(items) > 1:
-            items[-1] = dict(items[-1], index=items[0]["index"])
-        elif fault == "out_of_range_index":
-            items[-1] = dict(items[-1], index=len(docs) + 3)
-        elif fault == "nan_score":
-            items[0] = dict(items[0], score=float("nan"))
         tokens = self._reported(_tokens(*[query + d for d in docs]))
         key = "score" if dialect in {"tei", "vllm_score"} else "relevance_score"
-        results = [{"index": it["index"], key: it["score"]} for it in items]
+        results = _faulty([{"index": it["index"], key: it["score"]} for it in items], fault, len(docs), key)
         if dialect == "vllm":  # vLLM always returns the document (protocol.py RerankResult.document)
             results = [dict(r, document={"text": docs[r["index"]]}) for r in results]
         if dialect == "infinity":  # _ReRankObject.document: Optional[str], null unless return_documents
             results = [dict(r, document=docs[r["index"]] if body.get("return_documents") else None) for r in results]
-        if dialect == "siliconflow":
-            usage = {"input_tokens": tokens, "output_tokens": 0}
-            if fault == "tokens_meta" or self.state.sf_usage_shape == "meta":
-                return {"id": "sf-1", "results": results,
-                        "meta": {"billed_units": {"input_tokens": tokens, "output_tokens": 0, "search_units": 0},
-                                 "tokens": usage}}
-            return {"id": "sf-1", "results": results, "tokens": usage}
         if dialect == "cohere":  # one search unit per query with up to 100 documents
             return {"id": "co-1", "results": results,
                     "meta": {"api_version": {"version": "2"}, "billed_units": {"search_units": -(-len(docs) // 100)}}}
@@ -513,38 +525,59 @@ class FakeApp:
         return {"object": "rerank", "results": results, "model": body.get("model"),
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}, "id": "inf-1", "created": 0}
 
+    def _siliconflow_embed_request(self, body: Any) -> tuple[list[str], Any, str]:
+        """(texts, dimensions, encoding) of a SiliconFlow embeddings request, validated by
+        pipeline.wire; the hosted service's rule on top: ``dimensions`` from :data:`SF_DIMENSIONS`."""
+        try:
+            request = wire.parse_embeddings(body, None)
+            dims = body.get("dimensions")
+            if dims is not None and dims not in SF_DIMENSIONS.get(body["model"], ()):
+                raise wire.RequestError(400, wire.INVALID_REQUEST, f"dimensions {dims} is not supported for model "
+                                                                   f"{body['model']}")
+        except wire.RequestError as exc:
+            raise BadRequest.siliconflow(exc) from None
+        return request["input"], dims, request["encoding_format"]
+
     def _embed(self, dialect: str, body: Any, fault: str | None) -> Any:
-        schema = EMBED_FIELDS[dialect if dialect in EMBED_FIELDS else "openai"]
-        self._check_fields(body, schema, dialect)
-        texts = body["input"]
-        if isinstance(texts, str):
-            texts = [texts]
-        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-            raise BadRequest("input must be a string or a non-empty list of strings", VALIDATION_STATUS.get(dialect, 400))
-        if dialect in STRIPS_INPUTS:
-            texts = [t.strip() for t in texts]
-        dims = body.get("output_dimension" if dialect == "voyage" else "dimensions")
-        if dialect == "siliconflow" and dims is not None:
-            allowed = SF_DIMENSIONS.get(body.get("model"))
-            if allowed is None or dims not in allowed:
-                raise BadRequest(f"dimensions {dims} is not supported for model {body.get('model')}")
-        elif dims is not None and (not isinstance(dims, int) or not 1 <= dims <= NATIVE_DIMS):
-            raise BadRequest(f"dimensions must be in 1..{NATIVE_DIMS}")
+        if dialect == "siliconflow":
+            texts, dims, encoding = self._siliconflow_embed_request(body)
+        else:
+            schema = EMBED_FIELDS[dialect if dialect in EMBED_FIELDS else "openai"]
+            self._check_fields(body, schema, dialect)
+            texts, encoding = body["input"], "float"
+            if isinstance(texts, str):
+                texts = [texts]
+            if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+                raise BadRequest("input must be a string or a non-empty list of strings", VALIDATION_STATUS.get(dialect, 400))
+            if dialect in STRIPS_INPUTS:
+                texts = [t.strip() for t in texts]
+            dims = body.get("output_dimension" if dialect == "voyage" else "dimensions")
+            if dims is not None and (not isinstance(dims, int) or not 1 <= dims <= NATIVE_DIMS):
+                raise BadRequest(f"dimensions must be in 1..{NATIVE_DIMS}")
         if self.state.embedder is not None:
             vectors = self.state.embedder(list(texts))
         else:
             vectors = [expected_embedding(t, dims).tolist() for t in texts]
-        data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
+        # every dialect here answers in OpenAI's shape, which is SiliconFlow's (pipeline.wire)
+        data = wire.embedding_items(vectors, encoding)
         random.Random(len(texts)).shuffle(data)
-        if fault == "missing_index" and len(data) > 1:
-            data = data[:-1]
-        elif fault == "duplicate_index" and len(data) > 1:
-            data[-1] = dict(data[-1], index=data[0]["index"])
-        elif fault == "out_of_range_index":
-            data[-1] = dict(data[-1], index=len(texts) + 3)
         tokens = self._reported(_tokens(*texts))
-        return {"object": "list", "data": data, "model": body.get("model"),
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        return wire.embeddings_body(body.get("model"), _faulty(data, fault, len(texts)), tokens)
+
+
+def _faulty(items: list[dict[str, Any]], fault: str | None, n: int, score_key: str | None = None) -> list[dict[str, Any]]:
+    """``items`` (sorted results, or embeddings; answering ``n`` inputs) with the index or score
+    fault ``fault`` names: one item left out, an index repeated or out of range, a NaN score."""
+    items = list(items)
+    if fault == "missing_index" and len(items) > 1:
+        items = items[:-1]
+    elif fault == "duplicate_index" and len(items) > 1:
+        items[-1] = dict(items[-1], index=items[0]["index"])
+    elif fault == "out_of_range_index":
+        items[-1] = dict(items[-1], index=n + 3)
+    elif fault == "nan_score" and score_key is not None:
+        items[0] = dict(items[0], **{score_key: float("nan")})
+    return items
 
 
 def max_overlap(records: list[Record]) -> int:

@@ -16,6 +16,8 @@ from pipeline.reference.server import ReferenceServer
 from pipeline.align.run import align
 from tests.support.mismatched_reference import OTHER_INSTRUCTION, MismatchedCardModel
 
+pytestmark = pytest.mark.slow
+
 SERVED = "demo/qwen3-reranker-tiny"
 
 

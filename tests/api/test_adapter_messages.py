@@ -49,6 +49,18 @@ def test_a_bare_array_dialect_says_it_wanted_one():
         "results[0].score: score 'x' is not a number"
 
 
+@pytest.mark.parametrize("dialect, key, score_key", [
+    (Dialect.cohere, "results", "relevance_score"), (Dialect.jina, "results", "relevance_score"),
+    (Dialect.vllm, "results", "relevance_score"), (Dialect.infinity, "results", "relevance_score"),
+    (Dialect.voyage, "data", "relevance_score"), (Dialect.vllm_score, "data", "score"),
+])
+def test_every_dialect_names_the_result_that_broke(dialect, key, score_key):
+    """The results list is called ``results`` in every message, wherever the dialect keeps it."""
+    adapter = ADAPTERS[dialect]
+    assert message(lambda: adapter.parse_rerank({key: [{"index": 0}]}, 1)) == f"results[0]: missing '{score_key}'"
+    assert adapter.parse_rerank({key: [{"index": 1, score_key: 0.5}, {"index": 0, score_key: 2}]}, 2) == [2.0, 0.5]
+
+
 @pytest.mark.parametrize("n_missing, shown", [
     (1, "0"),
     (10, "0, 1, 2, 3, 4, 5, 6, 7, 8, 9"),  # up to ten are listed in full

@@ -87,6 +87,7 @@ def test_request_bodies_per_dialect():
     assert _body(Dialect.vllm_score) == {"model": "m", "text_1": "q", "text_2": ["a", "b"]}
     assert _body(Dialect.infinity, raw_scores=True)["raw_scores"] is True
     assert "top_n" not in _body(Dialect.jina, top_n=TopN.omit)
+    assert "top_n" not in _body(Dialect.siliconflow, top_n=TopN.omit)
 
 
 def test_default_paths():

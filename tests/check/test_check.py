@@ -13,6 +13,8 @@ from pipeline.__main__ import main
 from pipeline.config.reference import ReferenceConfig
 from pipeline.reference.server import ReferenceServer
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 QUERIES = 16
 

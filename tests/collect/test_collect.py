@@ -24,6 +24,8 @@ from pipeline.collect import CollectError, collect
 from pipeline.testing.fake_api import expected_score
 from tests.support.servers import CANARY_KEY, KEY_ENV, BadScorer, HashScorer, api_overrides
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "data" / "demo" / "calibration.jsonl"
 #: the tests collect a 10-query sample of the demo dataset (collect.max_queries)

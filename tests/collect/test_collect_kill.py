@@ -25,7 +25,7 @@ from tests.support.servers import CANARY_KEY, KEY_ENV, api_overrides
 REPO = Path(__file__).resolve().parents[2]
 N_QUERIES, N_DOCS = 40, 5
 
-pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX SIGKILL")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX SIGKILL")]
 
 
 def write_dataset(path: Path) -> None:

@@ -28,6 +28,8 @@ from pipeline.collect import collect
 from pipeline.collect import ray_backend
 from pipeline.config.compose import compose_config
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -11,6 +11,8 @@ from pipeline.__main__ import main
 from pipeline.scorers import LocalScorerConfig
 from pipeline.scorers.loading import ScorerLoadError, hash_local_files, resolve_source
 
+pytestmark = pytest.mark.slow
+
 
 def args(tmp_path, reranker, **extra):
     items = {"local.model": reranker, "reference.model": reranker, "collect.versions": tmp_path / "versions.json"}

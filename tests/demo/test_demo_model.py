@@ -12,6 +12,8 @@ from pipeline.demo.model import ranking_quality, train_revisions
 from pipeline.scorers import LocalScorerConfig, QueryGroup, build_scorer
 from pipeline.scorers.loading import hash_local_files
 
+pytestmark = pytest.mark.slow
+
 TINY = TrainSettings(vocab_size=600, hidden_size=16, intermediate_size=32, num_heads=2, num_kv_heads=1, max_length=160,
                      steps=4, extra_steps_v2=2, queries_per_step=2, warmup_steps=2)
 

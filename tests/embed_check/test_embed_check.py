@@ -15,6 +15,8 @@ from pipeline.config.reference import ReferenceConfig
 from pipeline.reference.server import ReferenceServer
 from pipeline.testing.plain_embedder import PlainEmbedder
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 SERVED = "Qwen/Qwen3-Embedding-0.6B"
 KEY_ENV = "EMBED_CHECK_TEST_KEY"

@@ -20,6 +20,8 @@ from pipeline.config.compose import compose_config
 from pipeline.scorers.prompts import DEFAULT_INSTRUCTION
 from tests.peers.infinity import MINILM, OTHER_RERANKER, RERANKER
 
+pytestmark = pytest.mark.integration
+
 LONG = ("The retrieval system splits long passages into sentences before ranking them. " * 40).strip()
 
 

@@ -14,6 +14,8 @@ from pipeline.scorers import LocalScorerConfig, QueryGroup, build_scorer
 from tests.peers.infinity import MINILM, RERANKER
 from pipeline.testing.fake_api import FakeApiServer
 
+pytestmark = pytest.mark.integration
+
 QUERY = "  what is the capital of china \n"
 DOCS = ["  Beijing is the capital of China.  ", "北京是中国的首都。\n", "gravity"]
 RERANKS = [

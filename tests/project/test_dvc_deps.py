@@ -49,6 +49,7 @@ def stages() -> dict[str, tuple[str, list[str]]]:
     return out
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("dvc_stage", sorted(stages()))
 def test_every_module_a_stage_imports_is_among_its_deps(repo, dvc_stage):
     cli_stage, deps = stages()[dvc_stage]

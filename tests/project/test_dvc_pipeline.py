@@ -21,6 +21,8 @@ import pytest
 
 from tests.support.dvc import NAME, REPO, SENTINEL, ran
 
+pytestmark = pytest.mark.integration
+
 @pytest.fixture(autouse=True)
 def _committed_state(request):
     """Every test in this module starts from the committed state (those that only read it too)."""

@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.dvc import ran
 
-pytestmark = pytest.mark.timeout(1200)
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
 
 @pytest.fixture(scope="module")

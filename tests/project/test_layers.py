@@ -34,6 +34,7 @@ PLANTS = [
      "pipeline.api is not allowed to import pipeline.scorers"),
     ("layers", "pipeline/fit/outputs.py", "import pipeline.collect.units",
      "pipeline.fit is not allowed to import pipeline.collect"),
+    ("wire-is-the-format-only", "pipeline/wire.py", "import pipeline.config.api", "pipeline.wire -> pipeline.config.api"),
     ("runtime-numpy-only", "pipeline/runtime/spec.py", "import sklearn", "pipeline.runtime.spec -> sklearn"),
     ("calibration-sees-no-config", "pipeline/calibration/metrics.py", "import pipeline.config.fit",
      "pipeline.calibration.metrics -> pipeline.config.fit"),

@@ -19,6 +19,8 @@ import pytest
 
 from pipeline.core.extras import EXTRA_MODULES, INCLUDES, modules_of
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "transformers", "tokenizers", "sklearn", "scipy", "hydra", "omegaconf", "pandas", "joblib",
          "matplotlib", "httpx", "fastapi", "uvicorn", "tqdm")

@@ -15,6 +15,8 @@ from pipeline.config.reference import ReferenceConfig
 from pipeline.reference.server import ReferenceServer, reference_fingerprint
 from pipeline.scorers import LocalScorerConfig, QueryGroup, build_scorer
 
+pytestmark = pytest.mark.slow
+
 QUERY = "What is the capital of China?"
 DOCS = ["The capital of China is Beijing.\n", "  Gravity attracts two bodies.", "北京是中国的首都。", "def f(x):\n    return x\n"]
 SERVED = "demo/tiny"

@@ -11,6 +11,8 @@ import pytest
 from pipeline.config.compose import ConfigError, compose_config
 from pipeline.scorers import LocalScorerConfig, QueryGroup, build_scorer
 
+pytestmark = pytest.mark.slow
+
 QUERY = "how do rerankers score long documents"
 SHORT = "Rerankers read the query and the document together."
 LONG = " ".join(f"Sentence {i} about cross encoders, chunks, overlaps and the best chunk wins." for i in range(60))

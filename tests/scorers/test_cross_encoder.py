@@ -8,6 +8,8 @@ import torch
 
 from pipeline.scorers import LocalScorerConfig, QueryGroup, build_scorer
 
+pytestmark = pytest.mark.slow
+
 
 def cfg_for(path, **kw) -> LocalScorerConfig:
     return LocalScorerConfig(model=str(path), kind="cross_encoder", device="cpu", batch_size=3, **kw)

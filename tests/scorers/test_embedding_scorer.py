@@ -10,6 +10,8 @@ from pipeline.scorers import LocalScorerConfig, QueryGroup, build_scorer
 from pipeline.scorers.embedding import QUERY_TEMPLATE
 from pipeline.scorers.prompts import DEFAULT_INSTRUCTION
 
+pytestmark = pytest.mark.slow
+
 TASK = DEFAULT_INSTRUCTION
 QUERIES = ["What is the capital of China?", "Explain gravity", "中国的首都"]
 DOCS = ["The capital of China is Beijing.", "Gravity is a force " * 20, "北京。", "def f(x):\n    return x"]

@@ -26,6 +26,8 @@ from pipeline.testing.plain_embedder import PlainEmbedder
 from pipeline.testing.plain_reranker import PlainPairReranker
 from pipeline.testing.fake_api import FakeApiServer
 
+pytestmark = pytest.mark.slow
+
 SERVED = {"id": "Qwen/Qwen3-Reranker-0.6B", "root": "/models/qwen3-reranker-0.6b"}
 INSTRUCTION = "Judge {relevance} for: code & prose"  # braces and symbols go through untouched
 

@@ -10,6 +10,8 @@ from pipeline.scorers import LocalScorerConfig, QueryGroup, build_scorer
 from pipeline.scorers.packing import PackedBatch, SharedPrefix, common_prefix_length, run_packed
 from pipeline.testing.model_card import ModelCardReranker
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize(
     "rows, expected",

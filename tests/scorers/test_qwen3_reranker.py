@@ -18,6 +18,8 @@ from pipeline.runtime.text import TextConfig
 from pipeline.testing.model_card import ModelCardReranker
 from pipeline.testing.tiny_models import make_hub_cache
 
+pytestmark = pytest.mark.slow
+
 
 def flat_pairs(groups):
     return [(g.query, d) for g in groups for d in g.documents]

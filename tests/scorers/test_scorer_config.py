@@ -14,6 +14,8 @@ from pipeline.config.compose import ConfigError, compose_config
 from pipeline.scorers.batching import pad, plan_batches
 from pipeline.config.local import Device, DType, LocalScorerConfig, Pooling, ScorerKind, Template, coerce
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 ENTRIES = sorted(p.stem for p in (ROOT / "conf" / "local").glob("*.yaml"))
 

@@ -7,6 +7,8 @@ import pytest
 from pipeline.scorers import LocalScorerConfig, build_scorer
 from pipeline.scorers.loading import ScorerLoadError, load_model, resolve_source
 
+pytestmark = pytest.mark.slow
+
 
 def cfg_for(path, **kw) -> LocalScorerConfig:
     return LocalScorerConfig(model=str(path), **{"device": "cpu", **kw})

@@ -16,6 +16,8 @@ from tests.serve.test_serve_embeddings import SERVED as EMBEDDING_MODEL
 from tests.serve.test_serve_chunking import bge_like  # noqa: F401
 from tests.serve.test_serve_embeddings import TEXTS, embedding  # noqa: F401
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def embedding_service(embedding):  # noqa: F811

@@ -26,6 +26,8 @@ from pipeline.serve.app import create_app
 from pipeline.config.serve import ServeConfig
 from pipeline.serve.runtime import ServeRuntime
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 SERVED = "demo/qwen3-reranker-tiny"
 KEY_ENV = "SERVE_TEST_KEY"

@@ -14,6 +14,8 @@ from pipeline.scorers import LocalScorerConfig, QueryGroup, build_scorer
 from tests.serve.artifacts import artifact_for
 from tests.serve.test_serve import Served
 
+pytestmark = pytest.mark.slow
+
 BGE = "BAAI/bge-reranker-v2-m3"
 QUERY = "how do rerankers score long documents"
 LONG = " ".join(f"Sentence {i} about cross encoders, chunks, overlaps and the best chunk wins." for i in range(60))

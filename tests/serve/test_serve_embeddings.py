@@ -15,6 +15,8 @@ from pipeline.scorers.base import QueryGroup
 from tests.serve.artifacts import artifact_for
 from tests.serve.test_serve import Served
 
+pytestmark = pytest.mark.slow
+
 SERVED = "Qwen/Qwen3-Embedding-0.6B"
 TEXTS = ["penguins live in Antarctica", "the market closed higher", "bananas are yellow"]
 

@@ -1,7 +1,8 @@
 """SiliconFlow's wire format on its own (``pipeline.wire``): what both servers accept, what they
-refuse (status, SiliconFlow's code, the message a client reads) and the exact response bodies.
-The HTTP tests (test_serve*.py, tests/reference/test_reference_server.py) check the same functions
-behind a real server; these check every rule without a model, in milliseconds."""
+refuse (status, SiliconFlow's code, the message a client reads), the exact response bodies, and
+the client's side: the request bodies it sends and how it reads an answer back. The HTTP tests
+(test_serve*.py, tests/reference/test_reference_server.py, tests/api/) check the same functions
+behind a real server and the fake; these check every rule without a model, in milliseconds."""
 
 from __future__ import annotations
 
@@ -15,13 +16,25 @@ from pipeline.wire import (
     CHUNKING_MODELS,
     INVALID_REQUEST,
     UNKNOWN_MODEL,
+    MalformedResponse,
     RequestError,
+    Usage,
+    check_auth,
+    embeddings_request,
     embeddings_response,
     error_body,
+    internal_error,
+    models_response,
     parse_embeddings,
     parse_json,
     parse_rerank,
+    read_embeddings,
+    read_rerank,
+    read_usage,
+    rerank_body,
+    rerank_request,
     rerank_response,
+    rerank_results,
 )
 
 SERVED = "demo/tiny"
@@ -203,3 +216,115 @@ def test_base64_embeddings_are_little_endian_float32_bytes():
     assert body["data"][0]["embedding"] == "AACAPwAAIEA="  # the bytes themselves: 1.0, 2.5 as <f4
     assert {k: body[k] for k in ("object", "model", "usage")} == {
         "object": "list", "model": SERVED, "usage": {"prompt_tokens": 9, "total_tokens": 9}}
+
+
+# --- the hosted service's leniency (limits=None: what the fake validates with) ---------------
+
+
+def test_without_limits_any_model_any_count_and_any_size_pass():
+    """The fake stands in for a service that serves many models: no served-model, count or size
+    check; every rule of the format itself still applies."""
+    body = rerank(model="Qwen/Qwen3-Reranker-8B", documents=["a"] * 50)
+    assert parse_rerank(body, None)["top_n"] == 50
+    parsed = parse_embeddings(embed(model="other", input=["a"] * 50, dimensions=64), None)
+    assert parsed == {"input": ["a"] * 50, "encoding_format": "float"}
+    assert str(refusal(lambda: parse_rerank(rerank(model="x", top_n=0), None))) == "top_n must be a positive integer"
+    assert str(refusal(lambda: parse_embeddings(embed(input=[""]), None))).startswith("input must be a non-empty")
+    assert refusal(lambda: parse_rerank({"query": "q"}, None)).code == INVALID_REQUEST
+
+
+# --- the other refusals both servers share ------------------------------------------------------
+
+
+def test_bearer_auth_refuses_anything_but_the_key_and_never_echoes_it():
+    check_auth("", None)
+    check_auth("Bearer sk-1", "sk-1")
+    for given in ("", "sk-1", "Bearer sk-2", "bearer sk-1", "Bearer sk-1 ", "Bearer sk-1x"):
+        exc = refusal(lambda given=given: check_auth(given, "sk-1"))
+        assert (exc.status, exc.code, str(exc)) == (401, 401, "Invalid token")
+
+
+def test_an_internal_error_names_the_type_only():
+    exc = internal_error(KeyError("the secret text of a request"))
+    assert (exc.status, exc.code, str(exc)) == (500, 50000, "internal error: KeyError")
+
+
+def test_models_lists_the_served_names():
+    assert models_response("a", "b") == {"object": "list", "data": [{"id": "a", "object": "model"},
+                                                                    {"id": "b", "object": "model"}]}
+    assert models_response() == {"object": "list", "data": []}
+
+
+# --- rerank answers piece by piece (the fake builds them so, injecting its faults in between) --
+
+
+def test_rerank_results_sort_cut_and_carry_documents():
+    assert rerank_results([0.2, 0.9, 0.2], 2) == [{"index": 1, "relevance_score": 0.9},
+                                                  {"index": 0, "relevance_score": 0.2}]
+    assert rerank_results([0.2, 0.9], 5, ["d0", "d1"]) == [
+        {"index": 1, "relevance_score": 0.9, "document": {"text": "d1"}},
+        {"index": 0, "relevance_score": 0.2, "document": {"text": "d0"}}]
+
+
+@pytest.mark.parametrize("usage_at, keys", [
+    (("tokens", "meta"), ["id", "results", "tokens", "meta"]),
+    (("meta", "tokens"), ["id", "results", "tokens", "meta"]),  # the order of the body is fixed
+    (("tokens",), ["id", "results", "tokens"]),
+    (("meta",), ["id", "results", "meta"]),
+])
+def test_the_usage_goes_where_asked_and_the_id_is_kept(usage_at, keys):
+    body = rerank_body([], 5, id="sf-1", usage_at=usage_at)
+    assert list(body) == keys and body["id"] == "sf-1" and body["results"] == []
+    assert read_usage(body) == Usage(tokens=5, search_units=0 if "meta" in usage_at else None)
+
+
+# --- the client's side ---------------------------------------------------------------------------
+
+
+def test_request_bodies_send_only_what_is_set():
+    assert rerank_request("m", "q", ("a", "b")) == {"model": "m", "query": "q", "documents": ["a", "b"]}
+    full = rerank_request("m", "q", ["a"], top_n=1, return_documents=False, instruction="Judge")
+    assert list(full) == ["model", "query", "documents", "top_n", "return_documents", "instruction"]
+    assert full == {"model": "m", "query": "q", "documents": ["a"], "top_n": 1, "return_documents": False,
+                    "instruction": "Judge"}
+    assert embeddings_request("m", ("a",)) == {"model": "m", "input": ["a"], "encoding_format": "float"}
+    assert embeddings_request("m", ["a"], dimensions=64, encoding_format="base64") == {
+        "model": "m", "input": ["a"], "encoding_format": "base64", "dimensions": 64}
+    # a falsy value that is set is sent: refusing it is the server's word, not the builder's
+    assert rerank_request("m", "q", ["a"], top_n=0, instruction="")["instruction"] == ""
+    assert embeddings_request("m", ["a"], dimensions=0)["dimensions"] == 0
+
+
+def test_what_the_client_sends_the_server_accepts_and_the_answer_reads_back():
+    documents = ["d0", "d1", "d2"]
+    request = parse_rerank(rerank_request(SERVED, "q", documents, top_n=3, return_documents=True,
+                                          instruction="Judge"), LIMITS)
+    scores = [0.25, -1.5, 3.0]
+    answer = rerank_response(request, scores, tokens=11)
+    assert read_rerank(answer, 3) == scores
+    assert read_usage(answer) == Usage(tokens=11, search_units=0)
+    parsed = parse_embeddings(embeddings_request(SERVED, ["a", "b"], dimensions=2), LIMITS, 2)
+    vectors = [[1.0, 0.5], [-2.0, 0.0]]
+    answer = embeddings_response(SERVED, vectors, 4, parsed["encoding_format"])
+    assert read_embeddings(answer, 2, 2) == vectors
+    assert read_usage(answer) == Usage(tokens=4)
+
+
+@pytest.mark.parametrize("body, n, message", [
+    ({"data": []}, 1, "response has no 'results' field (fields: ['data'])"),
+    ([], 1, "expected a JSON object with 'results', got list"),
+    ({"results": [{"index": 0, "relevance_score": 1.0}]}, 2, "results: no result for document index(es) 1 of 2"),
+    ({"results": [{"index": 0, "score": 1.0}]}, 1, "results[0]: missing 'relevance_score'"),
+    ({"results": [{"index": 0, "relevance_score": None}]}, 1, "results[0].relevance_score: score None is not a number"),
+])
+def test_a_malformed_rerank_answer_says_where(body, n, message):
+    with pytest.raises(MalformedResponse) as info:
+        read_rerank(body, n)
+    assert str(info.value) == message
+
+
+def test_a_malformed_embeddings_answer_says_where():
+    with pytest.raises(MalformedResponse, match=r"^data: asked for dimensions=3, got 2$"):
+        read_embeddings({"data": [{"index": 0, "embedding": [0.1, 0.2]}]}, 1, 3)
+    with pytest.raises(MalformedResponse, match=r"^response has no 'data' field \(fields: \['results'\]\)$"):
+        read_embeddings({"results": []}, 1, None)

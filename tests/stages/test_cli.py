@@ -16,6 +16,8 @@ from pipeline.config.compose import ConfigError, compose_config
 from pipeline.inference import load_calibrator
 from pipeline.stages import STAGES
 
+pytestmark = pytest.mark.slow
+
 
 def _dirs(tmp_path: Path) -> list[str]:
     return [f"report.dir={tmp_path / 'reports'}", f"export.root={tmp_path / 'artifacts'}"]
