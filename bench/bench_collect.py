@@ -50,14 +50,23 @@ from pipeline.core.files import atomic_write_json  # noqa: E402
 class Server:
     """``pipeline.testing.fake_api`` in a subprocess."""
 
-    def __init__(self, latency: float, rate_limit: int | None = None, window: float = 60.0,
-                 token_report_ratio: float = 1.0) -> None:
-        cmd = [sys.executable, "-m", "pipeline.testing.fake_api", "--latency", str(latency),
-               "--token-report-ratio", str(token_report_ratio)]
+    def __init__(
+        self, latency: float, rate_limit: int | None = None, window: float = 60.0, token_report_ratio: float = 1.0
+    ) -> None:
+        cmd = [
+            sys.executable,
+            "-m",
+            "pipeline.testing.fake_api",
+            "--latency",
+            str(latency),
+            "--token-report-ratio",
+            str(token_report_ratio),
+        ]
         if rate_limit is not None:
             cmd += ["--rate-limit", str(rate_limit), "--rate-window", str(window)]
-        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True,
-                                     env={**os.environ, "PYTHONPATH": str(REPO)})
+        self.proc = subprocess.Popen(
+            cmd, cwd=REPO, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}
+        )
         line = self.proc.stdout.readline()  # type: ignore[union-attr]
         self.port = json.loads(line)["port"]
         self.base = f"http://127.0.0.1:{self.port}"
@@ -74,9 +83,13 @@ class Server:
 
 
 def groups(n_queries: int, n_docs: int, tag: str) -> list[tuple[str, list[str]]]:
-    return [(f"{tag} query {q}: 如何计算 softmax 的导数?",
-             [f"{tag} document {j} of {q}: ∂s_i/∂z_j = s_i(δ_ij − s_j); some context text." for j in range(n_docs)])
-            for q in range(n_queries)]
+    return [
+        (
+            f"{tag} query {q}: 如何计算 softmax 的导数?",
+            [f"{tag} document {j} of {q}: ∂s_i/∂z_j = s_i(δ_ij − s_j); some context text." for j in range(n_docs)],
+        )
+        for q in range(n_queries)
+    ]
 
 
 def sequential_baseline(server: Server, pairs: list[tuple[str, str]]) -> float:
@@ -99,11 +112,21 @@ class EstimateOnlyClient(ApiClient):
         return est_tokens
 
 
-def collector_run(server: Server, data, concurrency: int, max_docs: int, client_cls=ApiClient, **limits) -> tuple[float, ApiClient]:
-    cfg = ApiConfig(dialect=Dialect.siliconflow, base_url=f"{server.base}/siliconflow/v1", model="m",
-                    api_key_env=None, instruction=None, concurrency=concurrency,
-                    max_documents_per_request=max_docs, rpm=limits.get("rpm"), tpm=limits.get("tpm"),
-                    rate_margin=limits.get("margin", 0.95))
+def collector_run(
+    server: Server, data, concurrency: int, max_docs: int, client_cls=ApiClient, **limits
+) -> tuple[float, ApiClient]:
+    cfg = ApiConfig(
+        dialect=Dialect.siliconflow,
+        base_url=f"{server.base}/siliconflow/v1",
+        model="m",
+        api_key_env=None,
+        instruction=None,
+        concurrency=concurrency,
+        max_documents_per_request=max_docs,
+        rpm=limits.get("rpm"),
+        tpm=limits.get("tpm"),
+        rate_margin=limits.get("margin", 0.95),
+    )
     plan = plan_requests(cfg, data, [list(range(len(docs))) for _, docs in data])
 
     async def go() -> tuple[float, ApiClient]:
@@ -128,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rpm", type=float, default=1200.0)
     parser.add_argument("--rpm-seconds", type=float, default=20.0)
     parser.add_argument("--window", type=float, default=5.0, help="server's sliding window for the RPM limit (s)")
-    parser.add_argument("--pacing-seconds", type=float, default=10.0, help="length of the learned-pacing run at full rate")
+    parser.add_argument(
+        "--pacing-seconds", type=float, default=10.0, help="length of the learned-pacing run at full rate"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     figures: dict[str, float | int] = {}
@@ -138,17 +163,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         base_pairs = [(q, d) for q, docs in groups(args.baseline_pairs, 1, "seq") for d in docs]
         seq = sequential_baseline(server, base_pairs)
-        unbatched, c1 = collector_run(server, groups(args.unbatched_pairs // args.docs, args.docs, "u"),
-                                      args.concurrency, 1)
-        batched, c2 = collector_run(server, groups(args.batched_pairs // args.docs, args.docs, "b"),
-                                    args.concurrency, args.docs)
+        unbatched, c1 = collector_run(
+            server, groups(args.unbatched_pairs // args.docs, args.docs, "u"), args.concurrency, 1
+        )
+        batched, c2 = collector_run(
+            server, groups(args.batched_pairs // args.docs, args.docs, "b"), args.concurrency, args.docs
+        )
         max_in_flight = server.stats()["max_in_flight"]
     finally:
         server.close()
-    figures.update(latency_s=args.latency, concurrency=args.concurrency, sequential_pairs_per_s=round(seq, 2),
-                   unbatched_pairs_per_s=round(unbatched, 1), batched_pairs_per_s=round(batched, 1),
-                   unbatched_ratio=round(unbatched / seq, 1), batched_ratio=round(batched / seq, 1),
-                   server_max_in_flight=max_in_flight)
+    figures.update(
+        latency_s=args.latency,
+        concurrency=args.concurrency,
+        sequential_pairs_per_s=round(seq, 2),
+        unbatched_pairs_per_s=round(unbatched, 1),
+        batched_pairs_per_s=round(batched, 1),
+        unbatched_ratio=round(unbatched / seq, 1),
+        batched_ratio=round(batched / seq, 1),
+        server_max_in_flight=max_in_flight,
+    )
 
     # 2. sustained rate under an RPM limit ----------------------------------------------------
     limit = int(args.rpm * args.window / 60)
@@ -162,9 +195,15 @@ def main(argv: list[str] | None = None) -> int:
         server.close()
     arrivals = sorted(stats["arrivals"])
     rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) * 60 if len(arrivals) > 1 else 0.0
-    figures.update(rpm_limit=args.rpm, rpm_window_s=args.window, rpm_requests=len(arrivals),
-                   sustained_rpm=round(rate, 1), sustained_fraction=round(rate / args.rpm, 3),
-                   server_429=stats["rate_limited"], client_retries=client.stats.retries)
+    figures.update(
+        rpm_limit=args.rpm,
+        rpm_window_s=args.window,
+        rpm_requests=len(arrivals),
+        sustained_rpm=round(rate, 1),
+        sustained_fraction=round(rate / args.rpm, 3),
+        server_429=stats["rate_limited"],
+        client_retries=client.stats.retries,
+    )
 
     # 3. TPM pacing that learns from reported usage -----------------------------------------
     docs_per_request = 8
@@ -178,8 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, cls in (("estimate only (earlier client)", EstimateOnlyClient), ("learned ratio", ApiClient)):
         server = Server(0.02, token_report_ratio=ratio)
         try:
-            _, client = collector_run(server, data, args.concurrency, docs_per_request, client_cls=cls,
-                                      rpm=args.rpm, tpm=tpm, margin=0.95)
+            _, client = collector_run(
+                server, data, args.concurrency, docs_per_request, client_cls=cls, rpm=args.rpm, tpm=tpm, margin=0.95
+            )
             stats = server.stats()
         finally:
             server.close()
@@ -194,20 +234,35 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         ("sequential, 1 request per pair", f"{seq:.1f} pairs/s", "1.0x"),
         (f"collector c={args.concurrency}, 1 doc/request", f"{unbatched:.1f} pairs/s", f"{unbatched / seq:.1f}x"),
-        (f"collector c={args.concurrency}, {args.docs} docs/request", f"{batched:.1f} pairs/s", f"{batched / seq:.1f}x"),
-        (f"sustained rate at rpm={args.rpm:g} (margin 0.95)", f"{rate:.1f} req/min",
-         f"{rate / args.rpm:.1%} of limit, {stats['rate_limited']} x 429"),
+        (
+            f"collector c={args.concurrency}, {args.docs} docs/request",
+            f"{batched:.1f} pairs/s",
+            f"{batched / seq:.1f}x",
+        ),
+        (
+            f"sustained rate at rpm={args.rpm:g} (margin 0.95)",
+            f"{rate:.1f} req/min",
+            f"{rate / args.rpm:.1%} of limit, {stats['rate_limited']} x 429",
+        ),
     ]
-    rows += [(f"TPM pacing, reported = estimate/18: {name}", f"{share:.1%}", "of the binding limit (RPM)")
-             for name, share in pacing.items()]
+    rows += [
+        (f"TPM pacing, reported = estimate/18: {name}", f"{share:.1%}", "of the binding limit (RPM)")
+        for name, share in pacing.items()
+    ]
     width = max(len(r[0]) for r in rows)
     print(f"loopback fake API, {args.latency * 1000:.0f} ms latency per request")
     for name, value, ratio in rows:
         print(f"  {name:<{width}}  {value:>16}  {ratio}")
-    ok = (figures["unbatched_ratio"] >= 20 and figures["sustained_fraction"] >= 0.9 and figures["server_429"] == 0
-          and figures["pacing_learned_share"] >= 0.9)
-    print("targets (>= 20x at concurrency 32; >= 90% of RPM, no 429; learned pacing >= 90% of the binding limit):",
-          "met" if ok else "NOT met")
+    ok = (
+        figures["unbatched_ratio"] >= 20
+        and figures["sustained_fraction"] >= 0.9
+        and figures["server_429"] == 0
+        and figures["pacing_learned_share"] >= 0.9
+    )
+    print(
+        "targets (>= 20x at concurrency 32; >= 90% of RPM, no 429; learned pacing >= 90% of the binding limit):",
+        "met" if ok else "NOT met",
+    )
     if args.json:
         atomic_write_json(args.json, figures)
     return 0

@@ -40,8 +40,11 @@ for path in (ROOT, ROOT / "bench"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-HF_OVERRIDES = {"architectures": ["Qwen3ForSequenceClassification"], "classifier_from_token": ["no", "yes"],
-                "is_original_qwen3_reranker": True}
+HF_OVERRIDES = {
+    "architectures": ["Qwen3ForSequenceClassification"],
+    "classifier_from_token": ["no", "yes"],
+    "is_original_qwen3_reranker": True,
+}
 
 
 def groups_for(model: str, queries: int, docs: int, doc_tokens: int):
@@ -52,8 +55,10 @@ def groups_for(model: str, queries: int, docs: int, doc_tokens: int):
 
     tokenizer = AutoTokenizer.from_pretrained(model)
     pairs = make_pairs(tokenizer, queries * docs, seed=0, lo=doc_tokens, hi=doc_tokens)
-    return [QueryGroup(f"{pairs[q * docs][0]} ({q})", [d for _, d in pairs[q * docs:(q + 1) * docs]])
-            for q in range(queries)]
+    return [
+        QueryGroup(f"{pairs[q * docs][0]} ({q})", [d for _, d in pairs[q * docs : (q + 1) * docs]])
+        for q in range(queries)
+    ]
 
 
 def timed(scorer, groups) -> tuple[float, list[float]]:
@@ -64,8 +69,21 @@ def timed(scorer, groups) -> tuple[float, list[float]]:
 
 
 def start_vllm(model: str, dtype: str, port: int) -> subprocess.Popen:
-    command = ["vllm", "serve", model, "--runner", "pooling", "--port", str(port), "--host", "127.0.0.1",
-               "--dtype", dtype, "--hf-overrides", json.dumps(HF_OVERRIDES)]
+    command = [
+        "vllm",
+        "serve",
+        model,
+        "--runner",
+        "pooling",
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+        "--dtype",
+        dtype,
+        "--hf-overrides",
+        json.dumps(HF_OVERRIDES),
+    ]
     print("starting:", " ".join(command), file=sys.stderr)
     return subprocess.Popen(command, stdout=sys.stderr, stderr=sys.stderr)
 
@@ -104,15 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     from scipy.stats import spearmanr
 
-    from pipeline.scorers import LocalScorerConfig, build_scorer
     from pipeline.config.local import EngineConfig
+    from pipeline.scorers import LocalScorerConfig, build_scorer
 
     server = stand_in = None
     model = args.model
     if args.stand_in:
         from pipeline.testing import tiny_models
-        from pipeline.testing.plain_reranker import PlainPairReranker
         from pipeline.testing.fake_api import FakeApiServer
+        from pipeline.testing.plain_reranker import PlainPairReranker
 
         model = str(tiny_models.build_tiny_qwen3_reranker(Path(tempfile.mkdtemp()) / "tiny"))
         args.device, args.dtype = "cpu", "float32"
@@ -126,13 +144,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         groups = groups_for(model, args.queries, args.docs, args.doc_tokens)
         pairs = sum(len(g.documents) for g in groups)
-        base = LocalScorerConfig(model=model, template="vllm", device=args.device, dtype=args.dtype,
-                                 batch_size=args.batch_size, max_batch_tokens=args.batch_size * (args.doc_tokens + 128))
+        base = LocalScorerConfig(
+            model=model,
+            template="vllm",
+            device=args.device,
+            dtype=args.dtype,
+            batch_size=args.batch_size,
+            max_batch_tokens=args.batch_size * (args.doc_tokens + 128),
+        )
         with build_scorer(base) as here:
             t_here, s_here = timed(here, groups)
         wait_ready(url, server)
-        engine = build_scorer(LocalScorerConfig(model=model, template="vllm", engine=EngineConfig(
-            base_url=url, concurrency=args.concurrency, max_documents_per_request=args.docs)))
+        engine = build_scorer(
+            LocalScorerConfig(
+                model=model,
+                template="vllm",
+                engine=EngineConfig(base_url=url, concurrency=args.concurrency, max_documents_per_request=args.docs),
+            )
+        )
         t_engine, s_engine = timed(engine, groups)
     finally:
         if server is not None:
@@ -142,11 +171,16 @@ def main(argv: list[str] | None = None) -> int:
             stand_in.stop()
     a, b = np.array(s_here), np.array(s_engine)
     result = {
-        "model": args.model if not args.stand_in else "tiny (stand-in)", "device": args.device, "dtype": args.dtype,
-        "pairs": pairs, "doc_tokens": args.doc_tokens,
-        "in_process_pairs_per_s": round(pairs / t_here, 2), "engine_pairs_per_s": round(pairs / t_engine, 2),
+        "model": args.model if not args.stand_in else "tiny (stand-in)",
+        "device": args.device,
+        "dtype": args.dtype,
+        "pairs": pairs,
+        "doc_tokens": args.doc_tokens,
+        "in_process_pairs_per_s": round(pairs / t_here, 2),
+        "engine_pairs_per_s": round(pairs / t_engine, 2),
         "engine_over_in_process": round(t_here / t_engine, 2),
-        "max_abs_diff": float(np.max(np.abs(a - b))), "spearman": float(spearmanr(a, b).statistic),
+        "max_abs_diff": float(np.max(np.abs(a - b))),
+        "spearman": float(spearmanr(a, b).statistic),
     }
     print(json.dumps(result, indent=2))
     return 0

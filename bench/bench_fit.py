@@ -21,11 +21,13 @@ def simulate(n_pairs: int, docs: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     groups = np.arange(n_pairs) // docs
     r = rng.normal(size=n_pairs)
-    X = np.column_stack([
-        1 / (1 + np.exp(-(1.3 * (r + rng.normal(0, 0.4, n_pairs)) + 0.8))),
-        0.35 + 0.12 * np.tanh(0.8 * (r + rng.normal(0, 0.6, n_pairs))),
-        r + rng.normal(0, 1.0, n_pairs),
-    ])
+    X = np.column_stack(
+        [
+            1 / (1 + np.exp(-(1.3 * (r + rng.normal(0, 0.4, n_pairs)) + 0.8))),
+            0.35 + 0.12 * np.tanh(0.8 * (r + rng.normal(0, 0.6, n_pairs))),
+            r + rng.normal(0, 1.0, n_pairs),
+        ]
+    )
     y = 1 / (1 + np.exp(-(2.2 * r - 1.0)))
     return X, y, groups
 
@@ -49,7 +51,12 @@ def main() -> None:
     rows = [("np.polyfit cubic, 1 source (baseline)", baseline)]
     for family in ("poly", "isotonic", "sigmoid", "auto"):
         model = ScoreCalibrationModel(make_calibrator(family), NonNegativeFusion(objective="auto"), ["a", "b", "c"])
-        rows.append((f"fusion(3) + {family}", timed(lambda m=model: m.fit(X, y, groups=groups), repeat=1 if family == "auto" else 3)))
+        rows.append(
+            (
+                f"fusion(3) + {family}",
+                timed(lambda m=model: m.fit(X, y, groups=groups), repeat=1 if family == "auto" else 3),
+            )
+        )
     print(f"fit on {args.pairs} pairs x 3 sources ({args.pairs // args.docs} queries)")
     print(f"{'step':<42} {'seconds':>9} {'x baseline':>11}")
     for name, sec in rows:

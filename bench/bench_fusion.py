@@ -26,11 +26,11 @@ import time
 import numpy as np
 
 from pipeline.calibration.calibrators import make_calibrator
-from pipeline.core.console import wrapped
 from pipeline.calibration.fusion import NonNegativeFusion, ScoreCalibrationModel
 from pipeline.calibration.metrics import pearson, per_query_stats
-from pipeline.runtime.spec import compile_spec
 from pipeline.calibration.synthetic import latent_sample
+from pipeline.core.console import wrapped
+from pipeline.runtime.spec import compile_spec
 
 #: (source shapes, their noise levels): unequal noise in every scenario
 SCENARIOS = (
@@ -56,8 +56,9 @@ def rank_similarity(scores: np.ndarray, target: np.ndarray, groups: np.ndarray) 
 
 def held_out(settings: dict, train, test, seed: int) -> tuple[float, float]:
     """(per-query Spearman, Pearson) on ``test`` of the model fitted on ``train``."""
-    model = ScoreCalibrationModel(make_calibrator("auto", random_state=seed),
-                                  NonNegativeFusion(random_state=seed, **settings), ["a", "b"])
+    model = ScoreCalibrationModel(
+        make_calibrator("auto", random_state=seed), NonNegativeFusion(random_state=seed, **settings), ["a", "b"]
+    )
     model.fit(train.sources, train.target, groups=train.groups)
     apply, _ = compile_spec(json.loads(json.dumps(model.to_spec())))
     pred = apply(test.sources)
@@ -88,10 +89,16 @@ def main() -> None:
     parser.add_argument("--test-queries", type=int, default=2000)
     args = parser.parse_args()
     started = time.perf_counter()
-    print(f"{args.seeds} seeds; fit on {args.train_queries} queries x 10 docs, held out on {args.test_queries} fresh queries")
-    print(wrapped("rank sim: mean per-query Spearman with the reference; gain share: (fusion - best single source) / (known "
-          "optimum - best single source), mean over seeds, [min] the worst seed; pearson: of the calibrated prediction; "
-          "vs base: minus the earlier fusion's"))
+    print(
+        f"{args.seeds} seeds; fit on {args.train_queries} queries x 10 docs, held out on {args.test_queries} fresh queries"
+    )
+    print(
+        wrapped(
+            "rank sim: mean per-query Spearman with the reference; gain share: (fusion - best single source) / (known "
+            "optimum - best single source), mean over seeds, [min] the worst seed; pearson: of the calibrated prediction; "
+            "vs base: minus the earlier fusion's"
+        )
+    )
     met = True
     baseline = next(iter(FUSIONS))
     for shapes, noise in SCENARIOS:
@@ -104,14 +111,18 @@ def main() -> None:
         base_r = np.mean(res[baseline]["pearson"])
         for name in FUSIONS:
             gain, r = np.array(res[name]["gain"]), np.mean(res[name]["pearson"])
-            print(f"  {name:<32} {np.mean(res[name]['spearman']):>9.4f} {gain.mean():>11.2f} {gain.min():>6.2f} "
-                  f"{r:>8.4f} {r - base_r:>+8.4f}")
+            print(
+                f"  {name:<32} {np.mean(res[name]['spearman']):>9.4f} {gain.mean():>11.2f} {gain.min():>6.2f} "
+                f"{r:>8.4f} {r - base_r:>+8.4f}"
+            )
         default = next(n for n in FUSIONS if n.startswith("default"))
         gain_ok = np.mean(res[default]["gain"]) >= 0.90
         pearson_ok = np.mean(res[default]["pearson"]) >= base_r - 0.002
         met &= bool(gain_ok and pearson_ok)
-        print(f"  default: gain share >= 0.90 {'met' if gain_ok else 'MISSED'}; "
-              f"pearson within 0.002 of baseline {'met' if pearson_ok else 'MISSED'}")
+        print(
+            f"  default: gain share >= 0.90 {'met' if gain_ok else 'MISSED'}; "
+            f"pearson within 0.002 of baseline {'met' if pearson_ok else 'MISSED'}"
+        )
     print(f"\ntarget (every scenario): {'met' if met else 'MISSED'} ({time.perf_counter() - started:.0f} s)")
 
 

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.fit.artifacts import write_artifact
 from pipeline.calibration.calibrators import make_calibrator
 from pipeline.calibration.fusion import NonNegativeFusion, ScoreCalibrationModel
+from pipeline.fit.artifacts import write_artifact
 from pipeline.inference import load_calibrator
 
 
@@ -92,15 +92,21 @@ def main() -> None:
     for name, us in per_call.items():
         rate = big_calls[name][1].shape[0] / (per_big[name] * 1e-6)
         print(f"{name:<34} {us:>14.2f} {us / base_us:>11.2f} {rate:>20,.0f}")
-    worst_name, worst = max(((n, us) for n, us in per_call.items() if n.endswith("(json)") and not n.startswith("fusion")),
-                            key=lambda item: item[1])
-    print(f"target: every family's JSON path <= 1.5x the baseline at 100 scores: "
-          f"{'met' if worst <= 1.5 * base_us else 'MISSED'} (worst: {worst_name}, x{worst / base_us:.2f}); "
-          "fusion adds one np.interp per source")
+    worst_name, worst = max(
+        ((n, us) for n, us in per_call.items() if n.endswith("(json)") and not n.startswith("fusion")),
+        key=lambda item: item[1],
+    )
+    print(
+        f"target: every family's JSON path <= 1.5x the baseline at 100 scores: "
+        f"{'met' if worst <= 1.5 * base_us else 'MISSED'} (worst: {worst_name}, x{worst / base_us:.2f}); "
+        "fusion adds one np.interp per source"
+    )
     imports = import_ms()
     ratio = imports["pipeline.inference"] / imports["numpy"]
-    print(f"import numpy (baseline): {imports['numpy']:.1f} ms; import pipeline.inference: "
-          f"{imports['pipeline.inference']:.1f} ms (x{ratio:.2f}); target <= 1.2x: {'met' if ratio <= 1.2 else 'MISSED'}")
+    print(
+        f"import numpy (baseline): {imports['numpy']:.1f} ms; import pipeline.inference: "
+        f"{imports['pipeline.inference']:.1f} ms (x{ratio:.2f}); target <= 1.2x: {'met' if ratio <= 1.2 else 'MISSED'}"
+    )
 
 
 if __name__ == "__main__":

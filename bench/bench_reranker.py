@@ -85,7 +85,9 @@ def tokens_run(tokenizer, pairs, batch_size: int) -> dict[str, int]:
 
     rows = PromptEncoder(tokenizer, "official", DEFAULT_INSTRUCTION, 8192).encode(pairs)
     lengths = [len(r) for r in rows]
-    card = sum(len(lengths[i : i + batch_size]) * max(lengths[i : i + batch_size]) for i in range(0, len(lengths), batch_size))
+    card = sum(
+        len(lengths[i : i + batch_size]) * max(lengths[i : i + batch_size]) for i in range(0, len(lengths), batch_size)
+    )
     prefix = common_prefix_length(rows)
     ours = prefix + sum(n - prefix for n in lengths)
     return {"real": sum(lengths), "card": card, "ours": ours, "shared_prefix": prefix}
@@ -239,8 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"speed ratio (ours/card pairs/s): {speed:.2f}x   memory ratio (card/ours peak): {memory:.1f}x   "
           f"max |delta| = {delta:.2e}")  # fmt: skip
     per_token = (card["seconds"] / tokens["card"]) / (ours["seconds"] / tokens["ours"])
-    print(f"  = {tokens['card'] / tokens['ours']:.2f}x fewer tokens run (no padding, prompt prefix once) "
-          f"x {per_token:.2f}x less time per token (no vocabulary logits, no KV cache)")
+    print(
+        f"  = {tokens['card'] / tokens['ours']:.2f}x fewer tokens run (no padding, prompt prefix once) "
+        f"x {per_token:.2f}x less time per token (no vocabulary logits, no KV cache)"
+    )
     if args.shape == "0.6b" and args.dtype == "float32":
         ok = speed >= TARGETS["speed"] and memory >= TARGETS["memory"] and delta <= TARGETS["delta"]
         print(f"targets (>= {TARGETS['speed']}x speed, <= 1/{TARGETS['memory']:.0f} memory, |delta| <= "

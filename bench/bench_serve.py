@@ -53,26 +53,31 @@ def make_requests(checkpoint: Path, n: int, seed: int, doc_tokens: tuple[int, in
     sizes = [rng.randint(1, 20) for _ in range(n)]
     docs = [d for _, d in make_pairs(tokenizer, min(sum(sizes), 200), seed, *doc_tokens)]
     queries = ["What is the capital of China?", "Explain gravity", "which planet is red", "python square function"]
-    return [{"model": SERVED, "query": f"{queries[i % 4]} ({i})", "documents": [rng.choice(docs) for _ in range(k)]}
-            for i, k in enumerate(sizes)]
+    return [
+        {"model": SERVED, "query": f"{queries[i % 4]} ({i})", "documents": [rng.choice(docs) for _ in range(k)]}
+        for i, k in enumerate(sizes)
+    ]
 
 
 def write_artifact_for(checkpoint: Path, workdir: Path, batch_size: int) -> Path:
     """A poly calibrator (fitted on synthetic scores) whose manifest names this checkpoint."""
     import numpy as np
 
-    from pipeline.fit.artifacts import write_artifact
     from pipeline.calibration.calibrators import make_calibrator
     from pipeline.calibration.fusion import ScoreCalibrationModel
+    from pipeline.fit.artifacts import write_artifact
     from pipeline.scorers import LocalScorerConfig, build_scorer
 
     with build_scorer(LocalScorerConfig(model=str(checkpoint), device="cpu", batch_size=batch_size)) as scorer:
         fp = scorer.fingerprint()
     x = np.random.default_rng(0).uniform(size=500)
     model = ScoreCalibrationModel(make_calibrator("poly"), None, ["local"]).fit(x[:, None], x**1.5)
-    manifest = {"sources": [{"column": "local", "kind": "local", "model": fp["model"], "revision": fp["revision"],
-                             "fingerprint": fp}],
-                "target": {"column": "reference", "kind": "api", "model": SERVED, "instruction": None}}
+    manifest = {
+        "sources": [
+            {"column": "local", "kind": "local", "model": fp["model"], "revision": fp["revision"], "fingerprint": fp}
+        ],
+        "target": {"column": "reference", "kind": "api", "model": SERVED, "instruction": None},
+    }
     return write_artifact(workdir, "bench-serve", model, manifest, write_joblib=False)
 
 
@@ -120,7 +125,9 @@ def client_main(url: str, requests_file: str, concurrency: int) -> None:
     print(json.dumps(asyncio.run(_clients(url, requests, concurrency))))
 
 
-def start_service(artifact: Path, batch_size: int, max_batch_pairs: int, wait_ms: float) -> tuple[subprocess.Popen, str]:
+def start_service(
+    artifact: Path, batch_size: int, max_batch_pairs: int, wait_ms: float
+) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "serve", f"serve.artifact={artifact}", "serve.port=0",
                              "serve.device=cpu", f"serve.batch_size={batch_size}",
                              f"serve.max_batch_pairs={max_batch_pairs}", f"serve.batch_wait_ms={wait_ms}"],
@@ -167,8 +174,11 @@ def main() -> None:
         requests_file = workdir / "requests.json"
         requests_file.write_text(json.dumps(requests))
         artifact = write_artifact_for(checkpoint, workdir / "artifacts", args.batch_size)
-        print(f"{args.requests} requests, {pairs} pairs, {args.clients} clients, shape {args.shape}, "
-              f"batch size {args.batch_size}, max batch pairs {args.max_batch_pairs}", flush=True)
+        print(
+            f"{args.requests} requests, {pairs} pairs, {args.clients} clients, shape {args.shape}, "
+            f"batch size {args.batch_size}, max batch pairs {args.max_batch_pairs}",
+            flush=True,
+        )
         offline = offline_pairs_per_s(checkpoint, requests, args.batch_size)
         print(f"offline scorer (baseline): {offline:,.1f} pairs/s", flush=True)
         proc, url = start_service(artifact, args.batch_size, args.max_batch_pairs, args.batch_wait_ms)
@@ -183,8 +193,10 @@ def main() -> None:
     lat = sorted(result["latencies_s"])
     p50, p99 = statistics.median(lat), lat[min(len(lat) - 1, int(round(0.99 * (len(lat) - 1))))]
     ratio = served / offline
-    print(f"serve: {served:,.1f} pairs/s = {ratio:.2f}x offline (target >= {TARGET:.2f}: "
-          f"{'met' if ratio >= TARGET else 'MISSED'}); latency p50 {p50 * 1e3:,.0f} ms, p99 {p99 * 1e3:,.0f} ms")
+    print(
+        f"serve: {served:,.1f} pairs/s = {ratio:.2f}x offline (target >= {TARGET:.2f}: "
+        f"{'met' if ratio >= TARGET else 'MISSED'}); latency p50 {p50 * 1e3:,.0f} ms, p99 {p99 * 1e3:,.0f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ EXAMPLES: dict[str, list[str]] = {
     "03-http-408-is-not-retried": ["tests/api/test_client.py", "tests/api/test_retry_ratelimit.py"],
     "04-a-nan-score-reaches-the-cache": ["tests/collect/test_collect.py"],
     "05-serve-accepts-any-instruction-when-the-api-default-was-used": ["tests/serve/test_serve_chunking.py"],
-    "06-the-embed-check-gate-uses-the-mean-cosine": ["tests/embed_check/test_compare.py",
-                                                     "tests/embed_check/test_embed_check.py"],
+    "06-the-embed-check-gate-uses-the-mean-cosine": [
+        "tests/embed_check/test_compare.py",
+        "tests/embed_check/test_embed_check.py",
+    ],
 }

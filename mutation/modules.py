@@ -9,24 +9,57 @@ from __future__ import annotations
 
 MODULES: dict[str, list[str]] = {
     # calibrators and fusion
-    "pipeline/calibration/calibrators.py": ["tests/calibration/test_calibrators.py", "tests/calibration/test_calibrators_fit.py"],
-    "pipeline/calibration/fusion.py": ["tests/calibration/test_fusion_units.py", "tests/calibration/test_fusion.py", "tests/calibration/test_fusion_target.py"],
-    "pipeline/calibration/fusion_scale.py": ["tests/calibration/test_fusion_scale.py", "tests/calibration/test_fusion.py", "tests/calibration/test_fusion_target.py"],
-    "pipeline/calibration/pairwise.py": ["tests/calibration/test_pairwise.py", "tests/calibration/test_fusion.py", "tests/calibration/test_fusion_target.py"],
+    "pipeline/calibration/calibrators.py": [
+        "tests/calibration/test_calibrators.py",
+        "tests/calibration/test_calibrators_fit.py",
+    ],
+    "pipeline/calibration/fusion.py": [
+        "tests/calibration/test_fusion_units.py",
+        "tests/calibration/test_fusion.py",
+        "tests/calibration/test_fusion_target.py",
+    ],
+    "pipeline/calibration/fusion_scale.py": [
+        "tests/calibration/test_fusion_scale.py",
+        "tests/calibration/test_fusion.py",
+        "tests/calibration/test_fusion_target.py",
+    ],
+    "pipeline/calibration/pairwise.py": [
+        "tests/calibration/test_pairwise.py",
+        "tests/calibration/test_fusion.py",
+        "tests/calibration/test_fusion_target.py",
+    ],
     # metrics and the bootstrap
     "pipeline/calibration/metrics.py": ["tests/calibration/test_metrics.py"],
     # the numpy-only runtime and artifact verification
     "pipeline/runtime/spec.py": ["tests/runtime/test_spec.py", "tests/runtime/test_inference.py"],
-    "pipeline/runtime/loader.py": ["tests/runtime/test_inference.py", "tests/runtime/test_spec.py", "tests/fit/test_release_artifacts.py"],
+    "pipeline/runtime/loader.py": [
+        "tests/runtime/test_inference.py",
+        "tests/runtime/test_spec.py",
+        "tests/fit/test_release_artifacts.py",
+    ],
     # the API client: retry, mapping, cache key, redaction, pacing
-    "pipeline/api/retry.py": ["tests/api/test_retry_ratelimit.py", "tests/api/test_client.py",
-                              "tests/api/test_retry_policy.py"],
-    "pipeline/api/ratelimit.py": ["tests/api/test_retry_ratelimit.py", "tests/api/test_conformance.py",
-                                  "tests/api/test_ratelimit_edges.py"],
-    "pipeline/api/adapters.py": ["tests/api/test_adapters.py", "tests/api/test_client.py", "tests/api/test_conformance.py",
-                                 "tests/api/test_adapter_messages.py"],
-    "pipeline/api/collector.py": ["tests/api/test_api_fingerprint.py", "tests/api/test_conformance.py",
-                                  "tests/api/test_collector_plan.py", "tests/api/test_collector_run.py"],
+    "pipeline/api/retry.py": [
+        "tests/api/test_retry_ratelimit.py",
+        "tests/api/test_client.py",
+        "tests/api/test_retry_policy.py",
+    ],
+    "pipeline/api/ratelimit.py": [
+        "tests/api/test_retry_ratelimit.py",
+        "tests/api/test_conformance.py",
+        "tests/api/test_ratelimit_edges.py",
+    ],
+    "pipeline/api/adapters.py": [
+        "tests/api/test_adapters.py",
+        "tests/api/test_client.py",
+        "tests/api/test_conformance.py",
+        "tests/api/test_adapter_messages.py",
+    ],
+    "pipeline/api/collector.py": [
+        "tests/api/test_api_fingerprint.py",
+        "tests/api/test_conformance.py",
+        "tests/api/test_collector_plan.py",
+        "tests/api/test_collector_run.py",
+    ],
     "pipeline/api/errors.py": ["tests/api/test_client.py", "tests/api/test_errors.py"],
     # collect's completeness and finiteness guards
     "pipeline/collect/local_side.py": ["tests/collect/test_local_side.py"],
@@ -34,7 +67,11 @@ MODULES: dict[str, list[str]] = {
     # serve's checks and batcher
     "pipeline/serve/batcher.py": ["tests/serve/test_batcher.py"],
     # SiliconFlow's wire format, both directions (servers and fake validate/answer, the client builds/reads)
-    "pipeline/wire.py": ["tests/serve/test_wire.py", "tests/api/test_adapters.py", "tests/api/test_adapter_messages.py"],
+    "pipeline/wire.py": [
+        "tests/serve/test_wire.py",
+        "tests/api/test_adapters.py",
+        "tests/api/test_adapter_messages.py",
+    ],
     # align's ranking and verdict
     "pipeline/align/search.py": ["tests/align/test_search.py"],
     # embed-check's gate

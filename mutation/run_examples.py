@@ -39,15 +39,28 @@ def run_example(name: str, tests: list[str]) -> tuple[bool, float, str]:
         patch = REPO / "mutation" / "patches" / f"{name}.patch"
         applied = subprocess.run(["git", "apply", str(patch)], cwd=root, capture_output=True, text=True)
         if applied.returncode != 0:  # the code it plants into moved: the patch must be remade there
-            raise PatchDoesNotApply(f"{patch.relative_to(REPO)} no longer applies ({applied.stderr.strip()}); "
-                                    "plant the same bug where that code lives now and save the new diff")
+            raise PatchDoesNotApply(
+                f"{patch.relative_to(REPO)} no longer applies ({applied.stderr.strip()}); "
+                "plant the same bug where that code lives now and save the new diff"
+            )
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-        probe = subprocess.run([sys.executable, "-c", "import pipeline; print(pipeline.__file__)"], cwd=root, env=env,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        probe = subprocess.run(
+            [sys.executable, "-c", "import pipeline; print(pipeline.__file__)"],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         assert probe.startswith(str(root)), f"the copy does not import its own pipeline package: {probe}"
         started = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
-                               *tests], cwd=root, env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", *tests],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         seconds = time.monotonic() - started
         failed = re.search(r"^FAILED (\S+)", proc.stdout, re.M)
         if proc.returncode == 0:
@@ -56,8 +69,10 @@ def run_example(name: str, tests: list[str]) -> tuple[bool, float, str]:
             return True, seconds, failed.group(1)
         # anything else (tests not collected, an import error, no pytest) caught nothing
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
-        raise TestsDidNotRun(f"{name}: the tests did not run (pytest exit {proc.returncode}): {' | '.join(tail)} "
-                             f"-- is this the project's virtual environment? (.venv/bin/python)")
+        raise TestsDidNotRun(
+            f"{name}: the tests did not run (pytest exit {proc.returncode}): {' | '.join(tail)} "
+            f"-- is this the project's virtual environment? (.venv/bin/python)"
+        )
 
 
 def main(argv: list[str]) -> int:
@@ -74,8 +89,9 @@ def main(argv: list[str]) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         survived += not killed
-        print(f"{'KILLED  ' if killed else 'SURVIVED'} {name} ({seconds:.0f}s){' by ' + test if test else ''}",
-              flush=True)
+        print(
+            f"{'KILLED  ' if killed else 'SURVIVED'} {name} ({seconds:.0f}s){' by ' + test if test else ''}", flush=True
+        )
     print(f"{len(names) - survived} of {len(names)} planted bugs caught")
     return 1 if survived else 0
 

@@ -11,8 +11,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def working_tree_copy(target: Path) -> Path:
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO,
-                            capture_output=True, check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in listed:
         if rel and (REPO / rel).is_file():
             (target / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -4,12 +4,14 @@ calls the stage's plain ``run(cfg)`` function."""
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from pipeline.stages import STAGES, one_line
 
-USAGE = ("usage: python -m pipeline <stage> [key=value ...] [--params FILE] [--print-config] [--dry-run (collect)] "
-         "[--apply (align)]")
+USAGE = (
+    "usage: python -m pipeline <stage> [key=value ...] [--params FILE] [--print-config] [--dry-run (collect)] "
+    "[--apply (align)]"
+)
 
 
 def _help() -> str:
@@ -147,9 +149,12 @@ def _note_stale_params(composed: str) -> None:
     except OSError:
         return
     if differs:
-        print("note: params.yaml differs from what conf/ composes to (an applied `dvc exp run`, or conf/ edited "
-              "since `python -m pipeline params`); this run uses conf/. Add --params params.yaml to run with the "
-              "workspace's parameters.", file=sys.stderr)
+        print(
+            "note: params.yaml differs from what conf/ composes to (an applied `dvc exp run`, or conf/ edited "
+            "since `python -m pipeline params`); this run uses conf/. Add --params params.yaml to run with the "
+            "workspace's parameters.",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":

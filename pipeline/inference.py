@@ -20,5 +20,13 @@ from pipeline.runtime.loader import (
     load_calibrator,
 )
 
-__all__ = ["ArtifactIntegrityError", "CalibratorLoadError", "LoadedCalibrator", "ModelMismatchError", "load_calibrator",
-           "JOBLIB_FILE", "MANIFEST_FILE", "SPEC_FILE"]
+__all__ = [
+    "ArtifactIntegrityError",
+    "CalibratorLoadError",
+    "LoadedCalibrator",
+    "ModelMismatchError",
+    "load_calibrator",
+    "JOBLIB_FILE",
+    "MANIFEST_FILE",
+    "SPEC_FILE",
+]

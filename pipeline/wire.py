@@ -127,8 +127,15 @@ def parse_json(raw: bytes) -> Any:
 # requests: the client builds them, the servers validate them
 
 
-def rerank_request(model: str, query: str, documents: Sequence[str], *, top_n: int | None = None,
-                   return_documents: bool | None = None, instruction: str | None = None) -> dict[str, Any]:
+def rerank_request(
+    model: str,
+    query: str,
+    documents: Sequence[str],
+    *,
+    top_n: int | None = None,
+    return_documents: bool | None = None,
+    instruction: str | None = None,
+) -> dict[str, Any]:
     """A rerank request body; a field left at None is not sent (the server's default applies)."""
     body: dict[str, Any] = {"model": model, "query": query, "documents": list(documents)}
     if top_n is not None:
@@ -140,8 +147,9 @@ def rerank_request(model: str, query: str, documents: Sequence[str], *, top_n: i
     return body
 
 
-def embeddings_request(model: str, texts: Sequence[str], *, dimensions: int | None = None,
-                       encoding_format: str = "float") -> dict[str, Any]:
+def embeddings_request(
+    model: str, texts: Sequence[str], *, dimensions: int | None = None, encoding_format: str = "float"
+) -> dict[str, Any]:
     """An embeddings request body (OpenAI's, which SiliconFlow speaks); ``dimensions`` None is not sent."""
     body: dict[str, Any] = {"model": model, "input": list(texts), "encoding_format": encoding_format}
     if dimensions is not None:
@@ -151,8 +159,11 @@ def embeddings_request(model: str, texts: Sequence[str], *, dimensions: int | No
 
 def _check_model(body: dict[str, Any], limits: Limits) -> None:
     if body["model"] != limits.served_model:
-        raise RequestError(400, UNKNOWN_MODEL, f"Model does not exist: {str(body['model'])[:100]!r} "
-                                               f"(this server serves {limits.served_model!r})")
+        raise RequestError(
+            400,
+            UNKNOWN_MODEL,
+            f"Model does not exist: {str(body['model'])[:100]!r} (this server serves {limits.served_model!r})",
+        )
 
 
 def _check_fields(body: Any, required: set[str], optional: set[str]) -> dict[str, Any]:
@@ -162,8 +173,12 @@ def _check_fields(body: Any, required: set[str], optional: set[str]) -> dict[str
     unknown = sorted(set(body) - required - optional)
     if missing or unknown:
         problems = ([f"missing {missing}"] if missing else []) + ([f"unknown field(s) {unknown}"] if unknown else [])
-        raise RequestError(400, INVALID_REQUEST, f"invalid request: {'; '.join(problems)}; fields: "
-                                                 f"{', '.join(sorted(required))} (required), {', '.join(sorted(optional))}")
+        raise RequestError(
+            400,
+            INVALID_REQUEST,
+            f"invalid request: {'; '.join(problems)}; fields: "
+            f"{', '.join(sorted(required))} (required), {', '.join(sorted(optional))}",
+        )
     return body
 
 
@@ -197,9 +212,15 @@ def parse_rerank(body: Any, limits: Limits | None) -> dict[str, Any]:
         value = body.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise RequestError(400, INVALID_REQUEST, f"{key} must be a non-negative integer")
-    return {"query": query, "documents": documents, "top_n": min(top_n, len(documents)),
-            "return_documents": return_documents, "instruction": instruction,
-            "max_chunks_per_doc": body.get("max_chunks_per_doc") or None, "overlap_tokens": body.get("overlap_tokens")}
+    return {
+        "query": query,
+        "documents": documents,
+        "top_n": min(top_n, len(documents)),
+        "return_documents": return_documents,
+        "instruction": instruction,
+        "max_chunks_per_doc": body.get("max_chunks_per_doc") or None,
+        "overlap_tokens": body.get("overlap_tokens"),
+    }
 
 
 def parse_embeddings(body: Any, limits: Limits | None, dimensions: int | None = None) -> dict[str, Any]:
@@ -213,18 +234,28 @@ def parse_embeddings(body: Any, limits: Limits | None, dimensions: int | None = 
     if isinstance(texts, str):
         texts = [texts]
     if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t for t in texts):
-        raise RequestError(400, INVALID_REQUEST, "input must be a non-empty string or a non-empty list of non-empty strings")
+        raise RequestError(
+            400, INVALID_REQUEST, "input must be a non-empty string or a non-empty list of non-empty strings"
+        )
     if limits is not None and len(texts) > limits.max_documents:
         raise RequestError(413, INVALID_REQUEST, f"too many inputs: {len(texts)} > {limits.max_documents}")
     encoding = body.get("encoding_format", "float")
     if encoding not in ENCODINGS:
-        raise RequestError(400, INVALID_REQUEST, f"encoding_format {str(encoding)[:20]!r} is not supported; use "
-                                                 "'float' or 'base64'")
+        raise RequestError(
+            400, INVALID_REQUEST, f"encoding_format {str(encoding)[:20]!r} is not supported; use 'float' or 'base64'"
+        )
     asked = body.get("dimensions")
-    if limits is not None and asked is not None and (isinstance(asked, bool) or not isinstance(asked, int)
-                                                     or asked != dimensions):
-        raise RequestError(400, INVALID_REQUEST, f"dimensions={str(asked)[:20]} but this server returns {dimensions}-d "
-                                                 "vectors (the size the calibration was collected with)")
+    if (
+        limits is not None
+        and asked is not None
+        and (isinstance(asked, bool) or not isinstance(asked, int) or asked != dimensions)
+    ):
+        raise RequestError(
+            400,
+            INVALID_REQUEST,
+            f"dimensions={str(asked)[:20]} but this server returns {dimensions}-d "
+            "vectors (the size the calibration was collected with)",
+        )
     return {"input": texts, "encoding_format": encoding}
 
 
@@ -245,8 +276,9 @@ def rerank_results(scores: Sequence[float], top_n: int, documents: Sequence[str]
     return results
 
 
-def rerank_body(results: list[dict[str, Any]], tokens: int, *, id: str | None = None,
-                usage_at: Sequence[str] = USAGE_SHAPES) -> dict[str, Any]:
+def rerank_body(
+    results: list[dict[str, Any]], tokens: int, *, id: str | None = None, usage_at: Sequence[str] = USAGE_SHAPES
+) -> dict[str, Any]:
     """A rerank answer around ``results``: a fresh ``id`` unless given, the token usage at each of
     ``usage_at`` (:data:`USAGE_SHAPES`)."""
     usage = {"input_tokens": tokens, "output_tokens": 0}
@@ -274,7 +306,9 @@ def embedding_items(vectors: Sequence[Sequence[float]], encoding_format: str = "
         import base64
         import struct
 
-        encoded = [base64.b64encode(struct.pack(f"<{len(v)}f", *(float(x) for x in v))).decode("ascii") for v in vectors]
+        encoded = [
+            base64.b64encode(struct.pack(f"<{len(v)}f", *(float(x) for x in v))).decode("ascii") for v in vectors
+        ]
         return [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(encoded)]
     return [{"object": "embedding", "index": i, "embedding": [float(x) for x in v]} for i, v in enumerate(vectors)]
 
@@ -284,8 +318,9 @@ def embeddings_body(model: str | None, items: list[dict[str, Any]], tokens: int)
     return {"object": "list", DATA: items, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
 
-def embeddings_response(model: str, vectors: Sequence[Sequence[float]], tokens: int,
-                        encoding_format: str = "float") -> dict[str, Any]:
+def embeddings_response(
+    model: str, vectors: Sequence[Sequence[float]], tokens: int, encoding_format: str = "float"
+) -> dict[str, Any]:
     """OpenAI/SiliconFlow's embeddings body for ``vectors`` in input order (:func:`embedding_items`)."""
     return embeddings_body(model, embedding_items(vectors, encoding_format), tokens)
 

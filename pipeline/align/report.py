@@ -65,15 +65,41 @@ def candidates_csv(results: list[Measured], start: dict[str, Any], path: Path) -
     keys = list(start)
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["rank", "candidate", *keys, "spearman", "spearman_low", "spearman_high", "kendall",
-                         "pearson_monotone", "mae", "max_abs_delta", "error"])
+        writer.writerow(
+            [
+                "rank",
+                "candidate",
+                *keys,
+                "spearman",
+                "spearman_low",
+                "spearman_high",
+                "kendall",
+                "pearson_monotone",
+                "mae",
+                "max_abs_delta",
+                "error",
+            ]
+        )
         for i, m in enumerate(sorted(results, key=Measured.rank_key), 1):
             settings = [plain(m.settings.get(k)) for k in keys]
             if not m.ok:
                 writer.writerow([i, label(m.settings, start), *settings, "", "", "", "", "", "", "", m.error])
                 continue
-            writer.writerow([i, label(m.settings, start), *settings, m.spearman.value, m.spearman.low, m.spearman.high,
-                             m.kendall.value, m.pearson_monotone, m.mae, m.max_delta, ""])
+            writer.writerow(
+                [
+                    i,
+                    label(m.settings, start),
+                    *settings,
+                    m.spearman.value,
+                    m.spearman.low,
+                    m.spearman.high,
+                    m.kendall.value,
+                    m.pearson_monotone,
+                    m.mae,
+                    m.max_delta,
+                    "",
+                ]
+            )
     return path
 
 
@@ -111,8 +137,14 @@ def local_yaml(lcfg: Any, report_path: str, text_switch: str | None = None) -> s
 
     values = {k: plain(v) for k, v in asdict(lcfg).items()}
     values["aligned_by"] = report_path
-    needs = (f"# It also needs text.{text_switch}=true, a global setting (both sides are sent the preprocessed text).\n"
-             if text_switch else "")
-    return ("# @package local\n# Written by `python -m pipeline align`: the local configuration that reproduced the API best;\n"
-            f"# see {report_path}. Use as local=<this file's name>, or as collect.extra_local.<column>.\n" + needs
-            + OmegaConf.to_yaml(OmegaConf.create(values)))
+    needs = (
+        f"# It also needs text.{text_switch}=true, a global setting (both sides are sent the preprocessed text).\n"
+        if text_switch
+        else ""
+    )
+    return (
+        "# @package local\n# Written by `python -m pipeline align`: the local configuration that reproduced the API best;\n"
+        f"# see {report_path}. Use as local=<this file's name>, or as collect.extra_local.<column>.\n"
+        + needs
+        + OmegaConf.to_yaml(OmegaConf.create(values))
+    )

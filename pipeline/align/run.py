@@ -22,8 +22,6 @@ Exit 2: settings that cannot work (empty grid, a sample too small, a bad API set
 
 from __future__ import annotations
 
-from pipeline.config.align import AlignSettings
-
 import math
 import sys
 import time
@@ -38,12 +36,13 @@ from pipeline.align.scoring import CandidateScorers
 from pipeline.align.search import AXES, Measured, best_of, coordinate_search, measure
 from pipeline.api.client import ApiConfigError
 from pipeline.api.errors import ApiError
+from pipeline.calibration.metrics import agreement
+from pipeline.config.align import AlignSettings
 from pipeline.core.cache import ScoreCache
 from pipeline.core.console import print_warnings, wrapped
-from pipeline.data.dataset import Dataset, load_dataset
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import atomic_write_json
-from pipeline.calibration.metrics import agreement
+from pipeline.data.dataset import Dataset, load_dataset
 from pipeline.runtime.text import preprocess
 
 
@@ -87,15 +86,24 @@ def _axes(cfg) -> dict[str, list[Any]]:
         "max_chunks_per_doc": list(a.max_chunks_per_doc),
         "dtype": list(a.dtypes),
     }
-    if not any(wanted[k] for k in ("text", "template", "strip_texts", "strip_prompt", "max_length", "max_chunks_per_doc",
-                                   "dtype")) and not a.instructions:
-        raise AlignError("align: the candidate grid is empty (align.templates, strip_texts, strip_prompt, instructions, "
-                         "max_lengths, dtypes and text_switches are all empty): nothing to compare with the current "
-                         "local config")
+    if (
+        not any(
+            wanted[k]
+            for k in ("text", "template", "strip_texts", "strip_prompt", "max_length", "max_chunks_per_doc", "dtype")
+        )
+        and not a.instructions
+    ):
+        raise AlignError(
+            "align: the candidate grid is empty (align.templates, strip_texts, strip_prompt, instructions, "
+            "max_lengths, dtypes and text_switches are all empty): nothing to compare with the current "
+            "local config"
+        )
     kind, template = getattr(local.kind, "value", local.kind), getattr(local.template, "value", local.template)
     if wanted["max_chunks_per_doc"] and (kind != "cross_encoder" or template != "none"):
-        raise AlignError(f"align.max_chunks_per_doc: chunking applies to local.kind=cross_encoder with template=none "
-                         f"(bge-reranker-v2-m3, bce-reranker-base_v1), not kind={kind} template={template}")
+        raise AlignError(
+            f"align.max_chunks_per_doc: chunking applies to local.kind=cross_encoder with template=none "
+            f"(bge-reranker-v2-m3, bce-reranker-base_v1), not kind={kind} template={template}"
+        )
     axes = {}
     for axis in AXES:
         values: list[Any] = []
@@ -111,8 +119,10 @@ def _samples(cfg) -> tuple[Dataset, Dataset]:
     full = load_dataset(cfg.collect.dataset)
     n = len(full.queries)
     if n < a.sample_queries + 1:
-        raise AlignError(f"{cfg.collect.dataset}: {n} queries; align needs align.sample_queries={a.sample_queries} for the "
-                         f"search plus at least 1 more for the held-out confirmation (set align.sample_queries <= {n - 1})")
+        raise AlignError(
+            f"{cfg.collect.dataset}: {n} queries; align needs align.sample_queries={a.sample_queries} for the "
+            f"search plus at least 1 more for the held-out confirmation (set align.sample_queries <= {n - 1})"
+        )
     search = full.sample(a.sample_queries, cfg.seed)
     chosen = {q.query_id for q in search.queries}
     rest = Dataset(full.path, full.sha256, [q for q in full.queries if q.query_id not in chosen])
@@ -120,7 +130,9 @@ def _samples(cfg) -> tuple[Dataset, Dataset]:
 
 
 def _groups(cfg, dataset: Dataset) -> list[tuple[str, list[str]]]:
-    return [(preprocess(q.text, cfg.text), [preprocess(d.text, cfg.text) for d in q.documents]) for q in dataset.queries]
+    return [
+        (preprocess(q.text, cfg.text), [preprocess(d.text, cfg.text) for d in q.documents]) for q in dataset.queries
+    ]
 
 
 def _codes(groups: list[tuple[str, list[str]]]) -> np.ndarray:
@@ -176,16 +188,27 @@ def align(cfg, out=None) -> AlignResult:
             view = with_text_switch(cfg, switch)
             search, confirm = _groups(view, search_ds), _groups(view, confirm_ds)
             with ScoreCache(Path(cfg.collect.cache)) as cache:
-                scores, repeated = api_scores(view, search + confirm, cache, noise_pairs=a.noise_pairs if switch is None else 0)
+                scores, repeated = api_scores(
+                    view, search + confirm, cache, noise_pairs=a.noise_pairs if switch is None else 0
+                )
             if switch is None:
                 noise = repeated
-            samples[switch] = _Sample(search, np.concatenate(scores[: len(search)]), confirm,
-                                      np.concatenate(scores[len(search):]) if confirm else np.zeros(0))
+            samples[switch] = _Sample(
+                search,
+                np.concatenate(scores[: len(search)]),
+                confirm,
+                np.concatenate(scores[len(search) :]) if confirm else np.zeros(0),
+            )
         return samples[switch]
 
     base = sample(None)
-    print(wrapped(f"align: {len(base.search)} query groups ({base.api_search.size} pairs) to search, "
-                  f"{len(base.confirm)} held out to confirm; API {cfg.api.model} ({cfg.api.dialect.value})"), file=out)
+    print(
+        wrapped(
+            f"align: {len(base.search)} query groups ({base.api_search.size} pairs) to search, "
+            f"{len(base.confirm)} held out to confirm; API {cfg.api.model} ({cfg.api.dialect.value})"
+        ),
+        file=out,
+    )
     floor = float(noise.max()) if noise.size else float("nan")
     codes = _codes(base.search)
     scorers = CandidateScorers(cfg)
@@ -205,18 +228,28 @@ def align(cfg, out=None) -> AlignResult:
     changes = sum(len(v) - 1 for v in axes.values())
     most = 2 + changes * (1 + a.max_passes)  # start, single changes, their combination, greedy passes
     with tqdm(total=most, desc="align candidates", unit="cand", disable=None, leave=False) as bar:
+
         def on_result(_: Measured, best: Measured) -> None:
             bar.update(1)
             if best.ok:
-                bar.set_postfix(best_rank=f"{best.spearman.value:.4f}", best_max_delta=f"{best.max_delta:.1e}", refresh=False)
+                bar.set_postfix(
+                    best_rank=f"{best.spearman.value:.4f}", best_max_delta=f"{best.max_delta:.1e}", refresh=False
+                )
 
-        results = coordinate_search(start, {k: v for k, v in axes.items() if len(v) > 1}, evaluate,
-                                    max_passes=a.max_passes, good_enough=lambda m: m.ok and m.max_delta <= limit + a.tolerance,
-                                    on_result=on_result)
+        results = coordinate_search(
+            start,
+            {k: v for k, v in axes.items() if len(v) > 1},
+            evaluate,
+            max_passes=a.max_passes,
+            good_enough=lambda m: m.ok and m.max_delta <= limit + a.tolerance,
+            on_result=on_result,
+        )
     first, best = results[0], best_of(results)
     if not best.ok:
         scorers.close()
-        raise AlignError(f"align: none of the {len(results)} candidates could be scored; the first failure: {first.error}")
+        raise AlignError(
+            f"align: none of the {len(results)} candidates could be scored; the first failure: {first.error}"
+        )
     aligned = best.ok and (best.max_delta <= a.close_delta or best.spearman.value >= a.rank_close)
 
     confirmed: dict[str, Any] = {}
@@ -224,7 +257,9 @@ def align(cfg, out=None) -> AlignResult:
         for name, m in (("before", first), ("after", best)):
             view = sample(m.settings.get("text"))
             local, _ = scorers.score(m.settings, view.confirm)
-            metrics, _ = agreement(local, view.api_confirm, _codes(view.confirm), k=3, n_bootstrap=a.n_bootstrap, seed=cfg.seed)
+            metrics, _ = agreement(
+                local, view.api_confirm, _codes(view.confirm), k=3, n_bootstrap=a.n_bootstrap, seed=cfg.seed
+            )
             confirmed[name] = {k: metrics[k].as_dict() for k in ("spearman", "kendall", "pearson", "mae")}
             confirmed[name]["max_abs_delta"] = float(np.abs(local - view.api_confirm).max())
         confirmed["queries"] = len(base.confirm)
@@ -244,19 +279,34 @@ def align(cfg, out=None) -> AlignResult:
     elif yaml_path.exists():
         yaml_path.unlink()  # never leave a previous run's config next to an unalignable verdict
     summary = {
-        "name": a.name, "aligned": aligned, "local_model": cfg.local.model, "api_model": cfg.api.model,
-        "dataset": str(cfg.collect.dataset), "search_queries": len(base.search), "confirm_queries": len(base.confirm),
+        "name": a.name,
+        "aligned": aligned,
+        "local_model": cfg.local.model,
+        "api_model": cfg.api.model,
+        "dataset": str(cfg.collect.dataset),
+        "search_queries": len(base.search),
+        "confirm_queries": len(base.confirm),
         "text_switch": text_switch,
-        "noise_floor_max_abs_delta": None if not math.isfinite(floor) else floor, "noise_pairs": int(noise.size),
-        "candidates": len(results), "model_loads": scorers_loaded, "start": first.as_dict(), "winner": best.as_dict(),
-        "confirmation": confirmed, "all": [m.as_dict() for m in sorted(results, key=Measured.rank_key)],
+        "noise_floor_max_abs_delta": None if not math.isfinite(floor) else floor,
+        "noise_pairs": int(noise.size),
+        "candidates": len(results),
+        "model_loads": scorers_loaded,
+        "start": first.as_dict(),
+        "winner": best.as_dict(),
+        "confirmation": confirmed,
+        "all": [m.as_dict() for m in sorted(results, key=Measured.rank_key)],
         "seconds": round(time.perf_counter() - started, 1),
     }
     written.append(atomic_write_json(out_dir / "align.json", summary))
     _print(out, results, start, first, best, aligned, floor, noise.size, confirmed, scorers_loaded, cfg)
     if aligned and text_switch:
-        print(wrapped(f"the winner also needs text.{text_switch}=true: it changes what both sides are sent, so set it in "
-                      "conf/config.yaml (the local config file cannot carry it)"), file=out)
+        print(
+            wrapped(
+                f"the winner also needs text.{text_switch}=true: it changes what both sides are sent, so set it in "
+                "conf/config.yaml (the local config file cannot carry it)"
+            ),
+            file=out,
+        )
     if a.apply:
         if not aligned:
             print_warnings(["align.apply: nothing applied, no candidate reproduces the API"])
@@ -264,40 +314,57 @@ def align(cfg, out=None) -> AlignResult:
             target = Path("conf/local") / f"aligned-{a.name}.yaml"
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(yaml_path.read_text(encoding="utf-8"), encoding="utf-8")
-            print(wrapped(f"applied: {target} (commit it; use local=aligned-{a.name}, or "
-                          f"+local@collect.extra_local.local_aligned=aligned-{a.name} to collect it next to the raw column)"),
-                  file=out)
+            print(
+                wrapped(
+                    f"applied: {target} (commit it; use local=aligned-{a.name}, or "
+                    f"+local@collect.extra_local.local_aligned=aligned-{a.name} to collect it next to the raw column)"
+                ),
+                file=out,
+            )
     print(wrapped(f"wrote {', '.join(str(p) for p in written)} ({summary['seconds']}s)"), file=out)
     return AlignResult(aligned, first, best, results, summary, out_dir)
 
 
 def _fmt(m: dict[str, Any]) -> str:
-    return f"{m['value']:.3f} [{m['ci_low']:.3f},{m['ci_high']:.3f}]" if m["ci_low"] is not None else f"{m['value']:.3f}"
+    return (
+        f"{m['value']:.3f} [{m['ci_low']:.3f},{m['ci_high']:.3f}]" if m["ci_low"] is not None else f"{m['value']:.3f}"
+    )
 
 
 def _print(out, results, start, first, best, aligned, floor, n_noise, confirmed, loads, cfg) -> None:
     print("\n".join(table(results, start)), file=out)
     failed = sum(not m.ok for m in results)
-    noise = (f"API noise floor: max |delta| {floor:.2e} over {n_noise} pairs asked twice" if math.isfinite(floor)
-             else "API noise floor: not measured (align.noise_pairs=0)")
+    noise = (
+        f"API noise floor: max |delta| {floor:.2e} over {n_noise} pairs asked twice"
+        if math.isfinite(floor)
+        else "API noise floor: not measured (align.noise_pairs=0)"
+    )
     hidden = max(0, len(results) - TABLE_ROWS)
     more = f" ({hidden} more, failures included, in candidates.csv)" if hidden else ""
     lines = [f"{len(results)} candidates ({failed} failed), {loads} model load(s){more}. {noise}."]
     if not best.ok:
         lines.append("no candidate could be scored: see the failures above")
     elif aligned:
-        lines.append(f"best: {label(best.settings, start)}: per-query Spearman {best.spearman.value:.4f}, "
-                     f"max |delta| {best.max_delta:.2e} (as configured: {first.spearman.value:.4f}, "
-                     f"{first.max_delta:.2e})." if first.ok else f"best: {label(best.settings, start)}")
+        lines.append(
+            f"best: {label(best.settings, start)}: per-query Spearman {best.spearman.value:.4f}, "
+            f"max |delta| {best.max_delta:.2e} (as configured: {first.spearman.value:.4f}, "
+            f"{first.max_delta:.2e})."
+            if first.ok
+            else f"best: {label(best.settings, start)}"
+        )
     else:
-        lines.append(f"NOT ALIGNED: no candidate reproduces the API. The closest ({label(best.settings, start)}) has "
-                     f"per-query Spearman {best.spearman.value:.4f} and max |delta| {best.max_delta:.2e} (thresholds: "
-                     f"align.rank_close={cfg.align.rank_close}, align.close_delta={cfg.align.close_delta}). Different "
-                     f"weights or revision suspected: check api.model against local.model/revision before calibrating; "
-                     f"a calibrator would only paper over this.")
+        lines.append(
+            f"NOT ALIGNED: no candidate reproduces the API. The closest ({label(best.settings, start)}) has "
+            f"per-query Spearman {best.spearman.value:.4f} and max |delta| {best.max_delta:.2e} (thresholds: "
+            f"align.rank_close={cfg.align.rank_close}, align.close_delta={cfg.align.close_delta}). Different "
+            f"weights or revision suspected: check api.model against local.model/revision before calibrating; "
+            f"a calibrator would only paper over this."
+        )
     if confirmed:
         b, f = confirmed["before"], confirmed["after"]
-        lines.append(f"held out ({confirmed['queries']} queries): per-query Spearman {_fmt(b['spearman'])} as configured "
-                     f"-> {_fmt(f['spearman'])} aligned; max |delta| {b['max_abs_delta']:.2e} -> {f['max_abs_delta']:.2e}.")
+        lines.append(
+            f"held out ({confirmed['queries']} queries): per-query Spearman {_fmt(b['spearman'])} as configured "
+            f"-> {_fmt(f['spearman'])} aligned; max |delta| {b['max_abs_delta']:.2e} -> {f['max_abs_delta']:.2e}."
+        )
     for line in lines:
         print(wrapped(line), file=out)

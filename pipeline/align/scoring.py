@@ -26,16 +26,16 @@ class CandidateScorers:
     """``score(settings, groups)``: the local config with ``settings`` applied, on raw query groups
     (the scorer applies text preprocessing and strip_texts itself, as collect does)."""
 
-    def __init__(self, cfg: "ScoringSettings") -> None:
+    def __init__(self, cfg: ScoringSettings) -> None:
         self.cfg = cfg
         self.loaded: dict[tuple, Any] = {}
         self.loads = 0
 
-    def config(self, settings: dict[str, Any]) -> "LocalScorerConfig":
+    def config(self, settings: dict[str, Any]) -> LocalScorerConfig:
         """The local config of a candidate (its ``text`` switch is not a local setting)."""
         return replace(self.cfg.local, **{k: v for k, v in settings.items() if k != "text"})
 
-    def _scorer(self, lcfg: "LocalScorerConfig") -> Any:
+    def _scorer(self, lcfg: LocalScorerConfig) -> Any:
         from pipeline.collect import build_local_scorer
 
         key = tuple(repr(getattr(lcfg, name)) for name in _WEIGHTS)

@@ -50,18 +50,27 @@ class Measured:
         value of its kind, never as a comparison that is always false."""
         if not self.ok:
             return (1, 0.0, 0.0, 0.0, float("inf"), float("inf"))
-        return (0, _worst_if_nan(-round(self.spearman.value, 4), 2.0), _worst_if_nan(-round(self.kendall.value, 4), 2.0),
-                _worst_if_nan(-round(self.pearson_monotone, 4), 2.0), _worst_if_nan(self.mae, float("inf")),
-                _worst_if_nan(self.max_delta, float("inf")))
+        return (
+            0,
+            _worst_if_nan(-round(self.spearman.value, 4), 2.0),
+            _worst_if_nan(-round(self.kendall.value, 4), 2.0),
+            _worst_if_nan(-round(self.pearson_monotone, 4), 2.0),
+            _worst_if_nan(self.mae, float("inf")),
+            _worst_if_nan(self.max_delta, float("inf")),
+        )
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"settings": {k: plain(v) for k, v in self.settings.items()}}
         if self.error:
             out["error"] = self.error
             return out
-        out.update(spearman=self.spearman.as_dict(), kendall=self.kendall.as_dict(),
-                   pearson_monotone=_finite_or_none(round(self.pearson_monotone, 6)),
-                   mae=_finite_or_none(round(self.mae, 8)), max_abs_delta=_finite_or_none(round(self.max_delta, 8)))
+        out.update(
+            spearman=self.spearman.as_dict(),
+            kendall=self.kendall.as_dict(),
+            pearson_monotone=_finite_or_none(round(self.pearson_monotone, 6)),
+            mae=_finite_or_none(round(self.mae, 8)),
+            max_abs_delta=_finite_or_none(round(self.max_delta, 8)),
+        )
         return out
 
 
@@ -90,17 +99,31 @@ def monotone_pearson(local: np.ndarray, api: np.ndarray) -> float:
     return pearson(fitted, api) if np.ptp(fitted) > 0 else float("nan")
 
 
-def measure(settings: dict[str, Any], local: np.ndarray, api: np.ndarray, groups: np.ndarray, *,
-            n_bootstrap: int, seed: int) -> Measured:
+def measure(
+    settings: dict[str, Any], local: np.ndarray, api: np.ndarray, groups: np.ndarray, *, n_bootstrap: int, seed: int
+) -> Measured:
     metrics, _ = agreement(local, api, groups, k=3, n_bootstrap=n_bootstrap, seed=seed)
     delta = np.abs(local - api)
-    return Measured(settings, metrics["spearman"], metrics["kendall"], monotone_pearson(local, api),
-                    float(delta.mean()), float(delta.max()), scores=local)
+    return Measured(
+        settings,
+        metrics["spearman"],
+        metrics["kendall"],
+        monotone_pearson(local, api),
+        float(delta.mean()),
+        float(delta.max()),
+        scores=local,
+    )
 
 
-def coordinate_search(start: dict[str, Any], axes: dict[str, list[Any]], evaluate: Callable[[dict[str, Any]], Measured],
-                      *, max_passes: int, good_enough: Callable[[Measured], bool],
-                      on_result: Callable[[Measured, Measured], None] | None = None) -> list[Measured]:
+def coordinate_search(
+    start: dict[str, Any],
+    axes: dict[str, list[Any]],
+    evaluate: Callable[[dict[str, Any]], Measured],
+    *,
+    max_passes: int,
+    good_enough: Callable[[Measured], bool],
+    on_result: Callable[[Measured, Measured], None] | None = None,
+) -> list[Measured]:
     """Coordinate search. First every single change from ``start`` (one axis at a time, so one
     lucky early move cannot hide a setting that only helps on the starting config), then the
     combination of each axis's best single change; then greedy passes from the best so far: every

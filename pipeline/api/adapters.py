@@ -67,8 +67,9 @@ def parse_usage(body: Any) -> Usage:
 # per-dialect request bodies and result locations
 
 
-def _rerank_common(cfg: ApiConfig, query: str, documents: Sequence[str], *, top_key: str = "top_n",
-                   return_documents: bool = True) -> dict[str, Any]:
+def _rerank_common(
+    cfg: ApiConfig, query: str, documents: Sequence[str], *, top_key: str = "top_n", return_documents: bool = True
+) -> dict[str, Any]:
     # the Cohere-like rerank body most dialects share (SiliconFlow's own is pipeline.wire's)
     body: dict[str, Any] = {"model": cfg.model, "query": query, "documents": list(documents)}
     if cfg.top_n is TopN.all:
@@ -80,8 +81,9 @@ def _rerank_common(cfg: ApiConfig, query: str, documents: Sequence[str], *, top_
 
 def _siliconflow_rerank(cfg: ApiConfig, query: str, documents: Sequence[str]) -> dict[str, Any]:
     top_n = len(documents) if cfg.top_n is TopN.all else None
-    return wire.rerank_request(cfg.model, query, documents, top_n=top_n, return_documents=False,
-                               instruction=cfg.instruction)
+    return wire.rerank_request(
+        cfg.model, query, documents, top_n=top_n, return_documents=False, instruction=cfg.instruction
+    )
 
 
 def _cohere_rerank(cfg: ApiConfig, query: str, documents: Sequence[str]) -> dict[str, Any]:
@@ -185,22 +187,56 @@ class Adapter:
 _RESULTS = _scores_in("results", "relevance_score")
 
 ADAPTERS: dict[Dialect, Adapter] = {
-    Dialect.siliconflow: Adapter(Dialect.siliconflow, wire.RERANK_PATH, _siliconflow_rerank, wire.read_rerank,
-                                 instruction_field=True, embeddings_path=wire.EMBEDDINGS_PATH, build_embed=_openai_embed),
+    Dialect.siliconflow: Adapter(
+        Dialect.siliconflow,
+        wire.RERANK_PATH,
+        _siliconflow_rerank,
+        wire.read_rerank,
+        instruction_field=True,
+        embeddings_path=wire.EMBEDDINGS_PATH,
+        build_embed=_openai_embed,
+    ),
     Dialect.cohere: Adapter(Dialect.cohere, "/v2/rerank", _cohere_rerank, _RESULTS),
-    Dialect.jina: Adapter(Dialect.jina, "/rerank", _jina_rerank, _RESULTS,
-                          embeddings_path="/embeddings", build_embed=_jina_embed),
-    Dialect.voyage: Adapter(Dialect.voyage, "/rerank", _voyage_rerank, _scores_in("data", "relevance_score"),
-                            embeddings_path="/embeddings", build_embed=_voyage_embed),
-    Dialect.tei: Adapter(Dialect.tei, "/rerank", _tei_rerank, _bare_scores,
-                         embeddings_path="/v1/embeddings", build_embed=_openai_embed, usage_header="x-compute-tokens"),
+    Dialect.jina: Adapter(
+        Dialect.jina, "/rerank", _jina_rerank, _RESULTS, embeddings_path="/embeddings", build_embed=_jina_embed
+    ),
+    Dialect.voyage: Adapter(
+        Dialect.voyage,
+        "/rerank",
+        _voyage_rerank,
+        _scores_in("data", "relevance_score"),
+        embeddings_path="/embeddings",
+        build_embed=_voyage_embed,
+    ),
+    Dialect.tei: Adapter(
+        Dialect.tei,
+        "/rerank",
+        _tei_rerank,
+        _bare_scores,
+        embeddings_path="/v1/embeddings",
+        build_embed=_openai_embed,
+        usage_header="x-compute-tokens",
+    ),
     # vLLM: /rerank and /score are canonical; /v1/rerank and /v1/score are deprecated aliases
-    Dialect.vllm: Adapter(Dialect.vllm, "/rerank", _vllm_rerank, _RESULTS,
-                          embeddings_path="/v1/embeddings", build_embed=_openai_embed),
-    Dialect.vllm_score: Adapter(Dialect.vllm_score, "/score", _vllm_score, _scores_in("data", "score"),
-                                embeddings_path="/v1/embeddings", build_embed=_openai_embed),
-    Dialect.infinity: Adapter(Dialect.infinity, "/rerank", _infinity_rerank, _RESULTS,
-                              embeddings_path="/embeddings", build_embed=_openai_embed),
+    Dialect.vllm: Adapter(
+        Dialect.vllm, "/rerank", _vllm_rerank, _RESULTS, embeddings_path="/v1/embeddings", build_embed=_openai_embed
+    ),
+    Dialect.vllm_score: Adapter(
+        Dialect.vllm_score,
+        "/score",
+        _vllm_score,
+        _scores_in("data", "score"),
+        embeddings_path="/v1/embeddings",
+        build_embed=_openai_embed,
+    ),
+    Dialect.infinity: Adapter(
+        Dialect.infinity,
+        "/rerank",
+        _infinity_rerank,
+        _RESULTS,
+        embeddings_path="/embeddings",
+        build_embed=_openai_embed,
+    ),
 }
 
 

@@ -33,7 +33,6 @@ import httpx
 import numpy as np
 
 from pipeline.api.adapters import Adapter, Usage, adapter_for, parse_usage
-from pipeline.config.api import ApiConfig, Dialect, Endpoint, ScoreType
 from pipeline.api.errors import (
     ApiError,
     FatalApiError,
@@ -45,6 +44,7 @@ from pipeline.api.errors import (
 from pipeline.api.ratelimit import RateLimiter
 from pipeline.api.retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
 from pipeline.api.tokens import estimate_embedding_tokens, estimate_rerank_tokens
+from pipeline.config.api import ApiConfig, Dialect, Endpoint, ScoreType
 
 log = logging.getLogger("pipeline.api")
 T = TypeVar("T")
@@ -119,8 +119,10 @@ def _check_vllm_template_mode(cfg: ApiConfig) -> None:
 
     if cfg.dialect not in VLLM_DIALECTS:
         if cfg.server_template is not None:
-            raise ApiConfigError(f"api.server_template applies to the vllm dialects only; set it to null for "
-                                 f"api.dialect={cfg.dialect.value}")
+            raise ApiConfigError(
+                f"api.server_template applies to the vllm dialects only; set it to null for "
+                f"api.dialect={cfg.dialect.value}"
+            )
         return
     if cfg.server_template and cfg.endpoint is Endpoint.rerank and cfg.instruction not in (None, DEFAULT_INSTRUCTION):
         raise ApiConfigError(
@@ -145,16 +147,22 @@ def _check_siliconflow(cfg: ApiConfig) -> None:
         return
     if cfg.endpoint is Endpoint.rerank and cfg.instruction is not None:
         if not cfg.instruction:
-            raise ApiConfigError("api.instruction is empty: SiliconFlow requires at least 1 character; "
-                                 "use api.instruction=null to leave it to the server")
+            raise ApiConfigError(
+                "api.instruction is empty: SiliconFlow requires at least 1 character; "
+                "use api.instruction=null to leave it to the server"
+            )
         if "qwen3-reranker" not in cfg.model.lower():
-            raise ApiConfigError(f"api.instruction is supported only by SiliconFlow's Qwen3 rerankers, not "
-                                 f"{cfg.model!r}; set api.instruction=null")
+            raise ApiConfigError(
+                f"api.instruction is supported only by SiliconFlow's Qwen3 rerankers, not "
+                f"{cfg.model!r}; set api.instruction=null"
+            )
     if cfg.endpoint is Endpoint.embeddings and cfg.dimensions is not None:
         allowed = SILICONFLOW_DIMENSIONS.get(cfg.model)
         if allowed is not None and cfg.dimensions not in allowed:
-            raise ApiConfigError(f"api.dimensions={cfg.dimensions} is not accepted for {cfg.model} by SiliconFlow; "
-                                 f"choose one of {', '.join(map(str, allowed))}")
+            raise ApiConfigError(
+                f"api.dimensions={cfg.dimensions} is not accepted for {cfg.model} by SiliconFlow; "
+                f"choose one of {', '.join(map(str, allowed))}"
+            )
 
 
 def validate_api_config(cfg: ApiConfig) -> Adapter:
@@ -299,9 +307,12 @@ class ApiClient:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def __aenter__(self) -> "ApiClient":
-        headers = {"Content-Type": "application/json", "Accept": "application/json",
-                   "User-Agent": "score-calibration-pipeline"}
+    async def __aenter__(self) -> ApiClient:
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": "score-calibration-pipeline",
+        }
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
         n = self.cfg.concurrency
@@ -388,8 +399,9 @@ class ApiClient:
 
     # -- the retry loop ----------------------------------------------------------------------
 
-    async def _call(self, body: dict[str, Any], est_tokens: int, n_docs: int,
-                    parse: Callable[[Any], T]) -> tuple[T, Usage]:
+    async def _call(
+        self, body: dict[str, Any], est_tokens: int, n_docs: int, parse: Callable[[Any], T]
+    ) -> tuple[T, Usage]:
         if self._http is None or self._sem is None:
             raise RuntimeError("ApiClient used outside 'async with'")
         first = time.monotonic()
@@ -416,8 +428,11 @@ class ApiClient:
             retry_after = getattr(error, "retry_after", None)
             delay = self.policy.next_delay(failures, elapsed, retry_after)
             if delay is None:
-                why = (f"after {failures} attempt(s)" if failures >= self.policy.attempts
-                       else f"within api.retry_max_elapsed_s={self.policy.max_elapsed_s:g}s")
+                why = (
+                    f"after {failures} attempt(s)"
+                    if failures >= self.policy.attempts
+                    else f"within api.retry_max_elapsed_s={self.policy.max_elapsed_s:g}s"
+                )
                 raise RetriesExhausted(f"{self.where}: gave up {why} ({elapsed:.1f}s); last error: {error}") from None
             if retry_after is not None:
                 self.limiter.pause_until(time.monotonic() + delay)
@@ -459,7 +474,9 @@ class ApiClient:
             raise RetryableError(f"{self.where}: {type(exc).__name__} (api.timeout_s={self.cfg.timeout_s:g})") from None
         except httpx.TransportError as exc:
             self.stats.connection_errors += 1
-            raise RetryableError(f"{self.where}: connection error: {type(exc).__name__}: {self._redact(str(exc))}") from None
+            raise RetryableError(
+                f"{self.where}: connection error: {type(exc).__name__}: {self._redact(str(exc))}"
+            ) from None
         status = response.status_code
         if 200 <= status < 300:
             try:
@@ -487,33 +504,46 @@ class ApiClient:
             raise RetryableError(f"{self.where}: 429 rate limited{hint}: {detail}", status=429, retry_after=retry_after)
         if status in RETRYABLE_STATUSES:
             self.stats.server_errors += 1
-            raise RetryableError(f"{self.where}: HTTP {status}: {detail}", status=status,
-                                 retry_after=parse_retry_after(response.headers.get("retry-after")))
+            raise RetryableError(
+                f"{self.where}: HTTP {status}: {detail}",
+                status=status,
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
+            )
         raise FatalApiError(self._fatal_message(status, detail), status=status)
 
     def _fatal_message(self, status: int, detail: str) -> str:
         cfg = self.cfg
         if status == 401:
             if cfg.api_key_env:
-                how = (f"the API key in environment variable {cfg.api_key_env} was rejected; check that "
-                       f"{cfg.api_key_env} holds a valid key for {sanitize_url(cfg.base_url)}")
+                how = (
+                    f"the API key in environment variable {cfg.api_key_env} was rejected; check that "
+                    f"{cfg.api_key_env} holds a valid key for {sanitize_url(cfg.base_url)}"
+                )
             else:
-                how = ("the server requires a key but api.api_key_env is null; set api.api_key_env to the "
-                       "name of the environment variable holding it")
+                how = (
+                    "the server requires a key but api.api_key_env is null; set api.api_key_env to the "
+                    "name of the environment variable holding it"
+                )
             return f"{self.where}: 401 Unauthorized: {how}. Server said: {detail}"
         if status == 403:
             extra = ""
             if cfg.dialect is Dialect.siliconflow:
-                extra = (" SiliconFlow returns 403 until the account has completed real-name verification "
-                         "(实名认证) in the SiliconFlow console, and for models the account may not use; "
-                         "complete the verification or pick another api.model.")
+                extra = (
+                    " SiliconFlow returns 403 until the account has completed real-name verification "
+                    "(实名认证) in the SiliconFlow console, and for models the account may not use; "
+                    "complete the verification or pick another api.model."
+                )
             return f"{self.where}: 403 Forbidden for model {cfg.model!r}.{extra} Server said: {detail}"
         if status == 404:
-            return (f"{self.where}: 404 Not Found: check api.base_url / api.path for dialect "
-                    f"{cfg.dialect.value} and that model {cfg.model!r} exists there. Server said: {detail}")
+            return (
+                f"{self.where}: 404 Not Found: check api.base_url / api.path for dialect "
+                f"{cfg.dialect.value} and that model {cfg.model!r} exists there. Server said: {detail}"
+            )
         if status == 400:
-            return (f"{self.where}: 400 Bad Request (not retried; check api.model, the dialect's fields, "
-                    f"document length limits, api.extra_body). Server said: {detail}")
+            return (
+                f"{self.where}: 400 Bad Request (not retried; check api.model, the dialect's fields, "
+                f"document length limits, api.extra_body). Server said: {detail}"
+            )
         return f"{self.where}: HTTP {status} (not retried). Server said: {detail}"
 
 

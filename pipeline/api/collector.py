@@ -27,8 +27,8 @@ from pipeline.api.client import (
     sanitize_url,
     validate_api_config,
 )
-from pipeline.config.api import ApiConfig, Endpoint
 from pipeline.api.errors import ApiError, ResponseFormatError
+from pipeline.config.api import ApiConfig, Endpoint
 from pipeline.core.cache import ScoreCache, pair_key
 
 #: bump when the meaning of an API score changes for the same config (part of the fingerprint)
@@ -77,8 +77,9 @@ class PairRequest:
     est_tokens: int
 
 
-def plan_requests(cfg: ApiConfig, groups: Sequence[tuple[str, Sequence[str]]],
-                  pending: Sequence[Sequence[int]]) -> list[PairRequest]:
+def plan_requests(
+    cfg: ApiConfig, groups: Sequence[tuple[str, Sequence[str]]], pending: Sequence[Sequence[int]]
+) -> list[PairRequest]:
     """Requests for the ``pending`` document indices of each ``(query, documents)`` group."""
     per_request = cfg.max_documents_per_request - (1 if cfg.endpoint is Endpoint.embeddings else 0)
     token_cap = cfg.max_tokens_per_request
@@ -119,16 +120,22 @@ DOCUMENTS_PER_SEARCH_UNIT = 100
 def estimate_plan(cfg: ApiConfig, plan: Sequence[PairRequest]) -> PlanEstimate:
     tokens = sum(r.est_tokens for r in plan)
     units = sum(-(-len(r.doc_indices) // DOCUMENTS_PER_SEARCH_UNIT) for r in plan)
-    cost = (tokens / 1e6 * cfg.price_per_million_tokens + len(plan) * cfg.price_per_request
-            + units * cfg.price_per_search_unit)
+    cost = (
+        tokens / 1e6 * cfg.price_per_million_tokens
+        + len(plan) * cfg.price_per_request
+        + units * cfg.price_per_search_unit
+    )
     return PlanEstimate(len(plan), sum(len(r.doc_indices) for r in plan), tokens, cost)
 
 
 def cost_of(cfg: ApiConfig, stats: ClientStats) -> float:
     """What the calls cost: tokens (reported, else estimated), requests, and the search units the
     responses reported (Cohere bills those, not requests)."""
-    return (stats.tokens / 1e6 * cfg.price_per_million_tokens + stats.succeeded * cfg.price_per_request
-            + stats.search_units * cfg.price_per_search_unit)
+    return (
+        stats.tokens / 1e6 * cfg.price_per_million_tokens
+        + stats.succeeded * cfg.price_per_request
+        + stats.search_units * cfg.price_per_search_unit
+    )
 
 
 async def collect_api(

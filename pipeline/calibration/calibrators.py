@@ -540,13 +540,21 @@ class SigmoidCalibrator(_MonotoneCalibrator):
             clip) for logit input (see :mod:`pipeline.runtime.spec`).
         """
         check_is_fitted(self)
-        spec = {"family": "sigmoid", "input": self.input_, "a": self.a_, "b": self.b_, "y_range": [self.y_lo_, self.y_hi_]}
+        spec = {
+            "family": "sigmoid",
+            "input": self.input_,
+            "a": self.a_,
+            "b": self.b_,
+            "y_range": [self.y_lo_, self.y_hi_],
+        }
         if self.input_ == "logit":
             spec["eps"] = _LOGIT_EPS
         return spec
 
 
-def fit_soft_logistic(z: np.ndarray, u: np.ndarray, w: np.ndarray, C: float, max_iter: int = 100) -> tuple[float, float]:
+def fit_soft_logistic(
+    z: np.ndarray, u: np.ndarray, w: np.ndarray, C: float, max_iter: int = 100
+) -> tuple[float, float]:
     """Minimise ``sum_i w_i CE(u_i, sigmoid(a z_i + b)) + a^2 / (2 C)`` by damped Newton steps.
 
     This is ``LogisticRegression(C=C)`` fitted on soft labels (each row as label 1 with weight

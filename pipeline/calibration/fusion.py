@@ -93,9 +93,16 @@ class NonNegativeFusion(TransformerMixin, BaseEstimator):
         Number of sources k.
     """
 
-    def __init__(self, objective: str = "score", scale: str = "calibrated", center: str = "none",
-                 source_types: list[str] | None = None, target_type: str | None = None, auto_splits: int = 3,
-                 random_state: int = 0):
+    def __init__(
+        self,
+        objective: str = "score",
+        scale: str = "calibrated",
+        center: str = "none",
+        source_types: list[str] | None = None,
+        target_type: str | None = None,
+        auto_splits: int = 3,
+        random_state: int = 0,
+    ):
         self.objective = objective
         self.scale = scale
         self.center = center
@@ -140,7 +147,9 @@ class NonNegativeFusion(TransformerMixin, BaseEstimator):
         if self.center == "query" and self.objective == "score" and groups is None:
             raise ValueError("center='query' needs the query groups")
         k = X.shape[1]
-        types = list(self.source_types) if self.source_types is not None else [infer_score_type(X[:, j]) for j in range(k)]
+        types = (
+            list(self.source_types) if self.source_types is not None else [infer_score_type(X[:, j]) for j in range(k)]
+        )
         if len(types) != k:
             raise ValueError(f"{len(types)} source types for {k} columns")
         target = y if self.scale == "raw" else target_scale(y, self.target_type or infer_score_type(y))
@@ -184,11 +193,13 @@ class NonNegativeFusion(TransformerMixin, BaseEstimator):
         spec: dict[str, Any] = {"kind": "nonneg_linear"}
         if any(m["map"] != "identity" for m in maps):
             spec = {"kind": "mapped_linear", "maps": maps}
-        spec.update({
-            "mean": [float(v) for v in self.mean_],
-            "scale": [float(v) for v in self.scale_],
-            "weights": [float(v) for v in self.weights_],
-        })
+        spec.update(
+            {
+                "mean": [float(v) for v in self.mean_],
+                "scale": [float(v) for v in self.scale_],
+                "weights": [float(v) for v in self.weights_],
+            }
+        )
         return spec
 
     def transform(self, X) -> np.ndarray:

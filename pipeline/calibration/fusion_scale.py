@@ -35,8 +35,18 @@ from sklearn.utils.validation import check_is_fitted
 
 from pipeline.runtime.spec import compile_input_map
 
-__all__ = ["LOGIT_EPS", "MAX_KNOTS", "SCALES", "SCORE_TYPES", "SourceScale", "infer_score_type", "logit",
-           "midpoint_knots", "resolve_score_types", "target_scale"]
+__all__ = [
+    "LOGIT_EPS",
+    "MAX_KNOTS",
+    "SCALES",
+    "SCORE_TYPES",
+    "SourceScale",
+    "infer_score_type",
+    "logit",
+    "midpoint_knots",
+    "resolve_score_types",
+    "target_scale",
+]
 
 SCORE_TYPES = ("probability", "logit", "cosine", "unbounded")
 SCALES = ("calibrated", "type", "raw")
@@ -88,8 +98,9 @@ def infer_score_type(values: np.ndarray) -> str:
     return "probability" if values.size and values.min() >= 0.0 and values.max() <= 1.0 else "unbounded"
 
 
-def resolve_score_types(columns: list[str], values: dict[str, np.ndarray], sidecar: dict[str, Any],
-                        configured: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+def resolve_score_types(
+    columns: list[str], values: dict[str, np.ndarray], sidecar: dict[str, Any], configured: dict[str, str]
+) -> tuple[dict[str, str], list[str]]:
     """Decide the score type of each column: sidecar first, then ``data.score_types``, then inferred.
 
     A configured type that contradicts the data (probability outside [0, 1]) or the sidecar is an
@@ -126,8 +137,10 @@ def resolve_score_types(columns: list[str], values: dict[str, np.ndarray], sidec
     for col in columns:
         recorded = (sources.get(col) or {}).get("score_type")
         if recorded and configured.get(col) not in (None, recorded):
-            raise ValueError(f"data.score_types.{col}={configured[col]} contradicts the table's sidecar, which records "
-                             f"{recorded} (written by collect from the scorer); remove the setting")
+            raise ValueError(
+                f"data.score_types.{col}={configured[col]} contradicts the table's sidecar, which records "
+                f"{recorded} (written by collect from the scorer); remove the setting"
+            )
         declared = recorded or configured.get(col)
         if declared is None:
             types[col] = infer_score_type(values[col])
@@ -136,13 +149,17 @@ def resolve_score_types(columns: list[str], values: dict[str, np.ndarray], sidec
         if declared not in SCORE_TYPES:
             raise ValueError(f"score type of '{col}' is {declared!r}; known: {', '.join(SCORE_TYPES)}")
         if declared == "probability" and infer_score_type(values[col]) != "probability":
-            raise ValueError(f"'{col}' is declared a probability but has values outside [0, 1] "
-                             f"([{values[col].min():g}, {values[col].max():g}]); fix data.score_types.{col}")
+            raise ValueError(
+                f"'{col}' is declared a probability but has values outside [0, 1] "
+                f"([{values[col].min():g}, {values[col].max():g}]); fix data.score_types.{col}"
+            )
         types[col] = declared
     notes = []
     if inferred:
-        notes.append(f"score types inferred from the values (all in [0, 1] = probability): {', '.join(inferred)}; "
-                     "set data.score_types.<column> to override")
+        notes.append(
+            f"score types inferred from the values (all in [0, 1] = probability): {', '.join(inferred)}; "
+            "set data.score_types.<column> to override"
+        )
     return types, notes
 
 

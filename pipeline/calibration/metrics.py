@@ -163,7 +163,13 @@ def per_query_stats(local: np.ndarray, reference: np.ndarray, groups: np.ndarray
     n_q = counts.shape[0]
     weights = lambda v: np.bincount(inverse, weights=v, minlength=n_q)  # noqa: E731
     sums = np.stack(
-        [weights(local), weights(reference), weights(local * local), weights(reference * reference), weights(local * reference)],
+        [
+            weights(local),
+            weights(reference),
+            weights(local * local),
+            weights(reference * reference),
+            weights(local * reference),
+        ],
         axis=1,
     )
     rank = {name: np.full(n_q, np.nan) for name in RANK_METRICS}
@@ -233,12 +239,14 @@ def agreement(
 ) -> tuple[dict[str, MetricValue], PerQuery]:
     """All metrics with percentile-bootstrap intervals over queries."""
     stats = per_query_stats(local, reference, groups, k)
-    return _with_intervals(lambda counts: _metrics_from_counts(stats, counts), stats.n.shape[0],
-                           n_bootstrap, confidence, seed), stats
+    return _with_intervals(
+        lambda counts: _metrics_from_counts(stats, counts), stats.n.shape[0], n_bootstrap, confidence, seed
+    ), stats
 
 
-def paired_difference(a: PerQuery, b: PerQuery, *, n_bootstrap: int = 1000, confidence: float = 0.95,
-                      seed: int = 0) -> dict[str, MetricValue]:
+def paired_difference(
+    a: PerQuery, b: PerQuery, *, n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> dict[str, MetricValue]:
     """Every metric of ``a`` minus the same metric of ``b`` (two scorings of the same queries),
     with a paired bootstrap interval: both sides see the same resampled queries each time."""
     if a.n.shape != b.n.shape:

@@ -40,8 +40,9 @@ class LatentSample:
     optimal: np.ndarray  # (n,) the known optimal fusion (inverse-variance mean of r + noise_j)
 
 
-def latent_sample(shapes: tuple[str, ...], noise: tuple[float, ...], *, n_queries: int, docs: int = 10,
-                  seed: int = 0) -> LatentSample:
+def latent_sample(
+    shapes: tuple[str, ...], noise: tuple[float, ...], *, n_queries: int, docs: int = 10, seed: int = 0
+) -> LatentSample:
     """``n_queries`` x ``docs`` pairs; source j = ``SHAPES[shapes[j]](r + N(0, noise[j]))``."""
     if len(shapes) != len(noise):
         raise ValueError("one noise level per shape")

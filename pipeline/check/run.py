@@ -20,8 +20,6 @@ be used). One line says what changed; ``reports/<name>/check.json`` holds the de
 
 from __future__ import annotations
 
-from pipeline.config.check import CheckSettings
-
 import io
 import sys
 import tempfile
@@ -31,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.config.check import CheckSettings
 from pipeline.config.fit import artifact_name, report_dir
 from pipeline.core.errors import EXIT_OK, EXIT_VERDICT, PipelineError
 from pipeline.core.files import atomic_write_json, utc_now
@@ -66,8 +65,8 @@ def _report_path(cfg: CheckSettings) -> Path:
 
 
 def check(cfg: CheckSettings) -> dict[str, Any]:
+    from pipeline.collect import api_source_fingerprint, build_local_scorer, local_configs
     from pipeline.runtime.loader import load_calibrator
-    from pipeline.collect import build_local_scorer, local_configs, api_source_fingerprint
     from pipeline.runtime.text import describe
 
     directory = Path(cfg.check.artifact or Path(cfg.export.root) / artifact_name(cfg))
@@ -78,11 +77,15 @@ def check(cfg: CheckSettings) -> dict[str, Any]:
     configured = local_configs(cfg)
     unknown = [c for c in columns if c not in configured]
     if unknown:
-        raise CheckError(f"{directory} uses source column(s) {unknown}; configure them (local, or "
-                         f"+local@collect.extra_local.<column>=<entry>); configured: {sorted(configured)}")
+        raise CheckError(
+            f"{directory} uses source column(s) {unknown}; configure them (local, or "
+            f"+local@collect.extra_local.<column>=<entry>); configured: {sorted(configured)}"
+        )
     if target.get("column") != cfg.collect.reference_col:
-        raise CheckError(f"{directory}'s reference column is {target.get('column')!r}, collect.reference_col is "
-                         f"{cfg.collect.reference_col!r}")
+        raise CheckError(
+            f"{directory}'s reference column is {target.get('column')!r}, collect.reference_col is "
+            f"{cfg.collect.reference_col!r}"
+        )
 
     changes: list[str] = []
     fingerprints: dict[str, Any] = {}
@@ -105,7 +108,9 @@ def check(cfg: CheckSettings) -> dict[str, Any]:
     if drift:
         summary = "DRIFT: " + "; ".join(changes)
     else:
-        shown = ", ".join(f"{m} {v['sample']['value']:.3f} (fitted {v['fitted']['value']:.3f})" for m, v in metrics.items())
+        shown = ", ".join(
+            f"{m} {v['sample']['value']:.3f} (fitted {v['fitted']['value']:.3f})" for m, v in metrics.items()
+        )
         summary = f"OK: fingerprints unchanged; {shown} on {n} queries"
     return {
         "status": "drift" if drift else "ok",
@@ -161,14 +166,22 @@ def _diff(old: dict[str, Any], new: dict[str, Any]) -> str:
 
 def _score_sample(cfg: CheckSettings, cal, columns: list[str], scorers: dict) -> dict[str, Any]:
     """Collect the sample with a throwaway cache, apply the calibrator, measure agreement."""
-    from pipeline.data.table import read_table
     from pipeline.calibration.metrics import agreement
     from pipeline.collect import collect
+    from pipeline.data.table import read_table
 
     with tempfile.TemporaryDirectory(prefix="check-") as tmp:
         extra = {c: cfg.collect.extra_local[c] for c in columns if c in cfg.collect.extra_local}
-        c = replace(cfg.collect, cache=str(Path(tmp) / "cache.sqlite"), output=str(Path(tmp) / "sample.csv"),
-                    max_queries=cfg.check.queries, extra_local=extra, run_api=True, run_local=True, dry_run=False)
+        c = replace(
+            cfg.collect,
+            cache=str(Path(tmp) / "cache.sqlite"),
+            output=str(Path(tmp) / "sample.csv"),
+            max_queries=cfg.check.queries,
+            extra_local=extra,
+            run_api=True,
+            run_local=True,
+            dry_run=False,
+        )
         if cfg.collect.local_col not in columns:
             raise CheckError(f"the artifact does not use the '{cfg.collect.local_col}' column; check needs it")
         collect(replace(cfg, collect=c), scorers=scorers, out=io.StringIO())
@@ -176,12 +189,21 @@ def _score_sample(cfg: CheckSettings, cal, columns: list[str], scorers: dict) ->
     local = table.sources[:, 0] if len(columns) == 1 else table.sources
     calibrated = cal(local)
     top_k = ((cal.manifest.get("metrics") or {}).get("top_k")) or cfg.evaluate.top_k
-    metrics, _ = agreement(calibrated, table.target, table.group_codes(), k=int(top_k),
-                           n_bootstrap=cfg.check.n_bootstrap, confidence=cfg.evaluate.confidence, seed=cfg.seed)
+    metrics, _ = agreement(
+        calibrated,
+        table.target,
+        table.group_codes(),
+        k=int(top_k),
+        n_bootstrap=cfg.check.n_bootstrap,
+        confidence=cfg.evaluate.confidence,
+        seed=cfg.seed,
+    )
     return {"metrics": metrics, "queries": table.n_queries, "pairs": table.n_rows}
 
 
-def _compare_agreement(cfg: CheckSettings, manifest: dict[str, Any], sample: dict[str, Any], changes: list[str]) -> dict[str, Any]:
+def _compare_agreement(
+    cfg: CheckSettings, manifest: dict[str, Any], sample: dict[str, Any], changes: list[str]
+) -> dict[str, Any]:
     held_out = manifest.get("metrics") or {}
     exported = (held_out.get("configurations") or {}).get(held_out.get("exported")) or {}
     out = {}
@@ -195,7 +217,9 @@ def _compare_agreement(cfg: CheckSettings, manifest: dict[str, Any], sample: dic
             entry["note"] = "the artifact records no held-out interval for this metric"
         elif not np.isfinite(now.value) or now.value < fitted["ci_low"] - cfg.check.tolerance:
             entry["drift"] = True
-            changes.append(f"{name} {now.value:.3f} is below the fitted interval [{fitted['ci_low']:.3f}, "
-                           f"{fitted['ci_high']:.3f}] by more than {cfg.check.tolerance:g}")
+            changes.append(
+                f"{name} {now.value:.3f} is below the fitted interval [{fitted['ci_low']:.3f}, "
+                f"{fitted['ci_high']:.3f}] by more than {cfg.check.tolerance:g}"
+            )
         out[name] = entry
     return out

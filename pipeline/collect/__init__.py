@@ -40,11 +40,17 @@ from typing import Any
 #: name -> module; imported on first use, so ``pipeline.config.collect`` (the schema every stage
 #: composes) does not pull in httpx or torch
 _EXPORTS = {
-    "api_scores": "api_side", "prompt_mode_warnings": "api_side",
+    "api_scores": "api_side",
+    "prompt_mode_warnings": "api_side",
     "seed_cache_from_table": "seed",
-    "CollectError": "sources", "SourceState": "sources", "api_source_fingerprint": "sources",
-    "build_local_scorer": "sources", "local_configs": "sources", "reference_api": "sources",
-    "CollectResult": "stage", "collect": "stage",
+    "CollectError": "sources",
+    "SourceState": "sources",
+    "api_source_fingerprint": "sources",
+    "build_local_scorer": "sources",
+    "local_configs": "sources",
+    "reference_api": "sources",
+    "CollectResult": "stage",
+    "collect": "stage",
 }
 __all__ = sorted(_EXPORTS)
 

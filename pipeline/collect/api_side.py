@@ -11,9 +11,9 @@ import numpy as np
 
 from pipeline.api.client import ApiClient, ClientStats, resolve_api_key
 from pipeline.api.collector import collect_api, cost_of, plan_requests
-from pipeline.core.cache import ScoreCache, pair_key
 from pipeline.collect.progress import bar
 from pipeline.collect.sources import Groups, SourceState, api_source, prepare, reference_api
+from pipeline.core.cache import ScoreCache, pair_key
 from pipeline.core.console import print_warnings
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from pipeline.config.collect import ScoringSettings
 
 
-async def score_api(cfg: "ScoringSettings", groups: Groups, src: SourceState, cache: ScoreCache) -> None:
+async def score_api(cfg: ScoringSettings, groups: Groups, src: SourceState, cache: ScoreCache) -> None:
     plan = plan_requests(cfg.api, groups, src.pending)
     progress_bar = bar(src.n_pending, src.column, 0, cfg.collect.progress)
     start = time.monotonic()
@@ -47,22 +47,28 @@ async def score_api(cfg: "ScoringSettings", groups: Groups, src: SourceState, ca
         progress_bar.close()
 
 
-def prompt_mode_warnings(api: "ApiConfig", stats: ClientStats) -> list[str]:
+def prompt_mode_warnings(api: ApiConfig, stats: ClientStats) -> list[str]:
     """A warning when the API's answers look like a wrong prompt: most responses scoring every
     document alike, as a Qwen3 reranker does on a prompt wrapped twice (or on none)."""
     if stats.succeeded == 0 or stats.clustered_responses * 2 <= stats.succeeded:
         return []
     hint = ""
     if api.server_template is not None:
-        hint = (f" With api.server_template={str(api.server_template).lower()} the "
-                + ("server formats the prompt: is it really started with --chat-template?" if api.server_template
-                   else "client formats the prompt: was the server started with --chat-template? Then set "
-                        "api.server_template=true."))
-    return [f"{stats.clustered_responses} of {stats.succeeded} API responses gave every document the same score "
-            f"(within 1e-4): the prompt may be wrapped twice, or missing where the model needs one.{hint}"]
+        hint = f" With api.server_template={str(api.server_template).lower()} the " + (
+            "server formats the prompt: is it really started with --chat-template?"
+            if api.server_template
+            else "client formats the prompt: was the server started with --chat-template? Then set "
+            "api.server_template=true."
+        )
+    return [
+        f"{stats.clustered_responses} of {stats.succeeded} API responses gave every document the same score "
+        f"(within 1e-4): the prompt may be wrapped twice, or missing where the model needs one.{hint}"
+    ]
 
 
-def api_scores(cfg: "ScoringSettings", groups: Groups, cache: ScoreCache, *, noise_pairs: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+def api_scores(
+    cfg: ScoringSettings, groups: Groups, cache: ScoreCache, *, noise_pairs: int = 0
+) -> tuple[list[np.ndarray], np.ndarray]:
     """The reference API's scores of preprocessed query groups, through the score cache (each
     pair is paid once, shared with collect), starting the loopback reference when configured.
 
@@ -85,6 +91,7 @@ def api_scores(cfg: "ScoringSettings", groups: Groups, cache: ScoreCache, *, noi
         if src.n_pending:
             asyncio.run(score_api(run_cfg, groups, src, cache))
         if repeat:
+
             async def again() -> list[np.ndarray]:
                 async with ApiClient(run_cfg.api) as client:
                     return [(await client.score(query, docs)).scores for _, query, docs in repeat]

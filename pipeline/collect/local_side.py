@@ -8,23 +8,21 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from pipeline.core.cache import ScoreCache
 from pipeline.collect.progress import bar
 from pipeline.collect.sources import Groups, SourceState
 from pipeline.collect.units import Stopped, checked_items, pending_groups
+from pipeline.core.cache import ScoreCache
 
 if TYPE_CHECKING:
     from pipeline.config.collect import ScoringSettings
 
 
-def score_in_process(cfg: "ScoringSettings", groups: Groups, src: SourceState, cache_path: Path,
-                     stop: threading.Event, position: int) -> None:
+def score_in_process(
+    cfg: ScoringSettings, groups: Groups, src: SourceState, cache_path: Path, stop: threading.Event, position: int
+) -> None:
     """One scorer call and one cache transaction per ``collect.local_groups_per_batch`` groups."""
     from pipeline.scorers.base import QueryGroup
 

@@ -8,5 +8,14 @@ import sys
 def bar(total: int, desc: str, position: int, enabled: bool):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="pair", position=position, leave=True, dynamic_ncols=True,
-                mininterval=0.5, disable=not enabled or total == 0, file=sys.stderr)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="pair",
+        position=position,
+        leave=True,
+        dynamic_ncols=True,
+        mininterval=0.5,
+        disable=not enabled or total == 0,
+        file=sys.stderr,
+    )

@@ -35,15 +35,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.core.cache import ScoreCache
-from pipeline.collect.units import Stopped, checked_items, pending_groups
 from pipeline.collect.progress import bar
 from pipeline.collect.sources import CollectError, Groups, SourceState
+from pipeline.collect.units import Stopped, checked_items, pending_groups
+from pipeline.core.cache import ScoreCache
 from pipeline.core.console import wrapped
 
 if TYPE_CHECKING:
-    from pipeline.config.collect import RayConfig
-    from pipeline.config.collect import ScoringSettings
+    from pipeline.config.collect import RayConfig, ScoringSettings
     from pipeline.config.local import LocalScorerConfig
     from pipeline.runtime.text import TextConfig
 
@@ -70,7 +69,7 @@ class ScoringWorker:
     the cluster's CPUs or GPUs instead of each reserving its own workers (which would deadlock
     a cluster too small for all of them at once)."""
 
-    def __init__(self, local_cfgs: dict[str, "LocalScorerConfig"], text_cfg: "TextConfig", torch_threads: int) -> None:
+    def __init__(self, local_cfgs: dict[str, LocalScorerConfig], text_cfg: TextConfig, torch_threads: int) -> None:
         import torch
 
         torch.set_num_threads(torch_threads)
@@ -91,8 +90,12 @@ class ScoringWorker:
     def describe(self) -> dict[str, Any]:
         if self.error is not None:
             return {"pid": os.getpid(), "error": self.error}
-        return {"pid": os.getpid(),
-                "columns": {c: {"fingerprint": s.fingerprint(), "score_type": s.score_type} for c, s in self.scorers.items()}}
+        return {
+            "pid": os.getpid(),
+            "columns": {
+                c: {"fingerprint": s.fingerprint(), "score_type": s.score_type} for c, s in self.scorers.items()
+            },
+        }
 
     def score(self, column: str, groups: Sequence[tuple[str, Sequence[str]]]) -> tuple[int, list[list[float]]]:
         """``(pid, scores per group)``; plain lists travel without numpy pickles."""
@@ -102,7 +105,7 @@ class ScoringWorker:
         return os.getpid(), [[float(v) for v in values] for values in results]
 
 
-def connect(cfg: "RayConfig") -> bool:
+def connect(cfg: RayConfig) -> bool:
     """Join the configured cluster, or start a local instance; True when this call started Ray
     (so :meth:`RayWorkers.close` shuts it down). An already-initialised Ray (a notebook, a test
     module's cluster) is used as it is."""
@@ -117,13 +120,18 @@ def connect(cfg: "RayConfig") -> bool:
     else:
         kwargs["address"] = cfg.address
         where = f"the Ray cluster at {cfg.address}"
-    print(wrapped(f"starting {where} ..." if cfg.address is None else f"connecting to {where} ..."),
-          file=sys.stderr, flush=True)
+    print(
+        wrapped(f"starting {where} ..." if cfg.address is None else f"connecting to {where} ..."),
+        file=sys.stderr,
+        flush=True,
+    )
     _check_reachable(cfg.address)
     try:
         ray.init(**kwargs)
     except Exception as exc:  # ConnectionError, a bad address, a temp dir that cannot be made
-        raise CollectError(f"collect.ray: could not start or reach Ray ({where}): {type(exc).__name__}: {exc}") from None
+        raise CollectError(
+            f"collect.ray: could not start or reach Ray ({where}): {type(exc).__name__}: {exc}"
+        ) from None
     return True
 
 
@@ -140,14 +148,20 @@ def _check_reachable(address: str | None) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=10).close()
     except OSError as exc:
-        raise CollectError(f"collect.ray.address={address!r}: nothing answers there ({exc.strerror or exc}); "
-                           "is the cluster's head node running (ray start --head)?") from None
+        raise CollectError(
+            f"collect.ray.address={address!r}: nothing answers there ({exc.strerror or exc}); "
+            "is the cluster's head node running (ray start --head)?"
+        ) from None
 
 
-def actor_options(cfg: "RayConfig") -> dict[str, Any]:
+def actor_options(cfg: RayConfig) -> dict[str, Any]:
     """Resources and the retry policy of one scoring worker."""
-    return {"num_cpus": cfg.cpus_per_worker, "num_gpus": cfg.gpus_per_worker,
-            "max_restarts": cfg.max_retries, "max_task_retries": cfg.max_retries}
+    return {
+        "num_cpus": cfg.cpus_per_worker,
+        "num_gpus": cfg.gpus_per_worker,
+        "max_restarts": cfg.max_retries,
+        "max_task_retries": cfg.max_retries,
+    }
 
 
 def _error(column: str, exc: BaseException) -> CollectError:
@@ -162,7 +176,7 @@ class RayWorkers:
     """The scoring workers of a run, shared by its local columns (each :class:`SourceState`
     holds them as ``workers``; closing twice is harmless)."""
 
-    cfg: "RayConfig"
+    cfg: RayConfig
     actors: list[Any]
     columns: dict[str, dict[str, Any]]  # column -> {"fingerprint", "score_type"}
     started_ray: bool
@@ -183,7 +197,7 @@ class RayWorkers:
             self.started_ray = False
 
 
-def _check_resources(ray: Any, rcfg: "RayConfig") -> None:
+def _check_resources(ray: Any, rcfg: RayConfig) -> None:
     """A request the cluster can never place would wait forever: fail (a local instance) or say
     so (a cluster, which an autoscaler may grow)."""
     total = ray.cluster_resources()
@@ -192,15 +206,18 @@ def _check_resources(ray: Any, rcfg: "RayConfig") -> None:
     if not short:
         return
     what = ", ".join(f"{v:g} {k} (the cluster has {have:g})" for k, (v, have) in short.items())
-    message = (f"collect.ray: {rcfg.workers} worker(s) x (cpus_per_worker={rcfg.cpus_per_worker:g}, "
-               f"gpus_per_worker={rcfg.gpus_per_worker:g}) ask for {what}")
+    message = (
+        f"collect.ray: {rcfg.workers} worker(s) x (cpus_per_worker={rcfg.cpus_per_worker:g}, "
+        f"gpus_per_worker={rcfg.gpus_per_worker:g}) ask for {what}"
+    )
     if rcfg.address is None:
         raise CollectError(message + "; lower collect.ray.workers or the per-worker resources")
     print(wrapped(f"warning: {message}; waiting for the cluster to grow"), file=sys.stderr, flush=True)
 
 
-def start_workers(cfg: "ScoringSettings", local_cfgs: dict[str, "LocalScorerConfig"],
-                  worker_cls: type | None = None) -> RayWorkers:
+def start_workers(
+    cfg: ScoringSettings, local_cfgs: dict[str, LocalScorerConfig], worker_cls: type | None = None
+) -> RayWorkers:
     """Start ``collect.ray.workers`` workers holding every local column's model; check they agree."""
     rcfg = cfg.collect.ray
     ray = _ray()
@@ -226,8 +243,10 @@ def start_workers(cfg: "ScoringSettings", local_cfgs: dict[str, "LocalScorerConf
                 if theirs["fingerprint"] != mine:
                     keys = set(mine) | set(theirs["fingerprint"])
                     differing = sorted(k for k in keys if mine.get(k) != theirs["fingerprint"].get(k))
-                    raise CollectError(f"{column}: Ray workers disagree on what they compute ({', '.join(differing)}); "
-                                       "give every worker the same model, revision and device type")
+                    raise CollectError(
+                        f"{column}: Ray workers disagree on what they compute ({', '.join(differing)}); "
+                        "give every worker the same model, revision and device type"
+                    )
     except BaseException:
         workers.close()
         raise
@@ -247,8 +266,9 @@ def make_shards(pending: Sequence[Sequence[int]], queries_per_shard: int) -> lis
     return shards
 
 
-def score_on_ray(cfg: "ScoringSettings", groups: Groups, src: SourceState, cache_path: Path,
-                 stop: threading.Event, position: int) -> None:
+def score_on_ray(
+    cfg: ScoringSettings, groups: Groups, src: SourceState, cache_path: Path, stop: threading.Event, position: int
+) -> None:
     """Send the pending shards to the workers, write each one as it comes back."""
     ray = _ray()
     workers: RayWorkers = src.workers
@@ -292,7 +312,10 @@ def score_on_ray(cfg: "ScoringSettings", groups: Groups, src: SourceState, cache
         src.elapsed_s += time.monotonic() - start
         progress_bar.close()
         src.usage["ray"] = {
-            "address": workers.cfg.address, "workers": len(shards_done), "shards": sum(shards_done),
-            "shards_per_worker": shards_done, "queries_per_shard": cfg.collect.ray.queries_per_shard,
+            "address": workers.cfg.address,
+            "workers": len(shards_done),
+            "shards": sum(shards_done),
+            "shards_per_worker": shards_done,
+            "queries_per_shard": cfg.collect.ray.queries_per_shard,
             "worker_restarts": len(set().union(*workers.pids) - known),  # a restarted worker has a new pid
         }

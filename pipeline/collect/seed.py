@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from pipeline.config.collect import ScoringSettings
 
 
-def seed_cache_from_table(cfg: "ScoringSettings", dataset: Dataset, cache: ScoreCache) -> int:
+def seed_cache_from_table(cfg: ScoringSettings, dataset: Dataset, cache: ScoreCache) -> int:
     """Put the scores of the table this stage wrote before (``collect.output``) into the cache.
 
     Why: the table is committed (the demo's is), the cache is not, so in a fresh clone the cache
@@ -41,11 +41,16 @@ def seed_cache_from_table(cfg: "ScoringSettings", dataset: Dataset, cache: Score
         return 0
     ids = {c.query_col: str, c.doc_col: str}
     try:
-        frame = pd.read_parquet(output) if output.suffix.lower() in {".parquet", ".pq"} else pd.read_csv(output, dtype=ids)
+        frame = (
+            pd.read_parquet(output) if output.suffix.lower() in {".parquet", ".pq"} else pd.read_csv(output, dtype=ids)
+        )
     except Exception:  # an unreadable old table is simply not used
         return 0
-    keys = {(q.query_id, d.doc_id): pair_key(preprocess(q.text, cfg.text), preprocess(d.text, cfg.text))
-            for q in dataset.queries for d in q.documents}
+    keys = {
+        (q.query_id, d.doc_id): pair_key(preprocess(q.text, cfg.text), preprocess(d.text, cfg.text))
+        for q in dataset.queries
+        for d in q.documents
+    }
     row_keys = [keys.get((str(qid), str(did))) for qid, did in zip(frame[c.query_col], frame[c.doc_col])]
     added = 0
     for column, source in (meta.get("sources") or {}).items():

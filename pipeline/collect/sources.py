@@ -24,8 +24,8 @@ from pipeline.scorers.base import fingerprint_hash
 
 if TYPE_CHECKING:
     from pipeline.config.collect import ScoringSettings
-    from pipeline.scorers.base import Scorer
     from pipeline.config.local import LocalScorerConfig
+    from pipeline.scorers.base import Scorer
 
 
 class CollectError(PipelineError, RuntimeError):
@@ -71,40 +71,48 @@ class SourceState:
 # --- configuration ---------------------------------------------------------------------------
 
 
-def local_configs(cfg: "ScoringSettings") -> dict[str, "LocalScorerConfig"]:
+def local_configs(cfg: ScoringSettings) -> dict[str, LocalScorerConfig]:
     """Score column -> local scorer config: ``local`` plus every ``collect.extra_local`` entry."""
     out = {cfg.collect.local_col: cfg.local}
     out.update(cfg.collect.extra_local)
     return out
 
 
-def check_columns(cfg: "ScoringSettings", local_columns: Sequence[str]) -> None:
+def check_columns(cfg: ScoringSettings, local_columns: Sequence[str]) -> None:
     c = cfg.collect
     names = [c.query_col, c.doc_col] + ([c.label_col] if c.label_col else [])
     names += ([c.reference_col] if c.run_api else []) + list(local_columns)
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
-        raise CollectError(f"collect: column name(s) {duplicated} used twice (query_col, doc_col, label_col, "
-                           f"reference_col, local_col and extra_local keys must differ)")
+        raise CollectError(
+            f"collect: column name(s) {duplicated} used twice (query_col, doc_col, label_col, "
+            f"reference_col, local_col and extra_local keys must differ)"
+        )
 
 
-def api_source(cfg: "ScoringSettings") -> SourceState:
+def api_source(cfg: ScoringSettings) -> SourceState:
     fp = api_source_fingerprint(cfg)
     a = cfg.api
     meta = {
-        "kind": "api", "dialect": a.dialect.value, "base_url": sanitize_url(a.base_url), "model": a.model,
-        "revision": a.revision, "endpoint": a.endpoint.value,
+        "kind": "api",
+        "dialect": a.dialect.value,
+        "base_url": sanitize_url(a.base_url),
+        "model": a.model,
+        "revision": a.revision,
+        "endpoint": a.endpoint.value,
         # what was sent: with api.server_template=true the server's template supplies them (null here)
-        "instruction": fp["instruction"], "query_template": fp["query_template"],
+        "instruction": fp["instruction"],
+        "query_template": fp["query_template"],
         "document_template": fp["document_template"],
-        "dimensions": a.dimensions, "raw_scores": a.raw_scores,
+        "dimensions": a.dimensions,
+        "raw_scores": a.raw_scores,
     }
     if "reference_server" in fp:
         meta["reference_server"] = fp["reference_server"]
     return SourceState(cfg.collect.reference_col, "api", fp, fingerprint_hash(fp), fp["score_type"], meta=meta)
 
 
-def api_source_fingerprint(cfg: "ScoringSettings") -> dict[str, Any]:
+def api_source_fingerprint(cfg: ScoringSettings) -> dict[str, Any]:
     """The API column's fingerprint: the configured API, plus, when the loopback reference server
     answers instead (``reference.enabled``), what it serves (weights revision, template, strip,
     dtype, default instruction), so changing the server re-collects instead of reusing its old
@@ -122,7 +130,7 @@ def api_source_fingerprint(cfg: "ScoringSettings") -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def reference_api(cfg: "ScoringSettings", needed: bool) -> Iterator["ScoringSettings"]:
+def reference_api(cfg: ScoringSettings, needed: bool) -> Iterator[ScoringSettings]:
     """``cfg`` with ``api.base_url`` pointing at the live loopback reference server while the
     block runs (started only when ``needed``), else ``cfg`` unchanged."""
     if not (cfg.reference.enabled and needed):
@@ -130,8 +138,14 @@ def reference_api(cfg: "ScoringSettings", needed: bool) -> Iterator["ScoringSett
         return
     from pipeline.reference.server import ReferenceServer
 
-    print(wrapped(f"starting the loopback reference API ({cfg.reference.model}, template {cfg.reference.template.value}, "
-                  f"strip {cfg.reference.strip}, {cfg.reference.dtype.value}) ..."), file=sys.stderr, flush=True)
+    print(
+        wrapped(
+            f"starting the loopback reference API ({cfg.reference.model}, template {cfg.reference.template.value}, "
+            f"strip {cfg.reference.strip}, {cfg.reference.dtype.value}) ..."
+        ),
+        file=sys.stderr,
+        flush=True,
+    )
     server = ReferenceServer(cfg.reference, api_key=resolve_api_key(cfg.api))
     try:
         server.start()
@@ -143,7 +157,7 @@ def reference_api(cfg: "ScoringSettings", needed: bool) -> Iterator["ScoringSett
         server.stop()
 
 
-def build_local_scorer(lcfg: "LocalScorerConfig", cfg: "ScoringSettings") -> "Scorer":
+def build_local_scorer(lcfg: LocalScorerConfig, cfg: ScoringSettings) -> Scorer:
     from pipeline.scorers import build_scorer
 
     try:
@@ -152,18 +166,39 @@ def build_local_scorer(lcfg: "LocalScorerConfig", cfg: "ScoringSettings") -> "Sc
         raise CollectError(f"cannot build the local scorer for model {lcfg.model!r}: {exc}") from exc
 
 
-def local_source(column: str, lcfg: "LocalScorerConfig", fingerprint: dict[str, Any], score_type: str,
-                 **held: Any) -> SourceState:
+def local_source(
+    column: str, lcfg: LocalScorerConfig, fingerprint: dict[str, Any], score_type: str, **held: Any
+) -> SourceState:
     """A local column's state from its scorer's fingerprint (``held``: ``scorer=`` or ``workers=``)."""
-    return SourceState(column, "local", fingerprint, fingerprint_hash(fingerprint), score_type,
-                       meta=local_meta(lcfg, fingerprint), **held)
+    return SourceState(
+        column,
+        "local",
+        fingerprint,
+        fingerprint_hash(fingerprint),
+        score_type,
+        meta=local_meta(lcfg, fingerprint),
+        **held,
+    )
 
 
-def local_meta(lcfg: "LocalScorerConfig", fp: dict[str, Any]) -> dict[str, Any]:
-    meta: dict[str, Any] = {"kind": "local", "model": fp.get("model", getattr(lcfg, "model", None)),
-                            "revision": fp.get("revision", getattr(lcfg, "revision", None))}
-    for key in ("template", "instruction", "task", "max_length", "dtype", "dimensions", "pooling", "strip_texts",
-                "strip_prompt", "engine"):
+def local_meta(lcfg: LocalScorerConfig, fp: dict[str, Any]) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "kind": "local",
+        "model": fp.get("model", getattr(lcfg, "model", None)),
+        "revision": fp.get("revision", getattr(lcfg, "revision", None)),
+    }
+    for key in (
+        "template",
+        "instruction",
+        "task",
+        "max_length",
+        "dtype",
+        "dimensions",
+        "pooling",
+        "strip_texts",
+        "strip_prompt",
+        "engine",
+    ):
         if key in fp:
             meta[key] = fp[key]
     if getattr(lcfg, "aligned_by", None):

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.api.client import resolve_api_key
-from pipeline.core.cache import ScoreCache, pair_key
 from pipeline.collect.api_side import score_api
 from pipeline.collect.local_side import score_in_process
 from pipeline.collect.seed import seed_cache_from_table
@@ -30,8 +29,9 @@ from pipeline.collect.sources import (
     reference_api,
 )
 from pipeline.collect.summary import dry_run, print_summary, run_record, table_meta
-from pipeline.data.dataset import Dataset, load_dataset
+from pipeline.core.cache import ScoreCache, pair_key
 from pipeline.core.files import atomic_write_json, utc_now
+from pipeline.data.dataset import Dataset, load_dataset
 from pipeline.runtime.text import preprocess
 
 if TYPE_CHECKING:
@@ -49,8 +49,9 @@ class CollectResult:
     run: dict[str, Any]
 
 
-def score_local(cfg: "ScoringSettings", groups: Groups, src: SourceState, cache_path: Path,
-                stop: threading.Event, position: int) -> None:
+def score_local(
+    cfg: ScoringSettings, groups: Groups, src: SourceState, cache_path: Path, stop: threading.Event, position: int
+) -> None:
     """Score the pending pairs of one local source: on Ray when it has workers, else here."""
     if src.workers is not None:
         from pipeline.collect.ray_backend import score_on_ray
@@ -61,9 +62,9 @@ def score_local(cfg: "ScoringSettings", groups: Groups, src: SourceState, cache_
 
 
 def collect(
-    cfg: "ScoringSettings",
+    cfg: ScoringSettings,
     *,
-    scorers: dict[str, "Scorer"] | None = None,
+    scorers: dict[str, Scorer] | None = None,
     out=None,
 ) -> CollectResult:
     """Run the stage; ``scorers`` (column -> Scorer) replaces ``build_scorer`` (tests, notebooks)."""
@@ -93,8 +94,11 @@ def collect(
         with ScoreCache(cache_path) as cache:
             seeded = seed_cache_from_table(cfg, full, cache)
             if seeded:
-                print(f"seeded the score cache with {seeded} score(s) from {c.output} (same dataset and preprocessing; "
-                      f"keyed by the fingerprints its sidecar records)", file=out)
+                print(
+                    f"seeded the score cache with {seeded} score(s) from {c.output} (same dataset and preprocessing; "
+                    f"keyed by the fingerprints its sidecar records)",
+                    file=out,
+                )
             if api is not None:
                 prepare(cache, api, keys, sources)
                 if api.n_pending:
@@ -126,7 +130,7 @@ def run_record_path(output: Path) -> Path:
     return output.with_name(output.name + ".run.json")
 
 
-def _local_sources(cfg: "ScoringSettings", local_cfgs: dict, scorers: dict[str, "Scorer"]) -> list[SourceState]:
+def _local_sources(cfg: ScoringSettings, local_cfgs: dict, scorers: dict[str, Scorer]) -> list[SourceState]:
     """Each local column's source: its scorer in this process, or (``collect.ray.enabled``) the
     Ray workers that hold it; the driver then never loads a model, the workers report the
     fingerprints."""
@@ -155,8 +159,9 @@ def _local_sources(cfg: "ScoringSettings", local_cfgs: dict, scorers: dict[str, 
     return sorted(out, key=lambda s: order.index(s.column))
 
 
-def _assemble(cfg: "ScoringSettings", dataset: Dataset, keys: list[list[str]], sources: list[SourceState],
-              cache: ScoreCache) -> dict[str, list[Any]]:
+def _assemble(
+    cfg: ScoringSettings, dataset: Dataset, keys: list[list[str]], sources: list[SourceState], cache: ScoreCache
+) -> dict[str, list[Any]]:
     c = cfg.collect
     columns: dict[str, list[Any]] = {
         c.query_col: [q.query_id for q in dataset.queries for _ in q.documents],
@@ -174,8 +179,9 @@ def _assemble(cfg: "ScoringSettings", dataset: Dataset, keys: list[list[str]], s
     return columns
 
 
-def run_sources(cfg: "ScoringSettings", groups: Groups, sources: list[SourceState], cache: ScoreCache,
-                cache_path: Path) -> None:
+def run_sources(
+    cfg: ScoringSettings, groups: Groups, sources: list[SourceState], cache: ScoreCache, cache_path: Path
+) -> None:
     """Score every source's pending pairs: the local ones in a thread while the API requests are
     in flight on this thread's event loop (``collect.overlap_local_and_api``), else one by one."""
     api = [s for s in sources if s.kind == "api" and s.n_pending]

@@ -22,8 +22,9 @@ def pending_groups(groups: Groups, src: SourceState, chunk: Sequence[int]) -> li
     return [(groups[g][0], [groups[g][1][j] for j in src.pending[g]]) for g in chunk]
 
 
-def checked_items(column: str, chunk: Sequence[int], batch: Sequence[tuple[str, Sequence[str]]],
-                  results: Sequence[Any]) -> list[tuple[str, float]]:
+def checked_items(
+    column: str, chunk: Sequence[int], batch: Sequence[tuple[str, Sequence[str]]], results: Sequence[Any]
+) -> list[tuple[str, float]]:
     """Cache items of one scored unit of work, after checking every group got one finite score
     per document (a scorer that returns fewer, more or NaN is an error, never a short table)."""
     if len(results) != len(batch):

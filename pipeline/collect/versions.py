@@ -15,10 +15,9 @@ another revision) collect re-runs, and the score cache re-scores only what chang
 
 from __future__ import annotations
 
-from pipeline.config.collect import ScoringSettings
-
 from typing import Any
 
+from pipeline.config.collect import ScoringSettings
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import atomic_write_json, dumps_json, sha256_bytes
 
@@ -28,10 +27,10 @@ class ResolveError(PipelineError, RuntimeError):
 
 
 def resolve_versions(cfg: ScoringSettings) -> dict[str, Any]:
-    from pipeline.scorers.base import fingerprint_hash
-    from pipeline.scorers.loading import ScorerLoadError, resolve_source
     from pipeline.collect import api_source_fingerprint, local_configs
     from pipeline.runtime.text import describe
+    from pipeline.scorers.base import fingerprint_hash
+    from pipeline.scorers.loading import ScorerLoadError, resolve_source
 
     local: dict[str, Any] = {}
     for column, lcfg in local_configs(cfg).items():
@@ -43,24 +42,46 @@ def resolve_versions(cfg: ScoringSettings) -> dict[str, Any]:
                 reported = probe_engine(lcfg, engine_api_key(lcfg))
             except EngineError as exc:
                 raise ResolveError(f"{column}: {exc}") from None
-            local[column] = {"kind": lcfg.kind.value, "model": lcfg.model, "engine": sanitize_url(lcfg.engine.base_url),
-                             "reported": reported, "revision": reported.get("model_sha") or lcfg.revision,
-                             "revision_source": "engine"}
+            local[column] = {
+                "kind": lcfg.kind.value,
+                "model": lcfg.model,
+                "engine": sanitize_url(lcfg.engine.base_url),
+                "reported": reported,
+                "revision": reported.get("model_sha") or lcfg.revision,
+                "revision_source": "engine",
+            }
             continue
         try:
             source = resolve_source(lcfg)
         except ScorerLoadError as exc:
             raise ResolveError(f"{column}: {exc}") from None
-        local[column] = {"kind": lcfg.kind.value, "model": lcfg.model, "revision": source.revision,
-                         "revision_source": source.revision_source}
+        local[column] = {
+            "kind": lcfg.kind.value,
+            "model": lcfg.model,
+            "revision": source.revision,
+            "revision_source": source.revision_source,
+        }
     api = api_source_fingerprint(cfg) if cfg.collect.run_api else None  # collect.run_api=false: no API column
     return {
         "local": local,
-        "api": None if api is None else {
-            **{k: api[k] for k in ("dialect", "model", "revision", "endpoint", "instruction", "query_template",
-                                   "document_template")},
+        "api": None
+        if api is None
+        else {
+            **{
+                k: api[k]
+                for k in (
+                    "dialect",
+                    "model",
+                    "revision",
+                    "endpoint",
+                    "instruction",
+                    "query_template",
+                    "document_template",
+                )
+            },
             "fingerprint_hash": fingerprint_hash(api),
-            **({"reference_server": api["reference_server"]} if "reference_server" in api else {})},
+            **({"reference_server": api["reference_server"]} if "reference_server" in api else {}),
+        },
         "preprocessing": describe(cfg.text),
     }
 
@@ -84,8 +105,14 @@ def run_resolve(cfg: ScoringSettings) -> int:
         print("api: none (collect.run_api=false)")
     else:
         served = api.get("reference_server")
-        print(f"api: {api['dialect']} {api['model']} (fingerprint {api['fingerprint_hash'][:12]})"
-              + (f", served by the loopback reference: {served['model']} @ {served['revision'][:19]}..." if served else ""))
+        print(
+            f"api: {api['dialect']} {api['model']} (fingerprint {api['fingerprint_hash'][:12]})"
+            + (
+                f", served by the loopback reference: {served['model']} @ {served['revision'][:19]}..."
+                if served
+                else ""
+            )
+        )
     state = "unchanged" if text == before else ("written" if before is None else "CHANGED: collect will re-run")
     print(f"{path}: {state} (sha256 {sha256_bytes(text.encode())[:12]})")
     return 0

@@ -15,7 +15,7 @@ class AlignConfig:
     """The search for the local configuration that reproduces the API (``python -m pipeline align``)."""
 
     #: query groups of collect.dataset searched on, and a disjoint set that confirms the winner
-    sample_queries: int = setting(32, ge=2, why='per-query agreement needs queries')
+    sample_queries: int = setting(32, ge=2, why="per-query agreement needs queries")
     confirm_queries: int = setting(32, ge=1)
     #: candidate values per axis; the current local config's value is always tried too
     templates: list[Template] = field(default_factory=lambda: [Template.official, Template.vllm, Template.none])
@@ -35,13 +35,13 @@ class AlignConfig:
     #: coordinate search: passes over the axes (each pass tries every value of one axis at a time)
     max_passes: int = setting(2, ge=1)
     #: pairs sent twice, bypassing the cache, to measure the API's disagreement with itself
-    noise_pairs: int = setting(16, ge=0, why='0 = no noise-floor measurement')
+    noise_pairs: int = setting(16, ge=0, why="0 = no noise-floor measurement")
     #: stop when a candidate's max |delta| is within the noise floor plus this
     tolerance: float = setting(1e-5, ge=0)
     #: no candidate within this max |delta| and below rank_close per-query Spearman: unalignable
     close_delta: float = setting(0.02, gt=0)
     rank_close: float = setting(0.98, ge=-1, le=1)
-    n_bootstrap: int = setting(1000, ge=0, why='0 = no intervals')
+    n_bootstrap: int = setting(1000, ge=0, why="0 = no intervals")
     #: reports/align/<name>/ and conf/local/aligned-<name>.yaml
     name: str = "${name}"
     root: str = "reports/align"

@@ -97,13 +97,13 @@ class ApiConfig:
     # --- batching and limits (not part of the cache key) ---
     max_documents_per_request: int = setting(64, ge=1)
     # also split a query group when its estimated tokens exceed this (null = no token cap)
-    max_tokens_per_request: Optional[int] = setting(None, ge=1, why='null = no token cap')
+    max_tokens_per_request: Optional[int] = setting(None, ge=1, why="null = no token cap")
     concurrency: int = setting(16, ge=1)
     # client-side limits; null = unlimited. SiliconFlow rerankers: 2,000 RPM, 500k TPM
-    rpm: Optional[float] = setting(2000.0, gt=0, why='null = no limit')
-    tpm: Optional[float] = setting(500000.0, gt=0, why='null = no limit')
+    rpm: Optional[float] = setting(2000.0, gt=0, why="null = no limit")
+    tpm: Optional[float] = setting(500000.0, gt=0, why="null = no limit")
     # pace at this fraction of rpm/tpm, so network jitter never pushes us over the server's limit
-    rate_margin: float = setting(0.95, gt=0, le=1, why='a fraction of the limits')
+    rate_margin: float = setting(0.95, gt=0, le=1, why="a fraction of the limits")
     # added to every document's token estimate (prompt template tokens the provider bills)
     token_overhead_per_document: int = setting(0, ge=0)
 
@@ -111,7 +111,7 @@ class ApiConfig:
     connect_timeout_s: float = setting(10.0, gt=0)
     timeout_s: float = setting(60.0, gt=0)
     # total attempts per request, including the first
-    retry_attempts: int = setting(6, ge=1, why='attempts per request, the first included')
+    retry_attempts: int = setting(6, ge=1, why="attempts per request, the first included")
     # give up on a request when the next wait would end later than this after its first attempt
     retry_max_elapsed_s: float = setting(300.0, ge=0)
     backoff_initial_s: float = setting(0.5, ge=0)
@@ -130,4 +130,6 @@ class ApiConfig:
 def check_api(api: ApiConfig) -> None:
     """The ``api`` section's cross-field checks."""
     if api.backoff_initial_s > api.backoff_max_s:
-        raise SettingError(f"api.backoff_initial_s={api.backoff_initial_s:g} must not exceed api.backoff_max_s={api.backoff_max_s:g}")
+        raise SettingError(
+            f"api.backoff_initial_s={api.backoff_initial_s:g} must not exceed api.backoff_max_s={api.backoff_max_s:g}"
+        )

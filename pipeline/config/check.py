@@ -23,9 +23,7 @@ class CheckConfig:
     #: the agreement metrics compared with the manifest (higher is better)
     metrics: list[str] = field(default_factory=lambda: ["pearson", "spearman"])
     #: bootstrap resamples for the sample's own intervals
-    n_bootstrap: int = setting(1000, ge=0, why='0 = no intervals')
-
-
+    n_bootstrap: int = setting(1000, ge=0, why="0 = no intervals")
 
 
 def check_check(cfg: CheckConfig) -> None:

@@ -37,7 +37,7 @@ class RayConfig:
     #: a dead worker is restarted and its shard retried this many times before the run fails
     max_retries: int = setting(3, ge=0)
     #: a local instance's CPUs (null = all of this machine's); ignored when joining a cluster
-    num_cpus: Optional[int] = setting(None, ge=1, why='null = every CPU')
+    num_cpus: Optional[int] = setting(None, ge=1, why="null = every CPU")
     #: a local instance's session directory (null = Ray's default under /tmp). Keep it short:
     #: Ray's socket paths must fit in about 107 characters
     temp_dir: Optional[str] = None
@@ -54,7 +54,7 @@ class CollectConfig:
     # SQLite score cache shared by every source (keyed by each source's fingerprint hash)
     cache: str = "cache/scores.sqlite"
     # score a deterministic sample of this many query groups (by hash of query_id); null = all
-    max_queries: Optional[int] = setting(None, ge=1, why='null = every query')
+    max_queries: Optional[int] = setting(None, ge=1, why="null = every query")
     # print requests, tokens and estimated cost for the pairs not cached yet; send nothing
     dry_run: bool = False
     run_api: bool = True

@@ -75,17 +75,22 @@ def _explain(message: str) -> str:
     full = _FULL_KEY.search(message)
     if full and full.group(1).startswith("collect.extra_local."):  # entries are whole `local` configs
         column = full.group(1).split(".")[2]
-        return (f"'collect.extra_local.{column}' is not configured: add the column with a conf/local entry, "
-                f"+local@collect.extra_local.{column}=<entry> (e.g. minilm-bundled)")
+        return (
+            f"'collect.extra_local.{column}' is not configured: add the column with a conf/local entry, "
+            f"+local@collect.extra_local.{column}=<entry> (e.g. minilm-bundled)"
+        )
     if full and _in_dict_field(full.group(1)):  # a new key of a dict (data.score_types.<column>): + is right
         key = full.group(1)
         value = re.search(rf"{re.escape(key)}=(\S+)", message)
-        return (f"'{key}' is not set yet: add a key to the dict '{key.rsplit('.', 1)[0]}' with "
-                f"+{key}={value.group(1) if value else '<value>'}")
+        return (
+            f"'{key}' is not set yet: add a key to the dict '{key.rsplit('.', 1)[0]}' with "
+            f"+{key}={value.group(1) if value else '<value>'}"
+        )
     text = _APPEND_HINT.sub("", message)
     parts = [p.strip() for p in text.splitlines() if p.strip()]
-    return " ".join(p for p in parts if not p.startswith(("reference_type=", "object_type=", "Config search path",
-                                                          "provider=")))
+    return " ".join(
+        p for p in parts if not p.startswith(("reference_type=", "object_type=", "Config search path", "provider="))
+    )
 
 
 def _in_dict_field(full_key: str) -> bool:
@@ -136,7 +141,7 @@ def unknown_keys(node: Any, path: str = "") -> list[str]:
     return found
 
 
-def validate_composed(cfg: Any) -> "PipelineConfig":
+def validate_composed(cfg: Any) -> PipelineConfig:
     """The typed, validated config from a composed DictConfig: unknown keys (in any spelling),
     types, ranges and cross-field rules. Used by this module and by the Hydra plugin that DVC's
     composition loads (``hydra_plugins/``), so ``dvc exp run -S`` is checked like the CLI."""
@@ -154,8 +159,10 @@ def _compose(overrides: Sequence[str], config_dir: str | os.PathLike | None):
     register_configs()
     directory = Path(config_dir) if config_dir else default_config_dir()
     if not (directory / "config.yaml").is_file():
-        raise ConfigError(f"no config.yaml in config directory {directory} (run from the repository, or set "
-                          "PIPELINE_CONF_DIR to a conf/ directory)")
+        raise ConfigError(
+            f"no config.yaml in config directory {directory} (run from the repository, or set "
+            "PIPELINE_CONF_DIR to a conf/ directory)"
+        )
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(directory), version_base="1.3"):
@@ -218,11 +225,16 @@ def load_params(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Pipel
     for item in overrides:
         key = item.split("=", 1)[0].lstrip("+~")
         if "=" not in item or key in groups:
-            raise ConfigError(f"{item!r}: with --params only key=value overrides apply (a group choice such as "
-                              f"calibrator=poly needs composition: drop --params, or use dvc exp run -S {item})")
+            raise ConfigError(
+                f"{item!r}: with --params only key=value overrides apply (a group choice such as "
+                f"calibrator=poly needs composition: drop --params, or use dvc exp run -S {item})"
+            )
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(PipelineConfig), OmegaConf.load(file),
-                                 OmegaConf.from_dotlist([o.lstrip("+") for o in overrides]))
+        merged = OmegaConf.merge(
+            OmegaConf.structured(PipelineConfig),
+            OmegaConf.load(file),
+            OmegaConf.from_dotlist([o.lstrip("+") for o in overrides]),
+        )
         obj = OmegaConf.to_object(merged)
     except (OmegaConfBaseException, ValueError) as exc:
         raise ConfigError(f"{file}: {_explain(str(exc))}") from None

@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
-from pipeline.config.local import DType, Template
 from pipeline.config.settings import SettingError, setting
 
 
@@ -14,7 +12,7 @@ from pipeline.config.settings import SettingError, setting
 class TrainSettings:
     """What determines the demo reranker's weights (``demo.train.*``)."""
 
-    vocab_size: int = setting(4000, ge=300, why='the 256 bytes, the special tokens and some merges')
+    vocab_size: int = setting(4000, ge=300, why="the 256 bytes, the special tokens and some merges")
     hidden_size: int = setting(64, ge=8)
     num_layers: int = setting(2, ge=1)
     num_heads: int = setting(4, ge=1)
@@ -24,7 +22,7 @@ class TrainSettings:
     max_length: int = setting(256, ge=16)
     #: updates for revision v1; v2 continues from v1 for ``extra_steps_v2`` more
     steps: int = setting(500, ge=1)
-    extra_steps_v2: int = setting(150, ge=1, why='v2 must differ from v1')
+    extra_steps_v2: int = setting(150, ge=1, why="v2 must differ from v1")
     #: query groups (ten documents each) per update
     queries_per_step: int = setting(8, ge=1)
     learning_rate: float = setting(0.01, gt=0)
@@ -61,5 +59,7 @@ def check_demo(demo: DemoConfig) -> None:
     """The demo model's shape: attention heads divide the hidden size, KV heads divide the heads."""
     t = demo.train
     if t.hidden_size % t.num_heads or t.num_heads % t.num_kv_heads:
-        raise SettingError(f"demo.train: hidden_size={t.hidden_size} must be a multiple of num_heads={t.num_heads}, "
-                           f"and num_heads a multiple of num_kv_heads={t.num_kv_heads}")
+        raise SettingError(
+            f"demo.train: hidden_size={t.hidden_size} must be a multiple of num_heads={t.num_heads}, "
+            f"and num_heads a multiple of num_kv_heads={t.num_kv_heads}"
+        )

@@ -29,9 +29,9 @@ class LocalChanges:
     device: Optional[Device] = None
     pooling: Optional[Pooling] = None
     task: Optional[str] = None
-    dimensions: Optional[int] = setting(None, ge=1, why='null = unchanged')
+    dimensions: Optional[int] = setting(None, ge=1, why="null = unchanged")
     normalize: Optional[bool] = None
-    max_length: Optional[int] = setting(None, ge=2, why='null = unchanged')
+    max_length: Optional[int] = setting(None, ge=2, why="null = unchanged")
     attn_implementation: Optional[str] = None
 
 
@@ -41,7 +41,8 @@ class EmbedCheckConfig:
 
     #: this side: an embedding config (conf/local/*: `local@embed_check.local=qwen3-embedding-0.6b`)
     local: LocalScorerConfig = field(
-        default_factory=lambda: LocalScorerConfig(kind=ScorerKind.embedding, model="Qwen/Qwen3-Embedding-0.6B"))
+        default_factory=lambda: LocalScorerConfig(kind=ScorerKind.embedding, model="Qwen/Qwen3-Embedding-0.6B")
+    )
     against: OtherSide = OtherSide.local
     #: against=local: the keys of embed_check.local the other side changes (default: dtype only;
     #: e.g. `embed_check.other.dtype=null embed_check.other.pooling=cls` for pooling only)
@@ -49,7 +50,7 @@ class EmbedCheckConfig:
     #: the texts: a collect dataset (queries + documents with meta.category)
     dataset: str = "${collect.dataset}"
     #: query groups sampled from it (by hash of query_id); null = all
-    max_queries: Optional[int] = setting(16, ge=1, why='null = every query')
+    max_queries: Optional[int] = setting(16, ge=1, why="null = every query")
     #: the gate: exit 1 when the minimum cosine over all texts is below this
     threshold: float = setting(0.9999, ge=-1, le=1)
     top_k: int = setting(5, ge=1)

@@ -116,21 +116,21 @@ class FusionConfig:
     # objective=auto: held-out comparison with GroupKFold by query inside the training rows
     auto_splits: int = setting(3, **CV_FOLDS.bounds())
     # resamples of whole queries for the reported weight intervals (0 = none)
-    n_bootstrap: int = setting(200, ge=0, why='0 = no intervals')
+    n_bootstrap: int = setting(200, ge=0, why="0 = no intervals")
 
 
 @dataclass
 class EvaluateConfig:
     n_splits: int = setting(5, **CV_FOLDS.bounds())
-    n_bootstrap: int = setting(1000, ge=0, why='0 = no intervals')
-    confidence: float = setting(0.95, gt=0, lt=1, why='the coverage of the intervals, e.g. 0.95')
+    n_bootstrap: int = setting(1000, ge=0, why="0 = no intervals")
+    confidence: float = setting(0.95, gt=0, lt=1, why="the coverage of the intervals, e.g. 0.95")
     top_k: int = setting(3, ge=1)
     # warn when fewer queries than this, or when an interval is wider than max_ci_width
     min_queries: int = setting(30, ge=0)
     max_ci_width: float = setting(0.1, gt=0)
     # warn when a source's raw per-query rank agreement is below this and no `align` run chose
     # its configuration (the sidecar records none): the prompt, not a calibrator, is the fix
-    min_rank_agreement: float = setting(0.9, ge=-1, le=1, why='a Spearman correlation')
+    min_rank_agreement: float = setting(0.9, ge=-1, le=1, why="a Spearman correlation")
 
 
 @dataclass
@@ -160,7 +160,6 @@ class ReportConfig:
     plots: bool = True
 
 
-
 def artifact_name(cfg: Any) -> str:
     """``export.name``, else derived from the table: the folder of a ``paired_scores.*`` table
     (what collect writes: ``data/<name>/paired_scores.csv`` -> ``<name>``), otherwise the file's
@@ -176,8 +175,6 @@ def artifact_name(cfg: Any) -> str:
 def report_dir(cfg: Any) -> str:
     """``report.dir``, else ``reports/<artifact name>``."""
     return cfg.report.dir or f"reports/{artifact_name(cfg)}"
-
-
 
 
 @dataclass
@@ -198,14 +195,15 @@ class FitSettings(SectionView):
     text: TextConfig
 
 
-
 def check_fit(cfg: Any) -> None:
     """The fit sections' cross-field checks (``cfg``: a ``PipelineConfig`` or :class:`FitSettings`)."""
     cal = cfg.calibrator
     if cal.y_min is not None and cal.y_max is not None and not cal.y_min < cal.y_max:
         raise SettingError(f"calibrator.y_min={cal.y_min:g} must be below calibrator.y_max={cal.y_max:g}")
     if cfg.evaluate.n_bootstrap and cfg.evaluate.n_bootstrap < 10:
-        raise SettingError(f"evaluate.n_bootstrap={cfg.evaluate.n_bootstrap}: use 0 (no intervals) or at least 10 resamples")
+        raise SettingError(
+            f"evaluate.n_bootstrap={cfg.evaluate.n_bootstrap}: use 0 (no intervals) or at least 10 resamples"
+        )
     if cfg.export.name is not None:
         from pipeline.runtime.loader import ArtifactError, check_name
 

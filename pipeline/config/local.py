@@ -82,7 +82,7 @@ class EngineConfig:
     concurrency: int = setting(8, ge=1)
     max_documents_per_request: int = setting(32, ge=2)
     timeout_s: float = setting(300.0, gt=0)
-    retry_attempts: int = setting(6, ge=1, why='attempts per request, the first included')
+    retry_attempts: int = setting(6, ge=1, why="attempts per request, the first included")
 
 
 @dataclass
@@ -126,7 +126,7 @@ class LocalScorerConfig:
     #: netease-youdao/bce-reranker-base_v1 (template none only). A chunk is as many document tokens
     #: as fit beside the query in max_length; that length is an assumption, unverified against the
     #: hosted API. null = no chunking: a long document is truncated
-    max_chunks_per_doc: Optional[int] = setting(None, ge=1, why='null = no chunking (truncate)')
+    max_chunks_per_doc: Optional[int] = setting(None, ge=1, why="null = no chunking (truncate)")
     #: tokens shared by consecutive chunks (SiliconFlow's `overlap_tokens`, at most 80 there)
     overlap_tokens: int = setting(80, ge=0)
     # -- embedding --
@@ -134,7 +134,7 @@ class LocalScorerConfig:
     #: query instruction: queries become "Instruct: {task}\nQuery:{query}"; null = bare queries
     task: Optional[str] = None
     #: Matryoshka truncation: keep the first `dimensions` coordinates, then re-normalise
-    dimensions: Optional[int] = setting(None, ge=1, why='null = the native size')
+    dimensions: Optional[int] = setting(None, ge=1, why="null = the native size")
     normalize: bool = True
     # -- loading --
     #: attention kernel passed to from_pretrained ("sdpa", "eager", "flash_attention_2"); null = default
@@ -182,8 +182,9 @@ def coerce(cfg: LocalScorerConfig) -> LocalScorerConfig:
         try:
             engine = replace(engine, dialect=Dialect(getattr(engine.dialect, "value", engine.dialect)))
         except ValueError:
-            raise ValueError(f"local.engine.dialect={engine.dialect!r} is not one of: "
-                             f"{', '.join(d.value for d in Dialect)}") from None
+            raise ValueError(
+                f"local.engine.dialect={engine.dialect!r} is not one of: {', '.join(d.value for d in Dialect)}"
+            ) from None
     if engine is not cfg.engine:
         updates["engine"] = engine
     return replace(cfg, **updates) if updates else cfg
@@ -197,8 +198,10 @@ def check_chunking(key: str, local: Any) -> None:
         return
     kind, template = getattr(local.kind, "value", local.kind), getattr(local.template, "value", local.template)
     if kind != "cross_encoder" or template != "none":
-        raise SettingError(f"{key}.max_chunks_per_doc={local.max_chunks_per_doc} applies to kind=cross_encoder with "
-                           f"template=none (bge-reranker-v2-m3, bce-reranker-base_v1), not kind={kind} template={template}; "
-                           f"set {key}.max_chunks_per_doc=null")
+        raise SettingError(
+            f"{key}.max_chunks_per_doc={local.max_chunks_per_doc} applies to kind=cross_encoder with "
+            f"template=none (bge-reranker-v2-m3, bce-reranker-base_v1), not kind={kind} template={template}; "
+            f"set {key}.max_chunks_per_doc=null"
+        )
     if local.engine.base_url:
         raise SettingError(f"{key}.max_chunks_per_doc: an engine column chunks as its server does; set it to null")

@@ -9,6 +9,7 @@ outside an Enum fails at composition time, before any work starts. Groups mirror
 No field here ever holds a secret. API keys are read from the environment variable *named* by
 ``api.api_key_env`` in code, so neither conf/ nor DVC's resolved params.yaml can contain one.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -20,7 +21,6 @@ from pipeline.config.api import ApiConfig, check_api
 from pipeline.config.check import CheckConfig, check_check
 from pipeline.config.collect import CollectConfig
 from pipeline.config.demo import DemoConfig, TrainSettings, check_demo
-from pipeline.config.reference import ReferenceConfig
 from pipeline.config.embed_check import EmbedCheckConfig, LocalChanges
 from pipeline.config.fit import (
     CalibratorConfig,
@@ -33,6 +33,7 @@ from pipeline.config.fit import (
     check_fit,
 )
 from pipeline.config.local import LocalScorerConfig, check_chunking
+from pipeline.config.reference import ReferenceConfig
 from pipeline.config.serve import ServeConfig
 from pipeline.config.settings import check_ranges, setting
 from pipeline.runtime.text import TextConfig
@@ -42,7 +43,7 @@ from pipeline.runtime.text import TextConfig
 class PipelineConfig:
     #: names a run's files: data/<name>/ (table), artifacts/calibrators/<name>/, reports/<name>/
     name: str = "demo"
-    seed: int = setting(0, ge=0, why='numpy seeds are non-negative')
+    seed: int = setting(0, ge=0, why="numpy seeds are non-negative")
     data: DataConfig = field(default_factory=DataConfig)
     calibrator: CalibratorConfig = field(default_factory=CalibratorConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
@@ -60,7 +61,6 @@ class PipelineConfig:
     embed_check: EmbedCheckConfig = field(default_factory=EmbedCheckConfig)
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
-
 
 
 SCHEMAS: tuple[type, ...] = (
@@ -87,7 +87,6 @@ SCHEMAS: tuple[type, ...] = (
 )
 
 
-
 def register_configs() -> None:
     """Register the schema once; safe to call repeatedly (tests compose many times)."""
     ConfigStore.instance().store(name="pipeline_schema", node=PipelineConfig)
@@ -99,6 +98,9 @@ def validate(cfg: PipelineConfig) -> None:
     check_fit(cfg)
     check_api(cfg.api)
     check_check(cfg.check)
-    for key, local in [("local", cfg.local), *((f"collect.extra_local.{c}", entry) for c, entry in cfg.collect.extra_local.items())]:
+    for key, local in [
+        ("local", cfg.local),
+        *((f"collect.extra_local.{c}", entry) for c, entry in cfg.collect.extra_local.items()),
+    ]:
         check_chunking(key, local)
     check_demo(cfg.demo)

@@ -17,7 +17,7 @@ class ServeConfig:
     artifact: Optional[str] = None
     #: loopback by default: binding another interface is a deliberate choice (set api_key_env too)
     host: str = "127.0.0.1"
-    port: int = setting(8000, ge=0, le=65535, why='0 = any free port (printed at start)')
+    port: int = setting(8000, ge=0, le=65535, why="0 = any free port (printed at start)")
     #: the `model` clients send; null = the API model the calibration was collected against, so a
     #: client that called the hosted API keeps its request body and only changes the base URL
     served_model: Optional[str] = None
@@ -38,7 +38,7 @@ class ServeConfig:
     revision: Optional[str] = None
     device: Device = Device.auto
     #: the scorer's batch size; null = the one the local config used at collect time
-    batch_size: Optional[int] = setting(None, ge=1, why='null = as collected')
+    batch_size: Optional[int] = setting(None, ge=1, why="null = as collected")
     #: serve even when the loaded model differs from what the calibrator was fitted on (readiness
     #: then lists the differences as warnings)
     allow_mismatch: bool = False

@@ -38,12 +38,19 @@ class Range:
     def allows(self, value: float) -> bool:
         if isinstance(value, float) and math.isnan(value):
             return False
-        return ((self.ge is None or value >= self.ge) and (self.gt is None or value > self.gt)
-                and (self.le is None or value <= self.le) and (self.lt is None or value < self.lt))
+        return (
+            (self.ge is None or value >= self.ge)
+            and (self.gt is None or value > self.gt)
+            and (self.le is None or value <= self.le)
+            and (self.lt is None or value < self.lt)
+        )
 
     def describe(self) -> str:
-        parts = [f"{op} {bound:g}" for op, bound in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
-                 if bound is not None]
+        parts = [
+            f"{op} {bound:g}"
+            for op, bound in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
+            if bound is not None
+        ]
         return " and ".join(parts) if parts else "any value"
 
     @property
@@ -51,11 +58,20 @@ class Range:
         return any(b is not None for b in (self.ge, self.gt, self.le, self.lt))
 
 
-def setting(default: Any = MISSING, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
-            lt: float | None = None, why: str = "", default_factory: Any = MISSING) -> Any:
+def setting(
+    default: Any = MISSING,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    why: str = "",
+    default_factory: Any = MISSING,
+) -> Any:
     """A dataclass field with an allowed range (no bounds: any value, said explicitly)."""
-    return field(default=default, default_factory=default_factory,
-                 metadata={RANGE: Range(ge=ge, gt=gt, le=le, lt=lt, why=why)})
+    return field(
+        default=default, default_factory=default_factory, metadata={RANGE: Range(ge=ge, gt=gt, le=le, lt=lt, why=why)}
+    )
 
 
 def numeric_fields(cls: type) -> list[tuple[str, type, Range | None]]:

@@ -95,7 +95,7 @@ class ScoreCache:
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> "ScoreCache":
+    def __enter__(self) -> ScoreCache:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -128,7 +128,7 @@ class ScoreCache:
         return self._insert("scores", rows)
 
     # -- embeddings (the embedding report's API side): float64 vectors keyed like scores
-    def get_vectors(self, scorer_hash: str, keys: Sequence[str]) -> dict[str, "Any"]:
+    def get_vectors(self, scorer_hash: str, keys: Sequence[str]) -> dict[str, Any]:
         """Cached vectors (numpy float64 arrays) for the given text keys; missing keys are absent."""
         import numpy as np
 

@@ -62,8 +62,10 @@ def require(what: str, *extras: str) -> None:
     if lacking:
         names = sorted(lacking)
         modules = ", ".join(dict.fromkeys(m for extra in names for m in lacking[extra]))
-        raise MissingExtraError(f"{what} needs the [{','.join(names)}] extra (missing: {modules}); install it with: "
-                                f"{install_hint(*names)}  (or [all] for every stage)")
+        raise MissingExtraError(
+            f"{what} needs the [{','.join(names)}] extra (missing: {modules}); install it with: "
+            f"{install_hint(*names)}  (or [all] for every stage)"
+        )
 
 
 def explain(exc: ModuleNotFoundError) -> str | None:

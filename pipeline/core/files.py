@@ -8,6 +8,7 @@ a temporary file in the same directory, is flushed and fsynced, then renamed ove
 from __future__ import annotations
 
 import os
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,9 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 def utc_now() -> str:
     """UTC timestamp, to the second, for the files stages write (manifests, sidecars)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -14,8 +14,9 @@ from typing import Any
 class BackgroundServer:
     """``uvicorn.Server(app)`` in a daemon thread. ``start()`` returns once it accepts connections."""
 
-    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0, name: str = "server",
-                 **uvicorn_options: Any) -> None:
+    def __init__(
+        self, app: Any, *, host: str = "127.0.0.1", port: int = 0, name: str = "server", **uvicorn_options: Any
+    ) -> None:
         self.app = app
         self.host = host
         self.port = port
@@ -24,7 +25,7 @@ class BackgroundServer:
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
-    def start(self, timeout_s: float = 30.0) -> "BackgroundServer":
+    def start(self, timeout_s: float = 30.0) -> BackgroundServer:
         import uvicorn
 
         self._server = uvicorn.Server(uvicorn.Config(self.app, host=self.host, port=self.port, **self.options))

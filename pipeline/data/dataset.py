@@ -75,7 +75,7 @@ class Dataset:
     def has_labels(self) -> bool:
         return self.n_labelled > 0
 
-    def sample(self, n: int | None, seed: int = 0) -> "Dataset":
+    def sample(self, n: int | None, seed: int = 0) -> Dataset:
         """``n`` query groups chosen by a hash of (seed, query_id), kept in file order; all when
         ``n`` is None or not smaller. The same ids give the same sample on every machine, and
         growing ``n`` only adds queries, so cached scores of a smaller sample are reused."""
@@ -83,7 +83,7 @@ class Dataset:
             return self
         if n < 1:
             raise DatasetError(f"{self.path}: a sample needs at least 1 query, got {n}")
-        rank = lambda q: hashlib.sha256(f"{seed}\x1f{q.query_id}".encode("utf-8")).digest()  # noqa: E731
+        rank = lambda q: hashlib.sha256(f"{seed}\x1f{q.query_id}".encode()).digest()  # noqa: E731
         chosen = {id(q) for q in sorted(self.queries, key=rank)[:n]}
         return Dataset(self.path, self.sha256, [q for q in self.queries if id(q) in chosen])
 
@@ -161,7 +161,9 @@ def _parse_query(obj: Any, line: int, problems: _Problems) -> Query | None:
             continue
         unknown = sorted(set(doc) - _DOC_KEYS)
         if unknown:
-            problems.at(line, f"{field}: {', '.join(unknown)}", f"unknown key(s); allowed: {', '.join(sorted(_DOC_KEYS))}")
+            problems.at(
+                line, f"{field}: {', '.join(unknown)}", f"unknown key(s); allowed: {', '.join(sorted(_DOC_KEYS))}"
+            )
         missing = [k for k in ("doc_id", "text") if k not in doc]
         for key in missing:
             problems.at(line, f"{field}.{key}", "missing")
@@ -203,13 +205,19 @@ def load_dataset(path: str | Path, key: str = "collect.dataset") -> Dataset:
             try:
                 obj = json.loads(text)
             except ValueError as exc:
-                problems.at(number, "", f"invalid JSON: {getattr(exc, 'msg', exc)} (column {getattr(exc, 'colno', '?')})")
+                problems.at(
+                    number, "", f"invalid JSON: {getattr(exc, 'msg', exc)} (column {getattr(exc, 'colno', '?')})"
+                )
                 continue
             query = _parse_query(obj, number, problems)
             if query is None:
                 continue
             if query.query_id in first_line:
-                problems.at(number, "query_id", f"duplicate query_id {query.query_id!r} (first on line {first_line[query.query_id]})")
+                problems.at(
+                    number,
+                    "query_id",
+                    f"duplicate query_id {query.query_id!r} (first on line {first_line[query.query_id]})",
+                )
                 continue
             first_line[query.query_id] = number
             queries.append(query)

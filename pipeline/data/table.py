@@ -103,8 +103,10 @@ def _float_column(frame, column: str, path: Path, fmt: str) -> np.ndarray:
     raw = frame[column].to_numpy()
     if fmt != "csv" and not (np.issubdtype(raw.dtype, np.number) and not np.issubdtype(raw.dtype, np.bool_)):
         first = next((v for v in raw if v is not None), None)
-        raise TableError(f"{path}: column '{column}': a {fmt} score column must be numeric, it holds "
-                         f"{raw.dtype} values (row 1: {str(first)[:40]!r}); write the scores as numbers")
+        raise TableError(
+            f"{path}: column '{column}': a {fmt} score column must be numeric, it holds "
+            f"{raw.dtype} values (row 1: {str(first)[:40]!r}); write the scores as numbers"
+        )
     values = np.empty(raw.shape[0], dtype=np.float64)
     problems = Problems(MAX_LISTED)
     for i, cell in enumerate(raw):

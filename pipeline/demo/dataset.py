@@ -117,8 +117,9 @@ def _passages(topics: Sequence[Topic]) -> tuple[dict[str, list[Passage]], list[P
     return answers, everything
 
 
-def _documents(topic: Topic, f: int, answers: dict[str, list[Passage]], everything: list[Passage],
-               rng: random.Random) -> list[dict[str, Any]]:
+def _documents(
+    topic: Topic, f: int, answers: dict[str, list[Passage]], everything: list[Passage], rng: random.Random
+) -> list[dict[str, Any]]:
     own = answers[topic.id]
     answer = own[f - 1]
     partial = next(p for p in everything if p.topic.id == topic.id and p.fact == f and p.id.endswith("/p"))
@@ -130,8 +131,9 @@ def _documents(topic: Topic, f: int, answers: dict[str, list[Passage]], everythi
     picked += [(p, 0) for p in rng.sample(same_category, min(N_SAME_CATEGORY, len(same_category)))]
     picked += [(p, 0) for p in rng.sample(other_category, min(N_OTHER_CATEGORY, len(other_category)))]
     rng.shuffle(picked)
-    return [{"doc_id": p.id, "text": p.text, "label": label, "meta": {"category": p.topic.category}}
-            for p, label in picked]
+    return [
+        {"doc_id": p.id, "text": p.text, "label": label, "meta": {"category": p.topic.category}} for p, label in picked
+    ]
 
 
 def build_part(topics: Sequence[Topic], part: str, seed: int = 0) -> list[dict[str, Any]]:
@@ -151,12 +153,14 @@ def build_part(topics: Sequence[Topic], part: str, seed: int = 0) -> list[dict[s
                 for tn, template in enumerate(templates[topic.lang], start=1):
                     qid = f"{topic.id}-f{f}-q{qn}" + (f"-t{tn}" if len(templates[topic.lang]) > 1 else "")
                     rng = random.Random(f"{seed}|{part}|{qid}")
-                    records.append({
-                        "query_id": qid,
-                        "query": _dress_query(template.format(q=question), qid),
-                        "documents": _documents(topic, f, answers, everything, rng),
-                        "meta": {"category": topic.category, "lang": topic.lang, "topic": topic.id, "part": part},
-                    })
+                    records.append(
+                        {
+                            "query_id": qid,
+                            "query": _dress_query(template.format(q=question), qid),
+                            "documents": _documents(topic, f, answers, everything, rng),
+                            "meta": {"category": topic.category, "lang": topic.lang, "topic": topic.id, "part": part},
+                        }
+                    )
     return records
 
 
@@ -179,8 +183,13 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Counts per part: queries, pairs, categories, languages, labels."""
     by = lambda key: dict(sorted(_count(r["meta"][key] for r in records).items()))  # noqa: E731
     labels = _count(d["label"] for r in records for d in r["documents"])
-    return {"queries": len(records), "pairs": sum(len(r["documents"]) for r in records),
-            "categories": by("category"), "languages": by("lang"), "labels": dict(sorted(labels.items()))}
+    return {
+        "queries": len(records),
+        "pairs": sum(len(r["documents"]) for r in records),
+        "categories": by("category"),
+        "languages": by("lang"),
+        "labels": dict(sorted(labels.items())),
+    }
 
 
 def _count(values) -> dict[Any, int]:

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.data.dataset import Dataset
 from pipeline.config.demo import TrainSettings
+from pipeline.data.dataset import Dataset
 from pipeline.scorers.prompts import BODY, DEFAULT_INSTRUCTION, PREFIX, SUFFIX
 
 REVISIONS = ("v1", "v2")
@@ -87,7 +87,9 @@ class _Trainer:
         from pipeline.scorers.packing import register
 
         model.set_attn_implementation(register())
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+        )
         self.rng = random.Random(settings.seed)
         self.order: list[int] = []
         self.step = 0
@@ -149,8 +151,9 @@ class _Trainer:
         self.model.eval()
 
 
-def train_revisions(train: Dataset, out_dir: str | Path, settings: TrainSettings,
-                    progress: Callable[[int, float], None] | None = None) -> dict[str, Any]:
+def train_revisions(
+    train: Dataset, out_dir: str | Path, settings: TrainSettings, progress: Callable[[int, float], None] | None = None
+) -> dict[str, Any]:
     """Build the tokenizer and model, train, and save ``out_dir/v1`` and ``out_dir/v2``.
 
     Each revision directory is written by ``save_pretrained`` (safetensors) plus the tokenizer,
@@ -187,8 +190,13 @@ def train_revisions(train: Dataset, out_dir: str | Path, settings: TrainSettings
     trainer = _Trainer(model, tokenizer, groups, s, total_steps=s.steps + s.extra_steps_v2)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    summary: dict[str, Any] = {"settings": asdict(s), "train_queries": len(train.queries),
-                               "train_pairs": train.n_pairs, "vocab": len(tokenizer), "revisions": {}}
+    summary: dict[str, Any] = {
+        "settings": asdict(s),
+        "train_queries": len(train.queries),
+        "train_pairs": train.n_pairs,
+        "vocab": len(tokenizer),
+        "revisions": {},
+    }
     for revision, until in (("v1", s.steps), ("v2", s.steps + s.extra_steps_v2)):
         trainer.run(until, progress)
         staging = Path(tempfile.mkdtemp(prefix=f".{revision}.tmp-", dir=out))
@@ -207,8 +215,16 @@ def train_revisions(train: Dataset, out_dir: str | Path, settings: TrainSettings
     return summary
 
 
-def ranking_quality(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray, *, k: int = 10,
-                    n_bootstrap: int = 1000, random_draws: int = 200, seed: int = 0) -> dict[str, Any]:
+def ranking_quality(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    groups: np.ndarray,
+    *,
+    k: int = 10,
+    n_bootstrap: int = 1000,
+    random_draws: int = 200,
+    seed: int = 0,
+) -> dict[str, Any]:
     """NDCG@k of ``scores`` against the graded ``labels``, next to a random order's, with intervals.
 
     The random order's NDCG@k is its expectation per query (``random_draws`` random scorings
@@ -219,8 +235,9 @@ def ranking_quality(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray, 
 
     model = per_query_stats(scores, labels, groups, k).rank["ndcg"]
     rng = np.random.default_rng(seed)
-    random_runs = np.stack([per_query_stats(rng.random(scores.shape[0]), labels, groups, k).rank["ndcg"]
-                            for _ in range(random_draws)])
+    random_runs = np.stack(
+        [per_query_stats(rng.random(scores.shape[0]), labels, groups, k).rank["ndcg"] for _ in range(random_draws)]
+    )
     random_mean = random_runs.mean(axis=0)
     valid = np.isfinite(model) & np.isfinite(random_mean)
     model, random_mean = model[valid], random_mean[valid]
@@ -229,6 +246,10 @@ def ranking_quality(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray, 
     for name, values in (("model", model), ("random", random_mean)):
         boot = values[draws].mean(axis=1)
         low, high = np.quantile(boot, [0.025, 0.975])
-        out[name] = {"ndcg": round(float(values.mean()), 4), "ci_low": round(float(low), 4), "ci_high": round(float(high), 4)}
+        out[name] = {
+            "ndcg": round(float(values.mean()), 4),
+            "ci_low": round(float(low), 4),
+            "ci_high": round(float(high), 4),
+        }
     out["separated"] = out["model"]["ci_low"] > out["random"]["ci_high"]
     return out

@@ -20,8 +20,9 @@ QWEN_PATTERN = (
 )
 
 
-def train_qwen_style_tokenizer(corpus: Iterable[str], *, vocab_size: int = 1000, append_eos: bool = False,
-                               require_yes_no: bool = True):
+def train_qwen_style_tokenizer(
+    corpus: Iterable[str], *, vocab_size: int = 1000, append_eos: bool = False, require_yes_no: bool = True
+):
     """A ``PreTrainedTokenizerFast`` with Qwen's special tokens and pre-tokenizer, trained on ``corpus``.
 
     ``append_eos`` adds a post-processor that appends ``<|endoftext|>`` to every sequence, as

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config.demo import DemoConfig
-from pipeline.data.dataset import load_dataset
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import atomic_write_json
+from pipeline.data.dataset import load_dataset
 
 
 class TrainingError(PipelineError, RuntimeError):
@@ -35,10 +35,16 @@ def run_training(demo: DemoConfig, seed: int) -> int:
     train = load_dataset(d.train_dataset, key="demo.train_dataset")
     calibration = load_dataset(d.calibration, key="demo.calibration")
     total = d.train.steps + d.train.extra_steps_v2
-    print(f"training the demo reranker on {train.path}: {len(train.queries)} queries, {train.n_pairs} pairs, "
-          f"{total} updates (v1 after {d.train.steps})", flush=True)
+    print(
+        f"training the demo reranker on {train.path}: {len(train.queries)} queries, {train.n_pairs} pairs, "
+        f"{total} updates (v1 after {d.train.steps})",
+        flush=True,
+    )
     # a line every 15 s when the output is a log file rather than a terminal
-    with tqdm(total=total, desc="train", unit="step", file=sys.stderr, mininterval=1.0 if sys.stderr.isatty() else 15.0) as bar:
+    with tqdm(
+        total=total, desc="train", unit="step", file=sys.stderr, mininterval=1.0 if sys.stderr.isatty() else 15.0
+    ) as bar:
+
         def progress(step: int, loss: float) -> None:
             bar.update(1)
             if step % 10 == 0:
@@ -47,8 +53,12 @@ def run_training(demo: DemoConfig, seed: int) -> int:
         started = time.perf_counter()
         summary = train_revisions(train, d.model_dir, d.train, progress)
     print(f"trained in {time.perf_counter() - started:.0f}s", file=sys.stderr)
-    report = {"model_dir": d.model_dir, "training": summary, "calibration_dataset": str(calibration.path),
-              "revisions": {}}
+    report = {
+        "model_dir": d.model_dir,
+        "training": summary,
+        "calibration_dataset": str(calibration.path),
+        "revisions": {},
+    }
     for revision in REVISIONS:
         report["revisions"][revision] = _quality(Path(d.model_dir) / revision, calibration, seed)
     atomic_write_json(Path(d.model_reports) / "report.json", report)
@@ -56,9 +66,11 @@ def run_training(demo: DemoConfig, seed: int) -> int:
     _print(report)
     v1 = report["revisions"]["v1"]
     if not v1["separated"]:
-        message = (f"v1's NDCG@10 interval [{v1['model']['ci_low']}, {v1['model']['ci_high']}] does not clear "
-                   f"a random order's ([{v1['random']['ci_low']}, {v1['random']['ci_high']}]): train longer "
-                   f"(demo.train.steps) or put more signal in the data")
+        message = (
+            f"v1's NDCG@10 interval [{v1['model']['ci_low']}, {v1['model']['ci_high']}] does not clear "
+            f"a random order's ([{v1['random']['ci_low']}, {v1['random']['ci_high']}]): train longer "
+            f"(demo.train.steps) or put more signal in the data"
+        )
         if d.require_signal:
             raise TrainingError(message)
         print(f"WARNING: {message}", file=sys.stderr)
@@ -71,13 +83,17 @@ def _quality(directory: Path, calibration, seed: int) -> dict:
 
     started = time.perf_counter()
     with build_scorer(LocalScorerConfig(model=str(directory), device="cpu", batch_size=32)) as scorer:
-        scores = np.concatenate(scorer.score([QueryGroup(q.text, [d.text for d in q.documents]) for q in calibration.queries]))
+        scores = np.concatenate(
+            scorer.score([QueryGroup(q.text, [d.text for d in q.documents]) for q in calibration.queries])
+        )
         revision = scorer.fingerprint()["revision"]
     labels = np.array([d.label for q in calibration.queries for d in q.documents], dtype=np.float64)
     groups = np.repeat(np.arange(len(calibration.queries)), [len(q.documents) for q in calibration.queries])
     out = ranking_quality(scores, labels, groups, k=10, seed=seed)
     out["revision"] = revision
-    print(f"scored the calibration queries with {directory.name} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    print(
+        f"scored the calibration queries with {directory.name} in {time.perf_counter() - started:.1f}s", file=sys.stderr
+    )
     return out
 
 
@@ -90,9 +106,13 @@ def _summary(report: dict) -> dict:
 
 
 def _print(report: dict) -> None:
-    print(f"NDCG@10 on the {report['revisions']['v1']['queries']} labelled calibration queries (95% bootstrap intervals over queries):")
+    print(
+        f"NDCG@10 on the {report['revisions']['v1']['queries']} labelled calibration queries (95% bootstrap intervals over queries):"
+    )
     for revision, q in report["revisions"].items():
         m, r = q["model"], q["random"]
-        print(f"  {revision}: {m['ndcg']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]   random order: "
-              f"{r['ndcg']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]   {q['revision'][:19]}...")
+        print(
+            f"  {revision}: {m['ndcg']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]   random order: "
+            f"{r['ndcg']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]   {q['revision'][:19]}..."
+        )
     print(f"wrote {report['model_dir']}/v1, /v2")

@@ -25,9 +25,16 @@ def normalised(vectors: np.ndarray) -> np.ndarray:
 
 
 def summary(cosines: np.ndarray, distances: np.ndarray) -> dict[str, float | int]:
-    return {"n": int(cosines.size), "mean": float(cosines.mean()), "std": float(cosines.std()),
-            "min": float(cosines.min()), "p1": float(np.percentile(cosines, 1)), "max": float(cosines.max()),
-            "distance_mean": float(distances.mean()), "distance_max": float(distances.max())}
+    return {
+        "n": int(cosines.size),
+        "mean": float(cosines.mean()),
+        "std": float(cosines.std()),
+        "min": float(cosines.min()),
+        "p1": float(np.percentile(cosines, 1)),
+        "max": float(cosines.max()),
+        "distance_mean": float(distances.mean()),
+        "distance_max": float(distances.max()),
+    }
 
 
 def passes(overall: dict[str, float | int], threshold: float) -> bool:
@@ -68,18 +75,31 @@ def retrieval(texts: TextSet, a: np.ndarray, b: np.ndarray, top_k: int) -> dict[
         k = min(top_k, len(members))
         top_a = set(np.argsort(-sa, kind="stable")[:k].tolist())
         top_b = set(np.argsort(-sb, kind="stable")[:k].tolist())
-        per_query.append({"query": texts.texts[qi].key, "documents": len(members),
-                          "topk_overlap": len(top_a & top_b) / k, "spearman": spearman(sa, sb),
-                          "same_top1": bool(np.argmax(sa) == np.argmax(sb))})
+        per_query.append(
+            {
+                "query": texts.texts[qi].key,
+                "documents": len(members),
+                "topk_overlap": len(top_a & top_b) / k,
+                "spearman": spearman(sa, sb),
+                "same_top1": bool(np.argmax(sa) == np.argmax(sb)),
+            }
+        )
     skipped = len(texts.groups) - len(per_query)
     if not per_query:
         return {"queries": 0, "skipped_single_document": skipped}
     overlaps = np.array([q["topk_overlap"] for q in per_query])
     rhos = np.array([q["spearman"] for q in per_query])
-    return {"queries": len(per_query), "skipped_single_document": skipped, "top_k": top_k, "topk_overlap_mean": float(overlaps.mean()),
-            "topk_overlap_min": float(overlaps.min()), "spearman_mean": float(rhos.mean()),
-            "spearman_min": float(rhos.min()), "same_top1": float(np.mean([q["same_top1"] for q in per_query])),
-            "changed": [q for q in per_query if not q["same_top1"] or q["topk_overlap"] < 1.0]}
+    return {
+        "queries": len(per_query),
+        "skipped_single_document": skipped,
+        "top_k": top_k,
+        "topk_overlap_mean": float(overlaps.mean()),
+        "topk_overlap_min": float(overlaps.min()),
+        "spearman_mean": float(rhos.mean()),
+        "spearman_min": float(rhos.min()),
+        "same_top1": float(np.mean([q["same_top1"] for q in per_query])),
+        "changed": [q for q in per_query if not q["same_top1"] or q["topk_overlap"] < 1.0],
+    }
 
 
 def compare(texts: TextSet, a: np.ndarray, b: np.ndarray, *, top_k: int = 5, worst: int = 10) -> dict[str, Any]:
@@ -94,7 +114,20 @@ def compare(texts: TextSet, a: np.ndarray, b: np.ndarray, *, top_k: int = 5, wor
         idx = np.array([i for i, t in enumerate(texts.texts) if t.category == category])
         categories[category] = summary(cosines[idx], distances[idx])
     order = np.argsort(cosines, kind="stable")[:worst]
-    worst_texts = [{"key": texts.texts[i].key, "category": texts.texts[i].category, "cosine": float(cosines[i]),
-                    "distance": float(distances[i]), "text": texts.texts[i].text[:80]} for i in order]
-    return {"overall": summary(cosines, distances), "categories": categories, "worst": worst_texts,
-            "retrieval": retrieval(texts, a, b, top_k), "cosines": cosines}
+    worst_texts = [
+        {
+            "key": texts.texts[i].key,
+            "category": texts.texts[i].category,
+            "cosine": float(cosines[i]),
+            "distance": float(distances[i]),
+            "text": texts.texts[i].text[:80],
+        }
+        for i in order
+    ]
+    return {
+        "overall": summary(cosines, distances),
+        "categories": categories,
+        "worst": worst_texts,
+        "retrieval": retrieval(texts, a, b, top_k),
+        "cosines": cosines,
+    }

@@ -32,8 +32,9 @@ def describe_side(side: dict[str, Any]) -> str:
     prompt = "no query prompt" if not side.get("query_prompt") else f"query prompt {side['query_prompt']!r}"
     dims = f"{side['dimensions']}-d" if side.get("dimensions") else "native size"
     where = side.get("base_url") or side.get("revision", "")
-    return (f"{side['side']}: {side['model']} ({where}) dtype {side['dtype']}, pooling {side['pooling']}, "
-            f"{dims}, {prompt}")
+    return (
+        f"{side['side']}: {side['model']} ({where}) dtype {side['dtype']}, pooling {side['pooling']}, {dims}, {prompt}"
+    )
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -45,8 +46,10 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append(f"{'category':<16} {'n':>5} {'mean cos':>10} {'std':>9} {'min':>10} {'p1':>10} {'max dist':>9}")
 
     def row(name: str, s: dict[str, Any]) -> str:
-        return (f"{name:<16} {s['n']:>5} {s['mean']:>10.6f} {s['std']:>9.2e} {s['min']:>10.6f} {s['p1']:>10.6f} "
-                f"{s['distance_max']:>9.2e}")
+        return (
+            f"{name:<16} {s['n']:>5} {s['mean']:>10.6f} {s['std']:>9.2e} {s['min']:>10.6f} {s['p1']:>10.6f} "
+            f"{s['distance_max']:>9.2e}"
+        )
 
     lines += [row(name, s) for name, s in report["categories"].items()]
     lines.append(row("all", report["overall"]))
@@ -59,18 +62,28 @@ def format_report(report: dict[str, Any]) -> str:
     if r.get("queries"):
         skipped = r.get("skipped_single_document", 0)
         note = f"; {skipped} with a single document have no ranking" if skipped else ""
-        lines.append(wrapped(f"retrieval (top-{r['top_k']}, {r['queries']} queries{note}): top-k overlap mean "
-                             f"{r['topk_overlap_mean']:.3f} (min {r['topk_overlap_min']:.3f}), Spearman mean "
-                             f"{r['spearman_mean']:.4f} (min {r['spearman_min']:.4f}), same top-1 {r['same_top1']:.0%}"))
+        lines.append(
+            wrapped(
+                f"retrieval (top-{r['top_k']}, {r['queries']} queries{note}): top-k overlap mean "
+                f"{r['topk_overlap_mean']:.3f} (min {r['topk_overlap_min']:.3f}), Spearman mean "
+                f"{r['spearman_mean']:.4f} (min {r['spearman_min']:.4f}), same top-1 {r['same_top1']:.0%}"
+            )
+        )
         for q in r["changed"][:5]:
-            lines.append(f"  {q['query']}: top-k overlap {q['topk_overlap']:.2f}, Spearman {q['spearman']:.3f}"
-                         + ("" if q["same_top1"] else ", top-1 differs"))
+            lines.append(
+                f"  {q['query']}: top-k overlap {q['topk_overlap']:.2f}, Spearman {q['spearman']:.3f}"
+                + ("" if q["same_top1"] else ", top-1 differs")
+            )
     diagnosis = report.get("diagnosis")
     if diagnosis:
         if diagnosis["cause"]:
             best = diagnosis["candidates"][0]
-            lines.append(wrapped(f"cause: {diagnosis['cause']} (with that change the local side reaches min cosine "
-                                 f"{best['min_cosine']:.6f}; as configured {diagnosis['configured_min_cosine']:.6f})"))
+            lines.append(
+                wrapped(
+                    f"cause: {diagnosis['cause']} (with that change the local side reaches min cosine "
+                    f"{best['min_cosine']:.6f}; as configured {diagnosis['configured_min_cosine']:.6f})"
+                )
+            )
         else:
             lines.append("cause: none of the tried changes (query instruction, pooling, dtype) explains the difference")
     return "\n".join(lines)
@@ -79,8 +92,10 @@ def format_report(report: dict[str, Any]) -> str:
 def verdict(report: dict[str, Any]) -> str:
     low = report["overall"]["min"]
     ok = report["passed"]
-    return (f"embed-check: {'PASS' if ok else 'FAIL'}: min cosine {low:.8f} {'>=' if ok else '<'} threshold "
-            f"{report['threshold']}")
+    return (
+        f"embed-check: {'PASS' if ok else 'FAIL'}: min cosine {low:.8f} {'>=' if ok else '<'} threshold "
+        f"{report['threshold']}"
+    )
 
 
 def plot(path: Path, texts: TextSet, cosines: np.ndarray, threshold: float) -> Path:
@@ -97,7 +112,9 @@ def plot(path: Path, texts: TextSet, cosines: np.ndarray, threshold: float) -> P
         values = gaps[[i for i, t in enumerate(texts.texts) if t.category == category]]
         ax.scatter(x + rng.uniform(-0.18, 0.18, values.size), values, s=10, alpha=0.6)
         ax.hlines(np.median(values), x - 0.3, x + 0.3, color="black", linewidth=1)
-    ax.axhline(max(1.0 - threshold, FLOOR), color="red", linestyle="--", linewidth=1, label=f"threshold (cos {threshold})")
+    ax.axhline(
+        max(1.0 - threshold, FLOOR), color="red", linestyle="--", linewidth=1, label=f"threshold (cos {threshold})"
+    )
     ax.set_yscale("log")
     # from a decade below the smallest gap (the floor when some vectors are identical) to a decade
     # above the larger of the worst gap and the threshold: the data fills the plot

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.embed_check.texts import TextSet
-from pipeline.core.errors import PipelineError
 from pipeline.config.local import LocalScorerConfig, ScorerKind, coerce
+from pipeline.core.errors import PipelineError
+from pipeline.embed_check.texts import TextSet
 from pipeline.runtime.text import TextConfig, preprocess
 
 
@@ -35,8 +35,10 @@ class LocalSide:
 
         cfg = coerce(cfg)
         if cfg.kind is not ScorerKind.embedding:
-            raise EmbedCheckError(f"{label}: kind={cfg.kind.value}; the embedding check needs kind=embedding "
-                                  "(e.g. local@embed_check.local=qwen3-embedding-0.6b)")
+            raise EmbedCheckError(
+                f"{label}: kind={cfg.kind.value}; the embedding check needs kind=embedding "
+                "(e.g. local@embed_check.local=qwen3-embedding-0.6b)"
+            )
         self.cfg = cfg
         self.label = label
         self.scorer = build_scorer(cfg, text_cfg)
@@ -62,10 +64,17 @@ class LocalSide:
     def describe(self) -> dict[str, Any]:
         fp = self.scorer.fingerprint()
         task = self.cfg.task
-        return {"side": self.label, "model": fp["model"], "revision": fp["revision"], "dtype": fp["dtype"],
-                "device": fp["device_type"], "pooling": fp["pooling"], "dimensions": self.dimensions,
-                "normalize": fp["normalize"],
-                "query_prompt": None if task is None else fp["query_template"].replace("{task}", task)}
+        return {
+            "side": self.label,
+            "model": fp["model"],
+            "revision": fp["revision"],
+            "dtype": fp["dtype"],
+            "device": fp["device_type"],
+            "pooling": fp["pooling"],
+            "dimensions": self.dimensions,
+            "normalize": fp["normalize"],
+            "query_prompt": None if task is None else fp["query_template"].replace("{task}", task),
+        }
 
     def close(self) -> None:
         self.scorer.close()
@@ -83,8 +92,10 @@ class ApiSide:
         from pipeline.scorers.base import fingerprint_hash
 
         if Endpoint(getattr(api_cfg.endpoint, "value", api_cfg.endpoint)) is not Endpoint.embeddings:
-            raise EmbedCheckError(f"api.endpoint={api_cfg.endpoint.value}: the embedding check compares embeddings; "
-                                  "use an embeddings config (api=siliconflow-embeddings) or embed_check.against=local")
+            raise EmbedCheckError(
+                f"api.endpoint={api_cfg.endpoint.value}: the embedding check compares embeddings; "
+                "use an embeddings config (api=siliconflow-embeddings) or embed_check.against=local"
+            )
         validate_api_config(api_cfg)
         self.cfg = api_cfg
         self.text_cfg = text_cfg or TextConfig()
@@ -97,8 +108,12 @@ class ApiSide:
         """What goes over the wire: preprocessed; queries through ``api.query_template``."""
         from pipeline.api.client import format_document, format_query
 
-        return [format_query(self.cfg, preprocess(t.text, self.text_cfg)) if t.is_query
-                else format_document(self.cfg, preprocess(t.text, self.text_cfg)) for t in texts.texts]
+        return [
+            format_query(self.cfg, preprocess(t.text, self.text_cfg))
+            if t.is_query
+            else format_document(self.cfg, preprocess(t.text, self.text_cfg))
+            for t in texts.texts
+        ]
 
     def missing(self, texts: TextSet) -> list[str]:
         from pipeline.core.cache import ScoreCache
@@ -118,8 +133,11 @@ class ApiSide:
             have = cache.get_vectors(self.hash, keys)
             todo = [s for s in dict.fromkeys(sent) if _text_key(s) not in have]
             if todo:
-                print(f"{self.label}: embedding {len(todo)} text(s) through the API ({len(sent) - len(todo)} cached)",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"{self.label}: embedding {len(todo)} text(s) through the API ({len(sent) - len(todo)} cached)",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 asyncio.run(self._fetch(todo, cache))
                 have = cache.get_vectors(self.hash, keys)
         widths = {v.size for v in have.values()}
@@ -145,9 +163,16 @@ class ApiSide:
 
         template = self.cfg.query_template if client_formats_prompt(self.cfg) else None
         prompt = template.replace("{instruction}", self.cfg.instruction or "") if template else None
-        return {"side": self.label, "model": self.cfg.model, "base_url": sanitize_url(self.cfg.base_url),
-                "dialect": self.cfg.dialect.value, "dtype": "as served", "pooling": "as served",
-                "dimensions": self.cfg.dimensions or dimensions, "query_prompt": prompt}
+        return {
+            "side": self.label,
+            "model": self.cfg.model,
+            "base_url": sanitize_url(self.cfg.base_url),
+            "dialect": self.cfg.dialect.value,
+            "dtype": "as served",
+            "pooling": "as served",
+            "dimensions": self.cfg.dimensions or dimensions,
+            "query_prompt": prompt,
+        }
 
     def close(self) -> None:
         pass

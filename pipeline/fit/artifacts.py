@@ -22,7 +22,7 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.core.files import atomic_write_json, dumps_json, release_mode, sha256_file
-from pipeline.runtime.loader import JOBLIB_FILE, MANIFEST_FILE, SPEC_FILE, ArtifactError, check_name
+from pipeline.runtime.loader import JOBLIB_FILE, MANIFEST_FILE, SPEC_FILE, check_name
 
 MANIFEST_FORMAT = "score-calibrator-manifest/v1"
 
@@ -43,7 +43,9 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def write_artifact(root: str | os.PathLike, name: str, model: Any, manifest: dict[str, Any], *, write_joblib: bool = True) -> Path:
+def write_artifact(
+    root: str | os.PathLike, name: str, model: Any, manifest: dict[str, Any], *, write_joblib: bool = True
+) -> Path:
     """Write spec (+ joblib) + manifest under ``root/name`` atomically; returns the final path.
 
     ``manifest`` holds provenance; this function adds ``files`` (sha256 of each file), ``format``

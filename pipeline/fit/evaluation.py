@@ -19,14 +19,13 @@ from typing import Any
 import numpy as np
 
 from pipeline.calibration.calibrators import AutoCalibrator, grouped_splits, make_calibrator
-from pipeline.config.fit import FitSettings, FusionMethod
-
-from pipeline.data.table import PairedTable
-from pipeline.core.errors import PipelineError
 from pipeline.calibration.fusion import NonNegativeFusion, ScoreCalibrationModel
 from pipeline.calibration.fusion_scale import resolve_score_types
-from pipeline.fit.fusion_summary import FusionSummary, contributions, weight_intervals
 from pipeline.calibration.metrics import MetricValue, PerQuery, agreement
+from pipeline.config.fit import FitSettings, FusionMethod
+from pipeline.core.errors import PipelineError
+from pipeline.data.table import PairedTable
+from pipeline.fit.fusion_summary import FusionSummary, contributions, weight_intervals
 
 
 class EvaluationError(PipelineError, ValueError):
@@ -51,32 +50,43 @@ def preflight(cfg: FitSettings, table: PairedTable) -> list[str]:
     (:class:`EvaluationError`, one line naming the setting) or notes for the report."""
     notes: list[str] = []
     if table.n_queries < 2:
-        raise EvaluationError(f"{table.path}: {table.n_queries} query; held-out evaluation needs at least 2 "
-                              "(GroupKFold by query)")
+        raise EvaluationError(
+            f"{table.path}: {table.n_queries} query; held-out evaluation needs at least 2 (GroupKFold by query)"
+        )
     if table.n_rows < 4:
-        raise EvaluationError(f"{table.path}: {table.n_rows} pairs; fitting and evaluating a calibrator needs at least 4")
+        raise EvaluationError(
+            f"{table.path}: {table.n_rows} pairs; fitting and evaluating a calibrator needs at least 4"
+        )
     cal = cfg.calibrator
     lo = cal.y_min if cal.y_min is not None else float(table.target.min())
     hi = cal.y_max if cal.y_max is not None else float(table.target.max())
     if lo > hi:
         which = "calibrator.y_min" if cal.y_min is not None else "calibrator.y_max"
-        raise EvaluationError(f"{which}: the output range [{lo:g}, {hi:g}] is empty for {table.path}, whose reference "
-                              f"scores span [{table.target.min():g}, {table.target.max():g}]; set both bounds or neither")
+        raise EvaluationError(
+            f"{which}: the output range [{lo:g}, {hi:g}] is empty for {table.path}, whose reference "
+            f"scores span [{table.target.min():g}, {table.target.max():g}]; set both bounds or neither"
+        )
     if cfg.evaluate.n_splits > table.n_queries:
-        notes.append(f"evaluate.n_splits={cfg.evaluate.n_splits} but the table has {table.n_queries} queries: "
-                     f"{table.n_queries} folds used")
+        notes.append(
+            f"evaluate.n_splits={cfg.evaluate.n_splits} but the table has {table.n_queries} queries: "
+            f"{table.n_queries} folds used"
+        )
     for j, name in enumerate(table.source_names):
         if np.ptp(table.sources[:, j]) == 0:
-            notes.append(f"source '{name}' is constant ({table.sources[0, j]:g}) over the whole table: it carries no "
-                         "information, and its calibrated score is constant too")
+            notes.append(
+                f"source '{name}' is constant ({table.sources[0, j]:g}) over the whole table: it carries no "
+                "information, and its calibrated score is constant too"
+            )
     if np.ptp(table.target) == 0:
         notes.append(f"the reference '{table.target_name}' is constant over the whole table: nothing to calibrate to")
     type_notes = score_types(cfg, table)[1]  # validates data.score_types against the table
     if len(table.source_names) > 1 and cfg.fusion.scale.value != "raw":
         notes += type_notes
     if len(table.source_names) > 1 and cfg.fusion.center.value == "query" and cfg.fusion.objective.value == "rank":
-        notes.append("fusion.center=query has no effect with fusion.objective=rank: pairs are formed within a query, "
-                     "so query offsets cancel by construction")
+        notes.append(
+            "fusion.center=query has no effect with fusion.objective=rank: pairs are formed within a query, "
+            "so query offsets cancel by construction"
+        )
     return notes
 
 
@@ -88,16 +98,18 @@ def score_types(cfg: FitSettings, table: PairedTable) -> tuple[dict[str, str], l
     configured = {col: getattr(t, "value", t) for col, t in cfg.data.score_types.items()}
     unknown = sorted(set(configured) - set(values))
     if unknown:
-        raise EvaluationError(f"data.score_types names {unknown}, which are not among the table's columns "
-                              f"{list(values)}")
+        raise EvaluationError(
+            f"data.score_types names {unknown}, which are not among the table's columns {list(values)}"
+        )
     try:
         return resolve_score_types(list(values), values, table.meta, configured)
     except ValueError as exc:
         raise EvaluationError(f"{table.path}: {exc}") from None
 
 
-def build_model(cfg: FitSettings, table: PairedTable, sources: list[str] | None = None, *,
-                fusion_step: bool = False) -> ScoreCalibrationModel:
+def build_model(
+    cfg: FitSettings, table: PairedTable, sources: list[str] | None = None, *, fusion_step: bool = False
+) -> ScoreCalibrationModel:
     """The unfitted model a configuration describes for ``sources`` (default: all of the table's)
     -- the same factory for CV folds and export. ``fusion_step`` keeps the fusion step (scale
     map, weight 1) for a single source, so a drop-one comparison changes nothing but the source."""
@@ -119,10 +131,15 @@ def build_model(cfg: FitSettings, table: PairedTable, sources: list[str] | None 
             raise EvaluationError(f"{len(sources)} sources {sources} need fusion.method=nonneg_linear (got none)")
         f = cfg.fusion
         types = score_types(cfg, table)[0] if f.scale.value != "raw" else {}
-        fusion = NonNegativeFusion(objective=f.objective.value, scale=f.scale.value, center=f.center.value,
-                                   source_types=[types[s] for s in sources] if types else None,
-                                   target_type=types.get(table.target_name), auto_splits=f.auto_splits,
-                                   random_state=cfg.seed)
+        fusion = NonNegativeFusion(
+            objective=f.objective.value,
+            scale=f.scale.value,
+            center=f.center.value,
+            source_types=[types[s] for s in sources] if types else None,
+            target_type=types.get(table.target_name),
+            auto_splits=f.auto_splits,
+            random_state=cfg.seed,
+        )
     return ScoreCalibrationModel(calibrator=calibrator, fusion=fusion, sources=list(sources))
 
 
@@ -180,7 +197,9 @@ class EvaluationReport:
         }
 
 
-def out_of_fold(model: ScoreCalibrationModel, X: np.ndarray, y: np.ndarray, groups: np.ndarray, splits, progress=None) -> tuple[np.ndarray, list[dict[str, Any]]]:
+def out_of_fold(
+    model: ScoreCalibrationModel, X: np.ndarray, y: np.ndarray, groups: np.ndarray, splits, progress=None
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Predictions for every row from a model fitted without that row's query."""
     from sklearn.base import clone
 
@@ -222,8 +241,10 @@ def settings_hash(cfg: FitSettings) -> str:
     """Hash of the settings that determine the evaluation (lets export reuse matching metrics)."""
     from omegaconf import OmegaConf
 
-    parts = {name: OmegaConf.to_container(OmegaConf.structured(getattr(cfg, name)), enum_to_str=True)
-             for name in ("data", "calibrator", "fusion", "evaluate")}
+    parts = {
+        name: OmegaConf.to_container(OmegaConf.structured(getattr(cfg, name)), enum_to_str=True)
+        for name in ("data", "calibrator", "fusion", "evaluate")
+    }
     parts["seed"] = cfg.seed
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
@@ -241,7 +262,9 @@ def evaluate(table: PairedTable, cfg: FitSettings, model: ScoreCalibrationModel 
     y = table.target
 
     def measure(pred: np.ndarray) -> tuple[dict[str, MetricValue], PerQuery]:
-        return agreement(pred, y, groups, k=ev.top_k, n_bootstrap=ev.n_bootstrap, confidence=ev.confidence, seed=cfg.seed)
+        return agreement(
+            pred, y, groups, k=ev.top_k, n_bootstrap=ev.n_bootstrap, confidence=ev.confidence, seed=cfg.seed
+        )
 
     from tqdm import tqdm
 
@@ -257,22 +280,35 @@ def evaluate(table: PairedTable, cfg: FitSettings, model: ScoreCalibrationModel 
     fused = len(table.source_names) > 1
     n_fits = len(splits) * (len(table.source_names) + fused)
     fit_notes: list[str] = []
-    with tqdm(total=n_fits, desc="held-out fits", unit="fit", disable=None, leave=False) as progress, \
-            collected_warnings(fit_notes):
+    with (
+        tqdm(total=n_fits, desc="held-out fits", unit="fit", disable=None, leave=False) as progress,
+        collected_warnings(fit_notes),
+    ):
         for j, name in enumerate(table.source_names):
-            pred, folds = out_of_fold(build_model(cfg, table, [name]), table.sources[:, [j]], y, groups, splits, progress)
+            pred, folds = out_of_fold(
+                build_model(cfg, table, [name]), table.sources[:, [j]], y, groups, splits, progress
+            )
             metrics, per_query = measure(pred)
-            results.append(ConfigurationResult(f"calibrated {name}", "calibrated", [name], metrics, per_query, pred, {"folds": folds}))
+            results.append(
+                ConfigurationResult(
+                    f"calibrated {name}", "calibrated", [name], metrics, per_query, pred, {"folds": folds}
+                )
+            )
         if fused:
             pred, folds = out_of_fold(build_model(cfg, table), table.sources, y, groups, splits, progress)
             metrics, per_query = measure(pred)
             label = "fused " + "+".join(table.source_names)
-            results.append(ConfigurationResult(label, "fused", list(table.source_names), metrics, per_query, pred, {"folds": folds}))
+            results.append(
+                ConfigurationResult(
+                    label, "fused", list(table.source_names), metrics, per_query, pred, {"folds": folds}
+                )
+            )
             if model is not None:
                 fusion_summary = summarise_fusion(cfg, table, model, results, splits, measure)
 
-    report_warnings = notes + [w for w in _trust_warnings(table, results[-1], cfg) + _alignment_warnings(table, results, cfg)
-                               if w not in notes]
+    report_warnings = notes + [
+        w for w in _trust_warnings(table, results[-1], cfg) + _alignment_warnings(table, results, cfg) if w not in notes
+    ]
     report_warnings += [w for w in fit_notes if w not in report_warnings]
     settings = {
         "calibrator": cfg.calibrator.family.value,
@@ -285,14 +321,31 @@ def evaluate(table: PairedTable, cfg: FitSettings, model: ScoreCalibrationModel 
         "settings_sha256": settings_hash(cfg),
     }
     if len(table.source_names) > 1:
-        settings.update(fusion_objective=cfg.fusion.objective.value, fusion_scale=cfg.fusion.scale.value,
-                        fusion_n_bootstrap=cfg.fusion.n_bootstrap)
-    return EvaluationReport(results, table.n_rows, table.n_queries, table.small_queries(), len(splits), report_warnings,
-                            settings, fusion_summary)
+        settings.update(
+            fusion_objective=cfg.fusion.objective.value,
+            fusion_scale=cfg.fusion.scale.value,
+            fusion_n_bootstrap=cfg.fusion.n_bootstrap,
+        )
+    return EvaluationReport(
+        results,
+        table.n_rows,
+        table.n_queries,
+        table.small_queries(),
+        len(splits),
+        report_warnings,
+        settings,
+        fusion_summary,
+    )
 
 
-def summarise_fusion(cfg: FitSettings, table: PairedTable, model: ScoreCalibrationModel,
-                     results: list[ConfigurationResult], splits, measure) -> FusionSummary:
+def summarise_fusion(
+    cfg: FitSettings,
+    table: PairedTable,
+    model: ScoreCalibrationModel,
+    results: list[ConfigurationResult],
+    splits,
+    measure,
+) -> FusionSummary:
     """Weights of the exported fusion with intervals, and each source's drop-one contribution
     (the fused row minus the held-out row of the same configuration without that source)."""
     ev = cfg.evaluate
@@ -301,8 +354,13 @@ def summarise_fusion(cfg: FitSettings, table: PairedTable, model: ScoreCalibrati
     for name in names:  # the same fused pipeline (scales, objective, calibrator) minus one source
         rest = [n for n in names if n != name]
         cols = [names.index(n) for n in rest]
-        pred, _ = out_of_fold(build_model(cfg, table, rest, fusion_step=True), table.sources[:, cols], table.target,
-                              table.group_codes(), splits)
+        pred, _ = out_of_fold(
+            build_model(cfg, table, rest, fusion_step=True),
+            table.sources[:, cols],
+            table.target,
+            table.group_codes(),
+            splits,
+        )
         without[name] = measure(pred)[1]
     fusion = model.fusion_
     return FusionSummary(
@@ -310,10 +368,18 @@ def summarise_fusion(cfg: FitSettings, table: PairedTable, model: ScoreCalibrati
         objective_scores=dict(model.objective_scores_),
         scale=fusion.scale,
         score_types=dict(zip(names, fusion.source_types)) if fusion.source_types else {},
-        weights=weight_intervals(model, table.sources, table.target, table.group_codes(),
-                                 n_bootstrap=cfg.fusion.n_bootstrap, confidence=ev.confidence, seed=cfg.seed),
-        contributions=contributions(results[-1].per_query, without, n_bootstrap=ev.n_bootstrap,
-                                    confidence=ev.confidence, seed=cfg.seed),
+        weights=weight_intervals(
+            model,
+            table.sources,
+            table.target,
+            table.group_codes(),
+            n_bootstrap=cfg.fusion.n_bootstrap,
+            confidence=ev.confidence,
+            seed=cfg.seed,
+        ),
+        contributions=contributions(
+            results[-1].per_query, without, n_bootstrap=ev.n_bootstrap, confidence=ev.confidence, seed=cfg.seed
+        ),
     )
 
 
@@ -321,15 +387,23 @@ def _alignment_warnings(table: PairedTable, results: list[ConfigurationResult], 
     """Low raw rank agreement is a prompt problem before it is a calibration problem: say so for
     every source whose configuration no ``align`` run chose (the sidecar records ``aligned_by``)."""
     floor = cfg.evaluate.min_rank_agreement
-    sidecar = (table.meta.get("sources") or {})
+    sidecar = table.meta.get("sources") or {}
     out = []
     for r in results:
         rho = r.metrics["spearman"].value
-        if r.kind != "raw" or r.sources[0] not in table.source_names or not np.isfinite(rho) or rho >= floor or (sidecar.get(r.sources[0]) or {}).get("aligned_by"):
+        if (
+            r.kind != "raw"
+            or r.sources[0] not in table.source_names
+            or not np.isfinite(rho)
+            or rho >= floor
+            or (sidecar.get(r.sources[0]) or {}).get("aligned_by")
+        ):
             continue
-        out.append(f"raw per-query rank agreement of '{r.sources[0]}' with the reference is {rho:.3f} (< "
-                   f"evaluate.min_rank_agreement={floor:g}) and no `align` run chose its configuration: a calibrator "
-                   "cannot reorder documents; `python -m pipeline align` looks for the prompt difference first")
+        out.append(
+            f"raw per-query rank agreement of '{r.sources[0]}' with the reference is {rho:.3f} (< "
+            f"evaluate.min_rank_agreement={floor:g}) and no `align` run chose its configuration: a calibrator "
+            "cannot reorder documents; `python -m pipeline align` looks for the prompt difference first"
+        )
     return out
 
 
@@ -339,23 +413,33 @@ def _trust_warnings(table: PairedTable, final: ConfigurationResult, cfg: FitSett
     widths = {name: final.metrics[name].width for name in ("pearson", "spearman", "combined")}
     wide = {k: w for k, w in widths.items() if np.isfinite(w) and w > ev.max_ci_width}
     if table.n_queries < ev.min_queries or wide:
-        shown = ", ".join(f"{k} ±{w / 2:.3f} (width {w:.3f})" if np.isfinite(w) else f"{k} n/a" for k, w in widths.items())
+        shown = ", ".join(
+            f"{k} ±{w / 2:.3f} (width {w:.3f})" if np.isfinite(w) else f"{k} n/a" for k, w in widths.items()
+        )
         out.append(
             f"small sample: {table.n_rows} pairs in {table.n_queries} queries; {int(ev.confidence * 100)}% "
             f"interval widths of '{final.name}': {shown}. Do not trust these figures for production "
             f"decisions (warning thresholds: < {ev.min_queries} queries or width > {ev.max_ci_width})."
         )
     if table.small_queries():
-        out.append(f"{table.small_queries()} queries have a single document: they count for pearson/mae, not for rank metrics")
+        out.append(
+            f"{table.small_queries()} queries have a single document: they count for pearson/mae, not for rank metrics"
+        )
     if final.per_query.n_constant:
-        out.append(f"{final.per_query.n_constant} queries have constant scores in '{final.name}' or the reference: excluded from spearman/kendall")
+        out.append(
+            f"{final.per_query.n_constant} queries have constant scores in '{final.name}' or the reference: excluded from spearman/kendall"
+        )
     return out
 
 
 def report_dict(report: EvaluationReport, table: PairedTable) -> dict[str, Any]:
     """metrics.json content: held-out figures of every configuration, plus where they came from."""
     out = report.as_dict()
-    out["data"] = {"path": str(table.path), "sha256": table.sha256, "target": table.target_name, "sources": table.source_names}
+    out["data"] = {
+        "path": str(table.path),
+        "sha256": table.sha256,
+        "target": table.target_name,
+        "sources": table.source_names,
+    }
     out["simulated"] = bool(table.meta.get("simulated", False))
     return out
-

@@ -12,16 +12,30 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pipeline.fit.artifacts import ArtifactError, check_name, library_versions, write_artifact
-from pipeline.config.fit import FitSettings, artifact_name, report_dir
-from pipeline.data.table import PairedTable
-from pipeline.fit.evaluation import describe_model, settings_hash
 from pipeline.calibration.fusion import ScoreCalibrationModel
+from pipeline.config.fit import FitSettings, artifact_name, report_dir
 from pipeline.core.console import wrapped
+from pipeline.data.table import PairedTable
+from pipeline.fit.artifacts import library_versions, write_artifact
+from pipeline.fit.evaluation import describe_model, settings_hash
 from pipeline.fit.outputs import METRICS_FILE
+from pipeline.runtime.loader import ArtifactError, check_name
 
-_SOURCE_KEYS = ("kind", "model", "revision", "fingerprint", "fingerprint_hash", "score_type", "template", "instruction", "dialect", "endpoint",
-               "strip_texts", "strip_prompt", "aligned_by")
+_SOURCE_KEYS = (
+    "kind",
+    "model",
+    "revision",
+    "fingerprint",
+    "fingerprint_hash",
+    "score_type",
+    "template",
+    "instruction",
+    "dialect",
+    "endpoint",
+    "strip_texts",
+    "strip_prompt",
+    "aligned_by",
+)
 
 
 def _identity(meta: dict[str, Any], column: str, model: str | None, revision: str | None) -> dict[str, Any]:
@@ -36,7 +50,9 @@ def _identity(meta: dict[str, Any], column: str, model: str | None, revision: st
     return out
 
 
-def build_manifest(cfg: FitSettings, table: PairedTable, model: ScoreCalibrationModel, metrics: dict[str, Any] | None) -> dict[str, Any]:
+def build_manifest(
+    cfg: FitSettings, table: PairedTable, model: ScoreCalibrationModel, metrics: dict[str, Any] | None
+) -> dict[str, Any]:
     meta = table.meta
     m = cfg.models
     sources = [
@@ -63,8 +79,12 @@ def build_manifest(cfg: FitSettings, table: PairedTable, model: ScoreCalibration
         },
         "metrics": metrics,
         "libraries": library_versions(),
-        "settings": {"calibrator": cfg.calibrator.family.value, "fusion": cfg.fusion.method.value, "seed": cfg.seed,
-                     "settings_sha256": settings_hash(cfg)},
+        "settings": {
+            "calibrator": cfg.calibrator.family.value,
+            "fusion": cfg.fusion.method.value,
+            "seed": cfg.seed,
+            "settings_sha256": settings_hash(cfg),
+        },
     }
 
 
@@ -89,7 +109,9 @@ def matching_metrics(cfg: FitSettings, table: PairedTable) -> dict[str, Any] | N
     if not path.is_file():
         return None
     report_json = json.loads(path.read_text(encoding="utf-8"))
-    if report_json.get("data", {}).get("sha256") != table.sha256 or report_json.get("settings", {}).get("settings_sha256") != settings_hash(cfg):
+    if report_json.get("data", {}).get("sha256") != table.sha256 or report_json.get("settings", {}).get(
+        "settings_sha256"
+    ) != settings_hash(cfg):
         return None
     return held_out_summary(report_json)
 
@@ -115,19 +137,34 @@ def check_destination(cfg: FitSettings, table: PairedTable) -> str | None:
             f"choose another name (export.name=...) or replace it on purpose (export.replace=true)"
         )
     exported = ((old.get("metrics") or {}).get("exported")) or "?"
-    return (f"replacing {final} (fitted on {old_data or '?'}, sha256 {str((old.get('data') or {}).get('sha256'))[:12]}, "
-            f"exported '{exported}')")
+    return (
+        f"replacing {final} (fitted on {old_data or '?'}, sha256 {str((old.get('data') or {}).get('sha256'))[:12]}, "
+        f"exported '{exported}')"
+    )
 
 
-def run_export(cfg: FitSettings, table: PairedTable, model: ScoreCalibrationModel, metrics: dict[str, Any] | None,
-               replacing: str | None) -> Path:
+def run_export(
+    cfg: FitSettings,
+    table: PairedTable,
+    model: ScoreCalibrationModel,
+    metrics: dict[str, Any] | None,
+    replacing: str | None,
+) -> Path:
     """Write the artifact; ``replacing`` is what :func:`check_destination` said before the work."""
     manifest = build_manifest(cfg, table, model, metrics)
     path = write_artifact(cfg.export.root, artifact_name(cfg), model, manifest, write_joblib=cfg.export.joblib)
     if replacing:
         print(wrapped(replacing))
     info = manifest["calibrator"]
-    weights = (", fusion weights " + ", ".join(f"{k}={v:.2f}" for k, v in info["weights"].items())) if "weights" in info else ""
-    print(wrapped(f"artifact: {path} (family {info['family']}{weights}); "
-                  f"load with pipeline.inference.load_calibrator({str(path)!r})"))
+    weights = (
+        (", fusion weights " + ", ".join(f"{k}={v:.2f}" for k, v in info["weights"].items()))
+        if "weights" in info
+        else ""
+    )
+    print(
+        wrapped(
+            f"artifact: {path} (family {info['family']}{weights}); "
+            f"load with pipeline.inference.load_calibrator({str(path)!r})"
+        )
+    )
     return path

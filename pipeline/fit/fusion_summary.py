@@ -52,8 +52,16 @@ def query_rows(groups: np.ndarray) -> list[np.ndarray]:
     return [order[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def weight_intervals(model: ScoreCalibrationModel, X: np.ndarray, y: np.ndarray, groups: np.ndarray, *,
-                     n_bootstrap: int, confidence: float, seed: int) -> dict[str, MetricValue]:
+def weight_intervals(
+    model: ScoreCalibrationModel,
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    *,
+    n_bootstrap: int,
+    confidence: float,
+    seed: int,
+) -> dict[str, MetricValue]:
     """The fitted fusion weights, each with a percentile interval from refitting the fusion step
     (same objective and scale) on ``n_bootstrap`` resamples of whole queries."""
     fusion = model.fusion_
@@ -74,8 +82,9 @@ def weight_intervals(model: ScoreCalibrationModel, X: np.ndarray, y: np.ndarray,
     return {k: MetricValue(v, float(lo), float(hi)) for (k, v), lo, hi in zip(point.items(), low, high)}
 
 
-def contributions(fused: PerQuery, without: dict[str, PerQuery], *, n_bootstrap: int, confidence: float,
-                  seed: int) -> dict[str, dict[str, MetricValue]]:
+def contributions(
+    fused: PerQuery, without: dict[str, PerQuery], *, n_bootstrap: int, confidence: float, seed: int
+) -> dict[str, dict[str, MetricValue]]:
     """Per source: held-out figures of the fused model minus those of the model without it."""
     out = {}
     for source, stats in without.items():

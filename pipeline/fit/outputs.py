@@ -32,25 +32,37 @@ def summary(report: EvaluationReport) -> dict:
     out = {}
     for res in report.results:
         key = res.name.replace(" ", "_").replace("+", "_")
-        out[key] = {m: (None if not np.isfinite(res.metrics[m].value) else round(float(res.metrics[m].value), 4))
-                    for m in HEADLINE}
+        out[key] = {
+            m: (None if not np.isfinite(res.metrics[m].value) else round(float(res.metrics[m].value), 4))
+            for m in HEADLINE
+        }
     return out
 
 
-def write_plot_data(table: PairedTable, report: EvaluationReport, model: ScoreCalibrationModel, out_dir: Path) -> list[Path]:
+def write_plot_data(
+    table: PairedTable, report: EvaluationReport, model: ScoreCalibrationModel, out_dir: Path
+) -> list[Path]:
     """The plots' data as CSV (``dvc plots``): the exported model's curve over every pair, and
     per-query Spearman of every raw configuration and of the exported one."""
     x = model.fused(table.sources)
     order = np.argsort(x, kind="stable")
-    calibration = {"query_id": table.query_ids[order], "doc_id": table.doc_ids[order], "score": x[order],
-                   "reference": table.target[order], "calibrated": model.calibrator_.predict(x[order])}
+    calibration = {
+        "query_id": table.query_ids[order],
+        "doc_id": table.doc_ids[order],
+        "score": x[order],
+        "reference": table.target[order],
+        "calibrated": model.calibrator_.predict(x[order]),
+    }
     final = report.exported
     query_ids = _query_order(table)
     per_query = {"query_id": query_ids}
     for res in report.results:
         if res.kind == "raw" or res is final:
             per_query[res.name.replace(" ", "_").replace("+", "_")] = res.per_query.rank["spearman"]
-    return [write_table(out_dir / "calibration.csv", calibration), write_table(out_dir / "rank_agreement.csv", per_query)]
+    return [
+        write_table(out_dir / "calibration.csv", calibration),
+        write_table(out_dir / "rank_agreement.csv", per_query),
+    ]
 
 
 def _query_order(table: PairedTable) -> np.ndarray:
@@ -60,13 +72,17 @@ def _query_order(table: PairedTable) -> np.ndarray:
     return table.query_ids[first]
 
 
-def write_pictures(table: PairedTable, report: EvaluationReport, model: ScoreCalibrationModel, out_dir: Path) -> list[Path]:
+def write_pictures(
+    table: PairedTable, report: EvaluationReport, model: ScoreCalibrationModel, out_dir: Path
+) -> list[Path]:
     final = report.exported
     x = model.fused(table.sources)
     grid = np.linspace(x.min(), x.max(), 400)
     curve = model.calibrator_.predict(grid)
     info = describe_model(model)
-    family = info["family"] + (f", degree {model.calibrator_.get_params().get('degree')}" if info["family"] == "poly" else "")
+    family = info["family"] + (
+        f", degree {model.calibrator_.get_params().get('degree')}" if info["family"] == "poly" else ""
+    )
     if info.get("method") and info["family"] == "poly":
         family += f", {info['method']}"
     sim = " (SIMULATED)" if table.meta.get("simulated") else ""
@@ -77,18 +93,36 @@ def write_pictures(table: PairedTable, report: EvaluationReport, model: ScoreCal
     else:
         x_label = "fused score (standardised): " + " + ".join(f"{w:.2f} {c}" for c, w in info["weights"].items())
     paths = [
-        plot_calibration(x, table.target, grid, curve, x_label=x_label, y_label=f"reference score ({named(table.target_name)})",
-                         title=f"{final.name}: {family}{sim}", path=out_dir / "calibration.png",
-                         identity=len(final.sources) == 1),
+        plot_calibration(
+            x,
+            table.target,
+            grid,
+            curve,
+            x_label=x_label,
+            y_label=f"reference score ({named(table.target_name)})",
+            title=f"{final.name}: {family}{sim}",
+            path=out_dir / "calibration.png",
+            identity=len(final.sources) == 1,
+        ),
     ]
     per_query = {r.name: r.per_query.rank["spearman"] for r in report.results if r.kind == "raw" or r is final}
-    paths.append(plot_rank_agreement(per_query, title=f"per-query rank agreement with the reference{sim}",
-                                     path=out_dir / "rank_agreement.png"))
+    paths.append(
+        plot_rank_agreement(
+            per_query, title=f"per-query rank agreement with the reference{sim}", path=out_dir / "rank_agreement.png"
+        )
+    )
     return paths
 
 
-def write_report_files(out_dir: Path, report: EvaluationReport, report_json: dict[str, Any], table: PairedTable,
-                       model: ScoreCalibrationModel, *, pictures: bool) -> list[str]:
+def write_report_files(
+    out_dir: Path,
+    report: EvaluationReport,
+    report_json: dict[str, Any],
+    table: PairedTable,
+    model: ScoreCalibrationModel,
+    *,
+    pictures: bool,
+) -> list[str]:
     """Write every file above; returns what was written (metrics.json by path, the rest by name)."""
     atomic_write_json(out_dir / METRICS_FILE, report_json)
     atomic_write_json(out_dir / SUMMARY_FILE, summary(report))

@@ -22,8 +22,18 @@ def _save(fig, path: Path) -> Path:
         raise
 
 
-def plot_calibration(x: np.ndarray, y: np.ndarray, curve_x: np.ndarray, curve_y: np.ndarray, *, x_label: str, y_label: str,
-                     title: str, path: Path, identity: bool = True) -> Path:
+def plot_calibration(
+    x: np.ndarray,
+    y: np.ndarray,
+    curve_x: np.ndarray,
+    curve_y: np.ndarray,
+    *,
+    x_label: str,
+    y_label: str,
+    title: str,
+    path: Path,
+    identity: bool = True,
+) -> Path:
     fig = calibration_figure(x, y, curve_x, curve_y, x_label=x_label, y_label=y_label, title=title, identity=identity)
     return _save_and_close(fig, path)
 
@@ -37,8 +47,17 @@ def _save_and_close(fig, path: Path) -> Path:
         plt.close(fig)
 
 
-def calibration_figure(x: np.ndarray, y: np.ndarray, curve_x: np.ndarray, curve_y: np.ndarray, *, x_label: str,
-                       y_label: str, title: str, identity: bool = True):
+def calibration_figure(
+    x: np.ndarray,
+    y: np.ndarray,
+    curve_x: np.ndarray,
+    curve_y: np.ndarray,
+    *,
+    x_label: str,
+    y_label: str,
+    title: str,
+    identity: bool = True,
+):
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -78,8 +97,14 @@ def rank_agreement_figure(per_query: dict[str, np.ndarray], *, title: str):
         v = np.sort(values[np.isfinite(values)])
         if not v.size:
             continue
-        ax.step(np.concatenate([[v[0]], v]), np.arange(v.size + 1) / v.size, where="post", lw=1.8,
-                ls=styles[i % len(styles)], label=f"{name} (mean {v.mean():.3f}, {v.size} queries)")
+        ax.step(
+            np.concatenate([[v[0]], v]),
+            np.arange(v.size + 1) / v.size,
+            where="post",
+            lw=1.8,
+            ls=styles[i % len(styles)],
+            label=f"{name} (mean {v.mean():.3f}, {v.size} queries)",
+        )
     ax.set_xlim(max(-1.0, float(observed.min()) - 0.02), 1.0)
     ax.set_ylim(0, 1)
     ax.set_xlabel("per-query Spearman with the reference")

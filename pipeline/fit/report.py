@@ -39,9 +39,13 @@ def _cell(value: float, low: float, high: float) -> str:
 
 
 def _block(report: EvaluationReport, columns, top_k: int) -> list[str]:
-    header = ["configuration"] + [title.replace("top-k", f"top-{top_k}").replace("@k", f"@{top_k}") for _, title in columns]
-    rows = [header] + [[r.name] + [_cell(r.metrics[k].value, r.metrics[k].low, r.metrics[k].high) for k, _ in columns]
-                       for r in report.results]
+    header = ["configuration"] + [
+        title.replace("top-k", f"top-{top_k}").replace("@k", f"@{top_k}") for _, title in columns
+    ]
+    rows = [header] + [
+        [r.name] + [_cell(r.metrics[k].value, r.metrics[k].low, r.metrics[k].high) for k, _ in columns]
+        for r in report.results
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     line = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()  # noqa: E731
     return [line(rows[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in rows[1:]]
@@ -60,8 +64,10 @@ def footnotes(report: EvaluationReport) -> list[str]:
     for r in report.results:
         base = raw.get(r.sources[0]) if r.kind == "calibrated" else None
         if base is not None and r.metrics["topk"].value < base.metrics["topk"].value - 1e-12:
-            notes.append(f"'{r.name}' has lower top-{ev['top_k']} overlap than raw: its calibrator maps nearby scores "
-                         "to one value (isotonic steps), and tied documents leave the top-k in table order.")
+            notes.append(
+                f"'{r.name}' has lower top-{ev['top_k']} overlap than raw: its calibrator maps nearby scores "
+                "to one value (isotonic steps), and tied documents leave the top-k in table order."
+            )
     notes += _fusion_notes(report)
     for r in report.results:
         folds = r.details.get("folds")
@@ -95,14 +101,19 @@ def _fusion_notes(report: EvaluationReport) -> list[str]:
     conf = int(round(report.settings["confidence"] * 100))
     objective = f.objective
     if f.objective_scores:
-        objective += (" (auto; held-out combined " + ", ".join(f"{k} {v:.3f}" for k, v in f.objective_scores.items())
-                      + "; a tie goes to rank)")
+        objective += (
+            " (auto; held-out combined "
+            + ", ".join(f"{k} {v:.3f}" for k, v in f.objective_scores.items())
+            + "; a tie goes to rank)"
+        )
     weights = ", ".join(f"{k} {_cell(v.value, v.low, v.high)}" for k, v in f.weights.items())
     resampled = report.settings.get("fusion_n_bootstrap", 0)
     interval = f" [{conf}% over {resampled} query resamples]" if resampled else ""
-    adds = "; ".join(f"{k} {_signed(c['spearman'].value, c['spearman'].low, c['spearman'].high)} / "
-                     f"{_signed(c['combined'].value, c['combined'].low, c['combined'].high)}"
-                     for k, c in f.contributions.items())
+    adds = "; ".join(
+        f"{k} {_signed(c['spearman'].value, c['spearman'].low, c['spearman'].high)} / "
+        f"{_signed(c['combined'].value, c['combined'].low, c['combined'].high)}"
+        for k, c in f.contributions.items()
+    )
     return [
         f"exported fusion: {f.scale} scale, objective {objective}; weights {weights}{interval}.",
         f"drop-one: the fused row minus the same fused model refitted without the source, held out, rank sim / "

@@ -39,22 +39,31 @@ class FitResult:
 def load_table(cfg: FitSettings) -> PairedTable:
     """The configured table, with ``data.compare`` columns attached for the report."""
     d = cfg.data
-    table = read_table(d.path, target=d.target, sources=list(d.sources), query_col=d.query_col, doc_col=d.doc_col,
-                       fmt=d.format.value)
+    table = read_table(
+        d.path, target=d.target, sources=list(d.sources), query_col=d.query_col, doc_col=d.doc_col, fmt=d.format.value
+    )
     if d.compare:
         overlap = sorted(set(d.compare) & set(d.sources))
         if overlap:
             raise TableError(f"data.compare lists {overlap}, which data.sources fits already")
-        other = read_table(d.path, target=d.target, sources=list(d.compare), query_col=d.query_col, doc_col=d.doc_col,
-                           fmt=d.format.value)
+        other = read_table(
+            d.path,
+            target=d.target,
+            sources=list(d.compare),
+            query_col=d.query_col,
+            doc_col=d.doc_col,
+            fmt=d.format.value,
+        )
         table.compare = {name: other.sources[:, j] for j, name in enumerate(other.source_names)}
     return table
 
 
 def describe_table(table: PairedTable) -> str:
     simulated = " [SIMULATED demo data: not real API scores]" if table.meta.get("simulated") else ""
-    return wrapped(f"table {table.path}: {table.n_rows} pairs, {table.n_queries} queries, "
-                   f"target '{table.target_name}', sources {table.source_names}{simulated}")
+    return wrapped(
+        f"table {table.path}: {table.n_rows} pairs, {table.n_queries} queries, "
+        f"target '{table.target_name}', sources {table.source_names}{simulated}"
+    )
 
 
 def fit_final(cfg: FitSettings, table: PairedTable) -> ScoreCalibrationModel:
@@ -81,14 +90,18 @@ def run_fit(cfg: FitSettings, *, evaluate_held_out: bool = True, export: bool = 
     result = FitResult(table, model)
     if evaluate_held_out:
         started = time.perf_counter()
-        print(f"evaluating {_n_configurations(table)} configurations with {cfg.evaluate.n_splits}-fold GroupKFold "
-              f"by query ...", flush=True)
+        print(
+            f"evaluating {_n_configurations(table)} configurations with {cfg.evaluate.n_splits}-fold GroupKFold "
+            f"by query ...",
+            flush=True,
+        )
         result.report = report = evaluate(table, cfg, model)
         print(format_report(report))
         print_warnings(report.warnings + [w for w in model.fit_warnings_ if w not in report.warnings])
         result.report_json = report_dict(report, table)
-        result.written = write_report_files(Path(report_dir(cfg)), report, result.report_json, table, model,
-                                            pictures=cfg.report.plots)
+        result.written = write_report_files(
+            Path(report_dir(cfg)), report, result.report_json, table, model, pictures=cfg.report.plots
+        )
         print(wrapped(f"wrote {', '.join(result.written)} ({time.perf_counter() - started:.1f}s)"))
     else:
         print_warnings(model.fit_warnings_)
@@ -98,8 +111,11 @@ def run_fit(cfg: FitSettings, *, evaluate_held_out: bool = True, export: bool = 
         else:
             metrics = matching_metrics(cfg, table)
             if metrics is None:
-                print("note: no metrics.json from the same data and settings; the manifest records no held-out metrics "
-                      "(run `python -m pipeline fit` to evaluate and export together)", file=sys.stderr)
+                print(
+                    "note: no metrics.json from the same data and settings; the manifest records no held-out metrics "
+                    "(run `python -m pipeline fit` to evaluate and export together)",
+                    file=sys.stderr,
+                )
         result.artifact = run_export(cfg, table, model, metrics, replacing)
     return result
 

@@ -38,9 +38,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from pipeline.config.local import DType, Template
 from pipeline.config.reference import ReferenceConfig
 from pipeline.core.errors import PipelineError
-from pipeline.config.local import DType, Template
 from pipeline.wire import (
     API_PREFIX,
     EMBEDDINGS_PATH,
@@ -73,9 +73,16 @@ def reference_fingerprint(cfg: ReferenceConfig) -> dict[str, Any]:
         source = resolve_source(LocalScorerConfig(model=cfg.model, revision=cfg.revision))
     except ScorerLoadError as exc:
         raise ReferenceConfigError(f"reference.model: {exc}") from None
-    return {"model": cfg.model, "revision": source.revision, "served_model": cfg.served_model,
-            "template": Template(cfg.template).value, "strip": cfg.strip, "dtype": DType(cfg.dtype).value,
-            "instruction": cfg.instruction, "max_length": cfg.max_length}
+    return {
+        "model": cfg.model,
+        "revision": source.revision,
+        "served_model": cfg.served_model,
+        "template": Template(cfg.template).value,
+        "strip": cfg.strip,
+        "dtype": DType(cfg.dtype).value,
+        "instruction": cfg.instruction,
+        "max_length": cfg.max_length,
+    }
 
 
 def check_api_matches(api: Any, cfg: ReferenceConfig) -> None:
@@ -86,8 +93,10 @@ def check_api_matches(api: Any, cfg: ReferenceConfig) -> None:
             f"{api.dialect.value} api.endpoint={api.endpoint.value}; use api=demo-reference, or reference.enabled=false"
         )
     if api.model != cfg.served_model:
-        raise ReferenceConfigError(f"reference.enabled: api.model={api.model!r} but the loopback reference serves "
-                                   f"reference.served_model={cfg.served_model!r}")
+        raise ReferenceConfigError(
+            f"reference.enabled: api.model={api.model!r} but the loopback reference serves "
+            f"reference.served_model={cfg.served_model!r}"
+        )
 
 
 class RerankModel:
@@ -133,8 +142,13 @@ class ReferenceApp:
 
         status, payload = await self._handle(scope, await read_body(receive))
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def _handle(self, scope: dict, raw: bytes) -> tuple[int, dict[str, Any]]:
@@ -160,7 +174,6 @@ class ReferenceApp:
         except Exception as exc:  # a bug or a model failure: a 500 in the API's shape, never a hang
             return 500, error_body(internal_error(exc))
 
-
     async def _embeddings(self, method: str, raw: bytes) -> tuple[int, dict[str, Any]]:
         """``POST /v1/embeddings`` for a model with ``embed(texts) -> (vectors, tokens)`` and a
         ``dimensions`` attribute (the tests' plain-transformers embedding servers)."""
@@ -174,8 +187,15 @@ class ReferenceApp:
 class ReferenceServer:
     """The app on uvicorn in a daemon thread, on ``host``:<free port>. Use as a context manager."""
 
-    def __init__(self, settings: ReferenceConfig, *, api_key: str | None = None, host: str = "127.0.0.1",
-                 port: int = 0, model_factory: Callable[[ReferenceConfig], Any] | None = None) -> None:
+    def __init__(
+        self,
+        settings: ReferenceConfig,
+        *,
+        api_key: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        model_factory: Callable[[ReferenceConfig], Any] | None = None,
+    ) -> None:
         """``model_factory`` replaces :class:`RerankModel` (anything with its ``settings``, ``score(query,
         documents, instruction) -> (scores, tokens)`` and ``close()``): tests serve an implementation
         independent of the project's scorer behind the same wire format."""
@@ -210,7 +230,7 @@ class ReferenceServer:
         if old is not None:
             old.close()
 
-    def start(self) -> "ReferenceServer":
+    def start(self) -> ReferenceServer:
         from pipeline.core.loopback import BackgroundServer
 
         self._model = self.model_factory(self.settings)
@@ -231,7 +251,7 @@ class ReferenceServer:
             self._model.close()
         self._server = self._model = self._app = None
 
-    def __enter__(self) -> "ReferenceServer":
+    def __enter__(self) -> ReferenceServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

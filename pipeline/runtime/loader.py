@@ -44,8 +44,15 @@ LEGACY_MODULES = {
     "pipeline.spec": "pipeline.runtime.spec",
 }
 
-__all__ = ["ArtifactError", "ArtifactIntegrityError", "CalibratorLoadError", "LoadedCalibrator", "ModelMismatchError",
-           "check_name", "load_calibrator"]
+__all__ = [
+    "ArtifactError",
+    "ArtifactIntegrityError",
+    "CalibratorLoadError",
+    "LoadedCalibrator",
+    "ModelMismatchError",
+    "check_name",
+    "load_calibrator",
+]
 
 
 class ArtifactError(PipelineError, ValueError):
@@ -92,12 +99,16 @@ def _verified(directory: Path, manifest: Mapping[str, Any], filename: str) -> Pa
     expected = (manifest.get("files") or {}).get(filename)
     path = directory / filename
     if not expected:
-        raise ArtifactIntegrityError(f"{directory / MANIFEST_FILE}: no sha256 recorded for {filename}; refusing to load it")
+        raise ArtifactIntegrityError(
+            f"{directory / MANIFEST_FILE}: no sha256 recorded for {filename}; refusing to load it"
+        )
     if not path.is_file():
         raise ArtifactIntegrityError(f"{path}: missing (the manifest lists it)")
     actual = sha256_file(path)
     if actual != expected:
-        raise ArtifactIntegrityError(f"{path}: sha256 {actual[:16]}... does not match the manifest's {str(expected)[:16]}...; the file was changed after export")
+        raise ArtifactIntegrityError(
+            f"{path}: sha256 {actual[:16]}... does not match the manifest's {str(expected)[:16]}...; the file was changed after export"
+        )
     return path
 
 
@@ -128,7 +139,9 @@ class LoadedCalibrator:
         As passed.
     """
 
-    def __init__(self, path: Path, manifest: dict[str, Any], spec: dict[str, Any], apply, sources: list[str], backend: str):
+    def __init__(
+        self, path: Path, manifest: dict[str, Any], spec: dict[str, Any], apply, sources: list[str], backend: str
+    ):
         self.path = path
         self.manifest = manifest
         self.spec = spec
@@ -173,17 +186,20 @@ class LoadedCalibrator:
         scalar = arr.ndim == 0
         if scalar:
             if len(self.sources) != 1:
-                raise ValueError(f"a single score is ambiguous for {len(self.sources)} sources {self.sources}; "
-                                 "pass an (n, k) array")
+                raise ValueError(
+                    f"a single score is ambiguous for {len(self.sources)} sources {self.sources}; pass an (n, k) array"
+                )
             arr = arr.reshape(1)
         flat = arr.reshape(-1)
         # x.x is NaN/inf whenever an x is (one BLAS pass, faster than isfinite().all() on small
         # calls); it also overflows for |x| > 1e154, so the exact check decides
         if not math.isfinite(flat.dot(flat)) and not (finite := np.isfinite(arr)).all():
             where = np.argwhere(~finite)[0]
-            raise ValueError(f"scores must be finite: {int((~finite).sum())} NaN/inf value(s), the first at index "
-                             f"{tuple(int(i) for i in where) if arr.ndim > 1 else int(where[0])}; fix or drop those "
-                             "pairs before calibrating")
+            raise ValueError(
+                f"scores must be finite: {int((~finite).sum())} NaN/inf value(s), the first at index "
+                f"{tuple(int(i) for i in where) if arr.ndim > 1 else int(where[0])}; fix or drop those "
+                "pairs before calibrating"
+            )
         out = self._apply(arr)
         return float(out[0]) if scalar else out
 
@@ -306,8 +322,10 @@ def load_calibrator(
     try:
         import joblib  # only now: the file's hash matched the manifest
     except ModuleNotFoundError:
-        raise CalibratorLoadError("use_joblib=True needs joblib and scikit-learn: pip install "
-                                  "'score-calibration-pipeline[fit]' (the default JSON path needs neither)") from None
+        raise CalibratorLoadError(
+            "use_joblib=True needs joblib and scikit-learn: pip install "
+            "'score-calibration-pipeline[fit]' (the default JSON path needs neither)"
+        ) from None
 
     _alias_legacy_modules()
     estimator = joblib.load(joblib_path)

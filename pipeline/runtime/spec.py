@@ -38,8 +38,16 @@ import numpy as np
 
 from pipeline.core.errors import PipelineError
 
-__all__ = ["FAMILIES", "FORMAT", "SpecError", "compile_calibrator", "compile_fusion", "compile_input_map",
-           "compile_spec", "score_shape"]
+__all__ = [
+    "FAMILIES",
+    "FORMAT",
+    "SpecError",
+    "compile_calibrator",
+    "compile_fusion",
+    "compile_input_map",
+    "compile_spec",
+    "score_shape",
+]
 
 FORMAT = "score-calibrator/v1"
 FAMILIES = ("identity", "poly", "isotonic", "sigmoid")

@@ -83,9 +83,7 @@ _QUOTES = {
 _DASHES = {cp: "-" for cp in (0x2010, 0x2011, 0x2012, 0x2013, 0x2014, 0x2015, 0x2212)}
 
 # Unicode space separators (category Zs) other than the ASCII space, plus NEL/LS/PS line breaks
-_UNICODE_SPACES = {
-    cp: " " for cp in (0x00A0, 0x1680, *range(0x2000, 0x200B), 0x202F, 0x205F, 0x3000)
-}
+_UNICODE_SPACES = {cp: " " for cp in (0x00A0, 0x1680, *range(0x2000, 0x200B), 0x202F, 0x205F, 0x3000)}
 _LINE_BREAKS = re.compile("\r\n|[\r\x85\u2028\u2029]")
 _TRAILING = re.compile(r"[ \t\f\v]+(?=\n|\Z)")
 _ANY_WHITESPACE = re.compile(r"\s+")

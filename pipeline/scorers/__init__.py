@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from pipeline.scorers.base import QueryGroup, Scorer
 from pipeline.config.local import LocalScorerConfig, ScorerKind, coerce
+from pipeline.scorers.base import QueryGroup, Scorer
 
 if TYPE_CHECKING:
     from pipeline.runtime.text import TextConfig
@@ -26,7 +26,7 @@ BACKENDS: dict[ScorerKind, tuple[str, str]] = {
 }
 
 
-def build_scorer(local_cfg: LocalScorerConfig, text_cfg: "TextConfig | None" = None) -> Scorer:
+def build_scorer(local_cfg: LocalScorerConfig, text_cfg: TextConfig | None = None) -> Scorer:
     """Load the model ``local_cfg`` describes and return a ready :class:`Scorer`.
 
     Raises :class:`pipeline.scorers.loading.ScorerLoadError` when the checkpoint cannot be scored

@@ -17,8 +17,8 @@ import numpy as np
 from pipeline.api.client import ApiClient, ClientStats
 from pipeline.api.collector import api_fingerprint, plan_requests
 from pipeline.config.api import ApiConfig
-from pipeline.scorers.base import ProgressCallback, QueryGroup, Scorer
 from pipeline.runtime.text import TextConfig, preprocess
+from pipeline.scorers.base import ProgressCallback, QueryGroup, Scorer
 
 
 class ApiScorer(Scorer):
@@ -38,12 +38,14 @@ class ApiScorer(Scorer):
         return dict(self._fingerprint)
 
     def score(self, groups: Sequence[QueryGroup], progress: ProgressCallback | None = None) -> list[np.ndarray]:
-        prepared = [(preprocess(g.query, self.text_cfg), [preprocess(d, self.text_cfg) for d in g.documents])
-                    for g in groups]
+        prepared = [
+            (preprocess(g.query, self.text_cfg), [preprocess(d, self.text_cfg) for d in g.documents]) for g in groups
+        ]
         return self.score_prepared(prepared, progress)
 
-    def score_prepared(self, prepared: Sequence[tuple[str, Sequence[str]]],
-                       progress: ProgressCallback | None = None) -> list[np.ndarray]:
+    def score_prepared(
+        self, prepared: Sequence[tuple[str, Sequence[str]]], progress: ProgressCallback | None = None
+    ) -> list[np.ndarray]:
         """Scores of ``(query, documents)`` texts sent as they are (no preprocessing here)."""
         plan = plan_requests(self.cfg, prepared, [list(range(len(docs))) for _, docs in prepared])
         out = [np.full(len(docs), np.nan) for _, docs in prepared]

@@ -44,8 +44,9 @@ class Scorer(ABC):
 
     def close(self) -> None:
         """Release the model and any accelerator memory (no-op unless a backend holds some)."""
+        return None
 
-    def __enter__(self) -> "Scorer":
+    def __enter__(self) -> Scorer:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -33,11 +33,11 @@ from typing import Any
 import torch
 
 from pipeline.config.local import Activation, LocalScorerConfig, Template
+from pipeline.runtime.text import TextConfig
 from pipeline.scorers.hf import TransformersScorer
 from pipeline.scorers.loading import ScorerLoadError, architectures, load_config, load_model, load_tokenizer
 from pipeline.scorers.packing import packed_runner, register
 from pipeline.scorers.prompts import DEFAULT_INSTRUCTION, PromptEncoder
-from pipeline.runtime.text import TextConfig
 
 
 class CrossEncoderScorer(TransformersScorer):
@@ -64,8 +64,13 @@ class CrossEncoderScorer(TransformersScorer):
         self.padding_side = "left" if self.is_decoder else "right"
         self.tokenizer = load_tokenizer(self.source, cfg, padding_side=self.padding_side)
         self.template = Template(cfg.template)
-        self.prompt = PromptEncoder(self.tokenizer, self.template, cfg.instruction or DEFAULT_INSTRUCTION, cfg.max_length,
-                                    strip_prompt=cfg.strip_prompt)
+        self.prompt = PromptEncoder(
+            self.tokenizer,
+            self.template,
+            cfg.instruction or DEFAULT_INSTRUCTION,
+            cfg.max_length,
+            strip_prompt=cfg.strip_prompt,
+        )
         model = load_model(
             AutoModelForSequenceClassification,
             self.source,
@@ -118,7 +123,9 @@ class CrossEncoderScorer(TransformersScorer):
     def _batch_runner(self, rows: Sequence[Sequence[int]]):
         if not self.packed:
             return super()._batch_runner(rows)
-        return packed_runner(self.model.base_model, rows, self.device, lambda h: self._activate(self.model.score(h)[:, 0]))
+        return packed_runner(
+            self.model.base_model, rows, self.device, lambda h: self._activate(self.model.score(h)[:, 0])
+        )
 
     # -- long documents (local.max_chunks_per_doc) ----------------------------------------------
     def score_pairs(self, pairs: Sequence[tuple[str, str]], progress=None):
@@ -210,7 +217,10 @@ class CrossEncoderScorer(TransformersScorer):
         if self.segment_sep_id is not None:  # only for two-segment encoders: other fingerprints stay valid
             fp["token_type_ids"] = "pair"
         if self.cfg.max_chunks_per_doc is not None:  # only when set: older fingerprints stay valid
-            fp["chunking"] = {"max_chunks_per_doc": self.cfg.max_chunks_per_doc, "overlap_tokens": self.cfg.overlap_tokens}
+            fp["chunking"] = {
+                "max_chunks_per_doc": self.cfg.max_chunks_per_doc,
+                "overlap_tokens": self.cfg.overlap_tokens,
+            }
         return fp
 
 
@@ -221,7 +231,7 @@ def segment_ids(input_ids: torch.Tensor, attention_mask: torch.Tensor, sep_id: i
     special token, would switch segments early; such text is not a real query.)"""
     is_sep = (input_ids == sep_id).long()
     seps_before = torch.cumsum(is_sep, dim=1) - is_sep
-    return ((seps_before > 0).long() * attention_mask.long())
+    return (seps_before > 0).long() * attention_mask.long()
 
 
 def through_last_non_pad(row: Sequence[int], pad_id: int | None) -> list[int]:

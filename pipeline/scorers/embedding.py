@@ -24,14 +24,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipeline.config.local import LocalScorerConfig, Pooling
+from pipeline.runtime.text import TextConfig
 from pipeline.scorers.base import ProgressCallback, QueryGroup
 from pipeline.scorers.batching import pad, plan_batches
-from pipeline.config.local import LocalScorerConfig, Pooling
 from pipeline.scorers.hf import TransformersScorer
 from pipeline.scorers.loading import ScorerLoadError, architectures, load_config, load_model, load_tokenizer
 from pipeline.scorers.texts import EMBEDDING_QUERY_TEMPLATE as QUERY_TEMPLATE
 from pipeline.scorers.texts import embedding_query, embedding_text
-from pipeline.runtime.text import TextConfig
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: Pooling) -> torch.Tensor:

@@ -35,12 +35,12 @@ import numpy as np
 
 from pipeline.api.adapters import adapter_for
 from pipeline.config.api import ApiConfig, Dialect, Endpoint, TopN
-from pipeline.core.errors import PipelineError
-from pipeline.scorers.base import ProgressCallback, QueryGroup, Scorer
 from pipeline.config.local import Activation, LocalScorerConfig, ScorerKind, coerce
+from pipeline.core.errors import PipelineError
+from pipeline.runtime.text import TextConfig, describe
+from pipeline.scorers.base import ProgressCallback, QueryGroup, Scorer
 from pipeline.scorers.prompts import DEFAULT_INSTRUCTION
 from pipeline.scorers.texts import embedding_query, embedding_text, qwen3_pair_texts, scorer_text, strip_prompt_mark
-from pipeline.runtime.text import TextConfig, describe
 
 #: bump when the meaning of an engine score changes for the same config
 ENGINE_SOURCE_VERSION = 1
@@ -64,9 +64,14 @@ class EngineError(PipelineError, RuntimeError):
 
 
 #: the API client's key names in its messages, as an engine column spells them
-_KEYS = {"api.model": "local.engine.served_model", "api.base_url": "local.engine.base_url",
-         "api.path": "local.engine.path", "api.timeout_s": "local.engine.timeout_s",
-         "api.extra_body": "local.engine.* (no extra body)", "api.retry_max_elapsed_s": "local.engine.retry_attempts"}
+_KEYS = {
+    "api.model": "local.engine.served_model",
+    "api.base_url": "local.engine.base_url",
+    "api.path": "local.engine.path",
+    "api.timeout_s": "local.engine.timeout_s",
+    "api.extra_body": "local.engine.* (no extra body)",
+    "api.retry_max_elapsed_s": "local.engine.retry_attempts",
+}
 
 
 def _engine_keys(message: str) -> str:
@@ -97,8 +102,10 @@ def _served_entry(body: Any, dialect: Dialect, wanted: tuple[str | None, ...]) -
 
 def check_dialect(dialect: Dialect) -> None:
     if dialect not in INFO:
-        raise EngineError(f"local.engine.dialect={dialect.value} is not an engine dialect; use one of "
-                          f"{', '.join(d.value for d in ENGINE_DIALECTS)} (hosted APIs belong in api.*)")
+        raise EngineError(
+            f"local.engine.dialect={dialect.value} is not an engine dialect; use one of "
+            f"{', '.join(d.value for d in ENGINE_DIALECTS)} (hosted APIs belong in api.*)"
+        )
 
 
 def probe_engine(cfg: LocalScorerConfig, api_key: str | None) -> dict[str, Any]:
@@ -125,8 +132,9 @@ def probe_engine(cfg: LocalScorerConfig, api_key: str | None) -> dict[str, Any]:
             detail = f"HTTP {exc.response.status_code}"
         else:
             detail = redact(str(exc).splitlines()[0] if str(exc) else "", api_key)
-        raise EngineError(f"local.engine.base_url: GET {sanitize_url(url)} failed ({type(exc).__name__}: "
-                          f"{detail}); {hint}") from None
+        raise EngineError(
+            f"local.engine.base_url: GET {sanitize_url(url)} failed ({type(exc).__name__}: {detail}); {hint}"
+        ) from None
     entry = _served_entry(body, engine.dialect, (engine.served_model, cfg.model))
     return {k: entry[k] for k in keep if entry.get(k) is not None}
 
@@ -142,10 +150,12 @@ def _stripping_refusal(dialect: Dialect, kind: ScorerKind, template) -> str:
         lost = 'the query part\'s closing "\\n" and the document part\'s closing "\\n\\n" (template=vllm)'
     else:
         lost = "a query or document's surrounding whitespace (template=none)"
-    return (f"local.engine.dialect={dialect.value} strips every text it receives (infinity-emb: strip_whitespace=True "
-            f"on its inputs), so {lost} would never reach the model: it would score another prompt than the one "
-            "configured. Set local.strip_prompt=true (each text stripped: the prompt the server really computes, "
-            "which `python -m pipeline align` finds)")
+    return (
+        f"local.engine.dialect={dialect.value} strips every text it receives (infinity-emb: strip_whitespace=True "
+        f"on its inputs), so {lost} would never reach the model: it would score another prompt than the one "
+        "configured. Set local.strip_prompt=true (each text stripped: the prompt the server really computes, "
+        "which `python -m pipeline align` finds)"
+    )
 
 
 def engine_api_key(cfg: LocalScorerConfig) -> str | None:
@@ -181,20 +191,32 @@ class EngineScorer(Scorer):
                 raise EngineError(str(exc)) from None
             logits = kind is ScorerKind.cross_encoder and Activation(cfg.activation) is Activation.none
             if logits and engine.dialect not in (Dialect.tei, Dialect.infinity):
-                raise EngineError("local.activation=none needs raw logits, which only the tei and infinity "
-                                  "dialects return (raw_scores); vLLM returns activated scores")
+                raise EngineError(
+                    "local.activation=none needs raw logits, which only the tei and infinity "
+                    "dialects return (raw_scores); vLLM returns activated scores"
+                )
             self.score_type = "logit" if logits else "probability"
         if engine.dialect in STRIPPING_DIALECTS and not cfg.strip_prompt:
             raise EngineError(_stripping_refusal(engine.dialect, kind, cfg.template))
         api_key_env = engine.api_key_env
         self.api = ApiConfig(
-            dialect=engine.dialect, base_url=engine.base_url, path=engine.path, model=cfg.model,
-            api_key_env=api_key_env, api_key_required=False,
+            dialect=engine.dialect,
+            base_url=engine.base_url,
+            path=engine.path,
+            model=cfg.model,
+            api_key_env=api_key_env,
+            api_key_required=False,
             endpoint=Endpoint.embeddings if kind is ScorerKind.embedding else Endpoint.rerank,
-            top_n=TopN.all, server_template=False if engine.dialect in (Dialect.vllm, Dialect.vllm_score) else None,
-            raw_scores=self.score_type == "logit", dimensions=cfg.dimensions if kind is ScorerKind.embedding else None,
-            max_documents_per_request=engine.max_documents_per_request, concurrency=engine.concurrency,
-            rpm=None, tpm=None, timeout_s=engine.timeout_s, retry_attempts=engine.retry_attempts,
+            top_n=TopN.all,
+            server_template=False if engine.dialect in (Dialect.vllm, Dialect.vllm_score) else None,
+            raw_scores=self.score_type == "logit",
+            dimensions=cfg.dimensions if kind is ScorerKind.embedding else None,
+            max_documents_per_request=engine.max_documents_per_request,
+            concurrency=engine.concurrency,
+            rpm=None,
+            tpm=None,
+            timeout_s=engine.timeout_s,
+            retry_attempts=engine.retry_attempts,
         )
         try:
             api_key = engine_api_key(cfg)
@@ -204,9 +226,12 @@ class EngineScorer(Scorer):
             if reported and cfg.model not in reported:
                 import sys
 
-                print(f"warning: local.model={cfg.model!r}, but the engine at {sanitize_url(engine.base_url)} reports "
-                      f"serving {sorted(reported)}; the column is recorded under local.model (and the engine's "
-                      "report, in the fingerprint): set local.model to what the engine runs", file=sys.stderr)
+                print(
+                    f"warning: local.model={cfg.model!r}, but the engine at {sanitize_url(engine.base_url)} reports "
+                    f"serving {sorted(reported)}; the column is recorded under local.model (and the engine's "
+                    "report, in the fingerprint): set local.model to what the engine runs",
+                    file=sys.stderr,
+                )
             self.api.model = name
             self.client = ApiScorer(self.api, api_key=api_key)
         except ApiConfigError as exc:
@@ -243,14 +268,19 @@ class EngineScorer(Scorer):
             "revision": cfg.revision,
             "score_type": self.score_type,
             "text": describe(self.text_cfg),
-            "engine": {"dialect": cfg.engine.dialect.value, "path": adapter_for(self.api).path(self.api),
-                       "served_model": self.api.model, "reported": self.served},
+            "engine": {
+                "dialect": cfg.engine.dialect.value,
+                "path": adapter_for(self.api).path(self.api),
+                "served_model": self.api.model,
+                "reported": self.served,
+            },
         }
         if self.kind == ScorerKind.embedding.value:
             fp.update(task=cfg.task, pooling=cfg.pooling.value, dimensions=cfg.dimensions)
         else:
-            fp.update(template=cfg.template.value,
-                      instruction=None if cfg.template.value == "none" else self.instruction)
+            fp.update(
+                template=cfg.template.value, instruction=None if cfg.template.value == "none" else self.instruction
+            )
         if cfg.strip_texts:
             fp["strip_texts"] = True
         if cfg.strip_prompt:

@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipeline.config.local import LocalScorerConfig, coerce
+from pipeline.runtime.text import TextConfig, describe
 from pipeline.scorers.base import ProgressCallback, QueryGroup, Scorer
 from pipeline.scorers.batching import pad, plan_batches
-from pipeline.config.local import LocalScorerConfig, coerce
 from pipeline.scorers.cpu_memory import reuse_freed_memory
 from pipeline.scorers.loading import ModelSource, resolve_device, resolve_source
 from pipeline.scorers.texts import scorer_text, strip_prompt_mark
-from pipeline.runtime.text import TextConfig, describe
 
 #: bump when a backend's computation changes in a way that changes scores
 SCORER_VERSION = 1
@@ -158,4 +158,3 @@ class TransformersScorer(Scorer):
         gc.collect()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
-

@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
-from pipeline.core.errors import PipelineError
 from pipeline.config.local import Device, DType, LocalScorerConfig
+from pipeline.core.errors import PipelineError
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +166,14 @@ def resolve_source(cfg: LocalScorerConfig) -> ModelSource:
         return ModelSource(str(directory), None, directory, revision, source)
 
     if cfg.model.startswith((".", "/", "~")) or cfg.model.count("/") > 1:  # a path, not an org/name hub id
-        hint = (" (the demo's weights are committed under models/demo-reranker/: run from the repository root, or "
-                "restore them with `git checkout models/`)") if "demo-reranker" in cfg.model else ""
+        hint = (
+            (
+                " (the demo's weights are committed under models/demo-reranker/: run from the repository root, or "
+                "restore them with `git checkout models/`)"
+            )
+            if "demo-reranker" in cfg.model
+            else ""
+        )
         raise ScorerLoadError(f"local.model={cfg.model!r}: no such directory{hint}")
     from transformers.utils.hub import cached_file, extract_commit_hash
 

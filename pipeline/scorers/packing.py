@@ -60,7 +60,7 @@ class PackedBatch:
     last_index: torch.Tensor  # index of each row's last token in the packed sequence
 
     @classmethod
-    def build(cls, rows: Sequence[Sequence[int]], offset: int = 0) -> "PackedBatch":
+    def build(cls, rows: Sequence[Sequence[int]], offset: int = 0) -> PackedBatch:
         """Pack ``rows`` (each without the shared prefix); positions start at ``offset`` (= prefix length)."""
         if not rows or any(len(r) == 0 for r in rows):
             raise ValueError("every packed row needs at least one token")

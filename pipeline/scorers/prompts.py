@@ -92,7 +92,9 @@ class PromptEncoder:
             head = query_ids[q]
             budget = self.max_length - len(head) - len(self.suffix_ids)
             if budget < 1:
-                raise ValueError(f"query of {len(head)} prompt tokens leaves no room under local.max_length={self.max_length}")
+                raise ValueError(
+                    f"query of {len(head)} prompt tokens leaves no room under local.max_length={self.max_length}"
+                )
             doc = self.tokenizer.encode(VLLM_DOCUMENT.format(doc=d), add_special_tokens=False)[:budget]
             out.append(head + doc + self.suffix_ids)
         return out

@@ -28,11 +28,11 @@ from typing import Any
 import torch
 
 from pipeline.config.local import LocalScorerConfig
+from pipeline.runtime.text import TextConfig
 from pipeline.scorers.hf import TransformersScorer
 from pipeline.scorers.loading import ScorerLoadError, architectures, load_config, load_model, load_tokenizer
 from pipeline.scorers.packing import packed_runner, register
 from pipeline.scorers.prompts import DEFAULT_INSTRUCTION, PromptEncoder
-from pipeline.runtime.text import TextConfig
 
 
 def single_token_id(tokenizer: Any, word: str, model_name: str) -> int:
@@ -104,14 +104,27 @@ class Qwen3RerankerScorer(TransformersScorer):
         """The token rows the model reads for ``pairs`` (already preprocessed), prompt included."""
         return self._encode(pairs)
 
-    PROMPT_FIELDS = ("template", "instruction", "max_length", "strip_texts", "strip_prompt", "batch_size",
-                     "max_batch_tokens", "aligned_by")
+    PROMPT_FIELDS = (
+        "template",
+        "instruction",
+        "max_length",
+        "strip_texts",
+        "strip_prompt",
+        "batch_size",
+        "max_batch_tokens",
+        "aligned_by",
+    )
 
     def _encoder(self, cfg: LocalScorerConfig, instruction: str | None = None) -> PromptEncoder:
-        return PromptEncoder(self.tokenizer, cfg.template, instruction or cfg.instruction or DEFAULT_INSTRUCTION,
-                             cfg.max_length, strip_prompt=cfg.strip_prompt)
+        return PromptEncoder(
+            self.tokenizer,
+            cfg.template,
+            instruction or cfg.instruction or DEFAULT_INSTRUCTION,
+            cfg.max_length,
+            strip_prompt=cfg.strip_prompt,
+        )
 
-    def with_prompt(self, cfg: LocalScorerConfig) -> "Qwen3RerankerScorer":
+    def with_prompt(self, cfg: LocalScorerConfig) -> Qwen3RerankerScorer:
         """A scorer for ``cfg`` that shares this one's loaded weights: allowed when ``cfg`` differs
         only in how pairs become tokens (template, instruction, max_length, strip_texts) or in
         batching. ``align`` tries many prompts on one model load this way."""

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pipeline.config.local import Template
-from pipeline.scorers.prompts import PREFIX, SUFFIX, VLLM_DOCUMENT, VLLM_QUERY
 from pipeline.runtime.text import TextConfig, is_identity, preprocess
+from pipeline.scorers.prompts import PREFIX, SUFFIX, VLLM_DOCUMENT, VLLM_QUERY
 
 TextForm = Callable[[str], str]
 

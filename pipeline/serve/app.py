@@ -90,8 +90,9 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
         return parse_json(raw)
 
     def limits(model) -> SimpleNamespace:
-        return SimpleNamespace(served_model=model.served_model, max_documents=cfg.max_documents,
-                               max_text_chars=cfg.max_text_chars)
+        return SimpleNamespace(
+            served_model=model.served_model, max_documents=cfg.max_documents, max_text_chars=cfg.max_text_chars
+        )
 
     @app.get("/health")
     async def health() -> dict:
@@ -100,14 +101,24 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
     @app.get("/ready")
     async def ready() -> JSONResponse:
         state = runtime.readiness
-        body = {"ready": state.ready, "state": state.state, "reason": state.reason, "warnings": list(state.warnings),
-                "artifact": str(runtime.artifact), "model": runtime.served_model}
+        body = {
+            "ready": state.ready,
+            "state": state.state,
+            "reason": state.reason,
+            "warnings": list(state.warnings),
+            "artifact": str(runtime.artifact),
+            "model": runtime.served_model,
+        }
         if runtime.model is not None:
             manifest = runtime.model.calibrator.manifest
             body["calibrator"] = (manifest.get("calibrator") or {}).get("family")
-            body["sources"] = [{k: s.get(k) for k in ("column", "model", "revision")} for s in manifest.get("sources") or []]
-            body["serving"] = [{k: fp.get(k) for k in ("model", "revision", "dtype", "device_type")}
-                               for fp in (scorer.fingerprint() for scorer in runtime.model.scorers)]
+            body["sources"] = [
+                {k: s.get(k) for k in ("column", "model", "revision")} for s in manifest.get("sources") or []
+            ]
+            body["serving"] = [
+                {k: fp.get(k) for k in ("model", "revision", "dtype", "device_type")}
+                for fp in (scorer.fingerprint() for scorer in runtime.model.scorers)
+            ]
         return JSONResponse(body, status_code=200 if state.ready else 503)
 
     @app.get(API_PREFIX + MODELS_PATH)
@@ -124,13 +135,18 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
         instruction = parsed["instruction"]
         if instruction is not None and instruction != model.instruction:
             fitted = "the API's default" if model.instruction is None else repr(model.instruction)
-            raise RequestError(400, INVALID_REQUEST, f"instruction differs from the one this calibrator was fitted "
-                                                     f"with ({fitted}); scores under another instruction are not "
-                                                     "calibrated")
+            raise RequestError(
+                400,
+                INVALID_REQUEST,
+                f"instruction differs from the one this calibrator was fitted "
+                f"with ({fitted}); scores under another instruction are not "
+                "calibrated",
+            )
         group = QueryGroup(parsed["query"], parsed["documents"])
         if model.chunks and (parsed["max_chunks_per_doc"] or model.scorers[0].cfg.max_chunks_per_doc):
-            scores = await asyncio.to_thread(model.score_chunked, group, parsed["max_chunks_per_doc"],
-                                             parsed["overlap_tokens"])
+            scores = await asyncio.to_thread(
+                model.score_chunked, group, parsed["max_chunks_per_doc"], parsed["overlap_tokens"]
+            )
         else:  # Qwen3 rerankers and others: SiliconFlow accepts the chunk fields and ignores them
             scores = await runtime.batcher.submit(group)
         query, *documents = await asyncio.to_thread(model.token_counts, [parsed["query"], *parsed["documents"]])
@@ -146,7 +162,9 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
         parsed = parse_embeddings(await json_body(request), limits(model), model.dimensions)
         vectors = await asyncio.to_thread(model.embed, parsed["input"])
         if model.dimensions is not None and vectors.shape[1] != model.dimensions:  # never silently reshaped
-            raise RequestError(500, INTERNAL_ERROR, f"the model returned {vectors.shape[1]}-d vectors, expected {model.dimensions}")
+            raise RequestError(
+                500, INTERNAL_ERROR, f"the model returned {vectors.shape[1]}-d vectors, expected {model.dimensions}"
+            )
         tokens = sum(await asyncio.to_thread(model.token_counts, parsed["input"]))
         return embeddings_response(model.served_model, vectors.tolist(), tokens, parsed["encoding_format"])
 

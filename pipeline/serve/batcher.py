@@ -30,8 +30,9 @@ class BatcherClosed(RuntimeError):
 class DynamicBatcher:
     """``await batcher.submit(group)`` -> that group's result from ``score_groups`` (one per group)."""
 
-    def __init__(self, score_groups: ScoreGroups, *, max_pairs: int = 64, wait_s: float = 0.002,
-                 name: str = "batcher") -> None:
+    def __init__(
+        self, score_groups: ScoreGroups, *, max_pairs: int = 64, wait_s: float = 0.002, name: str = "batcher"
+    ) -> None:
         self.score_groups = score_groups
         self.max_pairs = max_pairs
         self.wait_s = wait_s

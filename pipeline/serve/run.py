@@ -20,8 +20,10 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise ServeError(f"serve.host={host} serve.port={port}: cannot listen ({exc.strerror}); "
-                         "choose another port (serve.port=0 takes any free one)") from None
+        raise ServeError(
+            f"serve.host={host} serve.port={port}: cannot listen ({exc.strerror}); "
+            "choose another port (serve.port=0 takes any free one)"
+        ) from None
     sock.listen(2048)
     return sock
 
@@ -37,21 +39,30 @@ def run_serve(cfg: PipelineConfig) -> int:
     if serve.api_key_env:
         api_key = os.environ.get(serve.api_key_env) or None
         if api_key is None:
-            raise ServeError(f"serve.api_key_env={serve.api_key_env}: the variable is not set (export the token "
-                             "clients must send, or drop serve.api_key_env)")
+            raise ServeError(
+                f"serve.api_key_env={serve.api_key_env}: the variable is not set (export the token "
+                "clients must send, or drop serve.api_key_env)"
+            )
     artifact = artifact_path(cfg)
     if not artifact.is_dir():
-        raise ServeError(f"serve.artifact={artifact}: no such artifact directory (run `python -m pipeline fit`, or set "
-                         "serve.artifact)")
+        raise ServeError(
+            f"serve.artifact={artifact}: no such artifact directory (run `python -m pipeline fit`, or set "
+            "serve.artifact)"
+        )
     if serve.host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
-        print(f"warning: serve.host={serve.host} exposes the service beyond this machine without a token; set "
-              "serve.api_key_env", file=sys.stderr)
+        print(
+            f"warning: serve.host={serve.host} exposes the service beyond this machine without a token; set "
+            "serve.api_key_env",
+            file=sys.stderr,
+        )
     sock = _listen(serve.host, serve.port)
     host, port = sock.getsockname()[:2]
     runtime = ServeRuntime(serve, artifact, api_key=api_key).start_loading()
     shown = f"[{host}]" if ":" in host else host
-    print(f"serve: {artifact} on http://{shown}:{port}/v1 (POST /v1/rerank; GET /ready says when the model is "
-          "loaded)", flush=True)
+    print(
+        f"serve: {artifact} on http://{shown}:{port}/v1 (POST /v1/rerank; GET /ready says when the model is loaded)",
+        flush=True,
+    )
     server = uvicorn.Server(uvicorn.Config(create_app(runtime), log_level="warning", access_log=False,
                                            lifespan="off"))  # fmt: skip
     try:

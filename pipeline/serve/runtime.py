@@ -11,15 +11,17 @@ import sys
 import threading
 from pathlib import Path
 
-from pipeline.serve.batcher import DynamicBatcher
 from pipeline.config.serve import ServeConfig
+from pipeline.serve.batcher import DynamicBatcher
 from pipeline.serve.service import CalibratedModel, Readiness, load_model
 
 
 class ServeRuntime:
     """What the routes share: the config, the readiness, the model and its batcher."""
 
-    def __init__(self, cfg: ServeConfig, artifact: Path, *, api_key: str | None = None, model_loader=load_model) -> None:
+    def __init__(
+        self, cfg: ServeConfig, artifact: Path, *, api_key: str | None = None, model_loader=load_model
+    ) -> None:
         self.cfg = cfg
         self.artifact = Path(artifact)
         self.api_key = api_key
@@ -29,7 +31,7 @@ class ServeRuntime:
         self._model_loader = model_loader
         self._thread: threading.Thread | None = None
 
-    def start_loading(self, *, background: bool = True) -> "ServeRuntime":
+    def start_loading(self, *, background: bool = True) -> ServeRuntime:
         if background:
             self._thread = threading.Thread(target=self.load, name="serve-loader", daemon=True)
             self._thread.start()
@@ -50,8 +52,9 @@ class ServeRuntime:
             print(f"serve: not ready: {self.readiness.reason}", file=sys.stderr, flush=True)
             return
         self.model = model
-        self.batcher = DynamicBatcher(model.score_groups, max_pairs=self.cfg.max_batch_pairs,
-                                      wait_s=self.cfg.batch_wait_ms / 1000.0)
+        self.batcher = DynamicBatcher(
+            model.score_groups, max_pairs=self.cfg.max_batch_pairs, wait_s=self.cfg.batch_wait_ms / 1000.0
+        )
         self.readiness = readiness
         if readiness.ready:
             for warning in readiness.warnings:

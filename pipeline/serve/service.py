@@ -18,18 +18,32 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.core.errors import PipelineError
-from pipeline.runtime.loader import CalibratorLoadError, LoadedCalibrator, load_calibrator
-from pipeline.scorers.base import QueryGroup, Scorer
 from pipeline.config.local import LocalScorerConfig
 from pipeline.config.serve import ServeConfig
+from pipeline.core.errors import PipelineError
+from pipeline.runtime.loader import CalibratorLoadError, LoadedCalibrator, load_calibrator
 from pipeline.runtime.text import TextConfig
+from pipeline.scorers.base import QueryGroup, Scorer
 
 #: fingerprint keys that never change a score's meaning (where it ran)
 PLACEMENT_KEYS = {"device_type"}
 #: fingerprint keys that are also LocalScorerConfig fields, copied when rebuilding a scorer
-_REBUILT = ("kind", "model", "dtype", "max_length", "template", "instruction", "strip_texts", "strip_prompt",
-            "attn_implementation", "activation", "pooling", "task", "dimensions", "normalize")
+_REBUILT = (
+    "kind",
+    "model",
+    "dtype",
+    "max_length",
+    "template",
+    "instruction",
+    "strip_texts",
+    "strip_prompt",
+    "attn_implementation",
+    "activation",
+    "pooling",
+    "task",
+    "dimensions",
+    "normalize",
+)
 
 
 class ServeError(PipelineError):
@@ -40,14 +54,17 @@ def scorer_config(source: dict[str, Any], cfg: ServeConfig) -> tuple[LocalScorer
     """The local config and text preprocessing that reproduce a manifest source's column."""
     fp = source.get("fingerprint")
     if source.get("kind") != "local" or not isinstance(fp, dict):
-        raise ServeError(f"source {source.get('column')!r} is not a local scorer with a recorded fingerprint; "
-                         "serve needs every source of the artifact to be a local model")
+        raise ServeError(
+            f"source {source.get('column')!r} is not a local scorer with a recorded fingerprint; "
+            "serve needs every source of the artifact to be a local model"
+        )
     if isinstance(fp.get("engine"), dict):
         raise ServeError(
             f"source {source.get('column')!r} was scored by an HTTP engine ({fp['engine'].get('dialect')}); serve runs "
             "the model in this process, which that calibration was not fitted on. Serve it with the engine and "
             "pipeline.inference, or re-collect that column in-process (the same local.*, local.engine.base_url=null) "
-            "and re-fit")
+            "and re-fit"
+        )
     known = {f.name for f in fields(LocalScorerConfig)}
     values = {k: fp[k] for k in _REBUILT if k in fp and k in known}
     local = LocalScorerConfig(**values)
@@ -124,8 +141,9 @@ class CalibratedModel:
         them for a few classic cross-encoders only (``pipeline.wire.CHUNKING_MODELS``)."""
         from pipeline.wire import CHUNKING_MODELS
 
-        return (self.served_model in CHUNKING_MODELS and len(self.scorers) == 1
-                and hasattr(self.scorers[0], "score_long"))
+        return (
+            self.served_model in CHUNKING_MODELS and len(self.scorers) == 1 and hasattr(self.scorers[0], "score_long")
+        )
 
     def score_chunked(self, group: QueryGroup, max_chunks: int | None, overlap: int | None) -> np.ndarray:
         """Calibrated scores with each document scored by its best chunk. The calibrator is monotone,
@@ -184,11 +202,14 @@ def load_model(cfg: ServeConfig, artifact: Path) -> tuple[CalibratedModel, Readi
         raise ServeError(f"serve.artifact={artifact}: {exc}") from None
     sources = calibrator.manifest.get("sources") or []
     if len(sources) != len(calibrator.sources):
-        raise ServeError(f"{artifact}: the manifest records {len(sources)} sources, the calibrator takes "
-                         f"{len(calibrator.sources)}")
+        raise ServeError(
+            f"{artifact}: the manifest records {len(sources)} sources, the calibrator takes {len(calibrator.sources)}"
+        )
     if len(sources) > 1 and (cfg.model is not None or cfg.revision is not None):
-        raise ServeError(f"serve.model/serve.revision override one model, but {artifact} fuses {len(sources)} "
-                         f"sources {calibrator.sources}")
+        raise ServeError(
+            f"serve.model/serve.revision override one model, but {artifact} fuses {len(sources)} "
+            f"sources {calibrator.sources}"
+        )
     target = calibrator.manifest.get("target") or {}
     served_model = cfg.served_model or target.get("model") or calibrator.manifest.get("name") or artifact.name
     scorers: list[Scorer] = []
@@ -207,12 +228,22 @@ def load_model(cfg: ServeConfig, artifact: Path) -> tuple[CalibratedModel, Readi
     model = CalibratedModel(calibrator, scorers, served_model)
     if not problems:
         return model, Readiness("ready")
-    summary = ("the loaded model differs from the one the calibrator was fitted on (" + "; ".join(problems)
-               + "); re-fit for this model (python -m pipeline collect + fit) or serve the one it was fitted on")
+    summary = (
+        "the loaded model differs from the one the calibrator was fitted on ("
+        + "; ".join(problems)
+        + "); re-fit for this model (python -m pipeline collect + fit) or serve the one it was fitted on"
+    )
     if cfg.allow_mismatch:
         return model, Readiness("ready", warnings=(summary,))
     return model, Readiness("not_ready", reason=summary)
 
 
-__all__ = ["CalibratedModel", "Readiness", "ServeError", "artifact_path", "fingerprint_differences",
-           "load_model", "scorer_config"]
+__all__ = [
+    "CalibratedModel",
+    "Readiness",
+    "ServeError",
+    "artifact_path",
+    "fingerprint_differences",
+    "load_model",
+    "scorer_config",
+]

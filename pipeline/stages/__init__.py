@@ -29,24 +29,65 @@ _SCORING = ("fit", "local", "api")
 
 
 STAGES: dict[str, Stage] = {
-    "demo-dataset": Stage("pipeline.stages.demo_dataset", "expand the demo's seed texts into its calibration and training datasets", ("demo",)),
-    "demo-train": Stage("pipeline.stages.demo_train", "train the demo reranker (revisions v1 and v2) and report its NDCG@10", ("demo", "seed"), ("fit", "local")),
-    "resolve": Stage("pipeline.stages.resolve", "write the model versions in use (local revisions, API identity, preprocessing)", _SCORE, _SCORING),
-    "collect": Stage("pipeline.stages.collect", "score a dataset with the local scorer(s) and the reference API -> paired-score table", _SCORE, _SCORING),
-    "fit": Stage("pipeline.stages.fit", "fit calibrator (+ fusion), evaluate on held-out queries, export the artifact", _FIT),
+    "demo-dataset": Stage(
+        "pipeline.stages.demo_dataset",
+        "expand the demo's seed texts into its calibration and training datasets",
+        ("demo",),
+    ),
+    "demo-train": Stage(
+        "pipeline.stages.demo_train",
+        "train the demo reranker (revisions v1 and v2) and report its NDCG@10",
+        ("demo", "seed"),
+        ("fit", "local"),
+    ),
+    "resolve": Stage(
+        "pipeline.stages.resolve",
+        "write the model versions in use (local revisions, API identity, preprocessing)",
+        _SCORE,
+        _SCORING,
+    ),
+    "collect": Stage(
+        "pipeline.stages.collect",
+        "score a dataset with the local scorer(s) and the reference API -> paired-score table",
+        _SCORE,
+        _SCORING,
+    ),
+    "fit": Stage(
+        "pipeline.stages.fit", "fit calibrator (+ fusion), evaluate on held-out queries, export the artifact", _FIT
+    ),
     "evaluate": Stage("pipeline.stages.evaluate", "held-out agreement of raw vs calibrated scores (no export)", _FIT),
-    "export": Stage("pipeline.stages.export", "fit on all rows and write the artifact (no cross-validation report)", _FIT),
-    "check": Stage("pipeline.stages.check", "drift check: score a fresh sample now, compare with an artifact (exit 0 ok, 1 drift, 2 error)",
-                   ("check",) + _SCORE + ("export",), _SCORING),
-    "align": Stage("pipeline.stages.align", "search the local scoring configuration that reproduces the API (template, "
-                   "whitespace, instruction, max_length, dtype); --apply writes conf/local/aligned-<name>.yaml",
-                   ("align",) + _SCORE, _SCORING),
-    "serve": Stage("pipeline.stages.serve", "serve the local model + its calibrator as SiliconFlow's /v1/rerank "
-                   "(a drop-in base URL for the hosted API)", ("serve", "export"), ("serve",)),
-    "embed-check": Stage("pipeline.stages.embed_check", "compare two embedding setups (local vs API, or two local "
-                         "configs) text by text and per category; exit 1 below embed_check.threshold",
-                         ("embed_check", "api", "text", "collect"), _SCORING),
-    "params": Stage("pipeline.stages.params", "write the composed config to params.yaml (what DVC's Hydra composition writes)"),
+    "export": Stage(
+        "pipeline.stages.export", "fit on all rows and write the artifact (no cross-validation report)", _FIT
+    ),
+    "check": Stage(
+        "pipeline.stages.check",
+        "drift check: score a fresh sample now, compare with an artifact (exit 0 ok, 1 drift, 2 error)",
+        ("check",) + _SCORE + ("export",),
+        _SCORING,
+    ),
+    "align": Stage(
+        "pipeline.stages.align",
+        "search the local scoring configuration that reproduces the API (template, "
+        "whitespace, instruction, max_length, dtype); --apply writes conf/local/aligned-<name>.yaml",
+        ("align",) + _SCORE,
+        _SCORING,
+    ),
+    "serve": Stage(
+        "pipeline.stages.serve",
+        "serve the local model + its calibrator as SiliconFlow's /v1/rerank (a drop-in base URL for the hosted API)",
+        ("serve", "export"),
+        ("serve",),
+    ),
+    "embed-check": Stage(
+        "pipeline.stages.embed_check",
+        "compare two embedding setups (local vs API, or two local "
+        "configs) text by text and per category; exit 1 below embed_check.threshold",
+        ("embed_check", "api", "text", "collect"),
+        _SCORING,
+    ),
+    "params": Stage(
+        "pipeline.stages.params", "write the composed config to params.yaml (what DVC's Hydra composition writes)"
+    ),
 }
 
 

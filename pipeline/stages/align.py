@@ -1,5 +1,4 @@
-"""``python -m pipeline align``: the local scoring configuration that reproduces the API.
-"""
+"""``python -m pipeline align``: the local scoring configuration that reproduces the API."""
 
 from __future__ import annotations
 
@@ -7,9 +6,9 @@ from pipeline.stages import require_extras
 
 require_extras(__name__)  # before the heavy imports: a missing extra is named, not a missing module
 
+from pipeline.align.run import run_align
 from pipeline.config.align import AlignSettings
 from pipeline.config.schema import PipelineConfig
-from pipeline.align.run import run_align
 
 
 def run(cfg: PipelineConfig) -> int:

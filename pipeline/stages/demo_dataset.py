@@ -21,6 +21,8 @@ def run(cfg: PipelineConfig) -> int:
     for part, info in summary.items():
         langs = ", ".join(f"{k} {v}" for k, v in info["languages"].items())
         labels = ", ".join(f"{k}: {v}" for k, v in info["labels"].items())
-        print(f"{part:<11} {info['path']}: {info['queries']} queries, {info['pairs']} pairs "
-              f"({len(info['categories'])} categories; {langs}; labels {labels})")
+        print(
+            f"{part:<11} {info['path']}: {info['queries']} queries, {info['pairs']} pairs "
+            f"({len(info['categories'])} categories; {langs}; labels {labels})"
+        )
     return 0

@@ -1,5 +1,4 @@
-"""``python -m pipeline demo-train``: train the demo reranker and report how well it ranks.
-"""
+"""``python -m pipeline demo-train``: train the demo reranker and report how well it ranks."""
 
 from __future__ import annotations
 

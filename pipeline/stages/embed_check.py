@@ -1,5 +1,4 @@
-"""``python -m pipeline embed-check``: two embedding setups, text by text, as a deployment gate.
-"""
+"""``python -m pipeline embed-check``: two embedding setups, text by text, as a deployment gate."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""``python -m pipeline resolve``: write the model versions actually in use to ``collect.versions``.
-"""
+"""``python -m pipeline resolve``: write the model versions actually in use to ``collect.versions``."""
 
 from __future__ import annotations
 
@@ -7,9 +6,9 @@ from pipeline.stages import require_extras
 
 require_extras(__name__)  # before the heavy imports: a missing extra is named, not a missing module
 
+from pipeline.collect.versions import run_resolve
 from pipeline.config.collect import ScoringSettings
 from pipeline.config.schema import PipelineConfig
-from pipeline.collect.versions import run_resolve
 
 
 def run(cfg: PipelineConfig) -> int:

@@ -1,5 +1,4 @@
-"""``python -m pipeline serve``: the local model + its calibrator as a drop-in for SiliconFlow's
-"""
+"""``python -m pipeline serve``: the local model + its calibrator as a drop-in for SiliconFlow's"""
 
 from __future__ import annotations
 

@@ -74,7 +74,7 @@ class _TrackingH11(H11Protocol):
 
 def expected_score(query: str, document: str, raw: bool = False) -> float:
     """The fake model: a uniform hash of the pair in (0, 1); its logit when ``raw``."""
-    digest = hashlib.sha256(f"{query}\x00{document}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{query}\x00{document}".encode()).digest()
     p = (int.from_bytes(digest[:8], "big") + 0.5) / 2**64
     return math.log(p / (1 - p)) if raw else p
 
@@ -180,8 +180,14 @@ ROUTES: dict[str, tuple[str, str]] = {
 INFO_ROUTES = {"vllm/v1/models", "tei/info", "infinity/models"}
 # base_url each dialect's default path expects
 BASE_PREFIX = {
-    "siliconflow": "/siliconflow" + wire.API_PREFIX, "cohere": "/cohere", "jina": "/jina/v1", "voyage": "/voyage/v1",
-    "tei": "/tei", "vllm": "/vllm", "vllm_score": "/vllm", "infinity": "/infinity",
+    "siliconflow": "/siliconflow" + wire.API_PREFIX,
+    "cohere": "/cohere",
+    "jina": "/jina/v1",
+    "voyage": "/voyage/v1",
+    "tei": "/tei",
+    "vllm": "/vllm",
+    "vllm_score": "/vllm",
+    "infinity": "/infinity",
 }
 
 
@@ -322,8 +328,14 @@ class FakeApp:
             body = None
         st = self.state
         with st.lock:
-            record = Record(dialect, endpoint, body, time.monotonic(), peer=(scope.get("client") or ("", 0))[1],
-                            deprecated_path=path in DEPRECATED_PATHS)
+            record = Record(
+                dialect,
+                endpoint,
+                body,
+                time.monotonic(),
+                peer=(scope.get("client") or ("", 0))[1],
+                deprecated_path=path in DEPRECATED_PATHS,
+            )
             st.records.append(record)
             number = len(st.records)
             fault = st.faults.popleft() if st.faults else None
@@ -344,15 +356,36 @@ class FakeApp:
         if served is None:
             return _json(404, {"message": f"no route /{path}"})
         if path == "tei/info":  # router/src/http/types.rs Info
-            return _json(200, {"model_id": served.get("id"), "model_sha": served.get("revision"),
-                               "model_dtype": served.get("dtype", "float32"), "max_input_length": 8192,
-                               "version": "1.8.0", "max_concurrent_requests": 512})
-        entry = {"id": served.get("id"), "object": "model", "created": int(time.time()), "owned_by": "vllm",
-                 "root": served.get("root", served.get("id")), "parent": None, "max_model_len": 40960,
-                 "permission": [{"id": f"modelperm-{time.time_ns()}", "created": int(time.time())}]}
+            return _json(
+                200,
+                {
+                    "model_id": served.get("id"),
+                    "model_sha": served.get("revision"),
+                    "model_dtype": served.get("dtype", "float32"),
+                    "max_input_length": 8192,
+                    "version": "1.8.0",
+                    "max_concurrent_requests": 512,
+                },
+            )
+        entry = {
+            "id": served.get("id"),
+            "object": "model",
+            "created": int(time.time()),
+            "owned_by": "vllm",
+            "root": served.get("root", served.get("id")),
+            "parent": None,
+            "max_model_len": 40960,
+            "permission": [{"id": f"modelperm-{time.time_ns()}", "created": int(time.time())}],
+        }
         if path == "infinity/models":
-            entry = {"id": served.get("id"), "object": "model", "created": int(time.time()), "backend": "torch",
-                     "owned_by": "infinity", "capabilities": ["rerank"]}
+            entry = {
+                "id": served.get("id"),
+                "object": "model",
+                "created": int(time.time()),
+                "backend": "torch",
+                "owned_by": "infinity",
+                "capabilities": ["rerank"],
+            }
         return _json(200, {"object": "list", "data": [entry]})
 
     async def _send(self, send: Callable, status: int, headers: dict[str, str], body: bytes) -> None:
@@ -402,8 +435,13 @@ class FakeApp:
             return
         if kind == "drop":
             record.status = -2
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
+                }
+            )
             await send({"type": "http.response.body", "body": b'{"results": [', "more_body": True})
             await asyncio.sleep(0.01)
             self._abort(scope)
@@ -422,7 +460,9 @@ class FakeApp:
             return await self._send(send, *_json(status, payload, extra))
         if kind == "malformed":
             record.status = 200
-            return await self._send(send, 200, {"content-type": "text/html"}, b"<html><body>502 Bad Gateway</body></html>")
+            return await self._send(
+                send, 200, {"content-type": "text/html"}, b"<html><body>502 Bad Gateway</body></html>"
+            )
         try:
             if endpoint == "rerank":
                 payload = self._rerank(dialect, body, fault)
@@ -468,13 +508,17 @@ class FakeApp:
         try:
             request = wire.parse_rerank(body, None)
             if request["instruction"] is not None and "qwen3-reranker" not in str(body["model"]).lower():
-                raise wire.RequestError(400, wire.INVALID_REQUEST, "instruction is only supported by Qwen3 reranker "
-                                                                   f"models, not {body['model']}")
+                raise wire.RequestError(
+                    400,
+                    wire.INVALID_REQUEST,
+                    f"instruction is only supported by Qwen3 reranker models, not {body['model']}",
+                )
         except wire.RequestError as exc:
             raise BadRequest.siliconflow(exc) from None
         query, docs = request["query"], request["documents"]
-        results = wire.rerank_results(self._pair_scores(query, docs), request["top_n"],
-                                      docs if request["return_documents"] else None)
+        results = wire.rerank_results(
+            self._pair_scores(query, docs), request["top_n"], docs if request["return_documents"] else None
+        )
         tokens = self._reported(_tokens(*[query + d for d in docs]))
         usage_at = ("meta",) if fault == "tokens_meta" or self.state.sf_usage_shape == "meta" else ("tokens",)
         return wire.rerank_body(_faulty(results, fault, len(docs), wire.SCORE), tokens, id="sf-1", usage_at=usage_at)
@@ -485,9 +529,15 @@ class FakeApp:
         self._check_fields(body, RERANK_FIELDS[dialect], dialect)
         query = body.get("query", body.get("text_1"))
         docs = body.get("documents", body.get("texts", body.get("text_2")))
-        if not isinstance(query, str) or not isinstance(docs, list) or not docs or not all(isinstance(d, str) for d in docs):
-            raise BadRequest("query must be a string and documents a non-empty list of strings",
-                             VALIDATION_STATUS.get(dialect, 400))
+        if (
+            not isinstance(query, str)
+            or not isinstance(docs, list)
+            or not docs
+            or not all(isinstance(d, str) for d in docs)
+        ):
+            raise BadRequest(
+                "query must be a string and documents a non-empty list of strings", VALIDATION_STATUS.get(dialect, 400)
+            )
         if dialect in STRIPS_INPUTS:
             query, docs = query.strip(), [d.strip() for d in docs]
         top = body.get("top_n", body.get("top_k"))
@@ -508,8 +558,11 @@ class FakeApp:
         if dialect == "infinity":  # _ReRankObject.document: Optional[str], null unless return_documents
             results = [dict(r, document=docs[r["index"]] if body.get("return_documents") else None) for r in results]
         if dialect == "cohere":  # one search unit per query with up to 100 documents
-            return {"id": "co-1", "results": results,
-                    "meta": {"api_version": {"version": "2"}, "billed_units": {"search_units": -(-len(docs) // 100)}}}
+            return {
+                "id": "co-1",
+                "results": results,
+                "meta": {"api_version": {"version": "2"}, "billed_units": {"search_units": -(-len(docs) // 100)}},
+            }
         if dialect == "jina":
             return {"model": body["model"], "usage": {"total_tokens": tokens}, "results": results}
         if dialect == "voyage":
@@ -519,11 +572,22 @@ class FakeApp:
         if dialect == "vllm":
             return {"id": "rerank-1", "model": body.get("model"), "usage": {"total_tokens": tokens}, "results": results}
         if dialect == "vllm_score":
-            return {"id": "score-1", "object": "list", "created": 0, "model": body.get("model"),
-                    "data": [dict(r, object="score") for r in results],
-                    "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
-        return {"object": "rerank", "results": results, "model": body.get("model"),
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}, "id": "inf-1", "created": 0}
+            return {
+                "id": "score-1",
+                "object": "list",
+                "created": 0,
+                "model": body.get("model"),
+                "data": [dict(r, object="score") for r in results],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        return {
+            "object": "rerank",
+            "results": results,
+            "model": body.get("model"),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            "id": "inf-1",
+            "created": 0,
+        }
 
     def _siliconflow_embed_request(self, body: Any) -> tuple[list[str], Any, str]:
         """(texts, dimensions, encoding) of a SiliconFlow embeddings request, validated by
@@ -532,8 +596,9 @@ class FakeApp:
             request = wire.parse_embeddings(body, None)
             dims = body.get("dimensions")
             if dims is not None and dims not in SF_DIMENSIONS.get(body["model"], ()):
-                raise wire.RequestError(400, wire.INVALID_REQUEST, f"dimensions {dims} is not supported for model "
-                                                                   f"{body['model']}")
+                raise wire.RequestError(
+                    400, wire.INVALID_REQUEST, f"dimensions {dims} is not supported for model {body['model']}"
+                )
         except wire.RequestError as exc:
             raise BadRequest.siliconflow(exc) from None
         return request["input"], dims, request["encoding_format"]
@@ -548,7 +613,9 @@ class FakeApp:
             if isinstance(texts, str):
                 texts = [texts]
             if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-                raise BadRequest("input must be a string or a non-empty list of strings", VALIDATION_STATUS.get(dialect, 400))
+                raise BadRequest(
+                    "input must be a string or a non-empty list of strings", VALIDATION_STATUS.get(dialect, 400)
+                )
             if dialect in STRIPS_INPUTS:
                 texts = [t.strip() for t in texts]
             dims = body.get("output_dimension" if dialect == "voyage" else "dimensions")
@@ -565,7 +632,9 @@ class FakeApp:
         return wire.embeddings_body(body.get("model"), _faulty(data, fault, len(texts)), tokens)
 
 
-def _faulty(items: list[dict[str, Any]], fault: str | None, n: int, score_key: str | None = None) -> list[dict[str, Any]]:
+def _faulty(
+    items: list[dict[str, Any]], fault: str | None, n: int, score_key: str | None = None
+) -> list[dict[str, Any]]:
     """``items`` (sorted results, or embeddings; answering ``n`` inputs) with the index or score
     fault ``fault`` names: one item left out, an index repeated or out of range, a NaN score."""
     items = list(items)
@@ -616,11 +685,12 @@ class FakeApiServer:
     def base_url(self, dialect: str) -> str:
         return f"http://127.0.0.1:{self.port}{BASE_PREFIX[dialect]}"
 
-    def start(self) -> "FakeApiServer":
+    def start(self) -> FakeApiServer:
         from pipeline.core.loopback import BackgroundServer
 
-        self._server = BackgroundServer(FakeApp(self.state), name="fake API", http=_TrackingH11,
-                                        log_level="critical", timeout_keep_alive=30).start(timeout_s=10)
+        self._server = BackgroundServer(
+            FakeApp(self.state), name="fake API", http=_TrackingH11, log_level="critical", timeout_keep_alive=30
+        ).start(timeout_s=10)
         self.port = self._server.port
         return self
 
@@ -629,7 +699,7 @@ class FakeApiServer:
             self._server.stop()
         self._server = None
 
-    def __enter__(self) -> "FakeApiServer":
+    def __enter__(self) -> FakeApiServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -643,16 +713,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate-limit", type=int, default=None)
     parser.add_argument("--rate-window", type=float, default=60.0)
     parser.add_argument("--api-key-env", default=None, help="require the key held by this env var")
-    parser.add_argument("--token-report-ratio", type=float, default=1.0,
-                        help="reported usage = the fake's token count x this (e.g. 0.0556 = 1/18)")
+    parser.add_argument(
+        "--token-report-ratio",
+        type=float,
+        default=1.0,
+        help="reported usage = the fake's token count x this (e.g. 0.0556 = 1/18)",
+    )
     args = parser.parse_args(argv)
     import os
 
-    state = FakeState(api_key=os.environ.get(args.api_key_env) if args.api_key_env else None,
-                      latency_s=args.latency, rate_limit=args.rate_limit, rate_window_s=args.rate_window,
-                      token_report_ratio=args.token_report_ratio)
-    config = uvicorn.Config(FakeApp(state), host="127.0.0.1", port=args.port, http=_TrackingH11,
-                            lifespan="off", log_level="critical", access_log=False, timeout_keep_alive=30)
+    state = FakeState(
+        api_key=os.environ.get(args.api_key_env) if args.api_key_env else None,
+        latency_s=args.latency,
+        rate_limit=args.rate_limit,
+        rate_window_s=args.rate_window,
+        token_report_ratio=args.token_report_ratio,
+    )
+    config = uvicorn.Config(
+        FakeApp(state),
+        host="127.0.0.1",
+        port=args.port,
+        http=_TrackingH11,
+        lifespan="off",
+        log_level="critical",
+        access_log=False,
+        timeout_keep_alive=30,
+    )
     server = uvicorn.Server(config)
 
     async def serve() -> None:

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from pipeline.__main__ import main
+from pipeline.align.run import align
 from pipeline.config.compose import compose_config
 from pipeline.config.reference import ReferenceConfig
 from pipeline.reference.server import ReferenceServer
-from pipeline.align.run import align
 from tests.support.mismatched_reference import OTHER_INSTRUCTION, MismatchedCardModel
 
 pytestmark = pytest.mark.slow
@@ -25,26 +25,56 @@ SERVED = "demo/qwen3-reranker-tiny"
 def dataset(tmp_path_factory) -> Path:
     """12 queries x 4 documents; a share of texts with surrounding whitespace (what strip changes)."""
     rng = np.random.default_rng(0)
-    words = ["softmax", "gradient", "北京", "capital", "def f(x):", "matrix", "天气", "HTTP/2", "tokens", "cache",
-             "ＡＰＩ", "１２３", "x²"]  # full-width and superscript forms: what NFKC changes
+    words = [
+        "softmax",
+        "gradient",
+        "北京",
+        "capital",
+        "def f(x):",
+        "matrix",
+        "天气",
+        "HTTP/2",
+        "tokens",
+        "cache",
+        "ＡＰＩ",
+        "１２３",
+        "x²",
+    ]  # full-width and superscript forms: what NFKC changes
     lines = []
     for q in range(12):
         pick = lambda n: " ".join(rng.choice(words, n))  # noqa: E731
-        docs = [{"doc_id": f"d{q}-{j}", "text": ("  " if j % 2 else "") + pick(6) + ("\n" if j % 3 == 0 else "")}
-                for j in range(4)]
-        lines.append(json.dumps({"query_id": f"q{q}", "query": pick(3) + (" " if q % 2 else ""), "documents": docs},
-                                ensure_ascii=False))
+        docs = [
+            {"doc_id": f"d{q}-{j}", "text": ("  " if j % 2 else "") + pick(6) + ("\n" if j % 3 == 0 else "")}
+            for j in range(4)
+        ]
+        lines.append(
+            json.dumps(
+                {"query_id": f"q{q}", "query": pick(3) + (" " if q % 2 else ""), "documents": docs}, ensure_ascii=False
+            )
+        )
     path = tmp_path_factory.mktemp("align-data") / "pairs.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 
 def overrides(tmp_path: Path, dataset: Path, model: Path, base_url: str | None, *extra: str) -> list[str]:
-    out = ["local=demo-reranker", f"local.model={model}", "local.max_length=512", "api=demo-reference",
-           f"api.model={SERVED}", f"collect.dataset={dataset}", f"collect.cache={tmp_path / 'cache.sqlite'}",
-           f"align.root={tmp_path / 'align'}", "align.name=t", "align.sample_queries=7", "align.confirm_queries=5",
-           "align.n_bootstrap=100", "align.noise_pairs=4", "collect.progress=false",
-           f"align.instructions=['{OTHER_INSTRUCTION}']"]
+    out = [
+        "local=demo-reranker",
+        f"local.model={model}",
+        "local.max_length=512",
+        "api=demo-reference",
+        f"api.model={SERVED}",
+        f"collect.dataset={dataset}",
+        f"collect.cache={tmp_path / 'cache.sqlite'}",
+        f"align.root={tmp_path / 'align'}",
+        "align.name=t",
+        "align.sample_queries=7",
+        "align.confirm_queries=5",
+        "align.n_bootstrap=100",
+        "align.noise_pairs=4",
+        "collect.progress=false",
+        f"align.instructions=['{OTHER_INSTRUCTION}']",
+    ]
     if base_url is not None:
         out += ["reference.enabled=false", f"api.base_url={base_url}"]
     return out + list(extra)
@@ -55,15 +85,20 @@ def serve(model_dir: Path, mismatch: str) -> ReferenceServer:
     return ReferenceServer(settings, model_factory=lambda s: MismatchedCardModel(s, model_dir, mismatch))
 
 
-@pytest.mark.parametrize("mismatch, expect", [
-    ("none", {}),
-    ("no_template", {"template": "none"}),
-    ("vllm_split", {}),  # with Qwen's pre-tokenizer the split gives the official tokens: any such template
-    ("strip", {"strip_texts": True}),
-    ("strip_prompt", {"strip_prompt": True}),
-    ("instruction", {"instruction": OTHER_INSTRUCTION}),
-])
-def test_align_finds_the_configuration_that_reproduces_each_reference(tmp_path, dataset, reranker_dir, mismatch, expect):
+@pytest.mark.parametrize(
+    "mismatch, expect",
+    [
+        ("none", {}),
+        ("no_template", {"template": "none"}),
+        ("vllm_split", {}),  # with Qwen's pre-tokenizer the split gives the official tokens: any such template
+        ("strip", {"strip_texts": True}),
+        ("strip_prompt", {"strip_prompt": True}),
+        ("instruction", {"instruction": OTHER_INSTRUCTION}),
+    ],
+)
+def test_align_finds_the_configuration_that_reproduces_each_reference(
+    tmp_path, dataset, reranker_dir, mismatch, expect
+):
     with serve(reranker_dir, mismatch) as server:
         result = align(compose_config(overrides(tmp_path, dataset, reranker_dir, server.base_url)))
     best = result.best
@@ -81,12 +116,13 @@ def test_a_bfloat16_reference_is_reproduced_within_bfloat16_rounding(tmp_path, d
     with serve(reranker_dir, "bfloat16") as server:
         result = align(compose_config(overrides(tmp_path, dataset, reranker_dir, server.base_url)))
     assert result.aligned and result.best.pearson_monotone >= 0.999  # ranks of 4 documents tie under bf16 rounding
-    assert result.best.max_delta <= 2 ** -7  # bfloat16 keeps 8 significant bits: P(yes) near 1 rounds by 2^-8
+    assert result.best.max_delta <= 2**-7  # bfloat16 keeps 8 significant bits: P(yes) near 1 rounds by 2^-8
     assert any(getattr(m.settings["dtype"], "value", None) == "bfloat16" and m.ok for m in result.results)
 
 
-def test_other_weights_are_reported_unalignable_and_nothing_is_written_to_conf(tmp_path, dataset, reranker_dir,
-                                                                               reranker_v2_dir, capsys, monkeypatch):
+def test_other_weights_are_reported_unalignable_and_nothing_is_written_to_conf(
+    tmp_path, dataset, reranker_dir, reranker_v2_dir, capsys, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     with serve(reranker_v2_dir, "none") as server:
         code = main(["align", *overrides(tmp_path, dataset, reranker_dir, server.base_url), "--apply"])
@@ -111,13 +147,20 @@ def test_a_reference_no_monotone_map_fits_is_not_aligned_without_a_crash(tmp_pat
     assert not (tmp_path / "align" / "t" / "aligned-t.yaml").exists()
 
 
-def test_the_demo_reference_is_aligned_and_apply_writes_a_usable_local_config(tmp_path, dataset, reranker_dir, capsys,
-                                                                              monkeypatch):
+def test_the_demo_reference_is_aligned_and_apply_writes_a_usable_local_config(
+    tmp_path, dataset, reranker_dir, capsys, monkeypatch
+):
     """The demo's own loopback reference (vLLM template, stripping, bfloat16, its own default
     instruction) on the tiny weights; the applied YAML is a normal local= entry."""
     monkeypatch.chdir(tmp_path)
-    args = overrides(tmp_path, dataset, reranker_dir, None, f"reference.model={reranker_dir}",
-                     "reference.instruction=" + OTHER_INSTRUCTION)
+    args = overrides(
+        tmp_path,
+        dataset,
+        reranker_dir,
+        None,
+        f"reference.model={reranker_dir}",
+        "reference.instruction=" + OTHER_INSTRUCTION,
+    )
     assert main(["align", *args, "--apply"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "held out (5 queries): per-query Spearman" in text and "as configured ->" in text
@@ -129,11 +172,25 @@ def test_the_demo_reference_is_aligned_and_apply_writes_a_usable_local_config(tm
     assert summary["aligned"] and summary["model_loads"] <= 2  # prompt variants reuse the loaded weights
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["align.templates=[]", "align.strip_texts=[]", "align.strip_prompt=[]", "align.dtypes=[]", "align.instructions=[]"],
-     "align: the candidate grid is empty"),
-    (["align.sample_queries=40"], "12 queries; align needs align.sample_queries=40 for the search plus at least 1 more"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (
+            [
+                "align.templates=[]",
+                "align.strip_texts=[]",
+                "align.strip_prompt=[]",
+                "align.dtypes=[]",
+                "align.instructions=[]",
+            ],
+            "align: the candidate grid is empty",
+        ),
+        (
+            ["align.sample_queries=40"],
+            "12 queries; align needs align.sample_queries=40 for the search plus at least 1 more",
+        ),
+    ],
+)
 def test_bad_settings_are_one_line_and_exit_2(tmp_path, dataset, reranker_dir, capsys, extra, message):
     assert main(["align", *overrides(tmp_path, dataset, reranker_dir, "http://127.0.0.1:9/v1"), *extra]) == 2
     err = capsys.readouterr().err.strip()
@@ -142,8 +199,13 @@ def test_bad_settings_are_one_line_and_exit_2(tmp_path, dataset, reranker_dir, c
 
 def test_a_candidate_that_fails_is_a_row_not_a_crash(tmp_path, dataset, reranker_dir):
     with serve(reranker_dir, "none") as server:
-        result = align(compose_config(overrides(tmp_path, dataset, reranker_dir, server.base_url, "align.max_lengths=[20]",
-                                                "align.tolerance=0")))
+        result = align(
+            compose_config(
+                overrides(
+                    tmp_path, dataset, reranker_dir, server.base_url, "align.max_lengths=[20]", "align.tolerance=0"
+                )
+            )
+        )
     failed = [m for m in result.results if not m.ok]
     assert failed and "max_length" in failed[0].error and result.aligned
     assert "ValueError: local.max_length=20 leaves" in (tmp_path / "align" / "t" / "candidates.csv").read_text()
@@ -156,17 +218,40 @@ def _side_by_side_table(tmp_path: Path, aligned_by: str | None) -> Path:
     n = 240
     reference = rng.uniform(size=n)
     raw = np.clip(reference + rng.normal(0, 0.35, n), 0, 1)  # another prompt: poor within-query order
-    path = write_table(tmp_path / "t.csv", {"query_id": [f"q{i // 8}" for i in range(n)], "doc_id": [f"d{i}" for i in range(n)],
-                                            "reference": reference, "local": raw, "local_aligned": reference ** 1.1})
-    sources = {"local": {"kind": "local"}, "local_aligned": {"kind": "local", **({"aligned_by": aligned_by} if aligned_by else {})}}
+    path = write_table(
+        tmp_path / "t.csv",
+        {
+            "query_id": [f"q{i // 8}" for i in range(n)],
+            "doc_id": [f"d{i}" for i in range(n)],
+            "reference": reference,
+            "local": raw,
+            "local_aligned": reference**1.1,
+        },
+    )
+    sources = {
+        "local": {"kind": "local"},
+        "local_aligned": {"kind": "local", **({"aligned_by": aligned_by} if aligned_by else {})},
+    }
     write_table_meta(path, {"sources": sources})
     return path
 
 
 def test_fit_reports_raw_aligned_and_aligned_calibrated_side_by_side(tmp_path, capsys):
     path = _side_by_side_table(tmp_path, "reports/align/t/align.json")
-    assert main(["fit", f"data.path={path}", "data.sources=[local_aligned]", "data.compare=[local]",
-                 f"export.root={tmp_path / 'a'}", f"report.dir={tmp_path / 'r'}", "evaluate.n_bootstrap=100"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                f"data.path={path}",
+                "data.sources=[local_aligned]",
+                "data.compare=[local]",
+                f"export.root={tmp_path / 'a'}",
+                f"report.dir={tmp_path / 'r'}",
+                "evaluate.n_bootstrap=100",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr()
     rows = [line.split()[:2] for line in out.out.splitlines() if line.startswith(("raw ", "calibrated "))]
     assert rows[:3] == [["raw", "local"], ["raw", "local_aligned"], ["calibrated", "local_aligned"]]
@@ -188,8 +273,19 @@ def test_fit_warns_when_raw_rank_agreement_is_low_and_no_alignment_was_recorded(
 
 def test_a_compare_column_that_is_also_fitted_is_one_line(tmp_path, capsys):
     path = _side_by_side_table(tmp_path, None)
-    assert main(["fit", f"data.path={path}", "data.sources=[local]", "data.compare=[local]", f"export.root={tmp_path / 'a'}",
-                 f"report.dir={tmp_path / 'r'}"]) == 2
+    assert (
+        main(
+            [
+                "fit",
+                f"data.path={path}",
+                "data.sources=[local]",
+                "data.compare=[local]",
+                f"export.root={tmp_path / 'a'}",
+                f"report.dir={tmp_path / 'r'}",
+            ]
+        )
+        == 2
+    )
     assert "data.compare lists ['local'], which data.sources fits already" in capsys.readouterr().err
 
 
@@ -214,8 +310,18 @@ def test_prompt_variants_share_the_loaded_weights_and_score_like_a_fresh_load(re
 
 def test_a_text_switch_the_server_applies_is_found_at_the_cost_of_one_more_api_pass(tmp_path, dataset, reranker_dir):
     with serve(reranker_dir, "nfkc") as server:
-        result = align(compose_config(overrides(tmp_path, dataset, reranker_dir, server.base_url,
-                                                "align.text_switches=[nfkc]", "align.noise_pairs=0")))
+        result = align(
+            compose_config(
+                overrides(
+                    tmp_path,
+                    dataset,
+                    reranker_dir,
+                    server.base_url,
+                    "align.text_switches=[nfkc]",
+                    "align.noise_pairs=0",
+                )
+            )
+        )
         sent = len(server.records) if hasattr(server, "records") else None
     assert result.aligned and result.best.settings["text"] == "nfkc" and result.best.max_delta <= 1e-5
     assert result.summary["text_switch"] == "nfkc"
@@ -224,8 +330,15 @@ def test_a_text_switch_the_server_applies_is_found_at_the_cost_of_one_more_api_p
 
 
 def test_an_unknown_text_switch_is_one_line(tmp_path, dataset, reranker_dir, capsys):
-    assert main(["align", *overrides(tmp_path, dataset, reranker_dir, "http://127.0.0.1:9/v1"), "align.text_switches=[nfc]"]) == 2
-    assert "align.text_switches: ['nfc'] are not text.* switches; choose from invisible, nfkc" in capsys.readouterr().err
+    assert (
+        main(
+            ["align", *overrides(tmp_path, dataset, reranker_dir, "http://127.0.0.1:9/v1"), "align.text_switches=[nfc]"]
+        )
+        == 2
+    )
+    assert (
+        "align.text_switches: ['nfc'] are not text.* switches; choose from invisible, nfkc" in capsys.readouterr().err
+    )
 
 
 class _ChunkingCrossEncoder:
@@ -251,7 +364,13 @@ class _ChunkingCrossEncoder:
             d = self.tok.encode(doc, add_special_tokens=False)
             best, start, n = -float("inf"), 0, 0
             while n < self.max_chunks:
-                ids = [self.tok.cls_token_id, *q, self.tok.sep_token_id, *d[start : start + room], self.tok.sep_token_id]
+                ids = [
+                    self.tok.cls_token_id,
+                    *q,
+                    self.tok.sep_token_id,
+                    *d[start : start + room],
+                    self.tok.sep_token_id,
+                ]
                 with torch.no_grad():
                     best = max(best, float(torch.sigmoid(self.model(input_ids=torch.tensor([ids])).logits[0, 0])))
                 n += 1
@@ -270,23 +389,53 @@ def test_align_finds_the_chunking_of_a_reference_that_scores_long_documents_by_t
 
     bert = tiny_models.build_tiny_bert_cross_encoder(models_dir / "align-bert")
     long = " ".join(f"Sentence {i} about chunks, overlaps and which chunk wins the score." for i in range(40))
-    rows = [{"query_id": f"q{q}", "query": f"chunk question {q}",
-             "documents": [{"doc_id": f"d{j}", "text": (long if j % 2 else f"short answer {q} {j}") + f" tail {q}{j}"}
-                           for j in range(4)]} for q in range(8)]
+    rows = [
+        {
+            "query_id": f"q{q}",
+            "query": f"chunk question {q}",
+            "documents": [
+                {"doc_id": f"d{j}", "text": (long if j % 2 else f"short answer {q} {j}") + f" tail {q}{j}"}
+                for j in range(4)
+            ],
+        }
+        for q in range(8)
+    ]
     data = tmp_path / "long.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     settings = ReferenceConfig(model=str(bert), served_model="BAAI/bge-reranker-v2-m3")
     with ReferenceServer(settings, model_factory=lambda s: _ChunkingCrossEncoder(s, bert)) as server:
-        cfg = compose_config(["local=cross-encoder", f"local.model={bert}", "local.max_length=128", "local.device=cpu",
-                              "local.overlap_tokens=20",  # what the API is sent (api.extra_body.overlap_tokens)
-                              "api=demo-reference", "api.model=BAAI/bge-reranker-v2-m3", f"collect.dataset={data}",
-                              f"collect.cache={tmp_path / 'cache.sqlite'}", f"align.root={tmp_path / 'align'}",
-                              "align.name=chunks", "align.sample_queries=4", "align.confirm_queries=4",
-                              "align.n_bootstrap=50", "align.noise_pairs=0", "align.templates=[none]",
-                              "align.strip_prompt=[false]", "align.dtypes=[float32]", "align.max_chunks_per_doc=[1,8]",
-                              "collect.progress=false", "reference.enabled=false", f"api.base_url={server.base_url}",
-                              "~local@collect.extra_local.local_minilm"])
+        cfg = compose_config(
+            [
+                "local=cross-encoder",
+                f"local.model={bert}",
+                "local.max_length=128",
+                "local.device=cpu",
+                "local.overlap_tokens=20",  # what the API is sent (api.extra_body.overlap_tokens)
+                "api=demo-reference",
+                "api.model=BAAI/bge-reranker-v2-m3",
+                f"collect.dataset={data}",
+                f"collect.cache={tmp_path / 'cache.sqlite'}",
+                f"align.root={tmp_path / 'align'}",
+                "align.name=chunks",
+                "align.sample_queries=4",
+                "align.confirm_queries=4",
+                "align.n_bootstrap=50",
+                "align.noise_pairs=0",
+                "align.templates=[none]",
+                "align.strip_prompt=[false]",
+                "align.dtypes=[float32]",
+                "align.max_chunks_per_doc=[1,8]",
+                "collect.progress=false",
+                "reference.enabled=false",
+                f"api.base_url={server.base_url}",
+                "~local@collect.extra_local.local_minilm",
+            ]
+        )
         result = align(cfg)
-    assert result.aligned and getattr(result.best.settings["max_chunks_per_doc"], "value", result.best.settings["max_chunks_per_doc"]) == 8
+    assert (
+        result.aligned
+        and getattr(result.best.settings["max_chunks_per_doc"], "value", result.best.settings["max_chunks_per_doc"])
+        == 8
+    )
     assert result.best.max_delta <= 1e-5 and result.start.max_delta > 1e-3  # truncation alone does not reproduce it
     assert "max_chunks_per_doc: 8" in (tmp_path / "align" / "chunks" / "aligned-chunks.yaml").read_text()

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.api.adapters import ADAPTERS, parse_usage, scores_by_index, vectors_by_index
-from pipeline.config.api import ApiConfig, Dialect, Endpoint, TopN
 from pipeline.api.errors import ResponseFormatError
+from pipeline.config.api import ApiConfig, Dialect, Endpoint, TopN
 
 
 @settings(max_examples=60, deadline=None)
@@ -80,10 +80,21 @@ def _body(dialect, **kw):
 
 def test_request_bodies_per_dialect():
     assert _body(Dialect.siliconflow, instruction="judge") == {
-        "model": "m", "query": "q", "documents": ["a", "b"], "top_n": 2, "return_documents": False, "instruction": "judge"}
+        "model": "m",
+        "query": "q",
+        "documents": ["a", "b"],
+        "top_n": 2,
+        "return_documents": False,
+        "instruction": "judge",
+    }
     assert _body(Dialect.cohere) == {"model": "m", "query": "q", "documents": ["a", "b"], "top_n": 2}
     assert _body(Dialect.voyage)["top_k"] == 2 and "top_n" not in _body(Dialect.voyage)
-    assert _body(Dialect.tei, raw_scores=True) == {"query": "q", "texts": ["a", "b"], "raw_scores": True, "return_text": False}
+    assert _body(Dialect.tei, raw_scores=True) == {
+        "query": "q",
+        "texts": ["a", "b"],
+        "raw_scores": True,
+        "return_text": False,
+    }
     assert _body(Dialect.vllm_score) == {"model": "m", "text_1": "q", "text_2": ["a", "b"]}
     assert _body(Dialect.infinity, raw_scores=True)["raw_scores"] is True
     assert "top_n" not in _body(Dialect.jina, top_n=TopN.omit)

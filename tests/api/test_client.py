@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from pipeline.api.client import ApiClient, ApiConfigError
-from pipeline.config.api import ApiConfig, Dialect, Endpoint, ScoreType
 from pipeline.api.errors import FatalApiError, ResponseFormatError, RetriesExhausted
+from pipeline.config.api import ApiConfig, Dialect, Endpoint, ScoreType
 from pipeline.testing.fake_api import expected_embedding, expected_score, max_overlap
 from tests.support.servers import CANARY_KEY, KEY_ENV
 
@@ -20,9 +20,18 @@ DOCS = ["∂s_i/∂z_j = s_i(δ_ij − s_j)", "def softmax(z): ...", "天气不�
 
 
 def cfg_for(server, dialect: Dialect = Dialect.siliconflow, **kw) -> ApiConfig:
-    base = dict(dialect=dialect, base_url=server.base_url(dialect.value), model="test-model",
-                api_key_env=KEY_ENV, rpm=None, tpm=None, backoff_initial_s=0.01, backoff_max_s=0.05,
-                timeout_s=2.0, server_template=False if dialect in (Dialect.vllm, Dialect.vllm_score) else None)
+    base = dict(
+        dialect=dialect,
+        base_url=server.base_url(dialect.value),
+        model="test-model",
+        api_key_env=KEY_ENV,
+        rpm=None,
+        tpm=None,
+        backoff_initial_s=0.01,
+        backoff_max_s=0.05,
+        timeout_s=2.0,
+        server_template=False if dialect in (Dialect.vllm, Dialect.vllm_score) else None,
+    )
     base.update(kw)
     return ApiConfig(**base)
 
@@ -58,8 +67,15 @@ def test_raw_scores_are_logits(server, dialect):
 @pytest.mark.parametrize("dialect", [d for d in Dialect if d is not Dialect.cohere])
 def test_embeddings_give_cosine_scores(server, dialect):
     dims = 64 if dialect is Dialect.siliconflow else 16  # SiliconFlow: 64 is on Qwen3-Embedding's list
-    cfg = cfg_for(server, dialect, endpoint=Endpoint.embeddings, dimensions=dims, model="Qwen/Qwen3-Embedding-0.6B",
-                  instruction="Given a query", query_template="Instruct: {instruction}\nQuery:{query}")
+    cfg = cfg_for(
+        server,
+        dialect,
+        endpoint=Endpoint.embeddings,
+        dimensions=dims,
+        model="Qwen/Qwen3-Embedding-0.6B",
+        instruction="Given a query",
+        query_template="Instruct: {instruction}\nQuery:{query}",
+    )
     result, client = score(cfg)
     q = expected_embedding(f"Instruct: Given a query\nQuery:{QUERY}", dims)
     want = [float(expected_embedding(d, dims) @ q) for d in DOCS]
@@ -85,8 +101,13 @@ def test_embed_returns_vectors_in_input_order(server):
 def test_instruction_and_templates_are_sent(server):
     score(cfg_for(server, instruction="Judge relevance", model="Qwen/Qwen3-Reranker-0.6B"))
     assert server.records[-1].body["instruction"] == "Judge relevance"
-    cfg = cfg_for(server, Dialect.vllm, instruction="Judge", query_template="<I>{instruction}<Q>{query}",
-                  document_template="<D>{document}</D>")
+    cfg = cfg_for(
+        server,
+        Dialect.vllm,
+        instruction="Judge",
+        query_template="<I>{instruction}<Q>{query}",
+        document_template="<D>{document}</D>",
+    )
     result, _ = score(cfg)
     body = server.records[-1].body
     assert body["query"] == f"<I>Judge<Q>{QUERY}" and body["documents"][0] == f"<D>{DOCS[0]}</D>"
@@ -103,8 +124,23 @@ def test_both_siliconflow_usage_shapes(server, shape):
 
 @pytest.mark.parametrize(
     "fault",
-    ["408", "429", "500", "502", "503", "504", "timeout:3", "reset", "drop", "malformed", "truncated",
-     "missing_index", "duplicate_index", "out_of_range_index", "nan_score"],
+    [
+        "408",
+        "429",
+        "500",
+        "502",
+        "503",
+        "504",
+        "timeout:3",
+        "reset",
+        "drop",
+        "malformed",
+        "truncated",
+        "missing_index",
+        "duplicate_index",
+        "out_of_range_index",
+        "nan_score",
+    ],
 )
 def test_transient_faults_are_retried(server, fault):
     server.push_faults(fault)
@@ -145,8 +181,13 @@ def test_total_time_bound(server):
 @pytest.mark.parametrize("fault", ["missing_index", "duplicate_index", "out_of_range_index", "truncated", "malformed"])
 def test_persistent_bad_responses_fail_clearly(server, fault):
     server.state.fault_fn = lambda n, d, b: fault
-    words = {"missing_index": "no result for document", "duplicate_index": "duplicated index",
-             "out_of_range_index": "out of range", "truncated": "not valid JSON", "malformed": "not valid JSON"}
+    words = {
+        "missing_index": "no result for document",
+        "duplicate_index": "duplicated index",
+        "out_of_range_index": "out of range",
+        "truncated": "not valid JSON",
+        "malformed": "not valid JSON",
+    }
     with pytest.raises(RetriesExhausted, match=words[fault]):
         score(cfg_for(server, retry_attempts=2))
     server.reset()
@@ -158,8 +199,12 @@ def test_persistent_bad_responses_fail_clearly(server, fault):
 
 @pytest.mark.parametrize(
     "status, words",
-    [("400", "400 Bad Request"), ("401", f"environment variable {KEY_ENV}"),
-     ("403", "real-name verification"), ("404", "404 Not Found")],
+    [
+        ("400", "400 Bad Request"),
+        ("401", f"environment variable {KEY_ENV}"),
+        ("403", "real-name verification"),
+        ("404", "404 Not Found"),
+    ],
 )
 def test_client_errors_are_not_retried(server, status, words):
     server.push_faults(status)
@@ -241,9 +286,9 @@ def test_config_errors_name_the_key(kw, words):
 
 
 def test_api_scorer_follows_the_scorer_contract(server):
+    from pipeline.runtime.text import TextConfig
     from pipeline.scorers.api import ApiScorer
     from pipeline.scorers.base import QueryGroup
-    from pipeline.runtime.text import TextConfig
 
     scorer = ApiScorer(cfg_for(server, max_documents_per_request=2), TextConfig(collapse_whitespace=True))
     seen: list[int] = []

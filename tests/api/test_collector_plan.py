@@ -54,13 +54,16 @@ def test_embeddings_requests_leave_a_slot_for_the_query():
     assert [r.est_tokens for r in plan] == [3, 3, 2]  # query once + each document
 
 
-@pytest.mark.parametrize("cap, want", [
-    (4, [(0, 1), (2, 3), (4, 5), (6,)]),  # two pairs of 2 tokens reach the cap exactly: still one request
-    (5, [(0, 1), (2, 3), (4, 5), (6,)]),  # a third pair would make 6
-    (6, [(0, 1, 2), (3, 4, 5), (6,)]),  # the document cap (3) binds first
-    (1, [(0,), (1,), (2,), (3,), (4,), (5,), (6,)]),  # a pair over the cap still goes, alone
-    (None, [(0, 1, 2), (3, 4, 5), (6,)]),  # no token cap
-])
+@pytest.mark.parametrize(
+    "cap, want",
+    [
+        (4, [(0, 1), (2, 3), (4, 5), (6,)]),  # two pairs of 2 tokens reach the cap exactly: still one request
+        (5, [(0, 1), (2, 3), (4, 5), (6,)]),  # a third pair would make 6
+        (6, [(0, 1, 2), (3, 4, 5), (6,)]),  # the document cap (3) binds first
+        (1, [(0,), (1,), (2,), (3,), (4,), (5,), (6,)]),  # a pair over the cap still goes, alone
+        (None, [(0, 1, 2), (3, 4, 5), (6,)]),  # no token cap
+    ],
+)
 def test_the_token_cap_splits_a_group(cap, want):
     plan = plan_requests(replace(CFG, max_tokens_per_request=cap), [("q", DOCS)], [range(7)])
     assert [r.doc_indices for r in plan] == want
@@ -91,8 +94,11 @@ def test_estimate_counts_requests_pairs_tokens_and_every_price():
     cfg = replace(CFG, price_per_million_tokens=2.0, price_per_request=0.25, price_per_search_unit=0.01)
     est = estimate_plan(cfg, plan)
     assert est == PlanEstimate(requests=3, pairs=202, tokens=1_750_000, cost=money(3.5 + 0.75 + 0.04))
-    for prices, cost in [({"price_per_million_tokens": 2.0}, 3.5), ({"price_per_request": 0.25}, 0.75),
-                         ({"price_per_search_unit": 0.01}, 0.04)]:
+    for prices, cost in [
+        ({"price_per_million_tokens": 2.0}, 3.5),
+        ({"price_per_request": 0.25}, 0.75),
+        ({"price_per_search_unit": 0.01}, 0.04),
+    ]:
         assert estimate_plan(replace(CFG, **prices), plan).cost == money(cost), prices
     assert estimate_plan(cfg, []) == PlanEstimate(0, 0, 0, 0.0)
 
@@ -104,8 +110,14 @@ def test_a_search_unit_covers_up_to_100_documents(n_docs, units):
 
 
 def test_cost_of_what_was_sent():
-    stats = ClientStats(succeeded=4, requests=9, tokens_reported=300_000, tokens_unreported_estimate=200_000,
-                        tokens_estimated=999_999, search_units=7)
+    stats = ClientStats(
+        succeeded=4,
+        requests=9,
+        tokens_reported=300_000,
+        tokens_unreported_estimate=200_000,
+        tokens_estimated=999_999,
+        search_units=7,
+    )
     cfg = replace(CFG, price_per_million_tokens=2.0, price_per_request=0.5, price_per_search_unit=0.1)
     # tokens: reported plus the estimates of responses that reported none; requests: the successful ones
     assert cost_of(cfg, stats) == money(1.0 + 2.0 + 0.7)

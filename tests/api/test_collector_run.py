@@ -98,14 +98,17 @@ def test_on_response_is_optional(cache):
     assert len(cached(cache, PLAN[:2])) == 3
 
 
-@pytest.mark.parametrize("answer", [
-    [1.0],  # too few scores
-    [1.0, 2.0, 3.0, 4.0],  # too many
-    [[1.0], [2.0], [3.0]],  # the right count in the wrong shape
-    [1.0, float("nan"), 3.0],
-    [1.0, 2.0, float("inf")],
-    [float("-inf"), 2.0, 3.0],
-])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        [1.0],  # too few scores
+        [1.0, 2.0, 3.0, 4.0],  # too many
+        [[1.0], [2.0], [3.0]],  # the right count in the wrong shape
+        [1.0, float("nan"), 3.0],
+        [1.0, 2.0, float("inf")],
+        [float("-inf"), 2.0, 3.0],
+    ],
+)
 def test_scores_that_do_not_fit_the_request_stop_the_run_and_cache_nothing_of_it(cache, answer):
     bad = request(0, "bad", ["a", "b", "c"])
     client = ScriptedClient(concurrency=1, answers={"bad": answer})
@@ -139,17 +142,23 @@ def _group(*excs):
     return BaseExceptionGroup("group", list(excs))
 
 
-@pytest.mark.parametrize("build, want", [
-    (lambda e: _group(e["value"]), "value"),
-    (lambda e: _group(e["value"], e["fatal"]), "fatal"),  # an API error wins over a crash beside it
-    (lambda e: _group(e["fatal"], e["format"]), "fatal"),  # the first of two API errors
-    (lambda e: _group(e["value"], _group(e["format"])), "format"),  # found inside a nested group
-    (lambda e: _group(_group(e["value"]), e["fatal"]), "value"),  # a nested group is searched where it stands
-    (lambda e: _group(e["value"], e["key"]), "value"),  # no API error: the first one
-    (lambda e: _group(_group(_group(e["key"]))), "key"),  # unwrapped through every level
-])
+@pytest.mark.parametrize(
+    "build, want",
+    [
+        (lambda e: _group(e["value"]), "value"),
+        (lambda e: _group(e["value"], e["fatal"]), "fatal"),  # an API error wins over a crash beside it
+        (lambda e: _group(e["fatal"], e["format"]), "fatal"),  # the first of two API errors
+        (lambda e: _group(e["value"], _group(e["format"])), "format"),  # found inside a nested group
+        (lambda e: _group(_group(e["value"]), e["fatal"]), "value"),  # a nested group is searched where it stands
+        (lambda e: _group(e["value"], e["key"]), "value"),  # no API error: the first one
+        (lambda e: _group(_group(_group(e["key"]))), "key"),  # unwrapped through every level
+    ],
+)
 def test_the_error_surfaced_from_a_group(build, want):
-    errors = {"value": ValueError("v"), "key": KeyError("k"), "fatal": FatalApiError("f", status=400),
-              "format": ResponseFormatError("r")}
+    errors = {
+        "value": ValueError("v"),
+        "key": KeyError("k"),
+        "fatal": FatalApiError("f", status=400),
+        "format": ResponseFormatError("r"),
+    }
     assert _first_error(build(errors)) is errors[want]
-

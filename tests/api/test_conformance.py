@@ -19,8 +19,8 @@ import pytest
 from pipeline.api.client import ApiClient, ApiConfigError, validate_api_config
 from pipeline.api.collector import cost_of, estimate_plan, plan_requests
 from pipeline.config.api import ApiConfig, Dialect, Endpoint
-from tests.api.test_client import DOCS, QUERY, cfg_for, score
 from pipeline.testing.fake_api import expected_embedding, expected_score
+from tests.api.test_client import DOCS, QUERY, cfg_for, score
 
 
 def embed(cfg: ApiConfig, texts):
@@ -37,8 +37,14 @@ def test_the_fake_rejects_what_the_real_servers_reject(server):
     bad = [
         ("/jina/v1/embeddings", {"model": "jina-embeddings-v3", "input": ["a"], "encoding_format": "float"}),
         ("/siliconflow/v1/embeddings", {"model": "Qwen/Qwen3-Embedding-0.6B", "input": ["a"], "dimensions": 100}),
-        ("/siliconflow/v1/rerank", {"model": "Qwen/Qwen3-Reranker-0.6B", "query": "q", "documents": ["d"], "instruction": ""}),
-        ("/siliconflow/v1/rerank", {"model": "BAAI/bge-reranker-v2-m3", "query": "q", "documents": ["d"], "instruction": "x"}),
+        (
+            "/siliconflow/v1/rerank",
+            {"model": "Qwen/Qwen3-Reranker-0.6B", "query": "q", "documents": ["d"], "instruction": ""},
+        ),
+        (
+            "/siliconflow/v1/rerank",
+            {"model": "BAAI/bge-reranker-v2-m3", "query": "q", "documents": ["d"], "instruction": "x"},
+        ),
     ]
     headers = {"Authorization": f"Bearer {server.state.api_key}"}
     for path, body in bad:
@@ -69,14 +75,18 @@ def test_vllm_rerank_results_carry_the_document_and_still_map_by_index(server):
     np.testing.assert_allclose(result.scores, [expected_score(QUERY, d) for d in DOCS], atol=1e-12)
 
 
-VLLM_TEMPLATES = dict(instruction="Judge", query_template="<|im_start|><I>{instruction}<Q>{query}",
-                      document_template="<D>{document}</D>")
+VLLM_TEMPLATES = dict(
+    instruction="Judge", query_template="<|im_start|><I>{instruction}<Q>{query}", document_template="<D>{document}</D>"
+)
 
 
 def test_vllm_template_mode_has_no_silent_default():
     cfg = ApiConfig(dialect=Dialect.vllm, base_url="http://127.0.0.1:8000", api_key_env=None)
-    with pytest.raises(ApiConfigError, match=r"api.server_template must say how the vLLM server was started: true if "
-                                             r"it runs with --chat-template"):
+    with pytest.raises(
+        ApiConfigError,
+        match=r"api.server_template must say how the vLLM server was started: true if "
+        r"it runs with --chat-template",
+    ):
         validate_api_config(cfg)
     with pytest.raises(ApiConfigError, match="applies to the vllm dialects only"):
         validate_api_config(ApiConfig(dialect=Dialect.tei, server_template=True, api_key_env=None))
@@ -128,13 +138,21 @@ def test_cohere_cost_comes_from_the_search_units_it_reports(server):
     assert estimate_plan(cfg, plan).cost == pytest.approx(0.004)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"instruction": ""}, "api.instruction is empty: SiliconFlow requires at least 1 character"),
-    ({"instruction": "Judge", "model": "BAAI/bge-reranker-v2-m3"}, "supported only by SiliconFlow's Qwen3 rerankers"),
-    ({"endpoint": Endpoint.embeddings, "model": "Qwen/Qwen3-Embedding-0.6B", "dimensions": 2048},
-     "api.dimensions=2048 is not accepted for Qwen/Qwen3-Embedding-0.6B by SiliconFlow; choose one of 64, 128, 256, 512, 768, 1024"),
-    ({"endpoint": Endpoint.embeddings, "model": "Qwen/Qwen3-Embedding-4B", "dimensions": 4096}, "1536, 2048, 2560"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"instruction": ""}, "api.instruction is empty: SiliconFlow requires at least 1 character"),
+        (
+            {"instruction": "Judge", "model": "BAAI/bge-reranker-v2-m3"},
+            "supported only by SiliconFlow's Qwen3 rerankers",
+        ),
+        (
+            {"endpoint": Endpoint.embeddings, "model": "Qwen/Qwen3-Embedding-0.6B", "dimensions": 2048},
+            "api.dimensions=2048 is not accepted for Qwen/Qwen3-Embedding-0.6B by SiliconFlow; choose one of 64, 128, 256, 512, 768, 1024",
+        ),
+        ({"endpoint": Endpoint.embeddings, "model": "Qwen/Qwen3-Embedding-4B", "dimensions": 4096}, "1536, 2048, 2560"),
+    ],
+)
 def test_siliconflow_constraints_fail_before_any_request(server, change, message):
     with pytest.raises(ApiConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         score(cfg_for(server, **{"model": "Qwen/Qwen3-Reranker-0.6B", **change}))
@@ -148,10 +166,23 @@ def test_siliconflow_dimensions_on_the_list_are_sent(server):
 
 
 def test_an_off_list_dimension_is_one_line_and_exit_2_from_the_cli(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "collect", "api=siliconflow-embeddings", "api.dimensions=100",
-                           "local=minilm-bundled", f"collect.output={tmp_path / 't.csv'}", f"collect.cache={tmp_path / 'c'}",
-                           "reference.enabled=false"], capture_output=True, text=True,
-                          env={**os.environ, "SILICONFLOW_API_KEY": "x", "PYTHONDONTWRITEBYTECODE": "1"})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "collect",
+            "api=siliconflow-embeddings",
+            "api.dimensions=100",
+            "local=minilm-bundled",
+            f"collect.output={tmp_path / 't.csv'}",
+            f"collect.cache={tmp_path / 'c'}",
+            "reference.enabled=false",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SILICONFLOW_API_KEY": "x", "PYTHONDONTWRITEBYTECODE": "1"},
+    )
     err = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(err) == 1, proc.stderr
     assert "api.dimensions=100 is not accepted for Qwen/Qwen3-Embedding-0.6B by SiliconFlow" in err[0]
@@ -182,8 +213,10 @@ def test_pacing_learns_the_ratio_of_reported_to_estimated_tokens(server):
     assert usage["tokens"] == client.stats.tokens_reported + client.stats.tokens_unreported_estimate
 
 
-@pytest.mark.parametrize("model, dims", [("Qwen/Qwen3-Embedding-8B", 1536), ("Qwen/Qwen3-Embedding-8B", 2560),
-                                         ("Qwen/Qwen3-Embedding-4B", 1536)])
+@pytest.mark.parametrize(
+    "model, dims",
+    [("Qwen/Qwen3-Embedding-8B", 1536), ("Qwen/Qwen3-Embedding-8B", 2560), ("Qwen/Qwen3-Embedding-4B", 1536)],
+)
 def test_siliconflow_dimensions_of_the_newer_reference_are_sent(server, model, dims):
     """https://api-docs.siliconflow.cn/docs/api/embeddings-post lists 1536 (and 2560 for 8B); the
     older page did not, and the client refused them before sending."""

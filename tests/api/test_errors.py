@@ -9,15 +9,18 @@ from pipeline.api.errors import ApiError, FatalApiError, RetryableError, redact
 from pipeline.core.errors import PipelineError
 
 
-@pytest.mark.parametrize("text, secrets, want", [
-    ("key sk-123 leaked", ("sk-123",), "key *** leaked"),
-    ("sk-1 and sk-1 again", ("sk-1",), "*** and *** again"),  # every occurrence
-    ("a=A1 b=B2", ("A1", "B2"), "a=*** b=***"),  # every secret, not only the first
-    ("a=A1 b=B2", (None, "B2"), "a=A1 b=***"),  # a missing secret is skipped, the next still applies
-    ("a=A1 b=B2", ("", "A1"), "a=*** b=B2"),  # an empty secret would match everywhere: skipped
-    ("nothing here", (), "nothing here"),
-    ("nothing here", (None,), "nothing here"),
-])
+@pytest.mark.parametrize(
+    "text, secrets, want",
+    [
+        ("key sk-123 leaked", ("sk-123",), "key *** leaked"),
+        ("sk-1 and sk-1 again", ("sk-1",), "*** and *** again"),  # every occurrence
+        ("a=A1 b=B2", ("A1", "B2"), "a=*** b=***"),  # every secret, not only the first
+        ("a=A1 b=B2", (None, "B2"), "a=A1 b=***"),  # a missing secret is skipped, the next still applies
+        ("a=A1 b=B2", ("", "A1"), "a=*** b=B2"),  # an empty secret would match everywhere: skipped
+        ("nothing here", (), "nothing here"),
+        ("nothing here", (None,), "nothing here"),
+    ],
+)
 def test_redact_replaces_every_secret(text, secrets, want):
     assert redact(text, *secrets) == want
 

@@ -11,16 +11,19 @@ from pipeline.api.ratelimit import RateLimiter
 from tests.api.test_retry_ratelimit import FakeClock, _starts
 
 
-@pytest.mark.parametrize("kw, message", [
-    ({"rpm": 0}, "api.rpm must be positive or null (unlimited), got 0"),
-    ({"rpm": -5.0}, "api.rpm must be positive or null (unlimited), got -5.0"),
-    ({"tpm": 0}, "api.tpm must be positive or null (unlimited), got 0"),
-    ({"tpm": -1}, "api.tpm must be positive or null (unlimited), got -1"),
-    ({"margin": 0}, "rate_margin must be in (0, 1], got 0"),
-    ({"margin": -0.5}, "rate_margin must be in (0, 1], got -0.5"),
-    ({"margin": 1.01}, "rate_margin must be in (0, 1], got 1.01"),
-    ({"margin": 1.5}, "rate_margin must be in (0, 1], got 1.5"),
-])
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"rpm": 0}, "api.rpm must be positive or null (unlimited), got 0"),
+        ({"rpm": -5.0}, "api.rpm must be positive or null (unlimited), got -5.0"),
+        ({"tpm": 0}, "api.tpm must be positive or null (unlimited), got 0"),
+        ({"tpm": -1}, "api.tpm must be positive or null (unlimited), got -1"),
+        ({"margin": 0}, "rate_margin must be in (0, 1], got 0"),
+        ({"margin": -0.5}, "rate_margin must be in (0, 1], got -0.5"),
+        ({"margin": 1.01}, "rate_margin must be in (0, 1], got 1.01"),
+        ({"margin": 1.5}, "rate_margin must be in (0, 1], got 1.5"),
+    ],
+)
 def test_impossible_limits_are_refused_with_the_key(kw, message):
     with pytest.raises(ValueError) as info:
         RateLimiter(**kw)
@@ -66,15 +69,18 @@ def test_a_request_without_a_token_count_claims_none():
     assert asyncio.run(go()) == 100.0 and clock.sleeps == []
 
 
-@pytest.mark.parametrize("late, next_gap", [
-    (0.0, 1.0),
-    (0.3, 0.7),  # a little late: the next slot stays on the old cadence
-    (0.4, 0.6),
-    (0.5, 0.5),  # half an interval is still "a little"
-    (0.51, 1.0),  # more than half: the schedule restarts from now
-    (0.9, 1.0),
-    (3.0, 1.0),
-])
+@pytest.mark.parametrize(
+    "late, next_gap",
+    [
+        (0.0, 1.0),
+        (0.3, 0.7),  # a little late: the next slot stays on the old cadence
+        (0.4, 0.6),
+        (0.5, 0.5),  # half an interval is still "a little"
+        (0.51, 1.0),  # more than half: the schedule restarts from now
+        (0.9, 1.0),
+        (3.0, 1.0),
+    ],
+)
 def test_where_a_late_request_restarts_the_schedule(late, next_gap):
     clock = FakeClock()
     limiter = RateLimiter(rpm=60, clock=clock, sleep=clock.sleep)  # one request a second

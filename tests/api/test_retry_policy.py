@@ -12,23 +12,29 @@ import pytest
 from pipeline.api.retry import RetryPolicy, parse_retry_after
 
 
-@pytest.mark.parametrize("kw, message", [
-    ({"attempts": 0}, "api.retry_attempts must be >= 1, got 0"),
-    ({"attempts": -3}, "api.retry_attempts must be >= 1, got -3"),
-    ({"initial_s": -0.1}, "backoff and elapsed-time bounds must be >= 0"),
-    ({"max_s": -1.0}, "backoff and elapsed-time bounds must be >= 0"),
-    ({"max_elapsed_s": -1.0}, "backoff and elapsed-time bounds must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"attempts": 0}, "api.retry_attempts must be >= 1, got 0"),
+        ({"attempts": -3}, "api.retry_attempts must be >= 1, got -3"),
+        ({"initial_s": -0.1}, "backoff and elapsed-time bounds must be >= 0"),
+        ({"max_s": -1.0}, "backoff and elapsed-time bounds must be >= 0"),
+        ({"max_elapsed_s": -1.0}, "backoff and elapsed-time bounds must be >= 0"),
+    ],
+)
 def test_impossible_settings_are_refused_with_the_rule(kw, message):
     with pytest.raises(ValueError) as info:
         RetryPolicy(**kw)
     assert str(info.value) == message
 
 
-@pytest.mark.parametrize("kw", [
-    {"attempts": 1},  # one attempt and no retry is a valid choice
-    {"initial_s": 0.0, "max_s": 0.0, "max_elapsed_s": 0.0},  # retry at once, within no time at all
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"attempts": 1},  # one attempt and no retry is a valid choice
+        {"initial_s": 0.0, "max_s": 0.0, "max_elapsed_s": 0.0},  # retry at once, within no time at all
+    ],
+)
 def test_the_boundary_settings_are_accepted(kw):
     policy = RetryPolicy(**kw, rng=random.Random(0))
     for name, value in kw.items():
@@ -40,8 +46,9 @@ def test_zero_backoff_retries_at_once_and_one_attempt_never_retries():
     assert RetryPolicy(attempts=1).next_delay(1, 0.0, None) is None
 
 
-@pytest.mark.parametrize("value", ["", "   ", "\t\n", "nan", "NaN", "soon", "Wed, 32 Foo 2015 07:28:00 GMT",
-                                   "Wed, 21 Oct 2015 25:28:00 GMT"])
+@pytest.mark.parametrize(
+    "value", ["", "   ", "\t\n", "nan", "NaN", "soon", "Wed, 32 Foo 2015 07:28:00 GMT", "Wed, 21 Oct 2015 25:28:00 GMT"]
+)
 def test_unusable_retry_after_values_give_no_hint(value):
     assert parse_retry_after(value) is None
 

@@ -40,7 +40,13 @@ APPLICABLE_CHECKS = [
     checks.check_do_not_raise_errors_in_init_or_set_params,
     checks.check_valid_tag_types,
 ]
-ESTIMATORS = [PolynomialCalibrator(), IsotonicCalibrator(), SigmoidCalibrator(), IdentityCalibrator(), AutoCalibrator(n_splits=3)]
+ESTIMATORS = [
+    PolynomialCalibrator(),
+    IsotonicCalibrator(),
+    SigmoidCalibrator(),
+    IdentityCalibrator(),
+    AutoCalibrator(n_splits=3),
+]
 
 
 @pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: type(e).__name__)
@@ -194,10 +200,13 @@ def test_an_exact_tie_in_held_out_error_goes_to_identity(monkeypatch):
     from pipeline.calibration import calibrators
 
     real = calibrators.make_calibrator
-    monkeypatch.setattr(calibrators, "make_calibrator",
-                        lambda family, **kw: real("identity", **kw) if family == "poly" else real(family, **kw))
+    monkeypatch.setattr(
+        calibrators,
+        "make_calibrator",
+        lambda family, **kw: real("identity", **kw) if family == "poly" else real(family, **kw),
+    )
     x = np.linspace(0, 1, 40)
-    auto = AutoCalibrator(candidates=("poly", "identity"), n_splits=5).fit(x, x ** 2, groups=np.repeat(np.arange(10), 4))
+    auto = AutoCalibrator(candidates=("poly", "identity"), n_splits=5).fit(x, x**2, groups=np.repeat(np.arange(10), 4))
     assert auto.cv_mse_["poly"] == auto.cv_mse_["identity"] > 0  # a real tie, not identity being better
     assert auto.chosen_ == "identity"
 

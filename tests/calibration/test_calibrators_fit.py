@@ -35,25 +35,28 @@ def _sigmoid(z):
 def _noisy(seed: int = 0, n: int = 60):
     rng = np.random.default_rng(seed)
     x = np.sort(rng.uniform(0.02, 0.98, n))
-    y = np.clip(x ** 2 + rng.normal(0, 0.05, n), 0, 1)
+    y = np.clip(x**2 + rng.normal(0, 0.05, n), 0, 1)
     return x, y
 
 
 # --- sample weights ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
-@pytest.mark.parametrize("weights, message", [
-    (lambda n: -np.ones(n), "sample_weight must be non-negative"),
-    (lambda n: np.ones(n + 1), "inconsistent numbers of samples"),
-])
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        (lambda n: -np.ones(n), "sample_weight must be non-negative"),
+        (lambda n: np.ones(n + 1), "inconsistent numbers of samples"),
+    ],
+)
 def test_every_family_checks_the_weights_it_is_given(cls, weights, message):
     x, y = _noisy()
     with pytest.raises(ValueError, match=message):
         cls().fit(x, y, sample_weight=weights(x.size))
 
 
-@pytest.mark.parametrize("cls", [IsotonicCalibrator, PolynomialCalibrator, SigmoidCalibrator],
-                         ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [IsotonicCalibrator, PolynomialCalibrator, SigmoidCalibrator], ids=lambda c: c.__name__)
 def test_an_integer_weight_is_the_same_pair_repeated(cls):
     # (the sigmoid's slope penalty is on standardised scores, which repetition shifts: a large C)
     make = (lambda: cls(C=1e6)) if cls is SigmoidCalibrator else cls
@@ -79,9 +82,11 @@ def test_auto_judges_and_refits_with_the_weights():
     for train, test in GroupKFold(n_splits=4, shuffle=True, random_state=2).split(x, groups=groups):
         iso = IsotonicRegression(out_of_bounds="clip", y_min=y[train].min(), y_max=y[train].max())
         iso.fit(x[train], y[train], sample_weight=w[train])
-        errors[test] = np.clip(iso.predict(np.clip(x[test], x[train].min(), x[train].max())), y[train].min(),
-                               y[train].max()) - y[test]
-    assert auto.cv_mse_["isotonic"] == pytest.approx(np.average(errors ** 2, weights=w), rel=1e-9)
+        errors[test] = (
+            np.clip(iso.predict(np.clip(x[test], x[train].min(), x[train].max())), y[train].min(), y[train].max())
+            - y[test]
+        )
+    assert auto.cv_mse_["isotonic"] == pytest.approx(np.average(errors**2, weights=w), rel=1e-9)
     # the chosen family is the one with the least held-out error, refitted on all pairs with the weights
     assert auto.chosen_ == min(auto.cv_mse_, key=auto.cv_mse_.get) != "identity"
     grid = np.linspace(0, 1, 101)
@@ -90,6 +95,7 @@ def test_auto_judges_and_refits_with_the_weights():
 
 
 # --- ranges -----------------------------------------------------------------------------------
+
 
 def test_isotonic_knots_respect_the_output_range_before_interpolating():
     # the fitted steps are -0.5 at 0 and 1.0 at 1: with y_min=0 the knot itself is 0, so halfway
@@ -102,15 +108,18 @@ def test_isotonic_knots_respect_the_output_range_before_interpolating():
     assert cal.knots_y_.tolist() == [0.0, 0.9]
 
 
-@pytest.mark.parametrize("y, y_min, y_max, expected", [
-    ([0.1, 0.5, 0.9], None, None, (0.0, 1.0)),    # a probability target: its whole scale
-    ([0.0, 0.5, 0.9], None, None, (0.0, 1.0)),    # ... including a score of exactly 0
-    ([0.1, 0.5, 1.0], None, None, (0.0, 1.0)),    # ... or exactly 1
-    ([-0.2, 0.5, 0.9], None, None, (-0.2, 0.9)),  # a cosine target: its training range
-    ([0.1, 0.5, 1.5], None, None, (0.1, 1.5)),    # above 1: not a probability
-    ([0.1, 0.5, 0.9], 0.2, None, (0.2, 0.9)),     # a configured bound wins, the other from the data
-    ([0.1, 0.5, 0.9], None, 0.8, (0.1, 0.8)),
-])
+@pytest.mark.parametrize(
+    "y, y_min, y_max, expected",
+    [
+        ([0.1, 0.5, 0.9], None, None, (0.0, 1.0)),  # a probability target: its whole scale
+        ([0.0, 0.5, 0.9], None, None, (0.0, 1.0)),  # ... including a score of exactly 0
+        ([0.1, 0.5, 1.0], None, None, (0.0, 1.0)),  # ... or exactly 1
+        ([-0.2, 0.5, 0.9], None, None, (-0.2, 0.9)),  # a cosine target: its training range
+        ([0.1, 0.5, 1.5], None, None, (0.1, 1.5)),  # above 1: not a probability
+        ([0.1, 0.5, 0.9], 0.2, None, (0.2, 0.9)),  # a configured bound wins, the other from the data
+        ([0.1, 0.5, 0.9], None, 0.8, (0.1, 0.8)),
+    ],
+)
 def test_the_sigmoid_output_range(y, y_min, y_max, expected):
     cal = SigmoidCalibrator(y_min=y_min, y_max=y_max).fit(np.array([0.2, 0.4, 0.6]), np.array(y))
     assert (cal.y_lo_, cal.y_hi_) == pytest.approx(expected)
@@ -126,12 +135,16 @@ def test_targets_beyond_the_configured_range_count_as_its_edges():
 
 # --- the sigmoid's input scale ----------------------------------------------------------------
 
-@pytest.mark.parametrize("x, expected", [
-    ([0.0, 0.3, 0.7], "logit"),   # probabilities, including exactly 0
-    ([0.1, 0.3, 1.0], "logit"),   # ... and exactly 1
-    ([0.1, 0.3, 1.5], "identity"),
-    ([-0.5, 0.3, 0.7], "identity"),
-])
+
+@pytest.mark.parametrize(
+    "x, expected",
+    [
+        ([0.0, 0.3, 0.7], "logit"),  # probabilities, including exactly 0
+        ([0.1, 0.3, 1.0], "logit"),  # ... and exactly 1
+        ([0.1, 0.3, 1.5], "identity"),
+        ([-0.5, 0.3, 0.7], "identity"),
+    ],
+)
 def test_auto_input_takes_probabilities_through_the_logit(x, expected):
     cal = SigmoidCalibrator().fit(np.array(x), np.array([0.1, 0.4, 0.8]))
     assert cal.input_ == expected
@@ -154,7 +167,9 @@ def test_identity_input_uses_the_raw_scores_and_an_unknown_input_is_named():
     x = np.linspace(0.05, 0.95, 200)
     y = _sigmoid(3.0 * x - 1.0)
     cal = SigmoidCalibrator(input="identity", C=1e6).fit(x, y)
-    assert cal.input_ == "identity" and cal.a_ == pytest.approx(3.0, rel=1e-3) and cal.b_ == pytest.approx(-1.0, abs=1e-3)
+    assert (
+        cal.input_ == "identity" and cal.a_ == pytest.approx(3.0, rel=1e-3) and cal.b_ == pytest.approx(-1.0, abs=1e-3)
+    )
     with pytest.raises(ValueError, match=r"^input must be 'auto', 'logit' or 'identity', got 'probit'$"):
         SigmoidCalibrator(input="probit").fit(x, y)
 
@@ -177,6 +192,7 @@ def test_a_weak_increasing_relation_is_fitted_not_flattened():
 
 
 # --- the constant fallback --------------------------------------------------------------------
+
 
 def test_no_increasing_relation_falls_back_to_the_weighted_mean():
     x = np.array([0.1, 0.3, 0.5, 0.7, 0.9])
@@ -217,6 +233,7 @@ def test_an_empty_output_range_predicts_its_one_value():
 
 # --- auto -------------------------------------------------------------------------------------
 
+
 def test_auto_without_groups_cross_validates_pairs_and_picks_a_family():
     x, y = _noisy(8, 50)
     auto = AutoCalibrator(n_splits=5).fit(x, y)
@@ -231,14 +248,19 @@ class Family(enum.Enum):
 
 def test_auto_candidates_may_be_config_enums_and_identity_is_always_among_them():
     x, y = _noisy(9, 40)
-    auto = AutoCalibrator(candidates=(Family.POLY, Family.ISOTONIC), n_splits=4).fit(x, y, groups=np.repeat(np.arange(8), 5))
+    auto = AutoCalibrator(candidates=(Family.POLY, Family.ISOTONIC), n_splits=4).fit(
+        x, y, groups=np.repeat(np.arange(8), 5)
+    )
     assert list(auto.cv_mse_) == ["identity", "poly", "isotonic"]
 
 
 def test_an_unknown_candidate_is_named_with_the_choices():
     x, y = _noisy()
-    with pytest.raises(ValueError, match=r"^unknown candidate\(s\) \['spline'\]; choose from poly, isotonic, sigmoid, "
-                                         r"identity$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^unknown candidate\(s\) \['spline'\]; choose from poly, isotonic, sigmoid, "
+        r"identity$",
+    ):
         AutoCalibrator(candidates=("poly", "spline")).fit(x, y)
 
 
@@ -266,15 +288,18 @@ def test_auto_is_reproducible_and_follows_its_random_state():
     for test in folds:
         train = np.setdiff1d(np.arange(x.size), test)
         errors[test] = IsotonicCalibrator().fit(x[train], y[train]).predict(x[test]) - y[test]
-    assert a.cv_mse_["isotonic"] == pytest.approx(np.mean(errors ** 2), rel=1e-12)
+    assert a.cv_mse_["isotonic"] == pytest.approx(np.mean(errors**2), rel=1e-12)
     c = AutoCalibrator(n_splits=3, random_state=8).fit(x, y, groups=groups)
     assert c.cv_mse_ != a.cv_mse_
 
 
 def test_a_fold_that_would_train_on_one_pair_keeps_identity_with_a_warning_at_the_callers_line():
     x, y = np.array([0.1, 0.5, 0.9]), np.array([0.0, 0.6, 0.7])
-    with pytest.warns(UserWarning, match=r"^auto calibrator: a cross-validation fold would train on fewer than 2 of 3 "
-                                         r"pairs; keeping identity$") as caught:
+    with pytest.warns(
+        UserWarning,
+        match=r"^auto calibrator: a cross-validation fold would train on fewer than 2 of 3 "
+        r"pairs; keeping identity$",
+    ) as caught:
         auto = AutoCalibrator(n_splits=2).fit(x, y, groups=np.array([0, 1, 1]))
     # the warning points at the caller's fit(), not inside the library (under mutmut, whose
     # trampoline adds a frame, at the trampoline: never at the calibrators module)
@@ -291,6 +316,7 @@ def test_folds_that_train_on_two_pairs_are_cross_validated():
 
 
 # --- cross-validation splits ------------------------------------------------------------------
+
 
 def test_pair_splits_shuffle_and_cover_every_pair_once():
     splits = grouped_splits(20, None, 4, seed=3)
@@ -323,16 +349,20 @@ def test_query_splits_are_reproducible_for_a_seed():
     assert any(set(x[1].tolist()) != set(y[1].tolist()) for x, y in zip(a, c))
 
 
-@pytest.mark.parametrize("n, groups, message", [
-    (1, None, r"^need at least 2 samples for cross-validation$"),
-    (4, np.zeros(4), r"^need at least 2 queries for grouped cross-validation, got 1$"),
-])
+@pytest.mark.parametrize(
+    "n, groups, message",
+    [
+        (1, None, r"^need at least 2 samples for cross-validation$"),
+        (4, np.zeros(4), r"^need at least 2 queries for grouped cross-validation, got 1$"),
+    ],
+)
 def test_too_little_to_split_is_refused(n, groups, message):
     with pytest.raises(ValueError, match=message):
         grouped_splits(n, groups, 5, seed=0)
 
 
 # --- the polynomial ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("degree", [0, -1, 11, 2.5, "3", True])
 def test_a_degree_outside_1_to_10_is_named(degree):
@@ -355,7 +385,7 @@ def test_a_cubic_rising_over_the_data_is_kept_even_if_it_falls_beyond():
     # p(t) = t^3/3 - 1.5 t^2 + 2.2 t: p'(t) = t^2 - 3t + 2.2 is positive on [0, 1] (0.2 at t = 1)
     # and negative only beyond the data (-0.05 at t = 1.5, where p'' = 0): a free fit to keep
     t = np.linspace(0, 1, 200)
-    y = t ** 3 / 3 - 1.5 * t ** 2 + 2.2 * t
+    y = t**3 / 3 - 1.5 * t**2 + 2.2 * t
     cal = PolynomialCalibrator().fit(t, y)
     assert cal.method_ == "free"
     np.testing.assert_allclose(cal.coef_, [0.0, 2.2, -1.5, 1 / 3], atol=1e-9)
@@ -369,6 +399,7 @@ def test_constant_scores_give_the_weighted_mean_target():
 
 
 # --- the logistic solver ----------------------------------------------------------------------
+
 
 def test_the_slope_penalty_must_be_positive():
     from pipeline.calibration.calibrators import fit_soft_logistic
@@ -397,18 +428,27 @@ def test_the_solver_matches_sklearn_where_the_line_search_matters(C):
 
 # --- what fit refuses and what it tells sklearn -----------------------------------------------
 
-@pytest.mark.parametrize("X, y, w, message", [
-    ([0.1, np.nan, 0.3], [0.1, 0.2, 0.3], None, r"Input X contains NaN"),
-    ([0.1, np.inf, 0.3], [0.1, 0.2, 0.3], None, r"Input X contains infinity"),
-    ([0.1, 0.2, 0.3], [0.1, np.nan, 0.3], None, r"Input y contains NaN"),
-    ([0.1, 0.2, 0.3], [0.1, 0.2, 0.3], [1.0, np.nan, 1.0], r"Input sample_weight contains NaN"),
-    ([[0.1, 0.2], [0.3, 0.4]], [0.1, 0.2], None, r"^a calibrator takes one score column, got X with shape \(2, 2\)$"),
-    ([0.1, 0.2], [[0.1, 0.2], [0.3, 0.4]], None, r"^y must be 1-D, got shape \(2, 2\)$"),
-    ([0.1, 0.2, 0.3], [0.1, 0.2], None, r"inconsistent numbers of samples: \[3, 2\]"),
-    ([0.1, 0.2, 0.3], [0.1, 0.2, 0.3], [1.0, 1.0], r"inconsistent numbers of samples: \[3, 2\]"),
-    ([0.1], [0.1], None, r"^need at least 2 samples to fit a calibrator, got 1$"),
-    ([0.1, 0.2], [0.1, 0.2], [1.0, -0.5], r"^sample_weight must be non-negative$"),
-])
+
+@pytest.mark.parametrize(
+    "X, y, w, message",
+    [
+        ([0.1, np.nan, 0.3], [0.1, 0.2, 0.3], None, r"Input X contains NaN"),
+        ([0.1, np.inf, 0.3], [0.1, 0.2, 0.3], None, r"Input X contains infinity"),
+        ([0.1, 0.2, 0.3], [0.1, np.nan, 0.3], None, r"Input y contains NaN"),
+        ([0.1, 0.2, 0.3], [0.1, 0.2, 0.3], [1.0, np.nan, 1.0], r"Input sample_weight contains NaN"),
+        (
+            [[0.1, 0.2], [0.3, 0.4]],
+            [0.1, 0.2],
+            None,
+            r"^a calibrator takes one score column, got X with shape \(2, 2\)$",
+        ),
+        ([0.1, 0.2], [[0.1, 0.2], [0.3, 0.4]], None, r"^y must be 1-D, got shape \(2, 2\)$"),
+        ([0.1, 0.2, 0.3], [0.1, 0.2], None, r"inconsistent numbers of samples: \[3, 2\]"),
+        ([0.1, 0.2, 0.3], [0.1, 0.2, 0.3], [1.0, 1.0], r"inconsistent numbers of samples: \[3, 2\]"),
+        ([0.1], [0.1], None, r"^need at least 2 samples to fit a calibrator, got 1$"),
+        ([0.1, 0.2], [0.1, 0.2], [1.0, -0.5], r"^sample_weight must be non-negative$"),
+    ],
+)
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
 def test_bad_input_is_refused_naming_what_is_wrong(cls, X, y, w, message):
     with pytest.raises(ValueError, match=message):
@@ -441,8 +481,11 @@ def test_make_calibrator_passes_each_family_only_its_parameters_and_names_the_ch
     assert isinstance(auto, Auto) and auto.get_params()["n_splits"] == 3 and auto.get_params()["degree"] == 2
     poly = make_calibrator("poly", degree=2, tol=1e-6, n_splits=3)
     assert poly.get_params() == {"degree": 2, "y_min": None, "y_max": None, "tol": 1e-6}
-    with pytest.raises(ValueError, match=r"^unknown calibrator family 'spline'; choose from auto, poly, isotonic, sigmoid, "
-                                         r"identity$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^unknown calibrator family 'spline'; choose from auto, poly, isotonic, sigmoid, "
+        r"identity$",
+    ):
         make_calibrator("spline")
     groups = np.arange(4)
     assert calibrator_fit_params(auto, groups) == {"groups": groups}
@@ -450,6 +493,7 @@ def test_make_calibrator_passes_each_family_only_its_parameters_and_names_the_ch
 
 
 # --- the polynomial's fallbacks ---------------------------------------------------------------
+
 
 def _turning_cubic(scale: float = 1.0, n: int = 60):
     t = np.linspace(0, 1, n)
@@ -481,17 +525,21 @@ def test_no_increasing_relation_at_all_is_the_weighted_mean_constant():
     np.testing.assert_allclose(cal.predict(np.array([0.0, 0.5, 1.0])), np.average(y, weights=w))
 
 
-@pytest.mark.parametrize("y_of_t, method", [
-    (lambda t: t ** 3, "free"),                            # p'(0) = 0: flat is not decreasing
-    (lambda t: 1000 * t ** 3 - 5e-7 * t, "free"),          # p'(0) = -5e-7, within tol x the target's range (1e-6)
-    (lambda t: 1.5 * t ** 3 - 1.8e-9 * t, "bernstein"),    # p'(0) = -1.8e-9, beyond tol x 1.5
-])
+@pytest.mark.parametrize(
+    "y_of_t, method",
+    [
+        (lambda t: t**3, "free"),  # p'(0) = 0: flat is not decreasing
+        (lambda t: 1000 * t**3 - 5e-7 * t, "free"),  # p'(0) = -5e-7, within tol x the target's range (1e-6)
+        (lambda t: 1.5 * t**3 - 1.8e-9 * t, "bernstein"),  # p'(0) = -1.8e-9, beyond tol x 1.5
+    ],
+)
 def test_the_derivative_tolerance_is_relative_to_the_target_range(y_of_t, method):
     t = np.linspace(0, 1, 400)
     assert PolynomialCalibrator().fit(t, y_of_t(t)).method_ == method
 
 
 # --- the sigmoid's constant fallback at its edges ---------------------------------------------
+
 
 def test_a_constant_score_with_every_target_at_the_top_stays_finite():
     cal = SigmoidCalibrator(y_min=0.0, y_max=0.8).fit(np.full(4, 0.3), np.full(4, 0.8))

@@ -40,7 +40,9 @@ def test_anti_correlated_source_gets_zero_weight_not_a_negative_one():
 def test_fusion_improves_within_query_ranking_while_calibration_alone_cannot(center):
     X, y, groups = _two_noisy_views(1)
     single = ScoreCalibrationModel(SigmoidCalibrator(), sources=["a"]).fit(X[:, :1], y)
-    fused = ScoreCalibrationModel(PolynomialCalibrator(), NonNegativeFusion(center=center), sources=["a", "b", "n"]).fit(X, y, groups=groups)
+    fused = ScoreCalibrationModel(
+        PolynomialCalibrator(), NonNegativeFusion(center=center), sources=["a", "b", "n"]
+    ).fit(X, y, groups=groups)
     rho = lambda pred: np.nanmean(per_query_stats(pred, y, groups, 3).rank["spearman"])  # noqa: E731
     raw, calibrated, fused_rho = rho(X[:, 0]), rho(single.predict(X[:, :1])), rho(fused.predict(X))
     assert calibrated == pytest.approx(raw, abs=1e-9)  # strictly increasing map: same order
@@ -124,15 +126,24 @@ def test_calibrated_scale_map_is_strictly_increasing_and_creates_no_ties():
 
 
 def test_score_types_come_from_the_sidecar_then_the_settings_then_the_values():
-    values = {"a": np.array([0.1, 0.9]), "b": np.array([-2.0, 3.0]), "c": np.array([0.2, 0.4]), "ref": np.array([0.0, 1.0])}
+    values = {
+        "a": np.array([0.1, 0.9]),
+        "b": np.array([-2.0, 3.0]),
+        "c": np.array([0.2, 0.4]),
+        "ref": np.array([0.0, 1.0]),
+    }
     sidecar = {"sources": {"a": {"score_type": "probability"}, "c": {"score_type": "cosine"}}}
     types, notes = resolve_score_types(list(values), values, sidecar, {"c": "cosine", "ref": "probability"})
     assert types == {"a": "probability", "b": "unbounded", "c": "cosine", "ref": "probability"}
-    assert notes == ["score types inferred from the values (all in [0, 1] = probability): b=unbounded; "
-                     "set data.score_types.<column> to override"]
+    assert notes == [
+        "score types inferred from the values (all in [0, 1] = probability): b=unbounded; "
+        "set data.score_types.<column> to override"
+    ]
     with pytest.raises(ValueError, match=r"'b' is declared a probability but has values outside \[0, 1\]"):
         resolve_score_types(["b"], values, {}, {"b": "probability"})
-    with pytest.raises(ValueError, match="data.score_types.c=probability contradicts the table's sidecar, which records cosine"):
+    with pytest.raises(
+        ValueError, match="data.score_types.c=probability contradicts the table's sidecar, which records cosine"
+    ):
         resolve_score_types(["c"], values, sidecar, {"c": "probability"})  # never silently ignored
 
 
@@ -140,8 +151,9 @@ def test_score_types_come_from_the_sidecar_then_the_settings_then_the_values():
 def test_every_scale_round_trips_through_the_pickle_free_spec(scale):
     X, y, groups = _two_noisy_views(6)
     X[:, 0] = 1 / (1 + np.exp(-X[:, 0] + 10))  # a probability source for the logit map
-    model = ScoreCalibrationModel(SigmoidCalibrator(), NonNegativeFusion(objective="rank", scale=scale),
-                                  sources=["a", "b", "n"]).fit(X, y, groups=groups)
+    model = ScoreCalibrationModel(
+        SigmoidCalibrator(), NonNegativeFusion(objective="rank", scale=scale), sources=["a", "b", "n"]
+    ).fit(X, y, groups=groups)
     spec = json.loads(json.dumps(model.to_spec()))
     assert spec["fusion"]["kind"] == ("nonneg_linear" if scale == "raw" else "mapped_linear")
     apply, _ = compile_spec(spec)
@@ -157,7 +169,9 @@ def test_fusion_spec_maps_are_validated():
         compile_fusion({**base, "maps": [{"map": "identity"}, {"map": "exp"}]}, 2)
     with pytest.raises(SpecError, match="strictly increasing in x"):
         compile_fusion({**base, "maps": [{"map": "identity"}, {"map": "knots", "x": [1, 1], "y": [0, 1]}]}, 2)
-    fuse = compile_fusion({**base, "maps": [{"map": "logit", "eps": 1e-6}, {"map": "knots", "x": [0, 1], "y": [0, 4]}]}, 2)
+    fuse = compile_fusion(
+        {**base, "maps": [{"map": "logit", "eps": 1e-6}, {"map": "knots", "x": [0, 1], "y": [0, 4]}]}, 2
+    )
     np.testing.assert_allclose(fuse(np.array([[0.5, 0.5]])), [1.0])
 
 
@@ -179,17 +193,23 @@ def test_rank_objective_trusts_the_source_that_orders_queries_best_and_auto_keep
     Xt, yt, gt = _query_offset_views(1)
     rho = lambda f: np.nanmean(per_query_stats(f.transform(Xt), yt, gt, 3).rank["spearman"])  # noqa: E731
     assert rho(rank) > rho(score) + 0.02
-    auto = ScoreCalibrationModel(SigmoidCalibrator(), NonNegativeFusion(objective="auto", scale="raw"), ["a", "b"]).fit(X, y, groups=groups)
+    auto = ScoreCalibrationModel(SigmoidCalibrator(), NonNegativeFusion(objective="auto", scale="raw"), ["a", "b"]).fit(
+        X, y, groups=groups
+    )
+
     # auto picks by held-out `combined`; judged here on fresh queries, not by the model's own numbers:
     # on this data the score objective's calibrated Pearson outweighs rank's better ordering
     def fresh_combined(objective: str) -> float:
-        model = ScoreCalibrationModel(SigmoidCalibrator(), NonNegativeFusion(objective=objective, scale="raw"),
-                                      ["a", "b"]).fit(X, y, groups=groups)
+        model = ScoreCalibrationModel(
+            SigmoidCalibrator(), NonNegativeFusion(objective=objective, scale="raw"), ["a", "b"]
+        ).fit(X, y, groups=groups)
         return agreement(model.predict(Xt), yt, gt, n_bootstrap=0)[0]["combined"].value
 
     better = max(("rank", "score"), key=fresh_combined)
     assert set(auto.objective_scores_) == {"rank", "score"} and auto.fusion_.objective == better
-    fixed = ScoreCalibrationModel(SigmoidCalibrator(), NonNegativeFusion(objective="rank"), ["a", "b"]).fit(X, y, groups=groups)
+    fixed = ScoreCalibrationModel(SigmoidCalibrator(), NonNegativeFusion(objective="rank"), ["a", "b"]).fit(
+        X, y, groups=groups
+    )
     assert fixed.objective_scores_ == {} and fixed.fusion_.objective == "rank"
     with pytest.raises(ValueError, match="auto is chosen by ScoreCalibrationModel"):
         NonNegativeFusion(objective="auto").fit(X, y, groups)

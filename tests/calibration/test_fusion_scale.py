@@ -22,13 +22,18 @@ from pipeline.calibration.fusion_scale import (
 L = math.log((1 - 1e-6) / 1e-6)  # |logit| at the clip, 13.8155...
 
 
-@pytest.mark.parametrize("p, want", [
-    (0.5, 0.0),
-    (0.8, math.log(4.0)),
-    (0.1, -math.log(9.0)),
-    (0.0, -L), (1.0, L),        # clipped to [eps, 1 - eps], never infinite
-    (-3.0, -L), (7.0, L),
-])
+@pytest.mark.parametrize(
+    "p, want",
+    [
+        (0.5, 0.0),
+        (0.8, math.log(4.0)),
+        (0.1, -math.log(9.0)),
+        (0.0, -L),
+        (1.0, L),  # clipped to [eps, 1 - eps], never infinite
+        (-3.0, -L),
+        (7.0, L),
+    ],
+)
 def test_logit_is_log_odds_clipped_at_eps(p, want):
     assert logit(np.array([p]))[0] == pytest.approx(want, rel=1e-9, abs=1e-12)
 
@@ -38,16 +43,19 @@ def test_logit_of_integer_probabilities_and_a_custom_eps():
     np.testing.assert_allclose(logit(np.array([0.0, 1.0]), eps=0.1), [-math.log(9.0), math.log(9.0)], rtol=1e-12)
 
 
-@pytest.mark.parametrize("values, want", [
-    ([0.0, 1.0], "probability"),          # the bounds are included
-    ([0.2, 0.7], "probability"),
-    ([-0.5, 0.5], "unbounded"),           # below 0
-    ([0.5, 1.5], "unbounded"),            # above 1
-    ([-1e-12, 0.5], "unbounded"),
-    ([0.5, 1 + 1e-12], "unbounded"),
-    ([], "unbounded"),                    # nothing to infer from
-    ([0, 1, 1], "probability"),           # integer 0/1 labels
-])
+@pytest.mark.parametrize(
+    "values, want",
+    [
+        ([0.0, 1.0], "probability"),  # the bounds are included
+        ([0.2, 0.7], "probability"),
+        ([-0.5, 0.5], "unbounded"),  # below 0
+        ([0.5, 1.5], "unbounded"),  # above 1
+        ([-1e-12, 0.5], "unbounded"),
+        ([0.5, 1 + 1e-12], "unbounded"),
+        ([], "unbounded"),  # nothing to infer from
+        ([0, 1, 1], "probability"),  # integer 0/1 labels
+    ],
+)
 def test_probability_is_inferred_only_when_every_value_lies_in_0_1(values, want):
     assert infer_score_type(np.array(values)) == want
 
@@ -56,18 +64,33 @@ def test_inferred_and_invalid_score_types_are_reported():
     values = {"p": np.array([0.1, 0.9]), "u": np.array([-2.0, 3.0]), "cos": np.array([-0.5, 0.5])}
     types, notes = resolve_score_types(["p", "u", "cos"], values, None, {"cos": "cosine"})  # no sidecar
     assert types == {"p": "probability", "u": "unbounded", "cos": "cosine"}
-    assert notes == [("score types inferred from the values (all in [0, 1] = probability): p=probability, u=unbounded; "
-                     "set data.score_types.<column> to override")]
+    assert notes == [
+        (
+            "score types inferred from the values (all in [0, 1] = probability): p=probability, u=unbounded; "
+            "set data.score_types.<column> to override"
+        )
+    ]
     # a sidecar without a "sources" entry, or without this column, defers to the settings
     assert resolve_score_types(["u"], values, {"sources": None}, {"u": "logit"}) == ({"u": "logit"}, [])
     assert resolve_score_types(["u"], values, {"sources": {"u": None}}, {"u": "logit"}) == ({"u": "logit"}, [])
-    assert resolve_score_types(["p"], values, {}, {}) == ({"p": "probability"}, [
-        ("score types inferred from the values (all in [0, 1] = probability): p=probability; "
-        "set data.score_types.<column> to override")])
-    with pytest.raises(ValueError, match=r"^score type of 'u' is 'logits'; known: probability, logit, cosine, unbounded$"):
+    assert resolve_score_types(["p"], values, {}, {}) == (
+        {"p": "probability"},
+        [
+            (
+                "score types inferred from the values (all in [0, 1] = probability): p=probability; "
+                "set data.score_types.<column> to override"
+            )
+        ],
+    )
+    with pytest.raises(
+        ValueError, match=r"^score type of 'u' is 'logits'; known: probability, logit, cosine, unbounded$"
+    ):
         resolve_score_types(["u"], values, {}, {"u": "logits"})
-    with pytest.raises(ValueError, match=r"^'u' is declared a probability but has values outside \[0, 1\] \(\[-2, 3\]\); "
-                                         r"fix data.score_types.u$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^'u' is declared a probability but has values outside \[0, 1\] \(\[-2, 3\]\); "
+        r"fix data.score_types.u$",
+    ):
         resolve_score_types(["u"], values, {}, {"u": "probability"})
 
 
@@ -80,7 +103,9 @@ def test_target_scale_keeps_non_probability_references_as_floats(target_type):
 
 
 def test_target_scale_of_a_probability_reference_is_its_logit():
-    np.testing.assert_allclose(target_scale(np.array([0.5, 0.8, 1.0]), "probability"), [0.0, math.log(4.0), L], rtol=1e-9)
+    np.testing.assert_allclose(
+        target_scale(np.array([0.5, 0.8, 1.0]), "probability"), [0.0, math.log(4.0), L], rtol=1e-9
+    )
 
 
 # x = 0..8 (given shuffled), t pooled by isotonic regression to [0, 0, 1, 3, 3, 3, 4, 6, 6]:
@@ -115,10 +140,10 @@ def test_above_max_knots_the_curve_is_resampled_at_quantiles_of_x():
     np.testing.assert_allclose(ky, np.interp(kx, _KX, _KY), rtol=1e-12)  # on the full curve
     np.testing.assert_allclose(ky, [-1 / 3, 5 / 3, 11 / 3, 20 / 3], rtol=1e-12)
     x = np.linspace(-2.0, 3.0, 1000)  # 1000 blocks (t increasing): MAX_KNOTS = 128 knots by default
-    kx, ky = midpoint_knots(x, x ** 3)
+    kx, ky = midpoint_knots(x, x**3)
     assert MAX_KNOTS == 128 and kx.size == 128 and kx[0] == -2.0 and kx[-1] == 3.0
     np.testing.assert_allclose(kx, np.quantile(x, np.linspace(0, 1, 128)))
-    np.testing.assert_allclose(ky, np.interp(kx, x, x ** 3), rtol=1e-12)  # each point its own block
+    np.testing.assert_allclose(ky, np.interp(kx, x, x**3), rtol=1e-12)  # each point its own block
 
 
 def test_source_scale_defaults_and_validation():
@@ -130,13 +155,22 @@ def test_source_scale_defaults_and_validation():
         SourceScale().fit(_X)
 
 
-@pytest.mark.parametrize("scale, score_type, spec, x, want", [
-    ("type", "probability", {"map": "logit", "eps": 1e-6}, [0, 1], [-L, L]),
-    ("type", "logit", {"map": "identity"}, [0, 1], [0.0, 1.0]),
-    ("type", "unbounded", {"map": "identity"}, [-3, 5], [-3.0, 5.0]),
-    ("raw", "probability", {"map": "identity"}, [0, 1], [0.0, 1.0]),
-    ("calibrated", "probability", {"map": "knots", "x": _KX, "y": _KY}, [-5, 1, 8, 20], [-1 / 3, 1 / 3, 6 + 2 / 3, 6 + 2 / 3]),
-])
+@pytest.mark.parametrize(
+    "scale, score_type, spec, x, want",
+    [
+        ("type", "probability", {"map": "logit", "eps": 1e-6}, [0, 1], [-L, L]),
+        ("type", "logit", {"map": "identity"}, [0, 1], [0.0, 1.0]),
+        ("type", "unbounded", {"map": "identity"}, [-3, 5], [-3.0, 5.0]),
+        ("raw", "probability", {"map": "identity"}, [0, 1], [0.0, 1.0]),
+        (
+            "calibrated",
+            "probability",
+            {"map": "knots", "x": _KX, "y": _KY},
+            [-5, 1, 8, 20],
+            [-1 / 3, 1 / 3, 6 + 2 / 3, 6 + 2 / 3],
+        ),
+    ],
+)
 def test_each_scale_maps_integer_scores_to_floats(scale, score_type, spec, x, want):
     """Integer scores (grades, flags) come out as float64 on every scale: constant beyond the
     training range for the calibrated curve, clipped for the logit."""

@@ -12,8 +12,8 @@ import pytest
 from pipeline.calibration.calibrators import make_calibrator
 from pipeline.calibration.fusion import NonNegativeFusion, ScoreCalibrationModel
 from pipeline.calibration.metrics import pearson, per_query_stats
-from pipeline.runtime.spec import compile_spec
 from pipeline.calibration.synthetic import latent_sample
+from pipeline.runtime.spec import compile_spec
 
 
 def _rank_similarity(scores, sample):
@@ -21,17 +21,21 @@ def _rank_similarity(scores, sample):
 
 
 def _held_out(settings, train, test, seed):
-    model = ScoreCalibrationModel(make_calibrator("auto", random_state=seed), NonNegativeFusion(random_state=seed, **settings),
-                                  ["a", "b"]).fit(train.sources, train.target, groups=train.groups)
+    model = ScoreCalibrationModel(
+        make_calibrator("auto", random_state=seed), NonNegativeFusion(random_state=seed, **settings), ["a", "b"]
+    ).fit(train.sources, train.target, groups=train.groups)
     pred = compile_spec(json.loads(json.dumps(model.to_spec())))[0](test.sources)  # as load_calibrator applies it
     return _rank_similarity(pred, test), pearson(pred, test.target)
 
 
-@pytest.mark.parametrize("shapes, noise", [
-    (("probability", "exponential"), (0.6, 0.35)),  # the earlier fusion loses rank agreement here
-    (("saturated", "cosine"), (0.4, 0.55)),
-    (("probability", "cosine"), (0.35, 0.6)),
-])
+@pytest.mark.parametrize(
+    "shapes, noise",
+    [
+        (("probability", "exponential"), (0.6, 0.35)),  # the earlier fusion loses rank agreement here
+        (("saturated", "cosine"), (0.4, 0.55)),
+        (("probability", "cosine"), (0.35, 0.6)),
+    ],
+)
 def test_default_fusion_reaches_90_percent_of_the_known_optimal_rank_gain(shapes, noise):
     gains, pearson_gaps = [], []
     for seed in range(3):

@@ -34,9 +34,13 @@ def _views(seed=0, n_queries=30):
     offset = {g: rng.normal(0, 2.0) for g in np.unique(groups)}
     shift = np.array([offset[g] for g in groups])
     r = rng.normal(size=groups.size)
-    X = np.column_stack([3 * (r + rng.normal(0, 0.5, r.size)) + shift,
-                         0.3 * (r + rng.normal(0, 0.9, r.size) - shift),  # spread below 1
-                         r + rng.normal(0, 1.5, r.size)])
+    X = np.column_stack(
+        [
+            3 * (r + rng.normal(0, 0.5, r.size)) + shift,
+            0.3 * (r + rng.normal(0, 0.9, r.size) - shift),  # spread below 1
+            r + rng.normal(0, 1.5, r.size),
+        ]
+    )
     y = 1 / (1 + np.exp(-(r + 0.5 * shift)))
     return X, y, groups
 
@@ -77,15 +81,20 @@ def test_center_query_fits_within_query_deviations_of_sources_and_target():
     assert np.abs(NonNegativeFusion(scale="raw").fit(X, y).weights_ - want).max() > 0.05
     # rank pairs are within a query already: center does not apply and groups are enough
     rank = NonNegativeFusion(objective="rank", scale="raw", center="query").fit(X, y, groups)
-    np.testing.assert_array_equal(rank.weights_, NonNegativeFusion(objective="rank", scale="raw").fit(X, y, groups).weights_)
+    np.testing.assert_array_equal(
+        rank.weights_, NonNegativeFusion(objective="rank", scale="raw").fit(X, y, groups).weights_
+    )
 
 
-@pytest.mark.parametrize("settings, target", [
-    ({"scale": "type"}, "logit"),                                      # a probability reference (inferred)
-    ({"scale": "type", "target_type": "probability"}, "logit"),
-    ({"scale": "type", "target_type": "unbounded"}, "raw"),          # declared: not inferred from the values
-    ({"scale": "raw", "target_type": "probability"}, "raw"),          # raw fits the reference itself
-])
+@pytest.mark.parametrize(
+    "settings, target",
+    [
+        ({"scale": "type"}, "logit"),  # a probability reference (inferred)
+        ({"scale": "type", "target_type": "probability"}, "logit"),
+        ({"scale": "type", "target_type": "unbounded"}, "raw"),  # declared: not inferred from the values
+        ({"scale": "raw", "target_type": "probability"}, "raw"),  # raw fits the reference itself
+    ],
+)
 def test_the_target_is_the_reference_on_its_linear_scale(settings, target):
     X, y, _ = _views(2)
     t = np.log(y / (1 - y)) if target == "logit" else y
@@ -102,8 +111,12 @@ def test_type_scale_maps_probability_sources_by_their_logit_declared_or_inferred
     assert [m["map"] for m in declared.to_spec()["maps"]] == ["logit", "identity", "identity"]
     M = np.column_stack([np.log(P[:, 0] / (1 - P[:, 0])), P[:, 1], P[:, 2]])
     np.testing.assert_allclose(declared.mean_, M.mean(0), rtol=1e-9)
-    np.testing.assert_allclose(declared.weights_, _nnls_weights(_standardised(M), np.log(y / (1 - y)) - np.log(y / (1 - y)).mean()),
-                               rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(
+        declared.weights_,
+        _nnls_weights(_standardised(M), np.log(y / (1 - y)) - np.log(y / (1 - y)).mean()),
+        rtol=1e-6,
+        atol=1e-9,
+    )
     # no probability source: every map is the identity and the spec keeps the plain kind
     plain = NonNegativeFusion(scale="type", source_types=["unbounded", "logit", "cosine"]).fit(P, y).to_spec()
     assert plain["kind"] == "nonneg_linear" and "maps" not in plain
@@ -113,16 +126,24 @@ def test_spec_and_transform_follow_the_documented_formula():
     X, y, _ = _views(4)
     fusion = NonNegativeFusion(scale="raw").fit(X, y)
     spec = fusion.to_spec()
-    assert spec == {"kind": "nonneg_linear", "mean": list(fusion.mean_), "scale": list(fusion.scale_),
-                    "weights": list(fusion.weights_)}
+    assert spec == {
+        "kind": "nonneg_linear",
+        "mean": list(fusion.mean_),
+        "scale": list(fusion.scale_),
+        "weights": list(fusion.weights_),
+    }
     assert all(type(v) is float for key in ("mean", "scale", "weights") for v in spec[key])
     grid = np.random.default_rng(0).normal(0, 3, size=(50, 3))
-    np.testing.assert_allclose(fusion.transform(grid), ((grid - fusion.mean_) / fusion.scale_) @ fusion.weights_, atol=1e-12)
+    np.testing.assert_allclose(
+        fusion.transform(grid), ((grid - fusion.mean_) / fusion.scale_) @ fusion.weights_, atol=1e-12
+    )
     mapped = NonNegativeFusion().fit(X, y)  # calibrated: one knot curve per source
     spec = mapped.to_spec()
     assert spec["kind"] == "mapped_linear" and [m["map"] for m in spec["maps"]] == ["knots"] * 3
     M = np.column_stack([np.interp(grid[:, j], m["x"], m["y"]) for j, m in enumerate(spec["maps"])])
-    np.testing.assert_allclose(mapped.transform(grid), ((M - mapped.mean_) / mapped.scale_) @ mapped.weights_, atol=1e-12)
+    np.testing.assert_allclose(
+        mapped.transform(grid), ((M - mapped.mean_) / mapped.scale_) @ mapped.weights_, atol=1e-12
+    )
 
 
 def test_constant_source_is_not_divided_by_zero_and_all_zero_weights_fall_back_to_equal():
@@ -145,20 +166,29 @@ def test_rank_objective_uses_the_fusions_random_state_when_subsampling_pairs():
     groups = np.repeat([0, 1, 2], [632, 35, 5])  # 200,001 within-query pairs: a subset of 200,000
     y = rng.normal(size=groups.size)
     X = np.column_stack([y + rng.normal(0, 1, y.size), y + rng.normal(0, 1, y.size)])
-    fits = {s: NonNegativeFusion(objective="rank", scale="raw", random_state=s).fit(X, y, groups).weights_ for s in (0, 1)}
+    fits = {
+        s: NonNegativeFusion(objective="rank", scale="raw", random_state=s).fit(X, y, groups).weights_ for s in (0, 1)
+    }
     assert not np.array_equal(fits[0], fits[1])
     np.testing.assert_array_equal(NonNegativeFusion(objective="rank", scale="raw").fit(X, y, groups).weights_, fits[0])
 
 
-@pytest.mark.parametrize("settings, fit_groups, message", [
-    ({"objective": "auto"}, True, r"^objective must be 'score' or 'rank', got 'auto' \(auto is chosen by ScoreCalibrationModel\)$"),
-    ({"objective": "ranking"}, True, r"^objective must be 'score' or 'rank', got 'ranking'$"),
-    ({"center": "group"}, True, r"^center must be 'none' or 'query', got 'group'$"),
-    ({"center": "query"}, False, r"^center='query' needs the query groups$"),
-    ({"objective": "rank"}, False, r"^the rank objective needs the query groups"),
-    ({"source_types": ["unbounded", "unbounded"]}, True, r"^2 source types for 3 columns$"),
-    ({"scale": "log"}, True, r"^scale must be one of calibrated, type, raw, got 'log'$"),
-])
+@pytest.mark.parametrize(
+    "settings, fit_groups, message",
+    [
+        (
+            {"objective": "auto"},
+            True,
+            r"^objective must be 'score' or 'rank', got 'auto' \(auto is chosen by ScoreCalibrationModel\)$",
+        ),
+        ({"objective": "ranking"}, True, r"^objective must be 'score' or 'rank', got 'ranking'$"),
+        ({"center": "group"}, True, r"^center must be 'none' or 'query', got 'group'$"),
+        ({"center": "query"}, False, r"^center='query' needs the query groups$"),
+        ({"objective": "rank"}, False, r"^the rank objective needs the query groups"),
+        ({"source_types": ["unbounded", "unbounded"]}, True, r"^2 source types for 3 columns$"),
+        ({"scale": "log"}, True, r"^scale must be one of calibrated, type, raw, got 'log'$"),
+    ],
+)
 def test_invalid_settings_are_refused(settings, fit_groups, message):
     X, y, groups = _views(6)
     with pytest.raises(ValueError, match=message):
@@ -176,9 +206,15 @@ def test_rows_of_sources_and_reference_must_agree(objective, scale):
 
 
 def test_fusion_defaults():
-    assert NonNegativeFusion().get_params() == {"objective": "score", "scale": "calibrated", "center": "none",
-                                                "source_types": None, "target_type": None, "auto_splits": 3,
-                                                "random_state": 0}
+    assert NonNegativeFusion().get_params() == {
+        "objective": "score",
+        "scale": "calibrated",
+        "center": "none",
+        "source_types": None,
+        "target_type": None,
+        "auto_splits": 3,
+        "random_state": 0,
+    }
 
 
 # --- ScoreCalibrationModel ---------------------------------------------------------------------
@@ -203,8 +239,9 @@ def test_fused_model_calibrates_the_fused_score_and_names_its_sources():
     model = ScoreCalibrationModel(IsotonicCalibrator(), NonNegativeFusion(scale="raw")).fit(X, y)
     fusion = NonNegativeFusion(scale="raw").fit(X, y)
     np.testing.assert_allclose(model.fused(X), fusion.transform(X), atol=1e-12)
-    np.testing.assert_allclose(model.predict(X), IsotonicCalibrator().fit(fusion.transform(X), y).predict(fusion.transform(X)),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        model.predict(X), IsotonicCalibrator().fit(fusion.transform(X), y).predict(fusion.transform(X)), atol=1e-12
+    )
     spec = model.to_spec()
     assert spec["sources"] == ["source_0", "source_1", "source_2"] and spec["fusion"] == fusion.to_spec()
     apply, _ = compile_spec(spec)
@@ -220,11 +257,14 @@ def test_auto_calibrator_is_fitted_with_the_query_groups():
     assert make_calibrator("auto").fit(fused, y).cv_mse_ != want.cv_mse_  # folds by query, not by row
 
 
-@pytest.mark.parametrize("X_cols, fusion, sources, message", [
-    (2, None, None, r"^2 sources need a fusion step \(fusion.method=nonneg_linear\)$"),
-    (2, NonNegativeFusion(scale="raw"), ["a"], r"^1 source names for 2 columns$"),
-    (1, None, ["a", "b"], r"^2 source names for 1 columns$"),
-])
+@pytest.mark.parametrize(
+    "X_cols, fusion, sources, message",
+    [
+        (2, None, None, r"^2 sources need a fusion step \(fusion.method=nonneg_linear\)$"),
+        (2, NonNegativeFusion(scale="raw"), ["a"], r"^1 source names for 2 columns$"),
+        (1, None, ["a", "b"], r"^2 source names for 1 columns$"),
+    ],
+)
 def test_model_refuses_mismatched_sources(X_cols, fusion, sources, message):
     X, y, _ = _views(10)
     with pytest.raises(ValueError, match=message):
@@ -233,12 +273,15 @@ def test_model_refuses_mismatched_sources(X_cols, fusion, sources, message):
 
 def test_auto_on_one_source_is_the_score_fit_and_auto_needs_groups():
     X, y, groups = _views(11)
-    one = ScoreCalibrationModel(SigmoidCalibrator(), NonNegativeFusion(objective="auto", scale="type"), ["a"]).fit(X[:, :1], y)
+    one = ScoreCalibrationModel(SigmoidCalibrator(), NonNegativeFusion(objective="auto", scale="type"), ["a"]).fit(
+        X[:, :1], y
+    )
     assert one.fusion_.objective == "score" and one.objective_scores_ == {}
     np.testing.assert_array_equal(one.fusion_.weights_, [1.0])
     assert one.fusion.objective == "auto"  # the user's estimator is not changed
     rank = ScoreCalibrationModel(SigmoidCalibrator(), NonNegativeFusion(objective="rank", scale="type"), ["a"]).fit(
-        X[:, :1], y, groups=groups)
+        X[:, :1], y, groups=groups
+    )
     assert rank.fusion_.objective == "rank" and rank.objective_scores_ == {}
     with pytest.raises(ValueError, match=r"^fusion.objective=auto needs the query groups$"):
         ScoreCalibrationModel(SigmoidCalibrator(), NonNegativeFusion(objective="auto")).fit(X, y)
@@ -264,7 +307,9 @@ def test_auto_scores_each_objective_on_out_of_fold_predictions_and_keeps_the_bet
     for objective in ("rank", "score"):
         pred = np.empty_like(y)
         for train, test in grouped_splits(len(y), groups, 4, 3):
-            part = ScoreCalibrationModel(SigmoidCalibrator(), NonNegativeFusion(objective=objective, scale="raw", random_state=3))
+            part = ScoreCalibrationModel(
+                SigmoidCalibrator(), NonNegativeFusion(objective=objective, scale="raw", random_state=3)
+            )
             pred[test] = part.fit(X[train], y[train], groups=groups[train]).predict(X[test])
         want[objective] = agreement(pred, y, groups, n_bootstrap=0)[0]["combined"].value
     assert model.objective_scores_ == pytest.approx(want, rel=1e-12)
@@ -275,10 +320,14 @@ def test_auto_scores_each_objective_on_out_of_fold_predictions_and_keeps_the_bet
 
 def test_auto_on_one_query_falls_back_to_score_with_a_warning():
     X, y, _ = _views(13)
-    with pytest.warns(UserWarning, match=r"^fusion objective auto: need at least 2 queries for grouped cross-validation, "
-                                         r"got 1; using objective=score$") as caught:
+    with pytest.warns(
+        UserWarning,
+        match=r"^fusion objective auto: need at least 2 queries for grouped cross-validation, "
+        r"got 1; using objective=score$",
+    ) as caught:
         single = ScoreCalibrationModel(SigmoidCalibrator(), NonNegativeFusion(objective="auto", scale="raw")).fit(
-            X, y, groups=np.zeros(len(y)))
+            X, y, groups=np.zeros(len(y))
+        )
     # the warning points at the caller's fit(), not inside the library (under mutmut, whose
     # trampoline adds a frame, at the trampoline: never at the fusion module)
     assert caught[0].filename == __file__ or "mutmut" in caught[0].filename
@@ -293,7 +342,9 @@ def test_auto_counts_an_undefined_figure_as_worst():
     y = np.full(len(y), 0.3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = ScoreCalibrationModel(IdentityCalibrator(), NonNegativeFusion(objective="auto", scale="raw")).fit(X, y, groups=groups)
+        model = ScoreCalibrationModel(IdentityCalibrator(), NonNegativeFusion(objective="auto", scale="raw")).fit(
+            X, y, groups=groups
+        )
     assert model.objective_scores_ == {"rank": -np.inf, "score": -np.inf} and model.fusion_.objective == "rank"
 
 

@@ -8,7 +8,15 @@ from scipy import stats
 from sklearn.metrics import ndcg_score
 
 from pipeline.calibration.calibrators import grouped_splits
-from pipeline.calibration.metrics import PAIRWISE_MAX_DOCS, agreement, average_ranks, ndcg_at_k, pearson, per_query_stats, topk_overlap
+from pipeline.calibration.metrics import (
+    PAIRWISE_MAX_DOCS,
+    agreement,
+    average_ranks,
+    ndcg_at_k,
+    pearson,
+    per_query_stats,
+    topk_overlap,
+)
 
 
 def _random_queries(seed: int, n_queries: int = 40, ties: bool = False):
@@ -169,6 +177,7 @@ def test_bootstrap_resamples_whole_queries_not_pairs():
 
 # -- what mutation testing found unguarded (make mutate, pipeline/calibration/metrics.py) -------------------
 
+
 def test_the_interval_is_the_percentile_bootstrap_over_whole_queries_written_out():
     """The MAE interval, recomputed here from the definition: B resamples of Q whole queries drawn
     with replacement (numpy's generator seeded with `seed`, one (B, Q) draw), the pairs' mean
@@ -238,7 +247,9 @@ def test_ndcg_of_a_reference_with_negative_scores_shifts_that_query_alone():
     groups = np.repeat([0, 1], 3)  # the second query's scores are >= 0: no shift there
     pq = per_query_stats(np.array([0.3, 0.2, 0.1, 0.3, 0.2, 0.1]), np.array([-1.0, 0.0, 1.0, 1.0, 2.0, 3.0]), groups, 3)
     assert pq.rank["ndcg"][0] == pytest.approx(reversed_ndcg)
-    assert pq.rank["ndcg"][1] == pytest.approx((1 + 2 / np.log2(3) + 3 / np.log2(4)) / (3 + 2 / np.log2(3) + 1 / np.log2(4)))
+    assert pq.rank["ndcg"][1] == pytest.approx(
+        (1 + 2 / np.log2(3) + 3 / np.log2(4)) / (3 + 2 / np.log2(3) + 1 / np.log2(4))
+    )
 
 
 def test_a_query_beyond_the_block_size_ranks_probabilities_like_scipy():
@@ -258,6 +269,7 @@ def test_tied_scores_leave_the_top_k_in_table_order():
     stable sort), in both the block path and the single-query function, and whatever the order
     in which the table interleaves its queries. Two score levels, not one: numpy's default sort
     keeps an all-equal array in order but reorders ties among mixed values."""
+
     def query(n: int):
         local = np.tile([0.6, 0.8], n // 2)  # the odd rows tie at the top
         reference = np.zeros(n)

@@ -30,8 +30,14 @@ def _reference_weights(Z, y, pairs, alpha):
         return np.mean(np.log1p(np.exp(-m))) + 0.5 * alpha * w @ w, -(D / (1 + np.exp(m))[:, None]).mean(0) + alpha * w
 
     k = Z.shape[1]
-    res = minimize(loss, np.zeros(k), jac=True, method="L-BFGS-B", bounds=[(0, None)] * k,
-                   options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 10_000})
+    res = minimize(
+        loss,
+        np.zeros(k),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(0, None)] * k,
+        options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 10_000},
+    )
     return res.x
 
 
@@ -40,17 +46,26 @@ def _views(seed=1, n_queries=60, docs=6):
     rng = np.random.default_rng(seed)
     groups = np.repeat(np.arange(n_queries), docs)
     r = rng.normal(size=groups.size)
-    Z = np.column_stack([r + rng.normal(0, 0.7, r.size), r + rng.normal(0, 1.2, r.size),
-                         rng.normal(size=r.size), -r + rng.normal(0, 1, r.size)])
+    Z = np.column_stack(
+        [
+            r + rng.normal(0, 0.7, r.size),
+            r + rng.normal(0, 1.2, r.size),
+            rng.normal(size=r.size),
+            -r + rng.normal(0, 1, r.size),
+        ]
+    )
     return Z, np.round(r, 1), groups
 
 
-@pytest.mark.parametrize("groups", [
-    [2, 0, 2, 1, 0, 2, 3],                            # singletons and pairs interleaved
-    [1, 0] * 30 + [2] * 5 + [7],                      # long interleaved groups: an unstable sort reorders them
-    ["q2", "q1", "q2", "q1", "q3", "q3", "q3", "q1"],  # query ids need not be numbers
-    list(np.random.default_rng(0).integers(0, 5, 120)),
-])
+@pytest.mark.parametrize(
+    "groups",
+    [
+        [2, 0, 2, 1, 0, 2, 3],  # singletons and pairs interleaved
+        [1, 0] * 30 + [2] * 5 + [7],  # long interleaved groups: an unstable sort reorders them
+        ["q2", "q1", "q2", "q1", "q3", "q3", "q3", "q1"],  # query ids need not be numbers
+        list(np.random.default_rng(0).integers(0, 5, 120)),
+    ],
+)
 def test_pairs_are_every_within_query_pair_once_earlier_row_first(groups):
     i, j = within_query_pairs(np.array(groups))
     assert i.dtype.kind == j.dtype.kind == "i"
@@ -84,16 +99,20 @@ def test_default_strength_is_1e_4_and_inputs_of_any_numeric_dtype_are_accepted()
     flag, grade = Z[:, :1] > 0, np.round(2 * y).astype(int)
     as_float = PairwiseRankWeights().fit(flag.astype(float), grade.astype(float), groups).coef_
     np.testing.assert_array_equal(PairwiseRankWeights().fit(flag, grade, groups).coef_, as_float)
-    np.testing.assert_array_equal(PairwiseRankWeights().fit(flag, grade > 0, groups).coef_,
-                                  PairwiseRankWeights().fit(flag.astype(float), (grade > 0).astype(float), groups).coef_)
+    np.testing.assert_array_equal(
+        PairwiseRankWeights().fit(flag, grade > 0, groups).coef_,
+        PairwiseRankWeights().fit(flag.astype(float), (grade > 0).astype(float), groups).coef_,
+    )
 
 
 def test_one_informative_pair_is_fitted_and_no_pair_gives_zero_weights():
     Z = np.array([[2.0, 0.0], [0.0, 1.0], [5.0, 5.0]])
     one = PairwiseRankWeights().fit(Z, np.array([1.0, 0.0, 3.0]), [0, 0, 1])
     assert one.n_pairs_ == 1 and one.coef_[0] > 0 and one.coef_[1] == 0.0
-    for y, groups in [([1.0, 1.0, 3.0], [0, 0, 1]),  # the only pair is a tie
-                      ([1.0, 0.0, 3.0], [0, 1, 2])]:  # no query has two rows
+    for y, groups in [
+        ([1.0, 1.0, 3.0], [0, 0, 1]),  # the only pair is a tie
+        ([1.0, 0.0, 3.0], [0, 1, 2]),
+    ]:  # no query has two rows
         none = PairwiseRankWeights().fit(Z, np.array(y), groups)
         assert none.n_pairs_ == 0
         np.testing.assert_array_equal(none.coef_, np.zeros(2))
@@ -101,7 +120,9 @@ def test_one_informative_pair_is_fitted_and_no_pair_gives_zero_weights():
 
 def test_groups_are_required_and_lengths_must_agree():
     Z, y, groups = _views(3, n_queries=5)
-    with pytest.raises(ValueError, match=r"^the rank objective needs the query groups \(pairs are formed within a query\)$"):
+    with pytest.raises(
+        ValueError, match=r"^the rank objective needs the query groups \(pairs are formed within a query\)$"
+    ):
         PairwiseRankWeights().fit(Z, y, None)
     longer = {"Z": np.vstack([Z, Z[:1]]), "y": np.r_[y, 0.0], "groups": np.r_[groups, 99]}
     for name, value in longer.items():  # one extra row in any one input is refused, not silently ignored
@@ -120,10 +141,21 @@ def test_above_max_pairs_a_subset_without_repeats_is_used():
     pairs = _brute_pairs(groups)
     est = PairwiseRankWeights(alpha=0.1, max_pairs=9).fit(Z, y, groups)
     assert est.n_pairs_ == 9
-    leave_one_out = [_reference_weights(Z, y, pairs[:d] + pairs[d + 1:], 0.1) for d in range(10)]
+    leave_one_out = [_reference_weights(Z, y, pairs[:d] + pairs[d + 1 :], 0.1) for d in range(10)]
     assert min(np.abs(est.coef_ - w).max() for w in leave_one_out) < 1e-5
-    dropped = {s: int(np.argmin([np.abs(PairwiseRankWeights(alpha=0.1, max_pairs=9, random_state=s).fit(Z, y, groups).coef_ - w).max()
-                                 for w in leave_one_out])) for s in range(6)}
+    dropped = {
+        s: int(
+            np.argmin(
+                [
+                    np.abs(
+                        PairwiseRankWeights(alpha=0.1, max_pairs=9, random_state=s).fit(Z, y, groups).coef_ - w
+                    ).max()
+                    for w in leave_one_out
+                ]
+            )
+        )
+        for s in range(6)
+    }
     assert len(set(dropped.values())) > 1  # the seed decides which pair is left out
     again = PairwiseRankWeights(alpha=0.1, max_pairs=9, random_state=0).fit(Z, y, groups).coef_
     np.testing.assert_array_equal(est.coef_, again)  # random_state defaults to 0
@@ -132,8 +164,12 @@ def test_above_max_pairs_a_subset_without_repeats_is_used():
     np.testing.assert_array_equal(fits[0], fits[1])
     np.testing.assert_array_equal(fits[0], fits[2])
     # at max_pairs exactly, every pair is used
-    np.testing.assert_allclose(PairwiseRankWeights(alpha=0.1, max_pairs=10).fit(Z, y, groups).coef_,
-                               _reference_weights(Z, y, pairs, 0.1), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        PairwiseRankWeights(alpha=0.1, max_pairs=10).fit(Z, y, groups).coef_,
+        _reference_weights(Z, y, pairs, 0.1),
+        rtol=1e-4,
+        atol=1e-5,
+    )
 
 
 def test_default_max_pairs_is_200_000():

@@ -21,11 +21,18 @@ QUERIES = 16
 
 def overrides(tmp: Path, reranker: Path, **extra) -> list[str]:
     items = {
-        "local.model": reranker, "local.device": "cpu", "reference.model": reranker,
-        "collect.max_queries": QUERIES, "check.queries": QUERIES, "collect.progress": "false",
-        "collect.cache": tmp / "cache.sqlite", "collect.output": tmp / "data" / "t" / "paired_scores.csv",
+        "local.model": reranker,
+        "local.device": "cpu",
+        "reference.model": reranker,
+        "collect.max_queries": QUERIES,
+        "check.queries": QUERIES,
+        "collect.progress": "false",
+        "collect.cache": tmp / "cache.sqlite",
+        "collect.output": tmp / "data" / "t" / "paired_scores.csv",
         "collect.versions": tmp / "data" / "t" / "versions.json",
-        "export.root": tmp / "artifacts", "report.dir": tmp / "reports", "evaluate.n_bootstrap": 200,
+        "export.root": tmp / "artifacts",
+        "report.dir": tmp / "reports",
+        "evaluate.n_bootstrap": 200,
     }
     items.update(extra)
     return ["~local@collect.extra_local.local_minilm"] + [f"{k}={v}" for k, v in items.items()]
@@ -68,7 +75,9 @@ def test_local_model_switched_to_the_next_revision_exits_1(fitted, reranker_v2_d
     assert "DRIFT: local: model " in out and "revision sha256:" in out
 
 
-def test_same_fingerprints_but_the_reference_answers_differently_exits_1(tmp_path, reranker_dir, reranker_v2_dir, capsys):
+def test_same_fingerprints_but_the_reference_answers_differently_exits_1(
+    tmp_path, reranker_dir, reranker_v2_dir, capsys
+):
     """The provider updates the model behind the same name and URL: only the agreement shows it."""
     ref = ReferenceConfig(model=str(reranker_dir), served_model="demo/qwen3-reranker-tiny")
     with ReferenceServer(ref) as server:

@@ -13,14 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-
+from pipeline.collect import CollectError, api_side, collect
+from pipeline.collect import stage as collect_impl
 from pipeline.config.compose import ConfigError, compose_config, to_yaml
 from pipeline.core.cache import ScoreCache, pair_key
 from pipeline.data.table import read_table
-from pipeline.collect import api_side
-from pipeline.collect import stage as collect_impl
 from pipeline.stages import run_stage
-from pipeline.collect import CollectError, collect
 from pipeline.testing.fake_api import expected_score
 from tests.support.servers import CANARY_KEY, KEY_ENV, BadScorer, HashScorer, api_overrides
 
@@ -42,17 +40,27 @@ def small_dataset(tmp_path: Path, n_queries: int = 3, n_docs: int = 4, labels: b
             for j, d in enumerate(docs):
                 if j % 2 == 0:
                     d["label"] = j % 3
-        lines.append(json.dumps({"query_id": f"q{q}", "query": f"query number {q}?", "documents": docs},
-                                ensure_ascii=False))
+        lines.append(
+            json.dumps({"query_id": f"q{q}", "query": f"query number {q}?", "documents": docs}, ensure_ascii=False)
+        )
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 
-def make_cfg(server, tmp_path: Path, dataset: Path | None = None, dialect: str = "siliconflow",
-             output: str = "out/table.csv", **extra):
+def make_cfg(
+    server,
+    tmp_path: Path,
+    dataset: Path | None = None,
+    dialect: str = "siliconflow",
+    output: str = "out/table.csv",
+    **extra,
+):
     overrides = api_overrides(server, dialect)
-    overrides += [f"collect.dataset={dataset or DEMO}", f"collect.output={tmp_path / output}",
-                  f"collect.cache={tmp_path / 'cache.sqlite'}"]
+    overrides += [
+        f"collect.dataset={dataset or DEMO}",
+        f"collect.output={tmp_path / output}",
+        f"collect.cache={tmp_path / 'cache.sqlite'}",
+    ]
     if dataset is None:
         overrides.append(f"collect.max_queries={SAMPLE}")
     overrides += [f"{k}={v}" for k, v in extra.items()]
@@ -85,8 +93,14 @@ def test_demo_dataset_end_to_end(server, tmp_path, capsys):
     assert ref["kind"] == "api" and ref["model"] == "Qwen/Qwen3-Reranker-0.6B" and ref["score_type"] == "probability"
     assert ref["instruction"] and len(ref["fingerprint_hash"]) == 64 and ref["fingerprint"]["dialect"] == "siliconflow"
     assert loc["kind"] == "local" and loc["fingerprint_hash"] == local.fingerprint_hash()
-    assert meta["dataset"] == {"path": str(DEMO), "sha256": ds.sha256, "queries": 10, "pairs": 100, "labelled_pairs": 100,
-                               "sampled_from": len(load_dataset(DEMO).queries)}
+    assert meta["dataset"] == {
+        "path": str(DEMO),
+        "sha256": ds.sha256,
+        "queries": 10,
+        "pairs": 100,
+        "labelled_pairs": 100,
+        "sampled_from": len(load_dataset(DEMO).queries),
+    }
     assert "usage" not in meta and "started" not in meta  # the committed sidecar holds no per-run figures
     run = json.loads(Path(str(result.output) + ".run.json").read_text())
     assert run == result.run and run["usage"]["reference"]["requests"] == 10 and run["usage"]["reference"]["tokens"] > 0
@@ -101,8 +115,15 @@ def test_collected_table_fits_and_the_manifest_carries_its_provenance(server, tm
 
     local = HashScorer()
     result = collect(make_cfg(server, tmp_path, **{"text.nfkc": "true"}), scorers={"local": local})
-    cfg = compose_config([f"data.path={result.output}", f"report.dir={tmp_path / 'reports'}",
-                          f"export.root={tmp_path / 'artifacts'}", "export.name=collected", "text.nfkc=true"])
+    cfg = compose_config(
+        [
+            f"data.path={result.output}",
+            f"report.dir={tmp_path / 'reports'}",
+            f"export.root={tmp_path / 'artifacts'}",
+            "export.name=collected",
+            "text.nfkc=true",
+        ]
+    )
     assert fit_stage.run(cfg) == 0
     cal = load_calibrator(tmp_path / "artifacts" / "collected", model=local.fingerprint()["model"])
     source, target = cal.manifest["sources"][0], cal.manifest["target"]
@@ -112,7 +133,9 @@ def test_collected_table_fits_and_the_manifest_carries_its_provenance(server, tm
     assert cal.preprocess("ＡＢＣ") == "ABC"
 
 
-@pytest.mark.parametrize("dialect", ["siliconflow", "cohere", "jina", "voyage", "tei", "vllm", "vllm_score", "infinity"])
+@pytest.mark.parametrize(
+    "dialect", ["siliconflow", "cohere", "jina", "voyage", "tei", "vllm", "vllm_score", "infinity"]
+)
 def test_every_adapter_through_collect(server, tmp_path, dialect):
     ds = small_dataset(tmp_path, labels=False)
     cfg = make_cfg(server, tmp_path, ds, dialect, **{"collect.run_local": "false"})
@@ -127,9 +150,15 @@ def test_every_adapter_through_collect(server, tmp_path, dialect):
 
 def test_embeddings_config_through_collect(server, tmp_path):
     ds = small_dataset(tmp_path)
-    cfg = compose_config([*api_overrides(server, group="siliconflow-embeddings"), "api.dimensions=64",
-                          f"collect.dataset={ds}", f"collect.output={tmp_path / 't.parquet'}",
-                          f"collect.cache={tmp_path / 'c.sqlite'}"])
+    cfg = compose_config(
+        [
+            *api_overrides(server, group="siliconflow-embeddings"),
+            "api.dimensions=64",
+            f"collect.dataset={ds}",
+            f"collect.output={tmp_path / 't.parquet'}",
+            f"collect.cache={tmp_path / 'c.sqlite'}",
+        ]
+    )
     result = collect(cfg, scorers={"local": HashScorer()})
     frame = pd.read_parquet(result.output)
     assert frame["reference"].between(-1, 1).all()
@@ -162,10 +191,27 @@ def test_changing_instruction_or_local_fingerprint_changes_the_key(server, tmp_p
 
 def test_preprocessed_text_goes_to_the_api_and_the_local_scorer(server, tmp_path):
     path = tmp_path / "ds.jsonl"
-    path.write_text(json.dumps({"query_id": "q", "query": "Ｈｅｌｌｏ  “world”  ",
-                                "documents": [{"doc_id": "d", "text": "ｆｕｌｌ　width\u200b"}]}) + "\n")
-    cfg = make_cfg(server, tmp_path, path, **{"text.fullwidth": "true", "text.quotes": "true",
-                                               "text.invisible": "true", "text.collapse_whitespace": "true"})
+    path.write_text(
+        json.dumps(
+            {
+                "query_id": "q",
+                "query": "Ｈｅｌｌｏ  “world”  ",
+                "documents": [{"doc_id": "d", "text": "ｆｕｌｌ　width\u200b"}],
+            }
+        )
+        + "\n"
+    )
+    cfg = make_cfg(
+        server,
+        tmp_path,
+        path,
+        **{
+            "text.fullwidth": "true",
+            "text.quotes": "true",
+            "text.invisible": "true",
+            "text.collapse_whitespace": "true",
+        },
+    )
     local = HashScorer()
     result = collect(cfg, scorers={"local": local})
     body = server.records[0].body
@@ -179,8 +225,15 @@ def test_batching_splits_large_groups(server, tmp_path):
     collect(make_cfg(server, tmp_path, ds, **{"api.max_documents_per_request": 3, "collect.run_local": "false"}))
     assert sorted(len(r.pairs) for r in server.records) == [1, 1, 3, 3, 3, 3]  # 7 = 3 + 3 + 1 per group
     server.reset()
-    collect(make_cfg(server, tmp_path, ds, output="t2.csv",
-                     **{"api.max_tokens_per_request": 1, "collect.run_local": "false", "api.instruction": "x"}))
+    collect(
+        make_cfg(
+            server,
+            tmp_path,
+            ds,
+            output="t2.csv",
+            **{"api.max_tokens_per_request": 1, "collect.run_local": "false", "api.instruction": "x"},
+        )
+    )
     assert len(server.records) == 14  # a token cap below one document: one document per request
 
 
@@ -320,8 +373,9 @@ def test_end_to_end_with_a_tiny_qwen3_reranker(server, tmp_path):
     tiny = pytest.importorskip("pipeline.testing.tiny_models", reason="pipeline/testing/tiny_models.py not available")
     model_dir = tiny.build_tiny_qwen3_reranker(tmp_path / "tiny-qwen3-reranker")
     ds = small_dataset(tmp_path, n_queries=2, n_docs=3)
-    cfg = make_cfg(server, tmp_path, ds, **{"local.model": str(model_dir), "local.device": "cpu",
-                                             "local.max_length": 256})
+    cfg = make_cfg(
+        server, tmp_path, ds, **{"local.model": str(model_dir), "local.device": "cpu", "local.max_length": 256}
+    )
     result = collect(cfg)
     frame = pd.read_csv(result.output)
     assert frame["local"].between(0, 1).all() and frame["local"].nunique() > 1
@@ -371,7 +425,8 @@ def test_a_source_that_leaves_pairs_unscored_fails_and_writes_no_table(server, t
 
 @pytest.mark.parametrize("mode", BadScorer.MODES)
 def test_a_scorer_that_returns_a_bad_array_for_one_group_stops_collect_and_writes_nothing_bad(
-        server, tmp_path, capsys, monkeypatch, mode):
+    server, tmp_path, capsys, monkeypatch, mode
+):
     """NaN, inf, one score too few or too many for one query group: one error line (exit 2), no
     table, and no score of that group -- nor any non-finite value -- in the cache."""
     import math
@@ -394,13 +449,18 @@ def test_a_scorer_that_returns_a_bad_array_for_one_group_stops_collect_and_write
     assert values and all(math.isfinite(v) for v in values)
 
 
-def test_an_api_that_answers_408_every_time_stops_after_the_retries_with_nothing_cached(server, tmp_path, capsys,
-                                                                                        monkeypatch):
+def test_an_api_that_answers_408_every_time_stops_after_the_retries_with_nothing_cached(
+    server, tmp_path, capsys, monkeypatch
+):
     monkeypatch.setattr(collect_impl, "build_local_scorer", lambda lcfg, cfg: HashScorer())
     server.state.fault_fn = lambda n, d, b: "408"
     ds = small_dataset(tmp_path, n_queries=2)
-    cfg = make_cfg(server, tmp_path, ds, **{"api.retry_attempts": 3, "api.concurrency": 1, "api.backoff_initial_s": 0.01,
-                                           "api.backoff_max_s": 0.02})
+    cfg = make_cfg(
+        server,
+        tmp_path,
+        ds,
+        **{"api.retry_attempts": 3, "api.concurrency": 1, "api.backoff_initial_s": 0.01, "api.backoff_max_s": 0.02},
+    )
     assert run_stage("collect", cfg) == 2
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("error:")]

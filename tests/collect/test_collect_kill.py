@@ -15,11 +15,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-
 from pipeline.api.collector import api_fingerprint
-from pipeline.scorers.base import fingerprint_hash
-from pipeline.core.cache import ScoreCache, pair_key
 from pipeline.config.compose import compose_config
+from pipeline.core.cache import ScoreCache, pair_key
+from pipeline.scorers.base import fingerprint_hash
 from tests.support.servers import CANARY_KEY, KEY_ENV, api_overrides
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,15 +31,25 @@ def write_dataset(path: Path) -> None:
     with open(path, "w", encoding="utf-8") as fh:
         for q in range(N_QUERIES):
             docs = [{"doc_id": f"d{j}", "text": f"passage {j} about topic {q} / 段落 {j}"} for j in range(N_DOCS)]
-            fh.write(json.dumps({"query_id": f"q{q:02d}", "query": f"question {q}?", "documents": docs},
-                                ensure_ascii=False) + "\n")
+            fh.write(
+                json.dumps({"query_id": f"q{q:02d}", "query": f"question {q}?", "documents": docs}, ensure_ascii=False)
+                + "\n"
+            )
 
 
 def command(server, dataset: Path, out_dir: Path) -> list[str]:
     overrides = api_overrides(server, **{"api.concurrency": 2, "api.max_documents_per_request": N_DOCS})
-    return [sys.executable, "-m", "pipeline", "collect", *overrides, "collect.run_local=false",
-            f"collect.dataset={dataset}", f"collect.output={out_dir / 'table.csv'}",
-            f"collect.cache={out_dir / 'cache.sqlite'}"]
+    return [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "collect",
+        *overrides,
+        "collect.run_local=false",
+        f"collect.dataset={dataset}",
+        f"collect.output={out_dir / 'table.csv'}",
+        f"collect.cache={out_dir / 'cache.sqlite'}",
+    ]
 
 
 def env() -> dict[str, str]:
@@ -54,8 +63,9 @@ def test_sigkill_then_resume_matches_uninterrupted_run(server, tmp_path):
     killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
 
     # 1. start, and SIGKILL once the server has answered about a third of the requests
-    proc = subprocess.Popen(command(server, dataset, killed_dir), cwd=REPO, env=env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        command(server, dataset, killed_dir), cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 60
     while sum(r.status == 200 for r in server.records) < N_QUERIES // 3:
         assert proc.poll() is None, proc.communicate()
@@ -71,8 +81,11 @@ def test_sigkill_then_resume_matches_uninterrupted_run(server, tmp_path):
     api_hash = fingerprint_hash(api_fingerprint(cfg.api))
     with ScoreCache(killed_dir / "cache.sqlite") as cache:
         survived = cache.count(api_hash)
-        all_keys = {pair_key(f"question {q}?", f"passage {j} about topic {q} / 段落 {j}")
-                    for q in range(N_QUERIES) for j in range(N_DOCS)}
+        all_keys = {
+            pair_key(f"question {q}?", f"passage {j} about topic {q} / 段落 {j}")
+            for q in range(N_QUERIES)
+            for j in range(N_DOCS)
+        }
         cached_keys = set(cache.get_many(api_hash, sorted(all_keys)))
     assert 0 < survived < N_QUERIES * N_DOCS and survived % N_DOCS == 0  # whole responses only
 

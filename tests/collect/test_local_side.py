@@ -13,19 +13,26 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from pipeline.core.cache import ScoreCache, pair_key
 from pipeline.collect import local_side
 from pipeline.collect.local_side import score_in_process
+from pipeline.collect.sources import CollectError, SourceState
 from pipeline.collect.stage import score_local
 from pipeline.collect.units import checked_items, pending_groups
-from pipeline.collect.sources import CollectError, SourceState
+from pipeline.core.cache import ScoreCache, pair_key
 
 GROUPS = [(f"query {q}", [f"doc {q}.{j}" for j in range(3)]) for q in range(5)]
 
 
 def _source(pending: list[list[int]], scorer=None) -> SourceState:
-    return SourceState(column="local", kind="local", fingerprint={"model": "m"}, hash="h" * 16, score_type="probability",
-                       pending=pending, scorer=scorer)
+    return SourceState(
+        column="local",
+        kind="local",
+        fingerprint={"model": "m"},
+        hash="h" * 16,
+        score_type="probability",
+        pending=pending,
+        scorer=scorer,
+    )
 
 
 def _cfg(per_batch: int = 2, progress: bool = False):
@@ -66,13 +73,18 @@ class RecordingBar:
 
 # --- what is pending --------------------------------------------------------------------------
 
+
 def test_pending_groups_are_the_chunks_queries_with_their_pending_documents_only():
     src = _source([[0, 2], [], [1], [0, 1, 2], [2]])
     assert pending_groups(GROUPS, src, [3, 0, 4]) == [
-        ("query 3", ["doc 3.0", "doc 3.1", "doc 3.2"]), ("query 0", ["doc 0.0", "doc 0.2"]), ("query 4", ["doc 4.2"])]
+        ("query 3", ["doc 3.0", "doc 3.1", "doc 3.2"]),
+        ("query 0", ["doc 0.0", "doc 0.2"]),
+        ("query 4", ["doc 4.2"]),
+    ]
 
 
 # --- the guard --------------------------------------------------------------------------------
+
 
 def test_a_good_unit_of_work_becomes_cache_items_keyed_by_pair():
     batch = [("q1", ["a", "b"]), ("q2", ["c"])]
@@ -81,14 +93,17 @@ def test_a_good_unit_of_work_becomes_cache_items_keyed_by_pair():
     assert all(type(v) is float for _, v in items)
 
 
-@pytest.mark.parametrize("bad", [
-    [0.1, float("nan"), 0.3],   # NaN
-    [0.1, float("inf"), 0.3],   # inf
-    [0.1, -float("inf"), 0.3],
-    [0.1, 0.2],                 # one too few
-    [0.1, 0.2, 0.3, 0.4],       # one too many
-    [[0.1, 0.2, 0.3]],          # the right count, the wrong shape
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [0.1, float("nan"), 0.3],  # NaN
+        [0.1, float("inf"), 0.3],  # inf
+        [0.1, -float("inf"), 0.3],
+        [0.1, 0.2],  # one too few
+        [0.1, 0.2, 0.3, 0.4],  # one too many
+        [[0.1, 0.2, 0.3]],  # the right count, the wrong shape
+    ],
+)
 def test_a_bad_score_array_for_one_group_is_an_error_naming_the_column_and_group(bad):
     batch = [("q1", ["a", "b", "c"]), ("q2", ["d", "e", "f"])]
     with pytest.raises(CollectError, match=r"^reranker_b: scorer returned a bad score array for query group 7$"):
@@ -103,6 +118,7 @@ def test_a_scorer_that_returns_another_number_of_groups_is_an_error(n_results):
 
 
 # --- the in-process loop ----------------------------------------------------------------------
+
 
 def test_in_process_scores_every_pending_pair_in_batches_of_groups(tmp_path):
     scorer = LengthScorer()

@@ -24,8 +24,7 @@ import pandas as pd
 import pytest
 import ray
 
-from pipeline.collect import collect
-from pipeline.collect import ray_backend
+from pipeline.collect import collect, ray_backend
 from pipeline.config.compose import compose_config
 
 pytestmark = pytest.mark.integration
@@ -38,9 +37,15 @@ def cluster():
     short = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # socket paths must fit in ~107 characters
     os.environ["PIPELINE_TEST_FLAKY_MARKER"] = os.path.join(short, "flaky-died")  # workers inherit it
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=short, _node_ip_address="127.0.0.1",
-             object_store_memory=150 * 1024**2,  # scores are small; CI machines may have a small /dev/shm
-             log_to_driver=False, logging_level="ERROR")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        _temp_dir=short,
+        _node_ip_address="127.0.0.1",
+        object_store_memory=150 * 1024**2,  # scores are small; CI machines may have a small /dev/shm
+        log_to_driver=False,
+        logging_level="ERROR",
+    )
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
@@ -51,7 +56,10 @@ def cluster():
 def dataset(tmp_path: Path, n_queries: int) -> Path:
     rows = []
     for q in range(n_queries):
-        docs = [{"doc_id": f"d{j}", "text": f"document {j} of query {q}: 重力 {'x' * (j * q % 7)}"} for j in range(3 + q % 4)]
+        docs = [
+            {"doc_id": f"d{j}", "text": f"document {j} of query {q}: 重力 {'x' * (j * q % 7)}"}
+            for j in range(3 + q % 4)
+        ]
         rows.append({"query_id": f"q{q}", "query": f"query {q}?", "documents": docs})
     path = tmp_path / f"ds{n_queries}.jsonl"
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
@@ -59,9 +67,18 @@ def dataset(tmp_path: Path, n_queries: int) -> Path:
 
 
 def overrides(tmp_path: Path, reranker_dir: Path, ds: Path, name: str, *extra: str) -> list[str]:
-    return [f"collect.dataset={ds}", f"collect.output={tmp_path / name}.csv", f"collect.cache={tmp_path / name}.sqlite",
-            "collect.run_api=false", "collect.progress=false", "~local@collect.extra_local.local_minilm",
-            f"local.model={reranker_dir}", "local.device=cpu", "local.max_length=256", *extra]
+    return [
+        f"collect.dataset={ds}",
+        f"collect.output={tmp_path / name}.csv",
+        f"collect.cache={tmp_path / name}.sqlite",
+        "collect.run_api=false",
+        "collect.progress=false",
+        "~local@collect.extra_local.local_minilm",
+        f"local.model={reranker_dir}",
+        "local.device=cpu",
+        "local.max_length=256",
+        *extra,
+    ]
 
 
 RAY = ("collect.ray.enabled=true", "collect.ray.workers=2", "collect.ray.queries_per_shard=2")
@@ -98,7 +115,8 @@ def test_a_worker_that_dies_is_restarted_and_its_shard_retried(cluster, reranker
 
 @pytest.mark.parametrize("mode", ["nan", "too_many"])
 def test_a_worker_that_returns_a_bad_array_for_one_group_stops_collect_and_writes_nothing_bad(
-        cluster, reranker_dir, tmp_path, monkeypatch, mode):
+    cluster, reranker_dir, tmp_path, monkeypatch, mode
+):
     """The Ray path shares collect's guard with the in-process path (checked_items): NaN or one
     score too many for one query group is one error naming the group, no table, and no score of
     that group -- nor any non-finite value -- in the cache. (inf and too few: tests/collect/test_collect.py,
@@ -125,8 +143,17 @@ def test_a_worker_that_returns_a_bad_array_for_one_group_stops_collect_and_write
 
 def test_too_many_workers_for_the_cluster_fail_at_once(cluster, reranker_dir, tmp_path):
     ds = dataset(tmp_path, 2)
-    cfg = compose_config(overrides(tmp_path, reranker_dir, ds, "big", "collect.ray.enabled=true",
-                                   "collect.ray.workers=3", "collect.ray.cpus_per_worker=1"))
+    cfg = compose_config(
+        overrides(
+            tmp_path,
+            reranker_dir,
+            ds,
+            "big",
+            "collect.ray.enabled=true",
+            "collect.ray.workers=3",
+            "collect.ray.cpus_per_worker=1",
+        )
+    )
     from pipeline.collect import CollectError
 
     with pytest.raises(CollectError, match=r"ask for 3 CPU \(the cluster has 2\)"):
@@ -171,8 +198,17 @@ def _stored(cache: Path) -> int:
 def test_a_killed_driver_loses_only_shards_in_flight_and_the_same_command_completes(cluster, reranker_dir, tmp_path):
     ds = dataset(tmp_path, 80)
     total = sum(3 + q % 4 for q in range(80))
-    args = overrides(tmp_path, reranker_dir, ds, "killed", "collect.ray.enabled=true", "collect.ray.workers=2",
-                     "collect.ray.queries_per_shard=1", "local.batch_size=1", f"collect.ray.address={cluster}")
+    args = overrides(
+        tmp_path,
+        reranker_dir,
+        ds,
+        "killed",
+        "collect.ray.enabled=true",
+        "collect.ray.workers=2",
+        "collect.ray.queries_per_shard=1",
+        "local.batch_size=1",
+        f"collect.ray.address={cluster}",
+    )
     command = [sys.executable, "-m", "pipeline", "collect", *args]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     cache = tmp_path / "killed.sqlite"
@@ -188,7 +224,9 @@ def test_a_killed_driver_loses_only_shards_in_flight_and_the_same_command_comple
             driver.kill()
     stored = _stored(cache)
     print(f"killed at {stored} of {total} stored pairs")
-    assert 0 < stored < total, f"the kill came at {stored} of {total} stored pairs: {driver.stderr.read().decode()[-2000:]}"
+    assert 0 < stored < total, (
+        f"the kill came at {stored} of {total} stored pairs: {driver.stderr.read().decode()[-2000:]}"
+    )
 
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -35,11 +35,22 @@ def test_versions_are_stable_and_follow_the_models(tmp_path, reranker_dir, reran
     assert moved["local"]["local"]["revision"] == hash_local_files(reranker_v2_dir)
     assert moved["api"] == versions["api"] and "CHANGED: collect will re-run" in capsys.readouterr().out
     assert main(["resolve", *args(tmp_path, reranker_dir, **{"reference.strip": "false"})]) == 0
-    assert json.loads((tmp_path / "versions.json").read_text())["api"]["fingerprint_hash"] != versions["api"]["fingerprint_hash"]
+    assert (
+        json.loads((tmp_path / "versions.json").read_text())["api"]["fingerprint_hash"]
+        != versions["api"]["fingerprint_hash"]
+    )
 
 
 def test_a_model_that_cannot_be_found_is_one_line_naming_the_column(tmp_path, reranker_dir, capsys):
-    assert main(["resolve", *args(tmp_path, reranker_dir, **{"collect.extra_local.local_minilm.model": "package:no_such_pkg"})]) == 2
+    assert (
+        main(
+            [
+                "resolve",
+                *args(tmp_path, reranker_dir, **{"collect.extra_local.local_minilm.model": "package:no_such_pkg"}),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.startswith("error: local_minilm: local.model='package:no_such_pkg': cannot import the package")
 

@@ -34,8 +34,14 @@ def test_dvc_composes_overrides_through_the_same_schema(tmp_path):
     from dvc.utils.hydra import compose_and_dump
 
     out = tmp_path / "params.yaml"
-    compose_and_dump(out, str(REPO / "conf"), None, "config", str(REPO), ["calibrator=poly", "calibrator.degree=3",
-                                                                         "name=sf", "local.instruction=Find it"])
+    compose_and_dump(
+        out,
+        str(REPO / "conf"),
+        None,
+        "config",
+        str(REPO),
+        ["calibrator=poly", "calibrator.degree=3", "name=sf", "local.instruction=Find it"],
+    )
     cfg = load_params(out)
     assert cfg.calibrator.family.value == "poly" and cfg.calibrator.degree == 3 and cfg.local.instruction == "Find it"
     assert cfg.collect.output == "data/sf/paired_scores.csv" and cfg.data.path == cfg.collect.output
@@ -59,12 +65,15 @@ def test_load_params_validates_and_takes_only_key_value_overrides(tmp_path):
         load_params(bad)
 
 
-@pytest.mark.parametrize("path, name", [
-    ("data/demo/paired_scores.csv", "demo"),
-    ("data/sf-4b/paired_scores.parquet", "sf-4b"),
-    ("/home/me/tables/my scores.parquet", "my_scores"),
-    ("paired_scores.csv", "paired_scores"),
-])
+@pytest.mark.parametrize(
+    "path, name",
+    [
+        ("data/demo/paired_scores.csv", "demo"),
+        ("data/sf-4b/paired_scores.parquet", "sf-4b"),
+        ("/home/me/tables/my scores.parquet", "my_scores"),
+        ("paired_scores.csv", "paired_scores"),
+    ],
+)
 def test_artifact_and_report_names_derive_from_the_table(path, name):
     cfg = compose_config([f"data.path='{path}'"])
     assert artifact_name(cfg) == name and report_dir(cfg) == f"reports/{name}"
@@ -76,8 +85,15 @@ def _table(tmp_path: Path, name: str) -> Path:
     from pipeline.data.table import write_table
 
     rows = [(f"q{q}", f"d{d}", (q + d) % 7 / 7, ((q + d) % 7 / 7) ** 2) for q in range(12) for d in range(5)]
-    return write_table(tmp_path / name, {"query_id": [r[0] for r in rows], "doc_id": [r[1] for r in rows],
-                                         "local": [r[2] for r in rows], "reference": [r[3] for r in rows]})
+    return write_table(
+        tmp_path / name,
+        {
+            "query_id": [r[0] for r in rows],
+            "doc_id": [r[1] for r in rows],
+            "local": [r[2] for r in rows],
+            "reference": [r[3] for r in rows],
+        },
+    )
 
 
 def test_a_fit_never_silently_replaces_another_tables_artifact(tmp_path, capsys, monkeypatch):
@@ -86,7 +102,9 @@ def test_a_fit_never_silently_replaces_another_tables_artifact(tmp_path, capsys,
     other = _table(tmp_path / "b", "shared.csv")
     common = ["export.root=artifacts", "evaluate.n_bootstrap=50"]
     assert main(["fit", f"data.path={first}", *common]) == 0
-    assert (tmp_path / "artifacts" / "a" / "manifest.json").is_file() and (tmp_path / "reports" / "a" / "summary.json").is_file()
+    assert (tmp_path / "artifacts" / "a" / "manifest.json").is_file() and (
+        tmp_path / "reports" / "a" / "summary.json"
+    ).is_file()
     assert main(["fit", f"data.path={first}", *common]) == 0  # the same table again: replaced, and said so
     assert "replacing artifacts/a (fitted on " in capsys.readouterr().out.replace("\n  ", " ")
     assert main(["fit", f"data.path={other}", "export.name=a", *common]) == 2  # another table: refused up front

@@ -22,7 +22,7 @@ def _schema_fields(cls=PipelineConfig, prefix=""):
         kind = _base_type(hints[f.name])
         if dataclasses.is_dataclass(kind):
             out += _schema_fields(kind, f"{prefix}{f.name}.")
-        elif typing.get_origin(kind) in (dict, typing.Dict) and dataclasses.is_dataclass(typing.get_args(kind)[1]):
+        elif typing.get_origin(kind) in (dict, dict) and dataclasses.is_dataclass(typing.get_args(kind)[1]):
             out += _schema_fields(typing.get_args(kind)[1], f"{prefix}{f.name}.local_minilm.")  # the demo's entry
     out += [(prefix + name, kind, rng) for name, kind, rng in numeric_fields(cls)]
     return out
@@ -52,7 +52,9 @@ def test_every_numeric_setting_declares_its_range():
     assert len(FIELDS) > 60
 
 
-CASES = [(key, value) for key, kind, rng in FIELDS if rng is not None and rng.bounded for value in _out_of_range(kind, rng)]
+CASES = [
+    (key, value) for key, kind, rng in FIELDS if rng is not None and rng.bounded for value in _out_of_range(kind, rng)
+]
 
 
 @pytest.mark.parametrize("key, value", CASES, ids=[f"{k}={v}" for k, v in CASES])
@@ -64,14 +66,17 @@ def test_an_out_of_range_setting_is_one_line_and_exit_2(key, value, capsys):
     assert f"{key}={value!r} is out of range" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["calibrator.y_min=0.9", "calibrator.y_max=0.1"], "calibrator.y_min=0.9 must be below calibrator.y_max=0.1"),
-    (["evaluate.n_bootstrap=5"], "use 0 (no intervals) or at least 10 resamples"),
-    (["api.backoff_initial_s=5", "api.backoff_max_s=1"], "must not exceed api.backoff_max_s=1"),
-    (["check.metrics=[pearson,typo]"], "check.metrics: unknown metric(s) ['typo']"),
-    (["export.name=../x"], "export.name: artifact name '../x' must match"),
-    (["demo.train.hidden_size=60", "demo.train.num_heads=8"], "must be a multiple of num_heads=8"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["calibrator.y_min=0.9", "calibrator.y_max=0.1"], "calibrator.y_min=0.9 must be below calibrator.y_max=0.1"),
+        (["evaluate.n_bootstrap=5"], "use 0 (no intervals) or at least 10 resamples"),
+        (["api.backoff_initial_s=5", "api.backoff_max_s=1"], "must not exceed api.backoff_max_s=1"),
+        (["check.metrics=[pearson,typo]"], "check.metrics: unknown metric(s) ['typo']"),
+        (["export.name=../x"], "export.name: artifact name '../x' must match"),
+        (["demo.train.hidden_size=60", "demo.train.num_heads=8"], "must be a multiple of num_heads=8"),
+    ],
+)
 def test_settings_that_only_fail_together(overrides, message, capsys):
     assert main(["fit", *overrides]) == 2
     err = capsys.readouterr().err

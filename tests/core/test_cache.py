@@ -7,7 +7,6 @@ import threading
 
 import pytest
 
-
 from pipeline.core.cache import CacheError, ScoreCache, pair_key
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-
 from pipeline.data.dataset import DatasetError, load_dataset
 
 REPO = Path(__file__).resolve().parents[2]
@@ -15,13 +14,17 @@ REPO = Path(__file__).resolve().parents[2]
 
 def write(tmp_path, *lines) -> Path:
     path = tmp_path / "ds.jsonl"
-    path.write_text("\n".join(l if isinstance(l, str) else json.dumps(l, ensure_ascii=False) for l in lines) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        "\n".join(row if isinstance(row, str) else json.dumps(row, ensure_ascii=False) for row in lines) + "\n",
+        encoding="utf-8",
+    )
     return path
 
 
 def group(qid="q1", docs=None, **extra):
-    docs = docs if docs is not None else [{"doc_id": "d1", "text": "alpha"}, {"doc_id": "d2", "text": "beta", "label": 2}]
+    docs = (
+        docs if docs is not None else [{"doc_id": "d1", "text": "alpha"}, {"doc_id": "d2", "text": "beta", "label": 2}]
+    )
     return {"query_id": qid, "query": "what?", "documents": docs, **extra}
 
 
@@ -50,7 +53,10 @@ def test_bom_is_accepted(tmp_path):
         (group(docs=[{"doc_id": "d1"}]), "documents[0].text: missing"),
         (group(docs=[{"doc_id": "d1", "text": "  "}]), "documents[0].text: empty text"),
         (group(docs=[{"doc_id": "d1", "text": 5}]), "documents[0].text: must be a string"),
-        (group(docs=[{"doc_id": "d1", "text": "a"}, {"doc_id": "d1", "text": "b"}]), "documents[1].doc_id: duplicate doc_id 'd1'"),
+        (
+            group(docs=[{"doc_id": "d1", "text": "a"}, {"doc_id": "d1", "text": "b"}]),
+            "documents[1].doc_id: duplicate doc_id 'd1'",
+        ),
         (group(docs=[{"doc_id": "d1", "text": "a", "label": "high"}]), "documents[0].label: must be a finite number"),
         (group(docs=[{"doc_id": "d1", "text": "a", "label": True}]), "label: must be a finite number"),
         (group(docs=[{"doc_id": None, "text": "a"}]), "documents[0].doc_id: must be a string or integer"),

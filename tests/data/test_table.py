@@ -35,11 +35,23 @@ def test_reads_a_valid_table(tmp_path):
     "text, match",
     [
         ("query_id,doc_id,reference\nq1,d1,0.9\n", r"t\.csv: missing column\(s\) \['local'\]"),
-        ("query_id,doc_id,reference,local\nq1,d1,0.9,high\nq1,d2,0.1,0.3\n", r"column 'local': line 2: non-numeric value 'high'"),
+        (
+            "query_id,doc_id,reference,local\nq1,d1,0.9,high\nq1,d2,0.1,0.3\n",
+            r"column 'local': line 2: non-numeric value 'high'",
+        ),
         ("query_id,doc_id,reference,local\nq1,d1,0.9,0.2\nq1,d2,,0.3\n", r"column 'reference': line 3: missing value"),
-        ("query_id,doc_id,reference,local\nq1,d1,nan,0.2\nq1,d2,0.5,0.3\n", r"column 'reference': line 2: nan is not a finite number"),
-        ("query_id,doc_id,reference,local\nq1,d1,0.1,inf\nq1,d2,0.5,0.3\n", r"column 'local': line 2: inf is not a finite number"),
-        ("query_id,doc_id,reference,local\nq1,d1,0.1,0.2\nq1,d1,0.5,0.3\n", r"line 3: duplicate \(query_id, doc_id\) = \('q1', 'd1'\), first seen at line 2"),
+        (
+            "query_id,doc_id,reference,local\nq1,d1,nan,0.2\nq1,d2,0.5,0.3\n",
+            r"column 'reference': line 2: nan is not a finite number",
+        ),
+        (
+            "query_id,doc_id,reference,local\nq1,d1,0.1,inf\nq1,d2,0.5,0.3\n",
+            r"column 'local': line 2: inf is not a finite number",
+        ),
+        (
+            "query_id,doc_id,reference,local\nq1,d1,0.1,0.2\nq1,d1,0.5,0.3\n",
+            r"line 3: duplicate \(query_id, doc_id\) = \('q1', 'd1'\), first seen at line 2",
+        ),
         ("query_id,doc_id,reference,local\n,d1,0.1,0.2\n", r"line 2, column 'query_id': empty id"),
         ("query_id,doc_id,reference,local\n", r"no rows"),
     ],
@@ -61,10 +73,16 @@ def test_single_document_queries_are_kept_and_counted(tmp_path):
 
 
 def test_parquet_round_trip_and_row_numbers(tmp_path):
-    path = write_table(tmp_path / "t.parquet", {"query_id": ["a", "a"], "doc_id": ["1", "2"], "reference": [0.1, 0.2], "local": [0.3, np.nan]})
+    path = write_table(
+        tmp_path / "t.parquet",
+        {"query_id": ["a", "a"], "doc_id": ["1", "2"], "reference": [0.1, 0.2], "local": [0.3, np.nan]},
+    )
     with pytest.raises(TableError, match=r"t\.parquet: column 'local': row 2: nan is not a finite number"):
         read(path)
-    ok = write_table(tmp_path / "ok.parquet", {"query_id": ["a", "a"], "doc_id": ["1", "2"], "reference": [0.1, 0.2], "local": [0.3, 0.4]})
+    ok = write_table(
+        tmp_path / "ok.parquet",
+        {"query_id": ["a", "a"], "doc_id": ["1", "2"], "reference": [0.1, 0.2], "local": [0.3, 0.4]},
+    )
     assert read(ok).n_rows == 2
 
 

@@ -58,11 +58,16 @@ def test_training_part_shares_no_query_string_or_template_with_calibration(built
     cal_queries = {r["query"].strip() for r in calibration}
     assert not cal_queries & {r["query"].strip() for r in train}
     # every training query is wrapped in a training-only template, never the calibration one ("{q}")
-    assert not {t for ts in CALIBRATION_TEMPLATES.values() for t in ts} & {t for ts in TRAIN_TEMPLATES.values() for t in ts}
+    assert not {t for ts in CALIBRATION_TEMPLATES.values() for t in ts} & {
+        t for ts in TRAIN_TEMPLATES.values() for t in ts
+    }
     for r in train:
         templates = TRAIN_TEMPLATES[r["meta"]["lang"]]
-        assert any(r["query"].strip().startswith(t.split("{q}")[0].strip()) and r["query"].strip().endswith(t.split("{q}")[1].strip())
-                   for t in templates), r["query"]
+        assert any(
+            r["query"].strip().startswith(t.split("{q}")[0].strip())
+            and r["query"].strip().endswith(t.split("{q}")[1].strip())
+            for t in templates
+        ), r["query"]
 
 
 def test_every_seed_file_is_valid_and_balanced():
@@ -72,13 +77,16 @@ def test_every_seed_file_is_valid_and_balanced():
         assert Counter(t.lang for t in mine) == {"zh": 2, "en": 2, "mixed": 2}, category
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: d["topics"][0]["facts"][0].pop("partial"), "facts[0]: expected exactly the keys"),
-    (lambda d: d["topics"][0]["facts"][1].update(questions=["same", "same"]), "the two phrasings are identical"),
-    (lambda d: d["topics"][0].update(lang="fr"), ".lang: must be one of zh, en, mixed"),
-    (lambda d: d["topics"][0]["facts"][2].update(answer=" padded "), "leading/trailing whitespace"),
-    (lambda d: d["topics"][1]["facts"][0].update(answer=d["topics"][0]["facts"][0]["answer"]), "same text as"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d["topics"][0]["facts"][0].pop("partial"), "facts[0]: expected exactly the keys"),
+        (lambda d: d["topics"][0]["facts"][1].update(questions=["same", "same"]), "the two phrasings are identical"),
+        (lambda d: d["topics"][0].update(lang="fr"), ".lang: must be one of zh, en, mixed"),
+        (lambda d: d["topics"][0]["facts"][2].update(answer=" padded "), "leading/trailing whitespace"),
+        (lambda d: d["topics"][1]["facts"][0].update(answer=d["topics"][0]["facts"][0]["answer"]), "same text as"),
+    ],
+)
 def test_bad_seed_files_name_the_topic_and_fact(tmp_path, mutate, message):
     data = json.loads((SEEDS / "code.json").read_text(encoding="utf-8"))
     mutate(data)

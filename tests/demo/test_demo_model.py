@@ -6,16 +6,26 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.data.dataset import load_dataset
 from pipeline.config.demo import TrainSettings
+from pipeline.data.dataset import load_dataset
 from pipeline.demo.model import ranking_quality, train_revisions
 from pipeline.scorers import LocalScorerConfig, QueryGroup, build_scorer
 from pipeline.scorers.loading import hash_local_files
 
 pytestmark = pytest.mark.slow
 
-TINY = TrainSettings(vocab_size=600, hidden_size=16, intermediate_size=32, num_heads=2, num_kv_heads=1, max_length=160,
-                     steps=4, extra_steps_v2=2, queries_per_step=2, warmup_steps=2)
+TINY = TrainSettings(
+    vocab_size=600,
+    hidden_size=16,
+    intermediate_size=32,
+    num_heads=2,
+    num_kv_heads=1,
+    max_length=160,
+    steps=4,
+    extra_steps_v2=2,
+    queries_per_step=2,
+    warmup_steps=2,
+)
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +90,12 @@ def test_training_stage_reports_ndcg_and_refuses_a_model_without_signal(train_pa
     lines = (repo_root / "data" / "demo" / "calibration.jsonl").read_text(encoding="utf-8").splitlines()[:20]
     calibration = tmp_path / "cal.jsonl"
     calibration.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    args = [f"demo.train_dataset={train_part.path}", f"demo.calibration={calibration}", f"demo.model_dir={tmp_path / 'm'}",
-            f"demo.model_reports={tmp_path / 'r'}"] + [f"demo.train.{k}={v}" for k, v in vars(TINY).items()]
+    args = [
+        f"demo.train_dataset={train_part.path}",
+        f"demo.calibration={calibration}",
+        f"demo.model_dir={tmp_path / 'm'}",
+        f"demo.model_reports={tmp_path / 'r'}",
+    ] + [f"demo.train.{k}={v}" for k, v in vars(TINY).items()]
     assert main(["demo-train", *args]) == 2  # a 6-step model ranks like a random order
     err = capsys.readouterr().err
     assert "does not clear a random order's" in err and "demo.train.steps" in err

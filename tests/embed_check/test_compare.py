@@ -29,23 +29,29 @@ def _text_set(groups: list[list[str]], categories: dict[str, str] | None = None)
 
 # --- the gate ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("overall, threshold, expected", [
-    ({"min": 0.9995, "mean": 0.99999}, 0.9999, False),  # the mean passes, one text does not
-    ({"min": 0.9999, "mean": 0.99995}, 0.9999, True),   # exactly at the threshold passes
-    ({"min": 0.99991, "mean": 0.99991}, 0.9999, True),
-])
+
+@pytest.mark.parametrize(
+    "overall, threshold, expected",
+    [
+        ({"min": 0.9995, "mean": 0.99999}, 0.9999, False),  # the mean passes, one text does not
+        ({"min": 0.9999, "mean": 0.99995}, 0.9999, True),  # exactly at the threshold passes
+        ({"min": 0.99991, "mean": 0.99991}, 0.9999, True),
+    ],
+)
 def test_the_gate_is_every_text_at_least_the_threshold(overall, threshold, expected):
     assert passes(overall, threshold) is expected
 
 
 # --- vectors and summaries --------------------------------------------------------------------
 
+
 def test_normalised_rows_have_unit_length_and_a_zero_row_stays_zero():
     out = normalised(np.array([[3.0, 4.0], [0.0, 0.0]], dtype=np.float32))
     assert out.dtype == np.float64  # computed in float64 whatever the side returned
     np.testing.assert_allclose(out, [[0.6, 0.8], [0.0, 0.0]], rtol=0, atol=1e-15)
-    np.testing.assert_allclose(normalised(np.array([[1e-200, 0.0], [-3e-170, 4e-170]])), [[1.0, 0.0], [-0.6, 0.8]],
-                               rtol=0, atol=1e-15)  # no underflow to an unnormalised row
+    np.testing.assert_allclose(
+        normalised(np.array([[1e-200, 0.0], [-3e-170, 4e-170]])), [[1.0, 0.0], [-0.6, 0.8]], rtol=0, atol=1e-15
+    )  # no underflow to an unnormalised row
 
 
 def test_summary_figures_are_the_usual_statistics():
@@ -53,18 +59,31 @@ def test_summary_figures_are_the_usual_statistics():
     dist = np.array([0.1, 0.2, 0.05, 0.7, 0.3])
     s = summary(cos, dist)
     # p1 by linear interpolation between the two smallest: 0.5 + 0.04 * (0.9 - 0.5)
-    assert s == pytest.approx({"n": 5, "mean": 4.339 / 5, "std": float(np.sqrt(np.mean((cos - cos.mean()) ** 2))),
-                               "min": 0.5, "p1": 0.516, "max": 0.999, "distance_mean": 0.27, "distance_max": 0.7},
-                              abs=1e-12)
+    assert s == pytest.approx(
+        {
+            "n": 5,
+            "mean": 4.339 / 5,
+            "std": float(np.sqrt(np.mean((cos - cos.mean()) ** 2))),
+            "min": 0.5,
+            "p1": 0.516,
+            "max": 0.999,
+            "distance_mean": 0.27,
+            "distance_max": 0.7,
+        },
+        abs=1e-12,
+    )
     assert isinstance(s["n"], int)
 
 
-@pytest.mark.parametrize("a, b", [
-    ([1.0, 2.0, 3.0, 4.0], [10.0, 30.0, 20.0, 40.0]),
-    ([1.0, 1.0, 2.0, 3.0, 3.0, 3.0], [0.5, 0.1, 0.2, 0.9, 0.9, 0.3]),  # ties on both sides
-    ([5.0, 4.0, 3.0, 2.0, 1.0], [1.0, 2.0, 3.0, 4.0, 5.0]),
-    ([2.0, 2.0, 1.0], [1.0, 3.0, 2.0]),
-])
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ([1.0, 2.0, 3.0, 4.0], [10.0, 30.0, 20.0, 40.0]),
+        ([1.0, 1.0, 2.0, 3.0, 3.0, 3.0], [0.5, 0.1, 0.2, 0.9, 0.9, 0.3]),  # ties on both sides
+        ([5.0, 4.0, 3.0, 2.0, 1.0], [1.0, 2.0, 3.0, 4.0, 5.0]),
+        ([2.0, 2.0, 1.0], [1.0, 3.0, 2.0]),
+    ],
+)
 def test_spearman_equals_scipy_with_ties(a, b):
     a, b = np.array(a), np.array(b)
     assert spearman(a, b) == pytest.approx(stats.spearmanr(a, b).statistic, abs=1e-12)
@@ -77,6 +96,7 @@ def test_spearman_is_one_when_a_side_ranks_everything_equal():
 
 
 # --- retrieval --------------------------------------------------------------------------------
+
 
 def _unit(angle_degrees: float) -> list[float]:
     t = np.radians(angle_degrees)
@@ -95,8 +115,9 @@ def test_retrieval_compares_each_querys_ranking_of_its_documents():
     assert r["topk_overlap_mean"] == pytest.approx(0.75) and r["topk_overlap_min"] == pytest.approx(0.5)
     assert r["spearman_mean"] == pytest.approx(0.0) and r["spearman_min"] == pytest.approx(-1.0)
     assert r["same_top1"] == pytest.approx(0.5)
-    assert r["changed"] == [{"query": "q0", "documents": 3, "topk_overlap": 0.5, "spearman": pytest.approx(-1.0),
-                             "same_top1": False}]
+    assert r["changed"] == [
+        {"query": "q0", "documents": 3, "topk_overlap": 0.5, "spearman": pytest.approx(-1.0), "same_top1": False}
+    ]
 
 
 def test_a_query_whose_top_k_changes_but_top1_stays_is_listed_as_changed():
@@ -127,13 +148,13 @@ def test_retrieval_with_only_single_document_queries_reports_none():
 
 # --- the whole comparison ---------------------------------------------------------------------
 
+
 def test_compare_reports_cosines_distances_categories_and_the_worst_texts():
     texts = _text_set([["a", "b"], ["c"]], categories={"a": "code", "b": "code", "c": "prose"})
     # text order: q0, a, b, q1, c; side b turns each text by its own angle (and rescales it)
     turn = [0.0, 60.0, 10.0, 0.0, 180.0]
     side_a = np.array([_unit(0), _unit(30), _unit(45), _unit(90), _unit(120)])
-    side_b = np.array([[2 * x for x in _unit(base + t)]
-                       for base, t in zip([0, 30, 45, 90, 120], turn)])
+    side_b = np.array([[2 * x for x in _unit(base + t)] for base, t in zip([0, 30, 45, 90, 120], turn)])
     r = compare(texts, side_a, side_b, top_k=5, worst=2)
     cos = np.cos(np.radians(turn))
     dist = np.sqrt(2 - 2 * cos)

@@ -46,20 +46,36 @@ def run(args: list[str], capsys) -> tuple[int, str, str]:
 
 def serving(model_dir: Path, **switches) -> ReferenceServer:
     settings = ReferenceConfig(model=str(model_dir), served_model=SERVED)
-    return ReferenceServer(settings, model_factory=functools.partial(PlainEmbedder, model_dir=str(model_dir), **switches))
+    return ReferenceServer(
+        settings, model_factory=functools.partial(PlainEmbedder, model_dir=str(model_dir), **switches)
+    )
 
 
 def api_args(tmp: Path, server: ReferenceServer, local: list[str], threshold: float, **api) -> list[str]:
-    items = {"embed_check.against": "api", "api.base_url": server.base_url, "api.model": SERVED,
-             "api.api_key_env": KEY_ENV, "api.rpm": "null", "api.tpm": "null", "collect.cache": tmp / "cache.sqlite",
-             "embed_check.report_dir": tmp / "report", "embed_check.max_queries": QUERIES,
-             "embed_check.threshold": threshold, **api}
+    items = {
+        "embed_check.against": "api",
+        "api.base_url": server.base_url,
+        "api.model": SERVED,
+        "api.api_key_env": KEY_ENV,
+        "api.rpm": "null",
+        "api.tpm": "null",
+        "collect.cache": tmp / "cache.sqlite",
+        "embed_check.report_dir": tmp / "report",
+        "embed_check.max_queries": QUERIES,
+        "embed_check.threshold": threshold,
+        **api,
+    }
     return ["api=siliconflow-embeddings", *local, *(f"{k}={v}" for k, v in items.items())]
 
 
 def qwen3_local(model_dir: Path) -> list[str]:
-    return ["local@embed_check.local=qwen3-embedding-0.6b", f"embed_check.local.model={model_dir}", "embed_check.local.device=cpu",
-            f"embed_check.local.task='{TASK}'", "embed_check.local.max_length=512"]
+    return [
+        "local@embed_check.local=qwen3-embedding-0.6b",
+        f"embed_check.local.model={model_dir}",
+        "embed_check.local.device=cpu",
+        f"embed_check.local.task='{TASK}'",
+        "embed_check.local.max_length=512",
+    ]
 
 
 def minilm_local() -> list[str]:
@@ -83,7 +99,9 @@ def report(tmp: Path) -> dict:
 
 def test_real_minilm_weights_agree_with_a_server_running_the_same_weights(tmp_path, minilm_dir, capsys):
     with serving(minilm_dir, pooling="mean") as server:
-        args = api_args(tmp_path, server, minilm_local(), 0.99999, **{"api.query_template": "null", "api.instruction": "null"})
+        args = api_args(
+            tmp_path, server, minilm_local(), 0.99999, **{"api.query_template": "null", "api.instruction": "null"}
+        )
         code, out, err = run(args, capsys)
     assert code == 0, out + err
     r = report(tmp_path)
@@ -101,7 +119,9 @@ def test_tiny_qwen3_embedding_agrees_with_instruction_and_last_token_pooling(tmp
     assert code == 0, out + err
     r = report(tmp_path)
     assert r["overall"]["min"] >= 0.99999
-    assert r["sides"]["local"]["query_prompt"] == r["sides"]["api"]["query_prompt"] == f"Instruct: {TASK}\nQuery:{{query}}"
+    assert (
+        r["sides"]["local"]["query_prompt"] == r["sides"]["api"]["query_prompt"] == f"Instruct: {TASK}\nQuery:{{query}}"
+    )
     assert r["sides"]["local"]["pooling"] == "last"
 
 
@@ -130,7 +150,9 @@ def test_a_server_returning_another_vector_size_is_an_error_not_a_truncation(tmp
     assert "different lengths: local 32, api 16" in line and "never truncated" in line
 
 
-def test_a_dimensions_setting_that_differs_between_the_sides_fails_before_any_request(tmp_path, qwen3_embedding, capsys):
+def test_a_dimensions_setting_that_differs_between_the_sides_fails_before_any_request(
+    tmp_path, qwen3_embedding, capsys
+):
     with serving(qwen3_embedding, pooling="last") as server:
         code, _, err = run(api_args(tmp_path, server, qwen3_local(qwen3_embedding), 0.9999,
                                     **{"api.dimensions": 64, "api.instruction": f"'{TASK}'"}), capsys)  # fmt: skip
@@ -139,7 +161,9 @@ def test_a_dimensions_setting_that_differs_between_the_sides_fails_before_any_re
 
 def test_vectors_are_cached_like_scores(tmp_path, minilm_dir, capsys):
     with serving(minilm_dir, pooling="mean") as server:
-        args = api_args(tmp_path, server, minilm_local(), 0.9999, **{"api.query_template": "null", "api.instruction": "null"})
+        args = api_args(
+            tmp_path, server, minilm_local(), 0.9999, **{"api.query_template": "null", "api.instruction": "null"}
+        )
         assert run(args, capsys)[0] == 0
         code, out, _ = run(args + ["embed_check.dry_run=true"], capsys)
     assert code == 0 and "0 text(s) not cached -> 0 request(s)" in out
@@ -171,11 +195,19 @@ def test_bad_input_gets_one_clear_line(tmp_path, capsys, line, needle):
 @pytest.mark.parametrize("fault", ["missing_index", "duplicate_index"])
 def test_a_response_with_a_missing_or_duplicated_index_is_refused(tmp_path, server, capsys, fault):
     server.state.fault_fn = lambda number, dialect, body: fault
-    items = {"embed_check.against": "api", "api.base_url": server.base_url("siliconflow"), "api.api_key_env": "FAKE_API_KEY",
-             "api.rpm": "null", "api.tpm": "null", "api.retry_attempts": 1, "api.query_template": "null",
-             "api.instruction": "null",
-             "collect.cache": tmp_path / "c.sqlite", "embed_check.report_dir": tmp_path / "r",
-             "embed_check.max_queries": 2}
+    items = {
+        "embed_check.against": "api",
+        "api.base_url": server.base_url("siliconflow"),
+        "api.api_key_env": "FAKE_API_KEY",
+        "api.rpm": "null",
+        "api.tpm": "null",
+        "api.retry_attempts": 1,
+        "api.query_template": "null",
+        "api.instruction": "null",
+        "collect.cache": tmp_path / "c.sqlite",
+        "embed_check.report_dir": tmp_path / "r",
+        "embed_check.max_queries": 2,
+    }
     code, _, err = run(["api=siliconflow-embeddings", *minilm_local(), *(f"{k}={v}" for k, v in items.items())], capsys)
     assert code == 2 and "index" in error_line(err)
 
@@ -196,11 +228,25 @@ def test_an_unknown_key_for_the_other_side_is_refused_with_the_allowed_ones(caps
 
 
 def test_a_doc_id_reused_under_another_query_with_another_text_is_another_text(tmp_path, capsys):
-    lines = [{"query_id": "q1", "query": "cats", "documents": [{"doc_id": "d1", "text": "cats purr", "meta": {"category": "pets"}},
-                                                            {"doc_id": "d2", "text": "dogs bark", "meta": {"category": "pets"}}]},
-             {"query_id": "q2", "query": "bread", "documents": [{"doc_id": "d1", "text": "flour and water"},
-                                                             {"doc_id": "d2", "text": "dogs bark", "meta": {"category": "pets"}}]},
-             {"query_id": "q3", "query": "lonely", "documents": [{"doc_id": "x", "text": "only one"}]}]
+    lines = [
+        {
+            "query_id": "q1",
+            "query": "cats",
+            "documents": [
+                {"doc_id": "d1", "text": "cats purr", "meta": {"category": "pets"}},
+                {"doc_id": "d2", "text": "dogs bark", "meta": {"category": "pets"}},
+            ],
+        },
+        {
+            "query_id": "q2",
+            "query": "bread",
+            "documents": [
+                {"doc_id": "d1", "text": "flour and water"},
+                {"doc_id": "d2", "text": "dogs bark", "meta": {"category": "pets"}},
+            ],
+        },
+        {"query_id": "q3", "query": "lonely", "documents": [{"doc_id": "x", "text": "only one"}]},
+    ]
     path = tmp_path / "texts.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     args = minilm_local() + [f"embed_check.dataset={path}", f"embed_check.report_dir={tmp_path / 'report'}",
@@ -215,10 +261,17 @@ def test_a_doc_id_reused_under_another_query_with_another_text_is_another_text(t
 
 
 def test_the_api_dry_run_loads_no_model_and_sends_nothing(tmp_path, server, capsys):
-    items = {"embed_check.against": "api", "api.base_url": server.base_url("siliconflow"), "api.api_key_env": "FAKE_API_KEY",
-             "api.query_template": "null", "api.instruction": "null", "collect.cache": tmp_path / "c.sqlite",
-             "embed_check.max_queries": 2, "embed_check.dry_run": "true",
-             "embed_check.local.model": "Qwen/not-downloadable"}  # a model that cannot load: the dry run never tries
+    items = {
+        "embed_check.against": "api",
+        "api.base_url": server.base_url("siliconflow"),
+        "api.api_key_env": "FAKE_API_KEY",
+        "api.query_template": "null",
+        "api.instruction": "null",
+        "collect.cache": tmp_path / "c.sqlite",
+        "embed_check.max_queries": 2,
+        "embed_check.dry_run": "true",
+        "embed_check.local.model": "Qwen/not-downloadable",
+    }  # a model that cannot load: the dry run never tries
     code, out, err = run(["api=siliconflow-embeddings", *(f"{k}={v}" for k, v in items.items())], capsys)
     assert code == 0, out + err
     assert "text(s) not cached" in out and "nothing sent" in out
@@ -238,20 +291,26 @@ def test_a_server_that_strips_its_inputs_is_a_candidate_cause():
     """infinity strips every text it receives; for a byte-level tokenizer (Qwen3-Embedding) that
     changes the tokens, so the diagnosis tries local.strip_prompt=true (a WordPiece tokenizer such
     as MiniLM's drops surrounding whitespace itself: there the two sides agree either way)."""
-    from pipeline.embed_check.diagnose import candidates
     from pipeline.config.local import LocalScorerConfig
+    from pipeline.embed_check.diagnose import candidates
 
     causes = dict(candidates(LocalScorerConfig(kind="embedding", model="m")))
     stripped = causes["the other side strips each text's surrounding whitespace (set local.strip_prompt=true)"]
     assert stripped.strip_prompt is True
-    assert not any("strips" in c for c, _ in candidates(LocalScorerConfig(kind="embedding", model="m", strip_prompt=True)))
+    assert not any(
+        "strips" in c for c, _ in candidates(LocalScorerConfig(kind="embedding", model="m", strip_prompt=True))
+    )
 
 
 def test_the_gate_is_the_minimum_cosine_not_the_mean(tmp_path, capsys):
     """One side pooled from the first token: some texts stay close, others do not. With the
     threshold between the worst and the mean cosine, the run must fail: one bad text is enough."""
-    args = minilm_local() + [f"embed_check.report_dir={tmp_path / 'report'}", "embed_check.max_queries=4",
-                             "embed_check.other.dtype=null", "embed_check.other.pooling=cls"]
+    args = minilm_local() + [
+        f"embed_check.report_dir={tmp_path / 'report'}",
+        "embed_check.max_queries=4",
+        "embed_check.other.dtype=null",
+        "embed_check.other.pooling=cls",
+    ]
     assert run(args + ["embed_check.threshold=0"], capsys)[0] == 0
     overall = report(tmp_path)["overall"]
     assert overall["min"] < overall["mean"]

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from pipeline.calibration.calibrators import grouped_splits, make_calibrator
-from pipeline.fit.evaluation import out_of_fold
 from pipeline.calibration.fusion import ScoreCalibrationModel
 from pipeline.calibration.metrics import pearson
+from pipeline.fit.evaluation import out_of_fold
 
 DISTORTIONS = {
     # local score -> reference, all strictly increasing on the local range

@@ -98,13 +98,35 @@ def start_infinity(workdir: Path, served: dict[str, Path], timeout_s: float = 24
     if not binary.exists():
         unavailable(f"{binary} not found")
     port = _free_port()
-    args = [str(binary), "v2", "--host", "127.0.0.1", "--port", str(port), "--engine", "torch", "--device", "cpu",
-            "--dtype", "float32", "--no-bettertransformer", "--no-model-warmup", "--batch-size", "16"]
+    args = [
+        str(binary),
+        "v2",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--engine",
+        "torch",
+        "--device",
+        "cpu",
+        "--dtype",
+        "float32",
+        "--no-bettertransformer",
+        "--no-model-warmup",
+        "--batch-size",
+        "16",
+    ]
     for name, directory in served.items():
         args += ["--model-id", str(directory), "--served-model-name", name]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    env.update(DO_NOT_TRACK="1", INFINITY_ANONYMOUS_USAGE_STATS="0", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-               HF_HOME=str(workdir / "hf-home"), TOKENIZERS_PARALLELISM="false")
+    env.update(
+        DO_NOT_TRACK="1",
+        INFINITY_ANONYMOUS_USAGE_STATS="0",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        HF_HOME=str(workdir / "hf-home"),
+        TOKENIZERS_PARALLELISM="false",
+    )
     log = workdir / "infinity.log"
     process = subprocess.Popen(args, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=workdir)
     server = InfinityServer(process, port, log, dict(served))

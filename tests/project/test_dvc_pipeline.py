@@ -8,12 +8,7 @@ and no secret in any file. The repository and its trained model are built once p
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,6 +17,7 @@ import pytest
 from tests.support.dvc import NAME, REPO, SENTINEL, ran
 
 pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(autouse=True)
 def _committed_state(request):
@@ -40,8 +36,15 @@ def test_repro_runs_dataset_to_artifact_offline_and_leaves_a_clean_status(repo):
     manifest = repo.json(f"artifacts/calibrators/{NAME}/manifest.json")
     assert manifest["sources"][0]["model"] == "models/demo-reranker/v1" and manifest["metrics"]["held_out"] is True
     summary = repo.json(f"reports/{NAME}/summary.json")
-    assert set(summary) == {"raw_local", "calibrated_local"} and set(summary["raw_local"]) == {"pearson", "spearman", "ndcg", "mae"}
-    assert (repo.root / f"reports/{NAME}/calibration.csv").is_file() and (repo.root / f"reports/{NAME}/rank_agreement.csv").is_file()
+    assert set(summary) == {"raw_local", "calibrated_local"} and set(summary["raw_local"]) == {
+        "pearson",
+        "spearman",
+        "ndcg",
+        "mae",
+    }
+    assert (repo.root / f"reports/{NAME}/calibration.csv").is_file() and (
+        repo.root / f"reports/{NAME}/rank_agreement.csv"
+    ).is_file()
     status = repo.run("dvc", "status").stdout
     assert status.split() == ["resolve:", "always", "changed"], status
 
@@ -62,7 +65,10 @@ def test_check_exits_0_when_unchanged_and_1_when_the_local_model_moved(repo):
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert ok.stdout.startswith("check: OK")
     moved = repo.run("pipeline", "check", "--params", "params.yaml", "local.model=models/demo-reranker/v2", ok=False)
-    assert moved.returncode == 1 and "DRIFT: local: model models/demo-reranker/v1 -> models/demo-reranker/v2" in moved.stdout
+    assert (
+        moved.returncode == 1
+        and "DRIFT: local: model models/demo-reranker/v1 -> models/demo-reranker/v2" in moved.stdout
+    )
 
 
 def test_serve_answers_like_the_api_with_the_demo_artifact_and_model(repo, monkeypatch):
@@ -71,16 +77,19 @@ def test_serve_answers_like_the_api_with_the_demo_artifact_and_model(repo, monke
     import httpx
 
     from pipeline.config.api import ApiConfig, Dialect
-    from pipeline.scorers.api import ApiScorer
     from pipeline.inference import load_calibrator
+    from pipeline.scorers.api import ApiScorer
     from pipeline.scorers.base import QueryGroup
     from tests.serve.cli import serve_process
 
     table = pd.read_csv(repo.root / f"data/{NAME}/paired_scores.csv")
     query_id = table["query_id"].iloc[0]
     rows = table[table["query_id"] == query_id]
-    group = next(g for g in map(json.loads, (repo.root / "data/demo/calibration.jsonl").read_text().splitlines())
-                 if g["query_id"] == query_id)
+    group = next(
+        g
+        for g in map(json.loads, (repo.root / "data/demo/calibration.jsonl").read_text().splitlines())
+        if g["query_id"] == query_id
+    )
     texts = {d["doc_id"]: d["text"] for d in group["documents"]}
     artifact = repo.root / f"artifacts/calibrators/{NAME}"
     served = repo.json(f"artifacts/calibrators/{NAME}/manifest.json")["target"]["model"]
@@ -89,8 +98,15 @@ def test_serve_answers_like_the_api_with_the_demo_artifact_and_model(repo, monke
     with serve_process(["--params", "params.yaml"], repo.root, repo.env) as (_, url):
         response = httpx.post(url + "/v1/rerank", json={"model": served, "query": group["query"],
                                                         "documents": documents}, timeout=60)  # fmt: skip
-        config = ApiConfig(dialect=Dialect.siliconflow, base_url=url + "/v1", model=served,
-                           api_key_env="SERVE_DEMO_TOKEN", instruction=None, rpm=None, tpm=None)
+        config = ApiConfig(
+            dialect=Dialect.siliconflow,
+            base_url=url + "/v1",
+            model=served,
+            api_key_env="SERVE_DEMO_TOKEN",
+            instruction=None,
+            rpm=None,
+            tpm=None,
+        )
         with ApiScorer(config) as client:  # the project's own client, as collect uses it
             (by_client,) = client.score([QueryGroup(group["query"], documents)])
     assert response.status_code == 200, response.text
@@ -136,10 +152,12 @@ def test_a_bad_exp_run_value_fails_in_one_line_before_anything_is_touched(repo):
     unknown key in either spelling and an unknown group choice each exit non-zero in one line,
     and no tracked file changes (no stage ran, so none had its outputs removed)."""
     before = repo.status()
-    for override, needle in (("evaluate.n_bootstrap=-5", "evaluate.n_bootstrap=-5 is out of range"),
-                             ("evaluate.n_split=3", "unknown config key 'evaluate.n_split' (did you mean 'evaluate.n_splits'?)"),
-                             ("+evaluate.n_split=3", "unknown config key 'evaluate.n_split'"),
-                             ("calibrator=cubic", "Could not find 'calibrator/cubic'")):
+    for override, needle in (
+        ("evaluate.n_bootstrap=-5", "evaluate.n_bootstrap=-5 is out of range"),
+        ("evaluate.n_split=3", "unknown config key 'evaluate.n_split' (did you mean 'evaluate.n_splits'?)"),
+        ("+evaluate.n_split=3", "unknown config key 'evaluate.n_split'"),
+        ("calibrator=cubic", "Could not find 'calibrator/cubic'"),
+    ):
         proc = repo.run("dvc", "exp", "run", "-S", override, ok=False)
         lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
         assert proc.returncode != 0 and len(lines) == 1, lines
@@ -154,11 +172,16 @@ def test_a_failing_stage_leaves_its_committed_outputs_in_place(repo):
     before = repo.status()
     params = (repo.root / "params.yaml").read_text()
     try:
-        (repo.root / "params.yaml").write_text(params.replace("model: models/demo-reranker/v1", "model: models/demo-reranker/nowhere", 1))
+        (repo.root / "params.yaml").write_text(
+            params.replace("model: models/demo-reranker/v1", "model: models/demo-reranker/nowhere", 1)
+        )
         proc = repo.run("dvc", "repro", ok=False)
     finally:
         (repo.root / "params.yaml").write_text(params)
-    assert proc.returncode != 0 and "local.model='models/demo-reranker/nowhere': no such directory" in proc.stdout + proc.stderr
+    assert (
+        proc.returncode != 0
+        and "local.model='models/demo-reranker/nowhere': no such directory" in proc.stdout + proc.stderr
+    )
     assert repo.status() == before
 
 

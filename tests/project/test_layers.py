@@ -18,8 +18,9 @@ LINT_IMPORTS = str(Path(sys.executable).with_name("lint-imports"))
 
 def lint_imports(root: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(root)}  # the copy's `pipeline`, not the installed one
-    return subprocess.run([LINT_IMPORTS, "--no-cache", *args], cwd=root, env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [LINT_IMPORTS, "--no-cache", *args], cwd=root, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_the_package_keeps_every_layer_contract():
@@ -30,18 +31,43 @@ def test_the_package_keeps_every_layer_contract():
 
 # (contract id, file of the copy, the import planted at its end, what the report names)
 PLANTS = [
-    ("layers", "pipeline/api/tokens.py", "import pipeline.scorers.base",
-     "pipeline.api is not allowed to import pipeline.scorers"),
-    ("layers", "pipeline/fit/outputs.py", "import pipeline.collect.units",
-     "pipeline.fit is not allowed to import pipeline.collect"),
-    ("wire-is-the-format-only", "pipeline/wire.py", "import pipeline.config.api", "pipeline.wire -> pipeline.config.api"),
+    (
+        "layers",
+        "pipeline/api/tokens.py",
+        "import pipeline.scorers.base",
+        "pipeline.api is not allowed to import pipeline.scorers",
+    ),
+    (
+        "layers",
+        "pipeline/fit/outputs.py",
+        "import pipeline.collect.units",
+        "pipeline.fit is not allowed to import pipeline.collect",
+    ),
+    (
+        "wire-is-the-format-only",
+        "pipeline/wire.py",
+        "import pipeline.config.api",
+        "pipeline.wire -> pipeline.config.api",
+    ),
     ("runtime-numpy-only", "pipeline/runtime/spec.py", "import sklearn", "pipeline.runtime.spec -> sklearn"),
-    ("calibration-sees-no-config", "pipeline/calibration/metrics.py", "import pipeline.config.fit",
-     "pipeline.calibration.metrics -> pipeline.config.fit"),
-    ("demo-is-a-leaf", "pipeline/collect/seed.py", "import pipeline.demo.seeds",
-     "pipeline.collect.seed -> pipeline.demo.seeds"),
-    ("testing-is-not-production", "pipeline/fit/run.py", "import pipeline.testing.model_card",
-     "pipeline.fit.run -> pipeline.testing.model_card"),
+    (
+        "calibration-sees-no-config",
+        "pipeline/calibration/metrics.py",
+        "import pipeline.config.fit",
+        "pipeline.calibration.metrics -> pipeline.config.fit",
+    ),
+    (
+        "demo-is-a-leaf",
+        "pipeline/collect/seed.py",
+        "import pipeline.demo.seeds",
+        "pipeline.collect.seed -> pipeline.demo.seeds",
+    ),
+    (
+        "testing-is-not-production",
+        "pipeline/fit/run.py",
+        "import pipeline.testing.model_card",
+        "pipeline.fit.run -> pipeline.testing.model_card",
+    ),
 ]
 
 

@@ -22,8 +22,22 @@ from pipeline.core.extras import EXTRA_MODULES, INCLUDES, modules_of
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "transformers", "tokenizers", "sklearn", "scipy", "hydra", "omegaconf", "pandas", "joblib",
-         "matplotlib", "httpx", "fastapi", "uvicorn", "tqdm")
+HEAVY = (
+    "torch",
+    "transformers",
+    "tokenizers",
+    "sklearn",
+    "scipy",
+    "hydra",
+    "omegaconf",
+    "pandas",
+    "joblib",
+    "matplotlib",
+    "httpx",
+    "fastapi",
+    "uvicorn",
+    "tqdm",
+)
 #: distribution name -> import name, where they differ
 IMPORT_NAME = {"scikit-learn": "sklearn", "hydra-core": "hydra"}
 
@@ -57,8 +71,11 @@ def wheel_metadata(wheel) -> email.message.Message:
 def test_the_wheel_carries_every_config_file(wheel):
     """A pip-installed CLI composes the same defaults and groups (`api=siliconflow`) as the repository."""
     with zipfile.ZipFile(wheel) as zf:
-        shipped = {n.split("/share/score-calibration-pipeline/conf/", 1)[1] for n in zf.namelist()
-                   if "/share/score-calibration-pipeline/conf/" in n}
+        shipped = {
+            n.split("/share/score-calibration-pipeline/conf/", 1)[1]
+            for n in zf.namelist()
+            if "/share/score-calibration-pipeline/conf/" in n
+        }
     expected = {str(p.relative_to(ROOT / "conf")) for p in (ROOT / "conf").rglob("*.yaml")}
     assert shipped == expected
 
@@ -92,8 +109,12 @@ def test_the_extras_table_matches_pyproject():
 
     for extra in EXTRA_MODULES:
         assert set(modules_of(extra)) <= provided(extra), (extra, set(modules_of(extra)) - provided(extra))
-        included = {e for r in extras[extra] if _requirement_name(r) == "score-calibration-pipeline"
-                    for e in re.search(r"\[(.*)\]", r).group(1).split(",")}
+        included = {
+            e
+            for r in extras[extra]
+            if _requirement_name(r) == "score-calibration-pipeline"
+            for e in re.search(r"\[(.*)\]", r).group(1).split(",")
+        }
         assert included == set(INCLUDES.get(extra, ())), extra
     assert set().union(*EXTRA_MODULES.values()) <= provided("all")
 
@@ -107,9 +128,9 @@ def _run_blocked(code: str, blocked=HEAVY, cwd: Path = ROOT) -> subprocess.Compl
 
 
 def test_inference_loads_and_applies_an_artifact_without_any_heavy_package(tmp_path):
-    from pipeline.fit.artifacts import write_artifact
     from pipeline.calibration.calibrators import make_calibrator
     from pipeline.calibration.fusion import ScoreCalibrationModel
+    from pipeline.fit.artifacts import write_artifact
     from pipeline.inference import load_calibrator
 
     rng = np.random.default_rng(0)
@@ -134,14 +155,16 @@ def test_inference_loads_and_applies_an_artifact_without_any_heavy_package(tmp_p
 
 
 def test_the_joblib_path_without_the_fit_extra_says_what_to_install(tmp_path):
-    from pipeline.fit.artifacts import write_artifact
     from pipeline.calibration.calibrators import make_calibrator
     from pipeline.calibration.fusion import ScoreCalibrationModel
+    from pipeline.fit.artifacts import write_artifact
 
     x = np.linspace(0, 1, 50)
     model = ScoreCalibrationModel(make_calibrator("poly"), None, ["local"]).fit(x[:, None], x**2)
     path = write_artifact(tmp_path, "j", model, {"sources": [{"column": "local"}]})
-    result = _run_blocked(f"from pipeline.inference import load_calibrator\nload_calibrator({str(path)!r}, use_joblib=True)")
+    result = _run_blocked(
+        f"from pipeline.inference import load_calibrator\nload_calibrator({str(path)!r}, use_joblib=True)"
+    )
     assert "CalibratorLoadError: use_joblib=True needs joblib and scikit-learn: pip install" in result.stderr
 
 

@@ -18,13 +18,24 @@ from pipeline.scorers import LocalScorerConfig, QueryGroup, build_scorer
 pytestmark = pytest.mark.slow
 
 QUERY = "What is the capital of China?"
-DOCS = ["The capital of China is Beijing.\n", "  Gravity attracts two bodies.", "北京是中国的首都。", "def f(x):\n    return x\n"]
+DOCS = [
+    "The capital of China is Beijing.\n",
+    "  Gravity attracts two bodies.",
+    "北京是中国的首都。",
+    "def f(x):\n    return x\n",
+]
 SERVED = "demo/tiny"
 
 
 def settings(model, **kw) -> ReferenceConfig:
-    base = dict(model=str(model), served_model=SERVED, template="vllm", strip=True, dtype="float32",
-                instruction="Judge the relevance of the passage to the question")
+    base = dict(
+        model=str(model),
+        served_model=SERVED,
+        template="vllm",
+        strip=True,
+        dtype="float32",
+        instruction="Judge the relevance of the passage to the question",
+    )
     base.update(kw)
     return ReferenceConfig(**base)
 
@@ -40,7 +51,9 @@ def post(server, body, key="sk-test-key", path="/v1/rerank"):
     return httpx.post(server.base_url.removesuffix("/v1") + path, json=body, headers=headers, timeout=30)
 
 
-def expected(reranker_dir, docs, query=QUERY, instruction="Judge the relevance of the passage to the question", strip=True):
+def expected(
+    reranker_dir, docs, query=QUERY, instruction="Judge the relevance of the passage to the question", strip=True
+):
     cfg = LocalScorerConfig(model=str(reranker_dir), device="cpu", template="vllm", instruction=instruction)
     with build_scorer(cfg) as scorer:
         f = str.strip if strip else (lambda t: t)
@@ -73,16 +86,19 @@ def test_request_instruction_overrides_the_default_and_top_n_cuts(server, rerank
     np.testing.assert_allclose([res["relevance_score"] for res in results], np.sort(want)[::-1][:2], atol=1e-6)
 
 
-@pytest.mark.parametrize("body, status, code, text", [
-    ({"model": SERVED, "query": QUERY}, 400, 20015, "missing ['documents']"),
-    ({"model": SERVED, "query": QUERY, "documents": DOCS, "texts": []}, 400, 20015, "unknown field(s) ['texts']"),
-    ({"model": "Qwen/Qwen3-Reranker-8B", "query": QUERY, "documents": DOCS}, 400, 20012, "Model does not exist"),
-    ({"model": SERVED, "query": " ", "documents": DOCS}, 400, 20015, "query must be a non-empty string"),
-    ({"model": SERVED, "query": QUERY, "documents": [1, 2]}, 400, 20015, "documents must be"),
-    ({"model": SERVED, "query": QUERY, "documents": DOCS, "top_n": 0}, 400, 20015, "top_n"),
-    ({"model": SERVED, "query": QUERY, "documents": DOCS, "instruction": ""}, 400, 20015, "instruction"),
-    ({"model": SERVED, "query": QUERY, "documents": ["x"] * 300}, 413, 20015, "too many documents"),
-])
+@pytest.mark.parametrize(
+    "body, status, code, text",
+    [
+        ({"model": SERVED, "query": QUERY}, 400, 20015, "missing ['documents']"),
+        ({"model": SERVED, "query": QUERY, "documents": DOCS, "texts": []}, 400, 20015, "unknown field(s) ['texts']"),
+        ({"model": "Qwen/Qwen3-Reranker-8B", "query": QUERY, "documents": DOCS}, 400, 20012, "Model does not exist"),
+        ({"model": SERVED, "query": " ", "documents": DOCS}, 400, 20015, "query must be a non-empty string"),
+        ({"model": SERVED, "query": QUERY, "documents": [1, 2]}, 400, 20015, "documents must be"),
+        ({"model": SERVED, "query": QUERY, "documents": DOCS, "top_n": 0}, 400, 20015, "top_n"),
+        ({"model": SERVED, "query": QUERY, "documents": DOCS, "instruction": ""}, 400, 20015, "instruction"),
+        ({"model": SERVED, "query": QUERY, "documents": ["x"] * 300}, 413, 20015, "too many documents"),
+    ],
+)
 def test_bad_requests_get_a_4xx_in_the_apis_error_shape(server, body, status, code, text):
     r = post(server, body)
     assert r.status_code == status
@@ -102,8 +118,15 @@ def test_auth_paths_and_json_errors(server):
 
 def test_the_projects_client_reads_it_through_the_siliconflow_dialect(server, reranker_dir, monkeypatch):
     monkeypatch.setenv("REF_KEY", "sk-test-key")
-    cfg = compose_config(["api=demo-reference", f"api.model={SERVED}", f"api.base_url={server.base_url}",
-                          "api.api_key_env=REF_KEY", "api.api_key_required=true"]).api
+    cfg = compose_config(
+        [
+            "api=demo-reference",
+            f"api.model={SERVED}",
+            f"api.base_url={server.base_url}",
+            "api.api_key_env=REF_KEY",
+            "api.api_key_required=true",
+        ]
+    ).api
 
     async def score():
         async with ApiClient(cfg) as client:
@@ -135,12 +158,22 @@ def test_fingerprint_names_the_weights_revision_and_every_switch(reranker_dir, r
 def test_collect_refuses_a_reference_it_cannot_run_in_one_line(tmp_path, capsys):
     from pipeline.__main__ import main
 
-    common = [f"collect.output={tmp_path / 't.csv'}", f"collect.cache={tmp_path / 'c.sqlite'}", "collect.max_queries=2",
-              "~local@collect.extra_local.local_minilm"]
+    common = [
+        f"collect.output={tmp_path / 't.csv'}",
+        f"collect.cache={tmp_path / 'c.sqlite'}",
+        "collect.max_queries=2",
+        "~local@collect.extra_local.local_minilm",
+    ]
     assert main(["collect", *common, f"reference.model={tmp_path / 'nowhere'}"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: reference.model: local.model=") and err.rstrip().endswith("no such directory")
     assert main(["collect", *common, "api.model=Qwen/Qwen3-Reranker-4B"]) == 2
-    assert "error: reference.enabled: api.model='Qwen/Qwen3-Reranker-4B' but the loopback reference serves" in capsys.readouterr().err
+    assert (
+        "error: reference.enabled: api.model='Qwen/Qwen3-Reranker-4B' but the loopback reference serves"
+        in capsys.readouterr().err
+    )
     assert main(["collect", *common, "api=vllm", "api.server_template=false"]) == 2
-    assert "api.dialect=vllm api.endpoint=rerank; use api=demo-reference, or reference.enabled=false" in capsys.readouterr().err
+    assert (
+        "api.dialect=vllm api.endpoint=rerank; use api=demo-reference, or reference.enabled=false"
+        in capsys.readouterr().err
+    )

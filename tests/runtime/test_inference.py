@@ -10,12 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.fit.artifacts import ArtifactError, write_artifact
 from pipeline.calibration.calibrators import make_calibrator
 from pipeline.calibration.fusion import NonNegativeFusion, ScoreCalibrationModel
+from pipeline.fit.artifacts import write_artifact
 from pipeline.inference import ArtifactIntegrityError, CalibratorLoadError, ModelMismatchError, load_calibrator
+from pipeline.runtime.loader import ArtifactError
 
-MANIFEST = {"sources": [{"column": "local", "model": "Qwen/Qwen3-Reranker-4B", "revision": "abc123"}], "preprocessing": {"nfkc": True}}
+MANIFEST = {
+    "sources": [{"column": "local", "model": "Qwen/Qwen3-Reranker-4B", "revision": "abc123"}],
+    "preprocessing": {"nfkc": True},
+}
 
 
 def _data(seed=0, k=1, n_queries=30):
@@ -54,6 +58,7 @@ def test_round_trip_json_and_joblib_agree_with_the_fitted_model(tmp_path, family
 def _documented_formula(spec: dict, X: np.ndarray) -> np.ndarray:
     """calibrator.json evaluated from its documented meaning, written out plainly here (closed
     forms, no code shared with pipeline/runtime/spec.py): the fused score, then the calibrator."""
+
     def logit(x, eps):
         p = np.clip(x, eps, 1 - eps)
         return np.log(p / (1 - p))
@@ -66,8 +71,11 @@ def _documented_formula(spec: dict, X: np.ndarray) -> np.ndarray:
         for j in range(X.shape[1]):
             x = X[:, j]
             m = (fusion.get("maps") or [{"map": "identity"}] * X.shape[1])[j]
-            x = {"identity": lambda: x, "logit": lambda: logit(x, m.get("eps")),
-                 "knots": lambda: np.interp(x, m.get("x"), m.get("y"))}[m["map"]]()
+            x = {
+                "identity": lambda: x,
+                "logit": lambda: logit(x, m.get("eps")),
+                "knots": lambda: np.interp(x, m.get("x"), m.get("y")),
+            }[m["map"]]()
             z += fusion["weights"][j] * (x - fusion["mean"][j]) / fusion["scale"][j]
     cal = spec["calibrator"]
     if cal["family"] == "identity":
@@ -168,7 +176,9 @@ def test_a_spec_that_would_reverse_order_is_refused_even_with_matching_hash(arti
 
 def test_model_and_revision_mismatch_refused_unless_overridden(artifact):
     assert load_calibrator(artifact, model="Qwen/Qwen3-Reranker-4B", revision="abc123")
-    with pytest.raises(ModelMismatchError, match="fitted for model 'Qwen/Qwen3-Reranker-4B', you declared 'Qwen/Qwen3-Reranker-8B'"):
+    with pytest.raises(
+        ModelMismatchError, match="fitted for model 'Qwen/Qwen3-Reranker-4B', you declared 'Qwen/Qwen3-Reranker-8B'"
+    ):
         load_calibrator(artifact, model="Qwen/Qwen3-Reranker-8B")
     with pytest.raises(ModelMismatchError, match="revision 'abc123'.*you declared revision 'def456'"):
         load_calibrator(artifact, revision="def456")
@@ -231,6 +241,7 @@ def test_importing_inference_pulls_no_heavy_library():
 # -- what mutation testing found unguarded (make mutate, pipeline/runtime/loader.py) -----------------
 # A user acts on these messages: each names the file or the fix, so each is pinned.
 
+
 def test_a_manifest_without_sources_names_the_way_out(artifact):
     manifest = json.loads((artifact / "manifest.json").read_text())
     manifest["sources"] = []
@@ -243,16 +254,22 @@ def test_a_manifest_without_sources_names_the_way_out(artifact):
 def test_mismatch_messages_name_what_was_fitted_and_the_way_out(artifact):
     with pytest.raises(ModelMismatchError) as model:
         load_calibrator(artifact, model="other/model")
-    assert str(model.value) == ("artifact was fitted for model 'Qwen/Qwen3-Reranker-4B', you declared 'other/model'; "
-                                "re-fit for this model (python -m pipeline fit) or pass allow_mismatch=True")
+    assert str(model.value) == (
+        "artifact was fitted for model 'Qwen/Qwen3-Reranker-4B', you declared 'other/model'; "
+        "re-fit for this model (python -m pipeline fit) or pass allow_mismatch=True"
+    )
     with pytest.raises(ModelMismatchError) as revision:
         load_calibrator(artifact, revision="def456")
-    assert str(revision.value) == ("artifact was fitted for revision 'abc123' of 'Qwen/Qwen3-Reranker-4B', you declared "
-                                   "revision 'def456'; scores change between revisions: re-fit, or pass allow_mismatch=True")
+    assert str(revision.value) == (
+        "artifact was fitted for revision 'abc123' of 'Qwen/Qwen3-Reranker-4B', you declared "
+        "revision 'def456'; scores change between revisions: re-fit, or pass allow_mismatch=True"
+    )
     manifest = json.loads((artifact / "manifest.json").read_text())
     del manifest["sources"][0]["revision"]
     (artifact / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ModelMismatchError, match="^artifact records no revision of 'Qwen/Qwen3-Reranker-4B', you declared"):
+    with pytest.raises(
+        ModelMismatchError, match="^artifact records no revision of 'Qwen/Qwen3-Reranker-4B', you declared"
+    ):
         load_calibrator(artifact, revision="def456")
 
 
@@ -266,8 +283,10 @@ def test_a_hash_mismatch_shows_both_hashes_first_16_characters(artifact):
     actual = sha256_file(artifact / "calibrator.json")
     with pytest.raises(ArtifactIntegrityError) as info:
         load_calibrator(artifact)
-    assert str(info.value) == (f"{artifact / 'calibrator.json'}: sha256 {actual[:16]}... does not match the manifest's "
-                               "0123456789abcdef...; the file was changed after export")
+    assert str(info.value) == (
+        f"{artifact / 'calibrator.json'}: sha256 {actual[:16]}... does not match the manifest's "
+        "0123456789abcdef...; the file was changed after export"
+    )
 
 
 @pytest.mark.parametrize("content, message", [("{not json", "not valid JSON ("), ("[1, 2]", "expected a JSON object")])
@@ -291,8 +310,10 @@ def test_joblib_without_scikit_learn_says_what_to_install(artifact, monkeypatch)
     monkeypatch.setattr(builtins, "__import__", no_joblib)
     with pytest.raises(CalibratorLoadError) as info:
         load_calibrator(artifact, use_joblib=True)
-    assert str(info.value) == ("use_joblib=True needs joblib and scikit-learn: pip install "
-                               "'score-calibration-pipeline[fit]' (the default JSON path needs neither)")
+    assert str(info.value) == (
+        "use_joblib=True needs joblib and scikit-learn: pip install "
+        "'score-calibration-pipeline[fit]' (the default JSON path needs neither)"
+    )
 
 
 @pytest.mark.parametrize("backend", ["json", "joblib"])
@@ -307,16 +328,24 @@ def test_a_loaded_calibrator_says_what_it_is(artifact, backend):
 @pytest.mark.parametrize("backend", ["json", "joblib"])
 def test_the_wrong_shape_is_refused_by_both_backends_in_the_same_words(tmp_path, backend):
     one = load_calibrator(write_artifact(tmp_path, "one", _model("poly")[0], MANIFEST), use_joblib=backend == "joblib")
-    three = load_calibrator(write_artifact(tmp_path, "three", _model("poly", 3)[0], MANIFEST), use_joblib=backend == "joblib")
-    with pytest.raises(ValueError, match=r"expected an \(n, 3\) array with columns \['local', 'embed', 'bm25'\], got "
-                                         r"shape \(4,\)"):
+    three = load_calibrator(
+        write_artifact(tmp_path, "three", _model("poly", 3)[0], MANIFEST), use_joblib=backend == "joblib"
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"expected an \(n, 3\) array with columns \['local', 'embed', 'bm25'\], got "
+        r"shape \(4,\)",
+    ):
         three(np.zeros(4))
     with pytest.raises(ValueError, match=r"expected an \(n, 3\) array with columns .*, got shape \(4, 2\)"):
         three(np.zeros((4, 2)))
     with pytest.raises(ValueError, match=r"expected a 1-D array of scores, got shape \(4, 2\)"):
         one(np.zeros((4, 2)))
-    with pytest.raises(ValueError, match=r"a single score is ambiguous for 3 sources \['local', 'embed', 'bm25'\]; "
-                                         r"pass an \(n, k\) array"):
+    with pytest.raises(
+        ValueError,
+        match=r"a single score is ambiguous for 3 sources \['local', 'embed', 'bm25'\]; "
+        r"pass an \(n, k\) array",
+    ):
         three(0.5)
     with pytest.raises(ValueError, match="the first at index 2; fix or drop those pairs before calibrating"):
         one([0.1, 0.2, float("nan")])

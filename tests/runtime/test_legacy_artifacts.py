@@ -30,7 +30,9 @@ def test_an_artifact_from_before_the_layout_predicts_what_it_did(name, k, use_jo
 def test_the_old_module_names_are_only_aliased_on_the_joblib_path():
     """Loading the pickle-free spec (the default) adds no module aliases; the joblib path does,
     and only after the hash check."""
-    code = ("import sys; from pipeline.inference import load_calibrator; "
-            f"load_calibrator({str(LEGACY / 'fused')!r}); assert 'pipeline.fusion' not in sys.modules; "
-            f"load_calibrator({str(LEGACY / 'fused')!r}, use_joblib=True); assert 'pipeline.fusion' in sys.modules")
+    code = (
+        "import sys; from pipeline.inference import load_calibrator; "
+        f"load_calibrator({str(LEGACY / 'fused')!r}); assert 'pipeline.fusion' not in sys.modules; "
+        f"load_calibrator({str(LEGACY / 'fused')!r}, use_joblib=True); assert 'pipeline.fusion' in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

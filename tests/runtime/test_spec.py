@@ -14,13 +14,22 @@ from pipeline.runtime.spec import FORMAT, SpecError, compile_calibrator, compile
 POLY = {"family": "poly", "coef": [0.1, 0.5, 0.2], "x_range": [0.0, 1.0], "y_range": [0.0, 1.0]}
 ISOTONIC = {"family": "isotonic", "x": [0.0, 0.5, 1.0], "y": [0.1, 0.4, 0.9], "y_range": [0.1, 0.9]}
 SIGMOID = {"family": "sigmoid", "a": 2.0, "b": -1.0, "y_range": [0.0, 1.0], "input": "logit", "eps": 1e-6}
-MAPPED = {"kind": "mapped_linear", "mean": [0.1, 0.2], "scale": [1.0, 2.0], "weights": [0.7, 0.3],
-          "maps": [{"map": "logit", "eps": 1e-6}, {"map": "knots", "x": [0.0, 1.0], "y": [0.0, 2.0]}]}
+MAPPED = {
+    "kind": "mapped_linear",
+    "mean": [0.1, 0.2],
+    "scale": [1.0, 2.0],
+    "weights": [0.7, 0.3],
+    "maps": [{"map": "logit", "eps": 1e-6}, {"map": "knots", "x": [0.0, 1.0], "y": [0.0, 2.0]}],
+}
 
 
 def spec(calibrator=POLY, fusion=None, sources=("local",)) -> dict:
-    return {"format": FORMAT, "sources": list(sources), "calibrator": copy.deepcopy(calibrator),
-            "fusion": copy.deepcopy(fusion)}
+    return {
+        "format": FORMAT,
+        "sources": list(sources),
+        "calibrator": copy.deepcopy(calibrator),
+        "fusion": copy.deepcopy(fusion),
+    }
 
 
 def with_field(base: dict, path: str, value) -> dict:
@@ -38,12 +47,22 @@ def with_field(base: dict, path: str, value) -> dict:
 
 BAD = [
     ({"format": FORMAT}, "sources", None, "'sources' must be a non-empty list of column names"),
-    (spec(), "format", "score-calibrator/v0", "unsupported spec format 'score-calibrator/v0'; this code reads score-calibrator/v1"),
+    (
+        spec(),
+        "format",
+        "score-calibrator/v0",
+        "unsupported spec format 'score-calibrator/v0'; this code reads score-calibrator/v1",
+    ),
     (spec(), "sources", [], "'sources' must be a non-empty list of column names"),
     (spec(), "sources", "local", "'sources' must be a non-empty list of column names"),
     (spec(), "sources", ["local", 3], "'sources' must be a non-empty list of column names"),
     (spec(), "calibrator", "poly", "'calibrator' must be a JSON object, got 'poly'"),
-    (spec(), "calibrator.family", "cubic", "unknown calibrator family 'cubic'; known: identity, poly, isotonic, sigmoid"),
+    (
+        spec(),
+        "calibrator.family",
+        "cubic",
+        "unknown calibrator family 'cubic'; known: identity, poly, isotonic, sigmoid",
+    ),
     (spec(), "calibrator.coef", [], "'coef' must not be empty"),
     (spec(), "calibrator.coef", [0.1, "x"], "'coef' must be numbers: "),
     (spec(), "calibrator.coef", [0.1, float("nan")], "'coef' must be a list of finite numbers, got [0.1, nan]"),
@@ -61,18 +80,68 @@ BAD = [
     (spec(SIGMOID), "calibrator.eps", 0.5, "'eps' must be in (0, 0.5), got 0.5"),
     (spec(SIGMOID), "calibrator.eps", "tiny", "'eps' must be a finite number, got 'tiny'"),
     (spec(sources=("a", "b")), "fusion", None, "2 sources need a fusion spec"),
-    (spec(fusion=MAPPED, sources=("a", "b")), "fusion.kind", "weighted", "unknown fusion kind 'weighted'; known: nonneg_linear, mapped_linear"),
-    (spec(fusion=MAPPED, sources=("a", "b")), "fusion.maps", [{"map": "identity"}], "'fusion.maps' must list 2 source maps"),
-    (spec(fusion=MAPPED, sources=("a", "b")), "fusion.maps.1.map", "spline", "unknown source map 'spline'; known: identity, logit, knots"),
-    (spec(fusion=MAPPED, sources=("a", "b")), "fusion.maps.1.y", [0.0], "map knots need the same non-zero number of x and y values"),
-    (spec(fusion=MAPPED, sources=("a", "b")), "fusion.maps.1.x", [0.5, 0.5], "map knots must be strictly increasing in x and non-decreasing in y"),
-    (spec(fusion=MAPPED, sources=("a", "b")), "fusion.maps.1.y", [1.0, 0.5], "map knots must be strictly increasing in x and non-decreasing in y"),
+    (
+        spec(fusion=MAPPED, sources=("a", "b")),
+        "fusion.kind",
+        "weighted",
+        "unknown fusion kind 'weighted'; known: nonneg_linear, mapped_linear",
+    ),
+    (
+        spec(fusion=MAPPED, sources=("a", "b")),
+        "fusion.maps",
+        [{"map": "identity"}],
+        "'fusion.maps' must list 2 source maps",
+    ),
+    (
+        spec(fusion=MAPPED, sources=("a", "b")),
+        "fusion.maps.1.map",
+        "spline",
+        "unknown source map 'spline'; known: identity, logit, knots",
+    ),
+    (
+        spec(fusion=MAPPED, sources=("a", "b")),
+        "fusion.maps.1.y",
+        [0.0],
+        "map knots need the same non-zero number of x and y values",
+    ),
+    (
+        spec(fusion=MAPPED, sources=("a", "b")),
+        "fusion.maps.1.x",
+        [0.5, 0.5],
+        "map knots must be strictly increasing in x and non-decreasing in y",
+    ),
+    (
+        spec(fusion=MAPPED, sources=("a", "b")),
+        "fusion.maps.1.y",
+        [1.0, 0.5],
+        "map knots must be strictly increasing in x and non-decreasing in y",
+    ),
     (spec(fusion=MAPPED, sources=("a", "b")), "fusion.scale", [1.0, 0.0], "fusion.scale must be positive"),
     (spec(fusion=MAPPED, sources=("a", "b")), "fusion.weights", [0.5, -0.1], "fusion.weights must be non-negative"),
-    (spec(fusion=MAPPED, sources=("a", "b")), "fusion.mean", [0.1], "'fusion.mean' must be 2 finite numbers, got [0.1]"),
-    (spec(fusion=MAPPED, sources=("a", "b")), "fusion.scale", [1.0], "'fusion.scale' must be 2 finite numbers, got [1.0]"),
-    (spec(fusion=MAPPED, sources=("a", "b")), "fusion.weights", [1.0, 2.0, 3.0], "'fusion.weights' must be 2 finite numbers"),
-    (spec(fusion=MAPPED, sources=("a", "b")), "fusion.maps.0", "identity", "unknown source map None; known: identity, logit, knots"),
+    (
+        spec(fusion=MAPPED, sources=("a", "b")),
+        "fusion.mean",
+        [0.1],
+        "'fusion.mean' must be 2 finite numbers, got [0.1]",
+    ),
+    (
+        spec(fusion=MAPPED, sources=("a", "b")),
+        "fusion.scale",
+        [1.0],
+        "'fusion.scale' must be 2 finite numbers, got [1.0]",
+    ),
+    (
+        spec(fusion=MAPPED, sources=("a", "b")),
+        "fusion.weights",
+        [1.0, 2.0, 3.0],
+        "'fusion.weights' must be 2 finite numbers",
+    ),
+    (
+        spec(fusion=MAPPED, sources=("a", "b")),
+        "fusion.maps.0",
+        "identity",
+        "unknown source map None; known: identity, logit, knots",
+    ),
     (spec(fusion=MAPPED, sources=("a", "b")), "fusion.maps.1.x", ["a", "b"], "'map.x' must be numbers: "),
     (spec(fusion=MAPPED, sources=("a", "b")), "fusion.maps.1.y", ["a", "b"], "'map.y' must be numbers: "),
     (spec(ISOTONIC), "calibrator.x", [0.0, "x", 1.0], "'x' must be numbers: "),
@@ -103,10 +172,13 @@ def test_every_valid_family_compiles_and_leaves_its_input_alone(calibrator):
     assert sources == ["local"]
 
 
-@pytest.mark.parametrize("edge", [
-    {"x_range": [0.5, 0.5]},  # a zero-width training range: the constant term, clipped
-    {"coef": [0.7]},  # a constant polynomial
-])
+@pytest.mark.parametrize(
+    "edge",
+    [
+        {"x_range": [0.5, 0.5]},  # a zero-width training range: the constant term, clipped
+        {"coef": [0.7]},  # a constant polynomial
+    ],
+)
 def test_a_degenerate_polynomial_is_its_clipped_constant(edge):
     f = compile_calibrator({**POLY, "coef": [1.7, 0.5], "y_range": [0.0, 0.9], **edge})
     expected = min(max((edge.get("coef") or [1.7])[0], 0.0), 0.9)
@@ -129,10 +201,13 @@ def test_a_sigmoid_on_identity_input_and_a_single_knot_isotonic():
     np.testing.assert_array_equal(g(np.array([-5.0, 0.3, 5.0])), [0.6, 0.6, 0.6])
 
 
-@pytest.mark.parametrize("scores, message", [
-    (np.zeros((3, 2)), "expected a 1-D array of scores, got shape (3, 2)"),
-    (np.zeros((2, 2, 1)), "expected a 1-D array of scores, got shape (2, 2, 1)"),
-])
+@pytest.mark.parametrize(
+    "scores, message",
+    [
+        (np.zeros((3, 2)), "expected a 1-D array of scores, got shape (3, 2)"),
+        (np.zeros((2, 2, 1)), "expected a 1-D array of scores, got shape (2, 2, 1)"),
+    ],
+)
 def test_one_source_takes_n_or_n_by_1(scores, message):
     apply, _ = compile_spec(spec())
     assert apply(np.zeros((3, 1))).shape == (3,)
@@ -162,7 +237,9 @@ def test_what_the_monotone_rules_still_allow():
     compile_calibrator({**SIGMOID, "a": 0.5})
     maps = [{"map": "knots", "x": [0.5], "y": [1.0]}, {"map": "knots", "x": [0.0, 1.0], "y": [0.3, 0.3]}]
     apply, _ = compile_spec(spec({"family": "identity"}, fusion={**MAPPED, "maps": maps}, sources=("a", "b")))
-    np.testing.assert_allclose(apply(np.array([[0.1, 0.2], [0.9, 0.8]])), [0.7 * (1.0 - 0.1) + 0.3 * (0.3 - 0.2) / 2] * 2)
+    np.testing.assert_allclose(
+        apply(np.array([[0.1, 0.2], [0.9, 0.8]])), [0.7 * (1.0 - 0.1) + 0.3 * (0.3 - 0.2) / 2] * 2
+    )
 
 
 def test_a_sigmoid_spans_its_own_output_range():

@@ -26,8 +26,11 @@ def bert_dir(models_dir):
 
 
 def scorer(bert_dir, **extra):
-    return build_scorer(LocalScorerConfig(kind="cross_encoder", model=str(bert_dir), template="none", device="cpu",
-                                          max_length=128, **extra))
+    return build_scorer(
+        LocalScorerConfig(
+            kind="cross_encoder", model=str(bert_dir), template="none", device="cpu", max_length=128, **extra
+        )
+    )
 
 
 def expected(bert_dir, query: str, document: str, max_chunks: int, overlap: int, max_length: int = 128) -> float:
@@ -60,8 +63,11 @@ def test_a_long_document_is_scored_by_its_best_chunk(bert_dir):
 
 
 def test_a_document_that_fits_scores_as_without_chunking_and_one_chunk_is_truncation(bert_dir):
-    with scorer(bert_dir) as plain, scorer(bert_dir, max_chunks_per_doc=4) as chunked, \
-            scorer(bert_dir, max_chunks_per_doc=1, overlap_tokens=0) as first_only:
+    with (
+        scorer(bert_dir) as plain,
+        scorer(bert_dir, max_chunks_per_doc=4) as chunked,
+        scorer(bert_dir, max_chunks_per_doc=1, overlap_tokens=0) as first_only,
+    ):
         (a,) = plain.score([QueryGroup(QUERY, [SHORT, LONG])])
         (b,) = chunked.score([QueryGroup(QUERY, [SHORT, LONG])])
         (c,) = first_only.score([QueryGroup(QUERY, [SHORT, LONG])])

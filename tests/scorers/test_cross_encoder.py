@@ -37,7 +37,10 @@ def test_pair_encoding_matches_direct_transformers_call(seq_cls_dir):
 
     scorer = build_scorer(cfg_for(seq_cls_dir, template="none", max_length=64))
     # the last document ends with the pad token itself: transformers reads the token before it
-    query, docs = "What is the capital of China?", ["Beijing.", "Gravity is a force " * 40, "北京", "Beijing.<|endoftext|>"]
+    query, docs = (
+        "What is the capital of China?",
+        ["Beijing.", "Gravity is a force " * 40, "北京", "Beijing.<|endoftext|>"],
+    )
     tok = AutoTokenizer.from_pretrained(seq_cls_dir, padding_side="left")
     model = AutoModelForSequenceClassification.from_pretrained(seq_cls_dir).eval()
     with torch.no_grad():
@@ -85,21 +88,33 @@ def test_a_two_segment_encoder_gets_the_token_types_of_the_pair_encoding(two_seg
     model = AutoModelForSequenceClassification.from_pretrained(two_segment_bert).eval()
     query, docs = "what is the capital of china", ["beijing is the capital", "gravity " * 30, "north", "北京"]
     with torch.no_grad():
-        expected = [model(**tok(query, d, truncation=True, max_length=128, return_tensors="pt")).logits[0, 0].item()
-                    for d in docs]
-        untyped = [model(**{k: v for k, v in tok(query, d, return_tensors="pt").items() if k != "token_type_ids"})
-                   .logits[0, 0].item() for d in docs]
+        expected = [
+            model(**tok(query, d, truncation=True, max_length=128, return_tensors="pt")).logits[0, 0].item()
+            for d in docs
+        ]
+        untyped = [
+            model(**{k: v for k, v in tok(query, d, return_tensors="pt").items() if k != "token_type_ids"})
+            .logits[0, 0]
+            .item()
+            for d in docs
+        ]
     got = scorer.score([QueryGroup(query, docs)])[0]  # one padded batch of four lengths
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert np.max(np.abs(np.array(untyped) - np.array(expected))) > 1e-3  # the types matter for this model
     assert scorer.fingerprint()["token_type_ids"] == "pair"
     # chunked rows carry the same segments: a document that fits is its unchunked score
-    chunked = build_scorer(cfg_for(two_segment_bert, template="none", max_length=128, activation="none",
-                                   max_chunks_per_doc=4, overlap_tokens=8))
+    chunked = build_scorer(
+        cfg_for(
+            two_segment_bert, template="none", max_length=128, activation="none", max_chunks_per_doc=4, overlap_tokens=8
+        )
+    )
     np.testing.assert_allclose(chunked.score([QueryGroup(query, docs[:1])])[0], expected[:1], atol=1e-5)
     # a one-segment encoder (XLM-R / bge-reranker shape) is unchanged, fingerprint included
     from pipeline.testing import tiny_models
 
-    one = build_scorer(cfg_for(tiny_models.build_tiny_bert_cross_encoder(models_dir / "bert-one-segment"),
-                               template="none", max_length=128))
+    one = build_scorer(
+        cfg_for(
+            tiny_models.build_tiny_bert_cross_encoder(models_dir / "bert-one-segment"), template="none", max_length=128
+        )
+    )
     assert "token_type_ids" not in one.fingerprint()

@@ -18,13 +18,13 @@ import pytest
 
 from pipeline.collect import CollectError, collect
 from pipeline.config.compose import compose_config
+from pipeline.config.local import EngineConfig
 from pipeline.scorers import LocalScorerConfig, build_scorer
 from pipeline.scorers.base import QueryGroup
-from pipeline.config.local import EngineConfig
 from pipeline.scorers.engine import EngineError
+from pipeline.testing.fake_api import FakeApiServer
 from pipeline.testing.plain_embedder import PlainEmbedder
 from pipeline.testing.plain_reranker import PlainPairReranker
-from pipeline.testing.fake_api import FakeApiServer
 
 pytestmark = pytest.mark.slow
 
@@ -51,9 +51,18 @@ def _fresh(stand_in):
 def dataset(tmp_path: Path) -> Path:
     rows = []
     for q in range(4):
-        docs = [{"doc_id": f"d{j}", "text": text} for j, text in enumerate(
-            [f"a document about query {q}", "  leading and trailing spaces  ", "北京是中国的首都。", "yes or no?",
-             f"def f(x):\n    return x ** {q}\n"][: 3 + q % 3])]
+        docs = [
+            {"doc_id": f"d{j}", "text": text}
+            for j, text in enumerate(
+                [
+                    f"a document about query {q}",
+                    "  leading and trailing spaces  ",
+                    "北京是中国的首都。",
+                    "yes or no?",
+                    f"def f(x):\n    return x ** {q}\n",
+                ][: 3 + q % 3]
+            )
+        ]
         rows.append({"query_id": f"q{q}", "query": f"what is query {q}? 重力", "documents": docs})
     path = tmp_path / "ds.jsonl"
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
@@ -61,26 +70,44 @@ def dataset(tmp_path: Path) -> Path:
 
 
 def cfg_for(tmp_path: Path, reranker_dir: Path, name: str, *extra: str):
-    return compose_config([
-        f"collect.dataset={dataset(tmp_path)}", f"collect.output={tmp_path / name}.csv",
-        f"collect.cache={tmp_path / name}.sqlite", "collect.run_api=false", "collect.progress=false",
-        "~local@collect.extra_local.local_minilm", f"local.model={reranker_dir}", "local.device=cpu",
-        "local.template=vllm", f"local.instruction='{INSTRUCTION}'", *extra,
-    ])
+    return compose_config(
+        [
+            f"collect.dataset={dataset(tmp_path)}",
+            f"collect.output={tmp_path / name}.csv",
+            f"collect.cache={tmp_path / name}.sqlite",
+            "collect.run_api=false",
+            "collect.progress=false",
+            "~local@collect.extra_local.local_minilm",
+            f"local.model={reranker_dir}",
+            "local.device=cpu",
+            "local.template=vllm",
+            f"local.instruction='{INSTRUCTION}'",
+            *extra,
+        ]
+    )
 
 
 @pytest.mark.parametrize("dialect", ["vllm_score", "vllm"])
 def test_the_engine_column_equals_the_in_process_column(stand_in, reranker_dir, tmp_path, dialect):
     here = collect(cfg_for(tmp_path, reranker_dir, "here"))
-    engine = collect(cfg_for(tmp_path, reranker_dir, "engine", f"local.engine.base_url={stand_in.base_url(dialect)}",
-                             f"local.engine.dialect={dialect}"))
+    engine = collect(
+        cfg_for(
+            tmp_path,
+            reranker_dir,
+            "engine",
+            f"local.engine.base_url={stand_in.base_url(dialect)}",
+            f"local.engine.dialect={dialect}",
+        )
+    )
     a, b = pd.read_csv(here.output), pd.read_csv(engine.output)
     assert len(a) == len(b) == 15 and a["local"].nunique() > 5
     assert np.max(np.abs(a["local"].to_numpy() - b["local"].to_numpy())) <= 1e-5
     # the stand-in scored every pair itself, from text the client formatted (no template of its own)
     seen = stand_in.model.pairs_seen
     assert len(seen) == 15
-    assert all(t1.startswith("<|im_start|>system\n") and f"<Instruct>: {INSTRUCTION}\n<Query>: " in t1 for t1, _ in seen)
+    assert all(
+        t1.startswith("<|im_start|>system\n") and f"<Instruct>: {INSTRUCTION}\n<Query>: " in t1 for t1, _ in seen
+    )
     assert all(t2.startswith("<Document>: ") and t2.endswith("<think>\n\n</think>\n\n") for _, t2 in seen)
     assert {r.dialect for r in stand_in.records} == {dialect}
 
@@ -93,14 +120,22 @@ def test_the_engine_column_equals_the_in_process_column(stand_in, reranker_dir, 
     assert engine.meta["sources"]["local"]["engine"]["dialect"] == dialect
 
     stand_in.state.clear_records()  # the engine's scores are cached like any column's
-    again = collect(cfg_for(tmp_path, reranker_dir, "engine", f"local.engine.base_url={stand_in.base_url(dialect)}",
-                            f"local.engine.dialect={dialect}"))
+    again = collect(
+        cfg_for(
+            tmp_path,
+            reranker_dir,
+            "engine",
+            f"local.engine.base_url={stand_in.base_url(dialect)}",
+            f"local.engine.dialect={dialect}",
+        )
+    )
     assert again.run["usage"]["local"]["cached"] == 15 and not [r for r in stand_in.records if r.endpoint == "rerank"]
 
 
 def test_an_engine_that_serves_other_weights_gets_another_cache_key(stand_in, reranker_dir, tmp_path):
-    lcfg = LocalScorerConfig(model=str(reranker_dir), template="vllm",
-                             engine=EngineConfig(base_url=stand_in.base_url("vllm")))
+    lcfg = LocalScorerConfig(
+        model=str(reranker_dir), template="vllm", engine=EngineConfig(base_url=stand_in.base_url("vllm"))
+    )
     first = build_scorer(lcfg).fingerprint_hash()
     stand_in.state.served_model = {**SERVED, "root": "/models/qwen3-reranker-0.6b-v2"}
     assert build_scorer(lcfg).fingerprint_hash() != first
@@ -109,12 +144,20 @@ def test_an_engine_that_serves_other_weights_gets_another_cache_key(stand_in, re
 def test_the_embedding_engine_column_equals_the_in_process_column(embedding_dir, tmp_path):
     task = "Given a web search query, retrieve relevant passages"
     plain = PlainEmbedder(None, model_dir=str(embedding_dir), pooling="last")
-    groups = [QueryGroup("what is gravity?", ["gravity attracts bodies", "北京是中国的首都。", "def f(x): return x"]),
-              QueryGroup("mars", ["the red planet", "saturn has rings"])]
+    groups = [
+        QueryGroup("what is gravity?", ["gravity attracts bodies", "北京是中国的首都。", "def f(x): return x"]),
+        QueryGroup("mars", ["the red planet", "saturn has rings"]),
+    ]
     lcfg = LocalScorerConfig(kind="embedding", model=str(embedding_dir), task=task, device="cpu")
     with FakeApiServer(embedder=lambda texts: plain.embed(texts)[0], served_model={"id": "tiny-embedding"}) as server:
-        engine = build_scorer(LocalScorerConfig(kind="embedding", model=str(embedding_dir), task=task,
-                                                engine=EngineConfig(base_url=server.base_url("vllm"), dialect="vllm")))
+        engine = build_scorer(
+            LocalScorerConfig(
+                kind="embedding",
+                model=str(embedding_dir),
+                task=task,
+                engine=EngineConfig(base_url=server.base_url("vllm"), dialect="vllm"),
+            )
+        )
         remote = engine.score(groups)
         sent = [r.body["input"] for r in server.records if r.endpoint == "embeddings"]
     here = build_scorer(lcfg).score(groups)
@@ -132,14 +175,21 @@ def test_refusals_name_the_key(stand_in, reranker_dir, tmp_path):
     base = dict(model=str(reranker_dir), engine=EngineConfig(base_url=stand_in.base_url("vllm")))
     with pytest.raises(EngineError, match="local.template=vllm"):  # official tokenises the prompt as one string
         build_scorer(LocalScorerConfig(**base, template="official"))
-    infinity = dict(model=str(reranker_dir), engine=EngineConfig(base_url=stand_in.base_url("infinity"), dialect="infinity"))
+    infinity = dict(
+        model=str(reranker_dir), engine=EngineConfig(base_url=stand_in.base_url("infinity"), dialect="infinity")
+    )
     with pytest.raises(EngineError, match="strips every text it receives.*Set local.strip_prompt=true"):
         build_scorer(LocalScorerConfig(**infinity, template="vllm"))  # its closing newlines would be stripped
     with pytest.raises(RuntimeError, match="only the tei and infinity"):
         build_scorer(LocalScorerConfig(**base, kind="cross_encoder", template="none", activation="none"))
     with pytest.raises(RuntimeError, match="not an engine dialect"):
-        build_scorer(LocalScorerConfig(model=str(reranker_dir), template="vllm",
-                                       engine=EngineConfig(base_url=stand_in.base_url("vllm"), dialect="siliconflow")))
+        build_scorer(
+            LocalScorerConfig(
+                model=str(reranker_dir),
+                template="vllm",
+                engine=EngineConfig(base_url=stand_in.base_url("vllm"), dialect="siliconflow"),
+            )
+        )
     stand_in.state.served_model = None  # an engine that does not say what it serves: 404
     with pytest.raises(RuntimeError, match="is the engine running"):
         build_scorer(LocalScorerConfig(**base, template="vllm"))
@@ -158,8 +208,15 @@ def test_an_engine_that_is_down_stops_collect_with_one_line(reranker_dir, tmp_pa
 def test_resolve_reports_what_the_engine_serves(stand_in, reranker_dir, tmp_path):
     from pipeline.collect.versions import resolve_versions
 
-    cfg = cfg_for(tmp_path, reranker_dir, "resolve", f"local.engine.base_url={stand_in.base_url('vllm')}",
-                  "collect.run_api=true", "reference.enabled=false", "api.api_key_env=null")
+    cfg = cfg_for(
+        tmp_path,
+        reranker_dir,
+        "resolve",
+        f"local.engine.base_url={stand_in.base_url('vllm')}",
+        "collect.run_api=true",
+        "reference.enabled=false",
+        "api.api_key_env=null",
+    )
     before = resolve_versions(cfg)["local"]["local"]
     assert before["revision_source"] == "engine" and before["reported"]["root"] == SERVED["root"]
     stand_in.state.served_model = {**SERVED, "root": "/models/qwen3-reranker-0.6b-v2"}  # the engine moved
@@ -186,7 +243,8 @@ def test_the_summary_counts_the_engines_requests(stand_in, reranker_dir, tmp_pat
 
 
 def test_a_base_url_ending_in_v1_gets_a_hint(stand_in, reranker_dir):
-    lcfg = LocalScorerConfig(model=str(reranker_dir), template="vllm",
-                             engine=EngineConfig(base_url=stand_in.base_url("vllm") + "/v1"))
+    lcfg = LocalScorerConfig(
+        model=str(reranker_dir), template="vllm", engine=EngineConfig(base_url=stand_in.base_url("vllm") + "/v1")
+    )
     with pytest.raises(RuntimeError, match="drop the trailing /v1"):
         build_scorer(lcfg)

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.scorers import LocalScorerConfig, QueryGroup, build_scorer
 from pipeline.config.local import DType, Template
+from pipeline.runtime.text import TextConfig
+from pipeline.scorers import LocalScorerConfig, QueryGroup, build_scorer
 from pipeline.scorers.loading import ScorerLoadError
 from pipeline.scorers.prompts import DEFAULT_INSTRUCTION, PromptEncoder
-from pipeline.runtime.text import TextConfig
 from pipeline.testing.model_card import ModelCardReranker
 from pipeline.testing.tiny_models import make_hub_cache
 

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.config.compose import ConfigError, compose_config
-from pipeline.scorers.batching import pad, plan_batches
 from pipeline.config.local import Device, DType, LocalScorerConfig, Pooling, ScorerKind, Template, coerce
+from pipeline.scorers.batching import pad, plan_batches
 
 pytestmark = pytest.mark.slow
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.serve.test_serve import DOCS, KEY, QUERY, SERVED, Served, expected_scores
-from tests.serve.test_serve import fitted, local_scorer  # noqa: F401  (module fixtures reused here)
-from tests.serve.test_serve_embeddings import SERVED as EMBEDDING_MODEL
+from tests.serve.test_serve import DOCS, KEY, QUERY, SERVED, Served, expected_scores, fitted, local_scorer  # noqa: F401  (module fixtures reused here)
 from tests.serve.test_serve_chunking import bge_like  # noqa: F401
+from tests.serve.test_serve_embeddings import SERVED as EMBEDDING_MODEL
 from tests.serve.test_serve_embeddings import TEXTS, embedding  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -46,7 +45,9 @@ def test_the_official_openai_client_with_dimensions_and_float(embedding_service,
 
     dims = embedding[1].dimensions
     client = openai.OpenAI(base_url=embedding_service.url + "/v1", api_key=KEY, max_retries=0)
-    response = client.embeddings.create(model=EMBEDDING_MODEL, input=TEXTS[:2], dimensions=dims, encoding_format="float")
+    response = client.embeddings.create(
+        model=EMBEDDING_MODEL, input=TEXTS[:2], dimensions=dims, encoding_format="float"
+    )
     np.testing.assert_allclose([d.embedding for d in response.data], embedding[1].embed(TEXTS[:2]), rtol=0, atol=1e-6)
     with pytest.raises(openai.BadRequestError, match="dimensions"):  # another size is refused, never truncated
         client.embeddings.create(model=EMBEDDING_MODEL, input=TEXTS[:1], dimensions=dims - 1)
@@ -91,7 +92,9 @@ def test_llamaindex_siliconflow_rerank_chunks_where_siliconflow_documents_it(bge
 
     from pipeline.inference import load_calibrator
     from pipeline.scorers import QueryGroup
-    from tests.serve.test_serve_chunking import BGE, DOCS as LONG_DOCS, QUERY as LONG_QUERY
+    from tests.serve.test_serve_chunking import BGE
+    from tests.serve.test_serve_chunking import DOCS as LONG_DOCS
+    from tests.serve.test_serve_chunking import QUERY as LONG_QUERY
 
     served, artifact, scorer = bge_like
     rerank = SiliconFlowRerank(model=BGE, api_key="any", base_url=served.url + "/v1/rerank", top_n=len(LONG_DOCS))

@@ -17,13 +17,13 @@ import pytest
 
 from pipeline.__main__ import main
 from pipeline.config.reference import ReferenceConfig
-from pipeline.reference.server import ReferenceServer
-from pipeline.inference import load_calibrator
+from pipeline.config.serve import ServeConfig
 from pipeline.core.loopback import BackgroundServer
+from pipeline.inference import load_calibrator
+from pipeline.reference.server import ReferenceServer
 from pipeline.scorers import LocalScorerConfig, build_scorer
 from pipeline.scorers.base import QueryGroup
 from pipeline.serve.app import create_app
-from pipeline.config.serve import ServeConfig
 from pipeline.serve.runtime import ServeRuntime
 
 pytestmark = pytest.mark.slow
@@ -34,19 +34,35 @@ KEY_ENV = "SERVE_TEST_KEY"
 KEY = "sk-serve-canary-0c1d2e3f4a5b6c7d"
 QUERIES = 12
 QUERY = "where do penguins live"
-DOCS = ["Penguins live in the Southern Hemisphere.", "The stock market closed higher.", "  Emperor penguins breed in Antarctica. ",
-        "Bananas are rich in potassium."]
+DOCS = [
+    "Penguins live in the Southern Hemisphere.",
+    "The stock market closed higher.",
+    "  Emperor penguins breed in Antarctica. ",
+    "Bananas are rich in potassium.",
+]
 
 
 def pipeline_args(tmp: Path, reranker: Path, base_url: str, out: str, **extra) -> list[str]:
     """collect/fit overrides: the tiny reranker locally, the `siliconflow` API config at base_url."""
     items = {
-        "api": "siliconflow", "api.base_url": base_url, "api.model": SERVED, "api.api_key_env": KEY_ENV,
-        "api.rpm": "null", "api.tpm": "null", "reference.enabled": "false",
-        "local.model": reranker, "local.device": "cpu", "collect.max_queries": QUERIES, "collect.progress": "false",
-        "collect.cache": tmp / f"{out}.sqlite", "collect.output": tmp / "data" / out / "paired_scores.csv",
-        "collect.versions": tmp / "data" / out / "versions.json", "export.root": tmp / "artifacts",
-        "report.dir": tmp / "reports" / out, "evaluate.n_bootstrap": 50, "report.plots": "false",
+        "api": "siliconflow",
+        "api.base_url": base_url,
+        "api.model": SERVED,
+        "api.api_key_env": KEY_ENV,
+        "api.rpm": "null",
+        "api.tpm": "null",
+        "reference.enabled": "false",
+        "local.model": reranker,
+        "local.device": "cpu",
+        "collect.max_queries": QUERIES,
+        "collect.progress": "false",
+        "collect.cache": tmp / f"{out}.sqlite",
+        "collect.output": tmp / "data" / out / "paired_scores.csv",
+        "collect.versions": tmp / "data" / out / "versions.json",
+        "export.root": tmp / "artifacts",
+        "report.dir": tmp / "reports" / out,
+        "evaluate.n_bootstrap": 50,
+        "report.plots": "false",
     }
     items.update(extra)
     return ["~local@collect.extra_local.local_minilm"] + [f"{k}={v}" for k, v in items.items()]
@@ -82,7 +98,7 @@ class Served:
         self.runtime = ServeRuntime(ServeConfig(device="cpu", **settings), artifact, api_key=api_key)
         self.server = BackgroundServer(create_app(self.runtime), name="serve")
 
-    def __enter__(self) -> "Served":
+    def __enter__(self) -> Served:
         self.server.start()
         self.runtime.start_loading()
         self.runtime.wait_loaded(120)
@@ -138,8 +154,9 @@ def test_the_projects_api_client_reads_the_service_as_siliconflow(served, fitted
     with ApiScorer(cfg) as api:
         got = api.score(groups)
     for group, scores in zip(groups, got):
-        np.testing.assert_allclose(scores, expected_scores(fitted, local_scorer, group.query, list(group.documents)),
-                                   rtol=0, atol=1e-6)
+        np.testing.assert_allclose(
+            scores, expected_scores(fitted, local_scorer, group.query, list(group.documents)), rtol=0, atol=1e-6
+        )
 
 
 def test_collect_pointed_at_serve_returns_the_calibrated_scores(served, fitted, tmp_path, reranker_dir):
@@ -272,8 +289,12 @@ def test_the_cli_serves_on_the_printed_port_and_stops_cleanly(fitted):
 
     args = [f"serve.artifact={fitted}", "serve.device=cpu", f"serve.api_key_env={KEY_ENV}"]
     with serve_process(args, REPO, {**os.environ, KEY_ENV: KEY}) as (proc, url):
-        response = httpx.post(url + "/v1/rerank", json={"model": SERVED, "query": QUERY, "documents": DOCS},
-                              headers={"Authorization": f"Bearer {KEY}"}, timeout=60)
+        response = httpx.post(
+            url + "/v1/rerank",
+            json={"model": SERVED, "query": QUERY, "documents": DOCS},
+            headers={"Authorization": f"Bearer {KEY}"},
+            timeout=60,
+        )
         assert response.status_code == 200
     assert KEY not in proc.output
 
@@ -301,23 +322,36 @@ def test_a_column_scored_by_an_http_engine_is_refused_with_the_reason():
     from pipeline.config.serve import ServeConfig
     from pipeline.serve.service import ServeError, scorer_config
 
-    source = {"column": "local", "kind": "local", "fingerprint": {
-        "kind": "qwen3_reranker", "model": "Qwen/Qwen3-Reranker-0.6B", "template": "vllm",
-        "engine": {"dialect": "vllm_score", "path": "/score", "served_model": "Qwen/Qwen3-Reranker-0.6B", "reported": {}}}}
+    source = {
+        "column": "local",
+        "kind": "local",
+        "fingerprint": {
+            "kind": "qwen3_reranker",
+            "model": "Qwen/Qwen3-Reranker-0.6B",
+            "template": "vllm",
+            "engine": {
+                "dialect": "vllm_score",
+                "path": "/score",
+                "served_model": "Qwen/Qwen3-Reranker-0.6B",
+                "reported": {},
+            },
+        },
+    }
     with pytest.raises(ServeError, match=r"scored by an HTTP engine \(vllm_score\).*local.engine.base_url=null"):
         scorer_config(source, ServeConfig())
 
 
-def test_a_fused_artifact_whose_first_source_changed_revision_is_not_ready_and_names_it(tmp_path, reranker_dir,
-                                                                                       reranker_v2_dir):
+def test_a_fused_artifact_whose_first_source_changed_revision_is_not_ready_and_names_it(
+    tmp_path, reranker_dir, reranker_v2_dir
+):
     """Two sources; after fitting, the first one's checkpoint is replaced in place by other weights
     (retrained into the same directory). serve must not calibrate the new scores: not ready, and the
     reason names that column, not the other."""
     import shutil
 
-    from pipeline.fit.artifacts import write_artifact
     from pipeline.calibration.calibrators import make_calibrator
     from pipeline.calibration.fusion import NonNegativeFusion, ScoreCalibrationModel
+    from pipeline.fit.artifacts import write_artifact
 
     first, second = tmp_path / "first", tmp_path / "second"
     shutil.copytree(reranker_dir, first)
@@ -326,14 +360,19 @@ def test_a_fused_artifact_whose_first_source_changed_revision_is_not_ready_and_n
     for column, directory in (("local", first), ("local_b", second)):
         with build_scorer(LocalScorerConfig(model=str(directory), device="cpu")) as scorer:
             fp = scorer.fingerprint()
-        sources.append({"column": column, "kind": "local", "model": fp["model"], "revision": fp["revision"],
-                        "fingerprint": fp})
+        sources.append(
+            {"column": column, "kind": "local", "model": fp["model"], "revision": fp["revision"], "fingerprint": fp}
+        )
     rng = np.random.default_rng(0)
     X = rng.uniform(0, 1, size=(240, 2))
     model = ScoreCalibrationModel(make_calibrator("poly"), NonNegativeFusion(), ["local", "local_b"])
     model.fit(X, 0.3 * X[:, 0] + 0.5 * X[:, 1], groups=np.repeat(np.arange(40), 6))
-    artifact = write_artifact(tmp_path / "artifacts", "fused", model, {"sources": sources, "target": {
-        "column": "reference", "kind": "api", "model": SERVED, "instruction": None}})
+    artifact = write_artifact(
+        tmp_path / "artifacts",
+        "fused",
+        model,
+        {"sources": sources, "target": {"column": "reference", "kind": "api", "model": SERVED, "instruction": None}},
+    )
     shutil.copy2(reranker_v2_dir / "model.safetensors", first / "model.safetensors")  # retrained in place
     with Served(artifact) as served:
         ready = httpx.get(served.url + "/ready")

@@ -37,8 +37,9 @@ def bge_like(tmp_path_factory, models_dir):
 
 
 def rerank(served, **fields) -> dict[int, float]:
-    response = httpx.post(served.url + "/v1/rerank", json={"model": BGE, "query": QUERY, "documents": DOCS, **fields},
-                          timeout=60)
+    response = httpx.post(
+        served.url + "/v1/rerank", json={"model": BGE, "query": QUERY, "documents": DOCS, **fields}, timeout=60
+    )
     assert response.status_code == 200, response.text
     return {r["index"]: r["relevance_score"] for r in response.json()["results"]}
 
@@ -59,8 +60,9 @@ def test_the_chunk_fields_are_honoured_for_the_models_siliconflow_chunks(bge_lik
 def test_a_text_longer_than_the_limit_is_scored_not_refused(bge_like):
     served, artifact, scorer = bge_like
     long_text = "word " * 2000  # 10,000 characters > serve.max_text_chars=4000; the model truncates
-    response = httpx.post(served.url + "/v1/rerank", json={"model": BGE, "query": QUERY, "documents": [long_text]},
-                          timeout=60)
+    response = httpx.post(
+        served.url + "/v1/rerank", json={"model": BGE, "query": QUERY, "documents": [long_text]}, timeout=60
+    )
     assert response.status_code == 200, response.text
     expected = load_calibrator(artifact)(scorer.score([QueryGroup(QUERY, [long_text])])[0])
     assert response.json()["results"][0]["relevance_score"] == pytest.approx(float(expected[0]), abs=1e-6)
@@ -71,6 +73,9 @@ def test_an_instruction_is_refused_when_the_calibration_used_the_apis_default(bg
     explicit instruction were never calibrated, so a request that sends one is a 400."""
     served, artifact, _ = bge_like
     assert load_calibrator(artifact).manifest["target"]["instruction"] is None
-    response = httpx.post(served.url + "/v1/rerank", json={"model": BGE, "query": QUERY, "documents": DOCS[:1],
-                                                            "instruction": "Rank passages by usefulness"}, timeout=60)
+    response = httpx.post(
+        served.url + "/v1/rerank",
+        json={"model": BGE, "query": QUERY, "documents": DOCS[:1], "instruction": "Rank passages by usefulness"},
+        timeout=60,
+    )
     assert response.status_code == 400 and "instruction differs" in response.json()["message"]

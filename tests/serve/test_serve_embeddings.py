@@ -69,7 +69,9 @@ def test_base64_is_each_vector_as_little_endian_float32(served, embedding):
     SiliconFlow accepts float and base64."""
     import base64
 
-    response = httpx.post(served.url + "/v1/embeddings", json={"model": SERVED, "input": TEXTS, "encoding_format": "base64"})
+    response = httpx.post(
+        served.url + "/v1/embeddings", json={"model": SERVED, "input": TEXTS, "encoding_format": "base64"}
+    )
     assert response.status_code == 200, response.text
     decoded = np.array([np.frombuffer(base64.b64decode(d["embedding"]), dtype="<f4") for d in response.json()["data"]])
     np.testing.assert_allclose(decoded, embedding[1].embed(TEXTS), rtol=0, atol=1e-6)
@@ -93,10 +95,11 @@ def test_rerank_on_an_embedding_model_returns_calibrated_cosines(served, embeddi
 
 
 def test_requests_before_the_model_has_loaded_get_503_loading(tmp_path):
-    from pipeline.serve.app import create_app
-    from pipeline.config.serve import ServeConfig
-    from pipeline.serve.runtime import ServeRuntime
     from starlette.testclient import TestClient
+
+    from pipeline.config.serve import ServeConfig
+    from pipeline.serve.app import create_app
+    from pipeline.serve.runtime import ServeRuntime
 
     runtime = ServeRuntime(ServeConfig(), Path(tmp_path))
     with TestClient(create_app(runtime)) as client:

@@ -39,8 +39,9 @@ from pipeline.wire import (
 
 SERVED = "demo/tiny"
 LIMITS = SimpleNamespace(served_model=SERVED, max_documents=3, max_text_chars=100)
-RERANK_FIELDS = ("documents, model, query (required), instruction, max_chunks_per_doc, overlap_tokens, "
-                 "return_documents, top_n")
+RERANK_FIELDS = (
+    "documents, model, query (required), instruction, max_chunks_per_doc, overlap_tokens, return_documents, top_n"
+)
 EMBED_FIELDS = "input, model (required), dimensions, encoding_format, user"
 
 
@@ -67,8 +68,11 @@ def test_siliconflow_codes_and_the_error_body():
 
 
 def test_the_chunking_models_are_the_ones_siliconflow_documents():
-    assert CHUNKING_MODELS == ("BAAI/bge-reranker-v2-m3", "Pro/BAAI/bge-reranker-v2-m3",
-                               "netease-youdao/bce-reranker-base_v1")
+    assert CHUNKING_MODELS == (
+        "BAAI/bge-reranker-v2-m3",
+        "Pro/BAAI/bge-reranker-v2-m3",
+        "netease-youdao/bce-reranker-base_v1",
+    )
 
 
 def test_parse_json_returns_the_value_or_the_apis_400():
@@ -79,19 +83,37 @@ def test_parse_json_returns_the_value_or_the_apis_400():
 
 
 def test_a_full_rerank_request_comes_back_with_its_values():
-    body = rerank(documents=["a", "b", "c"], top_n=2, return_documents=True, instruction="Find code",
-                  max_chunks_per_doc=4, overlap_tokens=0)
+    body = rerank(
+        documents=["a", "b", "c"],
+        top_n=2,
+        return_documents=True,
+        instruction="Find code",
+        max_chunks_per_doc=4,
+        overlap_tokens=0,
+    )
     assert parse_rerank(body, LIMITS) == {
-        "query": "q", "documents": ["a", "b", "c"], "top_n": 2, "return_documents": True,
-        "instruction": "Find code", "max_chunks_per_doc": 4, "overlap_tokens": 0}
+        "query": "q",
+        "documents": ["a", "b", "c"],
+        "top_n": 2,
+        "return_documents": True,
+        "instruction": "Find code",
+        "max_chunks_per_doc": 4,
+        "overlap_tokens": 0,
+    }
 
 
 def test_rerank_defaults_fill_in_what_the_request_leaves_out():
     """top_n defaults to every document and is cut to their number; max_chunks_per_doc 0 means
     "no limit" (None), overlap_tokens 0 stays 0 (no overlap)."""
     assert parse_rerank(rerank(), LIMITS) == {
-        "query": "q", "documents": ["a", "b"], "top_n": 2, "return_documents": False,
-        "instruction": None, "max_chunks_per_doc": None, "overlap_tokens": None}
+        "query": "q",
+        "documents": ["a", "b"],
+        "top_n": 2,
+        "return_documents": False,
+        "instruction": None,
+        "max_chunks_per_doc": None,
+        "overlap_tokens": None,
+    }
     parsed = parse_rerank(rerank(top_n=10, max_chunks_per_doc=0, overlap_tokens=7), LIMITS)
     assert (parsed["top_n"], parsed["max_chunks_per_doc"], parsed["overlap_tokens"]) == (2, None, 7)
     assert parse_rerank(rerank(top_n=1, return_documents=False), LIMITS)["top_n"] == 1
@@ -142,12 +164,17 @@ def test_bad_rerank_requests_are_refused_with_status_code_and_message(body, stat
 def test_rerank_results_are_sorted_by_score_ties_by_index_and_cut_to_top_n():
     request = {"documents": ["d0", "d1", "d2", "d3"], "top_n": 3, "return_documents": False}
     body = rerank_response(request, [0.2, 0.9, 0.2, 0.5], tokens=17)
-    assert body["results"] == [{"index": 1, "relevance_score": 0.9}, {"index": 3, "relevance_score": 0.5},
-                               {"index": 0, "relevance_score": 0.2}]
+    assert body["results"] == [
+        {"index": 1, "relevance_score": 0.9},
+        {"index": 3, "relevance_score": 0.5},
+        {"index": 0, "relevance_score": 0.2},
+    ]
     usage = {"input_tokens": 17, "output_tokens": 0}
     assert body["tokens"] == usage
-    assert body["meta"] == {"tokens": usage, "billed_units": {"input_tokens": 17, "output_tokens": 0,
-                                                              "search_units": 0, "classifications": 0}}
+    assert body["meta"] == {
+        "tokens": usage,
+        "billed_units": {"input_tokens": 17, "output_tokens": 0, "search_units": 0, "classifications": 0},
+    }
     assert set(body) == {"id", "results", "tokens", "meta"}
     assert len(body["id"]) == 32 and int(body["id"], 16) >= 0  # a uuid4 hex, new for every response
     assert rerank_response(request, [0.2, 0.9, 0.2, 0.5], tokens=17)["id"] != body["id"]
@@ -157,7 +184,8 @@ def test_rerank_results_carry_their_document_when_asked():
     request = {"documents": ["d0", "d1"], "top_n": 2, "return_documents": True}
     assert rerank_response(request, [0.1, 0.3], tokens=0)["results"] == [
         {"index": 1, "relevance_score": 0.3, "document": {"text": "d1"}},
-        {"index": 0, "relevance_score": 0.1, "document": {"text": "d0"}}]
+        {"index": 0, "relevance_score": 0.1, "document": {"text": "d0"}},
+    ]
 
 
 def test_an_embeddings_request_comes_back_with_its_values():
@@ -201,9 +229,15 @@ def test_bad_embeddings_requests_are_refused_with_status_code_and_message(body, 
 
 def test_float_embeddings_are_plain_float_lists_in_input_order():
     body = embeddings_response(SERVED, [[1, 2.5], [-3, 0]], tokens=9)
-    assert body == {"object": "list", "model": SERVED, "usage": {"prompt_tokens": 9, "total_tokens": 9},
-                    "data": [{"object": "embedding", "index": 0, "embedding": [1.0, 2.5]},
-                             {"object": "embedding", "index": 1, "embedding": [-3.0, 0.0]}]}
+    assert body == {
+        "object": "list",
+        "model": SERVED,
+        "usage": {"prompt_tokens": 9, "total_tokens": 9},
+        "data": [
+            {"object": "embedding", "index": 0, "embedding": [1.0, 2.5]},
+            {"object": "embedding", "index": 1, "embedding": [-3.0, 0.0]},
+        ],
+    }
     assert all(type(x) is float for d in body["data"] for x in d["embedding"])  # JSON 1.0, never 1
     assert embeddings_response(SERVED, [[1, 2.5]], 9, "float")["data"] == body["data"][:1]
 
@@ -212,10 +246,14 @@ def test_base64_embeddings_are_little_endian_float32_bytes():
     body = embeddings_response(SERVED, [[1, 2.5], [-3, 0]], tokens=9, encoding_format="base64")
     assert body["data"] == [
         {"object": "embedding", "index": 0, "embedding": base64.b64encode(struct.pack("<2f", 1.0, 2.5)).decode()},
-        {"object": "embedding", "index": 1, "embedding": base64.b64encode(struct.pack("<2f", -3.0, 0.0)).decode()}]
+        {"object": "embedding", "index": 1, "embedding": base64.b64encode(struct.pack("<2f", -3.0, 0.0)).decode()},
+    ]
     assert body["data"][0]["embedding"] == "AACAPwAAIEA="  # the bytes themselves: 1.0, 2.5 as <f4
     assert {k: body[k] for k in ("object", "model", "usage")} == {
-        "object": "list", "model": SERVED, "usage": {"prompt_tokens": 9, "total_tokens": 9}}
+        "object": "list",
+        "model": SERVED,
+        "usage": {"prompt_tokens": 9, "total_tokens": 9},
+    }
 
 
 # --- the hosted service's leniency (limits=None: what the fake validates with) ---------------
@@ -250,8 +288,10 @@ def test_an_internal_error_names_the_type_only():
 
 
 def test_models_lists_the_served_names():
-    assert models_response("a", "b") == {"object": "list", "data": [{"id": "a", "object": "model"},
-                                                                    {"id": "b", "object": "model"}]}
+    assert models_response("a", "b") == {
+        "object": "list",
+        "data": [{"id": "a", "object": "model"}, {"id": "b", "object": "model"}],
+    }
     assert models_response() == {"object": "list", "data": []}
 
 
@@ -259,19 +299,25 @@ def test_models_lists_the_served_names():
 
 
 def test_rerank_results_sort_cut_and_carry_documents():
-    assert rerank_results([0.2, 0.9, 0.2], 2) == [{"index": 1, "relevance_score": 0.9},
-                                                  {"index": 0, "relevance_score": 0.2}]
+    assert rerank_results([0.2, 0.9, 0.2], 2) == [
+        {"index": 1, "relevance_score": 0.9},
+        {"index": 0, "relevance_score": 0.2},
+    ]
     assert rerank_results([0.2, 0.9], 5, ["d0", "d1"]) == [
         {"index": 1, "relevance_score": 0.9, "document": {"text": "d1"}},
-        {"index": 0, "relevance_score": 0.2, "document": {"text": "d0"}}]
+        {"index": 0, "relevance_score": 0.2, "document": {"text": "d0"}},
+    ]
 
 
-@pytest.mark.parametrize("usage_at, keys", [
-    (("tokens", "meta"), ["id", "results", "tokens", "meta"]),
-    (("meta", "tokens"), ["id", "results", "tokens", "meta"]),  # the order of the body is fixed
-    (("tokens",), ["id", "results", "tokens"]),
-    (("meta",), ["id", "results", "meta"]),
-])
+@pytest.mark.parametrize(
+    "usage_at, keys",
+    [
+        (("tokens", "meta"), ["id", "results", "tokens", "meta"]),
+        (("meta", "tokens"), ["id", "results", "tokens", "meta"]),  # the order of the body is fixed
+        (("tokens",), ["id", "results", "tokens"]),
+        (("meta",), ["id", "results", "meta"]),
+    ],
+)
 def test_the_usage_goes_where_asked_and_the_id_is_kept(usage_at, keys):
     body = rerank_body([], 5, id="sf-1", usage_at=usage_at)
     assert list(body) == keys and body["id"] == "sf-1" and body["results"] == []
@@ -285,11 +331,21 @@ def test_request_bodies_send_only_what_is_set():
     assert rerank_request("m", "q", ("a", "b")) == {"model": "m", "query": "q", "documents": ["a", "b"]}
     full = rerank_request("m", "q", ["a"], top_n=1, return_documents=False, instruction="Judge")
     assert list(full) == ["model", "query", "documents", "top_n", "return_documents", "instruction"]
-    assert full == {"model": "m", "query": "q", "documents": ["a"], "top_n": 1, "return_documents": False,
-                    "instruction": "Judge"}
+    assert full == {
+        "model": "m",
+        "query": "q",
+        "documents": ["a"],
+        "top_n": 1,
+        "return_documents": False,
+        "instruction": "Judge",
+    }
     assert embeddings_request("m", ("a",)) == {"model": "m", "input": ["a"], "encoding_format": "float"}
     assert embeddings_request("m", ["a"], dimensions=64, encoding_format="base64") == {
-        "model": "m", "input": ["a"], "encoding_format": "base64", "dimensions": 64}
+        "model": "m",
+        "input": ["a"],
+        "encoding_format": "base64",
+        "dimensions": 64,
+    }
     # a falsy value that is set is sent: refusing it is the server's word, not the builder's
     assert rerank_request("m", "q", ["a"], top_n=0, instruction="")["instruction"] == ""
     assert embeddings_request("m", ["a"], dimensions=0)["dimensions"] == 0
@@ -297,8 +353,9 @@ def test_request_bodies_send_only_what_is_set():
 
 def test_what_the_client_sends_the_server_accepts_and_the_answer_reads_back():
     documents = ["d0", "d1", "d2"]
-    request = parse_rerank(rerank_request(SERVED, "q", documents, top_n=3, return_documents=True,
-                                          instruction="Judge"), LIMITS)
+    request = parse_rerank(
+        rerank_request(SERVED, "q", documents, top_n=3, return_documents=True, instruction="Judge"), LIMITS
+    )
     scores = [0.25, -1.5, 3.0]
     answer = rerank_response(request, scores, tokens=11)
     assert read_rerank(answer, 3) == scores
@@ -310,13 +367,20 @@ def test_what_the_client_sends_the_server_accepts_and_the_answer_reads_back():
     assert read_usage(answer) == Usage(tokens=4)
 
 
-@pytest.mark.parametrize("body, n, message", [
-    ({"data": []}, 1, "response has no 'results' field (fields: ['data'])"),
-    ([], 1, "expected a JSON object with 'results', got list"),
-    ({"results": [{"index": 0, "relevance_score": 1.0}]}, 2, "results: no result for document index(es) 1 of 2"),
-    ({"results": [{"index": 0, "score": 1.0}]}, 1, "results[0]: missing 'relevance_score'"),
-    ({"results": [{"index": 0, "relevance_score": None}]}, 1, "results[0].relevance_score: score None is not a number"),
-])
+@pytest.mark.parametrize(
+    "body, n, message",
+    [
+        ({"data": []}, 1, "response has no 'results' field (fields: ['data'])"),
+        ([], 1, "expected a JSON object with 'results', got list"),
+        ({"results": [{"index": 0, "relevance_score": 1.0}]}, 2, "results: no result for document index(es) 1 of 2"),
+        ({"results": [{"index": 0, "score": 1.0}]}, 1, "results[0]: missing 'relevance_score'"),
+        (
+            {"results": [{"index": 0, "relevance_score": None}]},
+            1,
+            "results[0].relevance_score: score None is not a number",
+        ),
+    ],
+)
 def test_a_malformed_rerank_answer_says_where(body, n, message):
     with pytest.raises(MalformedResponse) as info:
         read_rerank(body, n)

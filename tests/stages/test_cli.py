@@ -24,7 +24,9 @@ def _dirs(tmp_path: Path) -> list[str]:
 
 
 def test_help_lists_every_stage():
-    out = subprocess.run([sys.executable, "-m", "pipeline", "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     for name in STAGES:
         assert f"  {name} " in out
 
@@ -38,7 +40,10 @@ def test_unknown_stage_and_bad_keys_name_what_is_allowed(capsys):
     assert main(["fitt"]) == 2
     assert "unknown stage 'fitt'; stages: demo-dataset, demo-train, resolve, collect, fit" in capsys.readouterr().err
     assert main(["fit", "calibrator.degre=3"]) == 2
-    assert "unknown config key 'calibrator.degre' (did you mean 'calibrator.degree'?); calibrator takes: family, degree" in capsys.readouterr().err
+    assert (
+        "unknown config key 'calibrator.degre' (did you mean 'calibrator.degree'?); calibrator takes: family, degree"
+        in capsys.readouterr().err
+    )
     assert main(["fit", "calibrator.family=cubic"]) == 2
     assert "expected one of [auto, poly, isotonic, sigmoid, identity]" in capsys.readouterr().err
     assert main(["fit", "calibrator=cubic"]) == 2
@@ -100,21 +105,44 @@ def test_fusion_of_two_sources_reports_weights(tmp_path, capsys):
     assert cal(np.array([[0.5, 0.3], [0.9, 0.4]])).shape == (2,)
     text = " ".join(out.split())
     assert "exported fusion: calibrated scale, objective " in text and "query resamples]" in text
-    assert "drop-one: the fused row minus the same fused model refitted without the source, held out, rank sim / combined: local +" in text
+    assert (
+        "drop-one: the fused row minus the same fused model refitted without the source, held out, rank sim / combined: local +"
+        in text
+    )
 
 
 def test_three_source_fusion_reports_weight_intervals_and_drop_one_contributions(tmp_path):
     import json
 
-    from pipeline.data.table import write_table
     from pipeline.calibration.synthetic import latent_sample
+    from pipeline.data.table import write_table
 
     sample = latent_sample(("probability", "cosine"), (0.35, 0.6), n_queries=80, seed=3)
     noise = np.random.default_rng(3).uniform(size=sample.target.size)
-    path = write_table(tmp_path / "t.csv", {"query_id": sample.groups.astype(str), "doc_id": np.arange(sample.target.size).astype(str),
-                                            "reference": sample.target, "a": sample.sources[:, 0], "b": sample.sources[:, 1], "noise": noise})
-    assert main(["fit", f"data.path={path}", "data.sources=[a,b,noise]", "fusion.n_bootstrap=30", "evaluate.n_bootstrap=200",
-                 *_dirs(tmp_path)]) == 0
+    path = write_table(
+        tmp_path / "t.csv",
+        {
+            "query_id": sample.groups.astype(str),
+            "doc_id": np.arange(sample.target.size).astype(str),
+            "reference": sample.target,
+            "a": sample.sources[:, 0],
+            "b": sample.sources[:, 1],
+            "noise": noise,
+        },
+    )
+    assert (
+        main(
+            [
+                "fit",
+                f"data.path={path}",
+                "data.sources=[a,b,noise]",
+                "fusion.n_bootstrap=30",
+                "evaluate.n_bootstrap=200",
+                *_dirs(tmp_path),
+            ]
+        )
+        == 0
+    )
     fusion = json.loads((tmp_path / "reports" / "metrics.json").read_text())["fusion"]
     assert fusion["scale"] == "calibrated" and fusion["objective"] in {"rank", "score"}
     assert set(fusion["objective_held_out_combined"]) == {"rank", "score"}
@@ -122,7 +150,9 @@ def test_three_source_fusion_reports_weight_intervals_and_drop_one_contributions
         assert w["ci_low"] <= w["value"] <= w["ci_high"]
     adds = {k: v["spearman"] for k, v in fusion["drop_one_contribution"].items()}
     assert adds["a"]["ci_low"] > 0.05 and adds["b"]["ci_low"] > 0  # each real view adds rank agreement
-    assert adds["noise"]["ci_low"] < 0 < adds["noise"]["ci_high"] and abs(adds["noise"]["value"]) < 0.01  # pure noise adds nothing
+    assert (
+        adds["noise"]["ci_low"] < 0 < adds["noise"]["ci_high"] and abs(adds["noise"]["value"]) < 0.01
+    )  # pure noise adds nothing
 
 
 def test_twenty_pairs_warn_with_interval_width(tmp_path, capsys):
@@ -130,8 +160,15 @@ def test_twenty_pairs_warn_with_interval_width(tmp_path, capsys):
 
     rng = np.random.default_rng(0)
     x = rng.uniform(size=20)
-    table = write_table(tmp_path / "t.csv", {"query_id": [f"q{i // 5}" for i in range(20)], "doc_id": [str(i) for i in range(20)],
-                                             "reference": x**2, "local": x})
+    table = write_table(
+        tmp_path / "t.csv",
+        {
+            "query_id": [f"q{i // 5}" for i in range(20)],
+            "doc_id": [str(i) for i in range(20)],
+            "reference": x**2,
+            "local": x,
+        },
+    )
     assert main(["fit", f"data.path={table}", *_dirs(tmp_path)]) == 0
     err = capsys.readouterr().err
     assert "small sample: 20 pairs in 4 queries" in err and "width" in err
@@ -193,13 +230,19 @@ def test_dvc_pipeline_stages_exist_and_their_deps_are_in_the_repo(repo_root):
 
 
 def test_stage_help_lists_its_keys_with_defaults_ranges_and_choices():
-    out = subprocess.run([sys.executable, "-m", "pipeline", "fit", "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "pipeline", "fit", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     assert "evaluate.n_splits=5  (>= 2)" in out and "evaluate.confidence=0.95  (> 0 and < 1)" in out
     assert "calibrator.family=auto  (auto | poly | isotonic | sigmoid | identity)" in out
     assert "api." not in out  # only the sections fit reads
-    collect_help = subprocess.run([sys.executable, "-m", "pipeline", "collect", "--help"], capture_output=True, text=True,
-                                  check=True).stdout
-    assert "api.rpm=2000.0  (> 0)" in collect_help and "local.dtype=float32  (float32 | bfloat16 | float16)" in collect_help
+    collect_help = subprocess.run(
+        [sys.executable, "-m", "pipeline", "collect", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert (
+        "api.rpm=2000.0  (> 0)" in collect_help
+        and "local.dtype=float32  (float32 | bfloat16 | float16)" in collect_help
+    )
 
 
 def test_the_report_reads_in_a_100_column_terminal_with_defined_footnotes(tmp_path, capsys):
@@ -212,7 +255,10 @@ def test_the_report_reads_in_a_100_column_terminal_with_defined_footnotes(tmp_pa
     # the ties footnote appears exactly for the calibrated rows whose top-3 overlap fell below raw
     configs = json.loads((tmp_path / "reports" / "metrics.json").read_text())["configurations"]
     for column in ("local", "local_minilm"):
-        lower = configs[f"calibrated {column}"]["metrics"]["topk"]["value"] < configs[f"raw {column}"]["metrics"]["topk"]["value"]
+        lower = (
+            configs[f"calibrated {column}"]["metrics"]["topk"]["value"]
+            < configs[f"raw {column}"]["metrics"]["topk"]["value"]
+        )
         note = f"'calibrated {column}' has lower top-3 overlap than raw: its calibrator maps nearby scores to one value"
         assert (note in text) == lower, column
     assert "(auto picks per fold by held-out error; the export refits the choice on all rows)" in text
@@ -223,13 +269,21 @@ def test_plots_show_the_identity_the_family_the_models_and_only_the_observed_ran
     from pipeline.fit.plots import calibration_figure, rank_agreement_figure
 
     x = np.linspace(0.1, 0.9, 50)
-    fig = calibration_figure(x, x**2, x, x**2, x_label="local score (local: models/demo-reranker/v1)",
-                             y_label="reference score (reference: demo/qwen3-reranker-tiny)", title="calibrated local: poly, degree 3")
+    fig = calibration_figure(
+        x,
+        x**2,
+        x,
+        x**2,
+        x_label="local score (local: models/demo-reranker/v1)",
+        y_label="reference score (reference: demo/qwen3-reranker-tiny)",
+        title="calibrated local: poly, degree 3",
+    )
     ax = fig.axes[0]
     assert "identity (no calibration)" in [line.get_label() for line in ax.get_lines()]
     assert "poly, degree 3" in ax.get_title() and "models/demo-reranker/v1" in ax.get_xlabel()
-    ecdf = rank_agreement_figure({"raw local": np.array([0.4, 0.7, np.nan, 0.9]), "calibrated local": np.array([0.5, 0.8, 0.9, 1.0])},
-                                 title="t")
+    ecdf = rank_agreement_figure(
+        {"raw local": np.array([0.4, 0.7, np.nan, 0.9]), "calibrated local": np.array([0.5, 0.8, 0.9, 1.0])}, title="t"
+    )
     ax = ecdf.axes[0]
     assert ax.get_xlim()[0] == pytest.approx(0.38) and ax.get_xlim()[1] == 1.0  # no empty -1..0.4 stretch
     assert [line.get_label().split(" (")[0] for line in ax.get_lines()] == ["raw local", "calibrated local"]
@@ -244,8 +298,14 @@ def test_the_ties_footnote_names_a_calibrated_row_whose_top_k_fell_below_raw():
         return NS(name=name, kind=kind, sources=["local"], metrics={"topk": NS(value=topk)}, details={})
 
     settings = {"confidence": 0.95, "n_bootstrap": 10, "top_k": 3, "calibrator": "isotonic"}
-    report = NS(settings=settings, n_splits=5, n_rows=40, n_queries=4, fusion=None,
-                results=[row("raw local", "raw", 0.8), row("calibrated local", "calibrated", 0.7)])
+    report = NS(
+        settings=settings,
+        n_splits=5,
+        n_rows=40,
+        n_queries=4,
+        fusion=None,
+        results=[row("raw local", "raw", 0.8), row("calibrated local", "calibrated", 0.7)],
+    )
     assert any(n.startswith("'calibrated local' has lower top-3 overlap than raw") for n in footnotes(report))
     report.results[1].metrics["topk"].value = 0.8
     assert not any("lower top-3" in n for n in footnotes(report))

@@ -19,12 +19,21 @@ from pipeline.stages import STAGES
 def _outputs(tmp: Path) -> list[str]:
     """Every place a stage writes, under tmp: a failing stage must leave it empty."""
     out = tmp / "out"
-    return [f"report.dir={out / 'reports'}", f"export.root={out / 'artifacts'}", f"collect.output={out / 'data' / 't.csv'}",
-            f"collect.cache={out / 'cache.sqlite'}", f"collect.versions={out / 'data' / 'versions.json'}",
-            f"align.root={out / 'align'}", f"demo.calibration={out / 'demo' / 'calibration.jsonl'}",
-            f"demo.train_dataset={out / 'demo' / 'train.jsonl'}", f"demo.model_dir={out / 'models'}",
-            f"demo.model_reports={out / 'model-reports'}", "reference.model=models/demo-reranker/v1",
-            "local.model=models/demo-reranker/v1", "collect.progress=false"]
+    return [
+        f"report.dir={out / 'reports'}",
+        f"export.root={out / 'artifacts'}",
+        f"collect.output={out / 'data' / 't.csv'}",
+        f"collect.cache={out / 'cache.sqlite'}",
+        f"collect.versions={out / 'data' / 'versions.json'}",
+        f"align.root={out / 'align'}",
+        f"demo.calibration={out / 'demo' / 'calibration.jsonl'}",
+        f"demo.train_dataset={out / 'demo' / 'train.jsonl'}",
+        f"demo.model_dir={out / 'models'}",
+        f"demo.model_reports={out / 'model-reports'}",
+        "reference.model=models/demo-reranker/v1",
+        "local.model=models/demo-reranker/v1",
+        "collect.progress=false",
+    ]
 
 
 #: stage -> (an out-of-range setting of its own section, a missing input file, what the error names)

@@ -10,8 +10,17 @@ from collections.abc import Sequence
 from pipeline.testing.model_card import PREFIX, SUFFIX, ModelCardReranker
 
 #: the mismatches, as real deployments differ
-MISMATCHES = ("none", "no_template", "vllm_split", "strip", "strip_prompt", "instruction", "bfloat16", "nfkc",
-              "inverted")
+MISMATCHES = (
+    "none",
+    "no_template",
+    "vllm_split",
+    "strip",
+    "strip_prompt",
+    "instruction",
+    "bfloat16",
+    "nfkc",
+    "inverted",
+)
 OTHER_INSTRUCTION = "Rank passages by how useful they are"
 
 
@@ -25,7 +34,9 @@ class MismatchedCardModel:
         if mismatch not in MISMATCHES:
             raise ValueError(f"unknown mismatch {mismatch!r}")
         self.mismatch = mismatch
-        self.card = ModelCardReranker(path, max_length=max_length, dtype=torch.bfloat16 if mismatch == "bfloat16" else None)
+        self.card = ModelCardReranker(
+            path, max_length=max_length, dtype=torch.bfloat16 if mismatch == "bfloat16" else None
+        )
         if mismatch == "strip_prompt":  # the whole formatted prompt stripped: the suffix loses its "\n\n"
             self.card.suffix_tokens = self.card.tokenizer.encode(SUFFIX.rstrip(), add_special_tokens=False)
 
@@ -36,13 +47,22 @@ class MismatchedCardModel:
         if self.mismatch == "nfkc":  # the server normalises Unicode (NFKC) before tokenising
             import unicodedata
 
-            query, documents = unicodedata.normalize("NFKC", query), [unicodedata.normalize("NFKC", d) for d in documents]
+            query, documents = (
+                unicodedata.normalize("NFKC", query),
+                [unicodedata.normalize("NFKC", d) for d in documents],
+            )
         if self.mismatch == "instruction" and instruction is None:  # another default instruction
             instruction = OTHER_INSTRUCTION
         if self.mismatch == "no_template":  # the tokenizer's own pair encoding, no prompt at all
             tok = self.card.tokenizer
-            inputs = tok([query] * len(documents), documents, padding=True, truncation="longest_first",
-                         max_length=self.card.max_length, return_tensors="pt")
+            inputs = tok(
+                [query] * len(documents),
+                documents,
+                padding=True,
+                truncation="longest_first",
+                max_length=self.card.max_length,
+                return_tensors="pt",
+            )
             return self.card.compute_logits(inputs), int(inputs["attention_mask"].sum())
         if self.mismatch == "vllm_split":  # vLLM's example: query part and document part tokenised apart
             return self._split(query, documents, instruction), 0

@@ -66,12 +66,17 @@ class BadScorer(HashScorer):
                 values = out[i].copy()
                 if self.mode in ("nan", "inf"):
                     values[len(values) // 2] = np.nan if self.mode == "nan" else np.inf
-                out[i] = values[:-1] if self.mode == "too_few" else (
-                    np.append(values, 0.5) if self.mode == "too_many" else values)
+                out[i] = (
+                    values[:-1]
+                    if self.mode == "too_few"
+                    else (np.append(values, 0.5) if self.mode == "too_many" else values)
+                )
         return out
 
 
-def api_overrides(server: FakeApiServer, dialect: str = "siliconflow", group: str = "siliconflow", **extra: Any) -> list[str]:
+def api_overrides(
+    server: FakeApiServer, dialect: str = "siliconflow", group: str = "siliconflow", **extra: Any
+) -> list[str]:
     """Hydra overrides that point ``api`` at the fake server with fast retries."""
     items = {
         "api.dialect": dialect,
@@ -90,8 +95,11 @@ def api_overrides(server: FakeApiServer, dialect: str = "siliconflow", group: st
         items["api.server_template"] = "false"  # the fake applies no template: the client formats
     items.update(extra)
     # the fake server is the reference, and only the scorers a test passes are local sources
-    return ([f"api={group}"] + [f"{k}={v}" for k, v in items.items()]
-            + ["reference.enabled=false", "~local@collect.extra_local.local_minilm"])
+    return (
+        [f"api={group}"]
+        + [f"{k}={v}" for k, v in items.items()]
+        + ["reference.enabled=false", "~local@collect.extra_local.local_minilm"]
+    )
 
 
 @pytest.fixture(scope="session")

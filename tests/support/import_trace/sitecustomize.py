@@ -13,7 +13,9 @@ def _write_trace() -> None:
     if not out or len(sys.argv) < 2 or not sys.argv[0].endswith(os.path.join("pipeline", "__main__.py")):
         return
     # `python -m pipeline` runs pipeline/__main__.py as the module __main__
-    names = sorted({m for m in list(sys.modules) if m == "pipeline" or m.startswith("pipeline.")} | {"pipeline.__main__"})
+    names = sorted(
+        {m for m in list(sys.modules) if m == "pipeline" or m.startswith("pipeline.")} | {"pipeline.__main__"}
+    )
     with open(os.path.join(out, f"{sys.argv[1]}.txt"), "w", encoding="utf-8") as f:
         f.write("\n".join(names) + "\n")
 
