@@ -62,7 +62,7 @@ format: setup
 
 # mutation testing (not part of `make test`): mutmut on the modules that decide correctness, each
 # against its own tests (mutation/modules.py, at most 15 minutes a module), then the hand-planted
-# bugs of mutation/patches/ one at a time; README "Development" says how to read the results
+# bugs of mutation/patches/ one at a time; docs/development.md says how to read the results
 mutate: setup
 	$(BIN)/python mutation/run_mutmut.py
 	$(BIN)/python mutation/run_examples.py

@@ -74,7 +74,7 @@ class CollectConfig:
     # score locally in a worker thread while API requests are in flight
     overlap_local_and_api: bool = True
     progress: bool = True
-    # score the local column(s) on Ray workers in shards of query groups (see README "Scale-out")
+    # score the local column(s) on Ray workers in shards of query groups (docs/scale-out.md)
     ray: RayConfig = field(default_factory=RayConfig)
 
 

@@ -37,7 +37,7 @@ class LocalChanges:
 
 @dataclass
 class EmbedCheckConfig:
-    """Two embedding setups, text by text (README "Embedding consistency")."""
+    """Two embedding setups, text by text (docs/embed-check.md)."""
 
     #: this side: an embedding config (conf/local/*: `local@embed_check.local=qwen3-embedding-0.6b`)
     local: LocalScorerConfig = field(

@@ -59,7 +59,7 @@ class Pooling(Enum):
 @dataclass
 class EngineConfig:
     """``local.engine``: the column's scores come from an HTTP scoring engine (vLLM, TEI,
-    infinity) that runs the model, instead of from this process; see README "Scale-out".
+    infinity) that runs the model, instead of from this process; see docs/scale-out.md.
 
     The client formats the prompt (``local.template``, ``local.instruction``, ``local.task``) and
     sends the two texts of each pair, so start the engine *without* a chat template. Everything
@@ -87,7 +87,7 @@ class EngineConfig:
 
 @dataclass
 class LocalScorerConfig:
-    """Everything needed to build a local scorer; see README "Local scorers"."""
+    """Everything needed to build a local scorer; see docs/scorers.md."""
 
     kind: ScorerKind = ScorerKind.qwen3_reranker
     #: hub id (``Qwen/Qwen3-Reranker-0.6B``) or a local directory written by ``save_pretrained``

@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from pipeline.config.fit import DataConfig, ExportConfig
 from pipeline.config.local import Device
-from pipeline.config.settings import setting
+from pipeline.config.settings import SectionView, setting
 
 
 @dataclass
 class ServeConfig:
-    """One local model + its calibrator as a SiliconFlow-compatible service (README "Serving")."""
+    """One local model + its calibrator as a SiliconFlow-compatible service (docs/serve.md)."""
 
     #: the artifact directory; null = export.root/<artifact name> (what `fit` wrote for this run)
     artifact: Optional[str] = None
@@ -42,3 +43,14 @@ class ServeConfig:
     #: serve even when the loaded model differs from what the calibrator was fitted on (readiness
     #: then lists the differences as warnings)
     allow_mismatch: bool = False
+
+
+@dataclass
+class ServeSettings(SectionView):
+    """What ``serve`` reads: its section, and where ``fit`` put the artifact when ``serve.artifact``
+    is null (``name``, ``data``, ``export``: :func:`pipeline.config.fit.artifact_name`)."""
+
+    serve: ServeConfig
+    name: str
+    data: DataConfig
+    export: ExportConfig

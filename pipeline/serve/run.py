@@ -8,7 +8,7 @@ import os
 import socket
 import sys
 
-from pipeline.config.schema import PipelineConfig
+from pipeline.config.serve import ServeSettings
 from pipeline.serve.service import ServeError, artifact_path
 
 
@@ -28,7 +28,7 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_serve(cfg: PipelineConfig) -> int:
+def run_serve(cfg: ServeSettings) -> int:
     import uvicorn
 
     from pipeline.serve.app import create_app
