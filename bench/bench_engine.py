@@ -1,6 +1,6 @@
 """A vLLM engine against the in-process scorer on the same pairs: pairs/s and agreement.
 
-The capacity section of the README needs one measured figure this project cannot take on a CPU
+The capacity section of docs/scale-out.md needs one measured figure this project cannot take on a CPU
 machine: how many Qwen3-Reranker pairs per second vLLM scores on a GPU, next to the in-process
 transformers scorer on the same GPU. This script measures both in one run and prints the ratio.
 

@@ -1,5 +1,5 @@
-"""Artifacts another user can read, `load_calibrator`'s input policy, and the README snippet as
-pasted (#12 items 4 and 6)."""
+"""Artifacts another user can read, `load_calibrator`'s input policy, and the docs snippet
+(docs/inference-and-artifacts.md) as pasted (#12 items 4 and 6)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from pipeline.__main__ import main
-from pipeline.fit.artifacts import write_artifact
 from pipeline.calibration.calibrators import make_calibrator
 from pipeline.calibration.fusion import NonNegativeFusion, ScoreCalibrationModel
+from pipeline.fit.artifacts import write_artifact
 from pipeline.inference import load_calibrator
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -61,15 +61,20 @@ def test_load_calibrator_takes_scalars_lists_and_float32_and_refuses_nan(tmp_pat
         fused([[0.2, np.nan]])
 
 
-def test_the_readme_snippet_runs_as_pasted(tmp_path, monkeypatch, capsys):
-    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
-    snippet = re.search(r"```python\n(# after `make demo`.*?)```", readme, re.S).group(1)
+def test_the_docs_snippet_runs_as_pasted(tmp_path, monkeypatch, capsys):
+    page = open(os.path.join(REPO, "docs", "inference-and-artifacts.md"), encoding="utf-8").read()
+    snippet = re.search(r"```python\n(# after `make demo`.*?)```", page, re.S).group(1)
     table = os.path.join(REPO, "data", "demo", "paired_scores.csv")
     monkeypatch.chdir(tmp_path)
     common = [f"data.path={table}", "report.dir=reports/x", "evaluate.n_bootstrap=50", "fusion.n_bootstrap=0"]
     assert main(["fit", *common]) == 0
     assert main(["fit", "data=demo-fusion", "export.name=demo-fusion", *common]) == 0
     capsys.readouterr()
-    exec(compile(snippet, "README.md", "exec"), {})
+    exec(compile(snippet, "docs/inference-and-artifacts.md", "exec"), {})
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 5 and out[0].startswith("[") and float(out[1]) > 0 and out[3].startswith("calibrated local {'ci_high': ")
+    assert (
+        len(out) == 5
+        and out[0].startswith("[")
+        and float(out[1]) > 0
+        and out[3].startswith("calibrated local {'ci_high': ")
+    )

@@ -185,7 +185,7 @@ def test_a_failing_stage_leaves_its_committed_outputs_in_place(repo):
     assert repo.status() == before
 
 
-def test_the_readmes_exp_show_columns_command_keeps_the_metric_columns(repo):
+def test_the_documented_exp_show_columns_command_keeps_the_metric_columns(repo):
     import re
     import shlex
 
