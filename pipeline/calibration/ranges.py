@@ -86,9 +86,9 @@ class ParamRange:
         Returns
         -------
         str
-            For example ``">= 1 and <= 10"``; ``"any value"`` without bounds. The same words as
-            :meth:`pipeline.config.settings.Range.describe`, so the config and the estimator
-            name a range alike.
+            For example ``">= 1 and <= 10"``; ``"any value"`` without bounds. The config's
+            ranges are this class too (:func:`pipeline.config.settings.setting`), so the config
+            and the estimator name a range alike.
         """
         parts = [
             f"{op} {bound:g}"
@@ -96,6 +96,11 @@ class ParamRange:
             if bound is not None
         ]
         return " and ".join(parts) if parts else "any value"
+
+    @property
+    def bounded(self) -> bool:
+        """Whether any bound applies (a config field without one says so explicitly)."""
+        return any(b is not None for b in (self.ge, self.gt, self.le, self.lt))
 
     def check(self, name: str, value: Any) -> None:
         """Refuse a parameter value outside the range, naming the parameter.

@@ -13,11 +13,11 @@ their section (``check_<section>``), and :func:`pipeline.config.schema.validate`
 
 from __future__ import annotations
 
-import math
 import typing
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, field, fields, is_dataclass
 from typing import Any
 
+from pipeline.calibration.ranges import ParamRange as Range  # one range type: the config's and the estimators'
 from pipeline.core.errors import PipelineError
 
 RANGE = "range"
@@ -25,37 +25,6 @@ RANGE = "range"
 
 class SettingError(PipelineError, ValueError):
     """A setting outside its allowed range; the message names the key."""
-
-
-@dataclass(frozen=True)
-class Range:
-    ge: float | None = None
-    gt: float | None = None
-    le: float | None = None
-    lt: float | None = None
-    why: str = ""
-
-    def allows(self, value: float) -> bool:
-        if isinstance(value, float) and math.isnan(value):
-            return False
-        return (
-            (self.ge is None or value >= self.ge)
-            and (self.gt is None or value > self.gt)
-            and (self.le is None or value <= self.le)
-            and (self.lt is None or value < self.lt)
-        )
-
-    def describe(self) -> str:
-        parts = [
-            f"{op} {bound:g}"
-            for op, bound in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
-            if bound is not None
-        ]
-        return " and ".join(parts) if parts else "any value"
-
-    @property
-    def bounded(self) -> bool:
-        return any(b is not None for b in (self.ge, self.gt, self.le, self.lt))
 
 
 def setting(
