@@ -12,11 +12,13 @@ MODULES: dict[str, list[str]] = {
     "pipeline/calibration/calibrators.py": [
         "tests/calibration/test_calibrators.py",
         "tests/calibration/test_calibrators_fit.py",
+        "tests/calibration/test_param_ranges.py",
     ],
     "pipeline/calibration/fusion.py": [
         "tests/calibration/test_fusion_units.py",
         "tests/calibration/test_fusion.py",
         "tests/calibration/test_fusion_target.py",
+        "tests/calibration/test_param_ranges.py",
     ],
     "pipeline/calibration/fusion_scale.py": [
         "tests/calibration/test_fusion_scale.py",
@@ -36,6 +38,7 @@ MODULES: dict[str, list[str]] = {
         "tests/runtime/test_inference.py",
         "tests/runtime/test_spec.py",
         "tests/fit/test_release_artifacts.py",
+        "tests/runtime/test_legacy_artifacts.py",
     ],
     # the API client: retry, mapping, cache key, redaction, pacing
     "pipeline/api/retry.py": [

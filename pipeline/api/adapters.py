@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from pipeline import wire
@@ -137,9 +138,11 @@ def _voyage_embed(cfg: ApiConfig, texts: Sequence[str]) -> dict[str, Any]:
     return body
 
 
-def _scores_in(key: str, score_key: str) -> Callable[[Any, int], list[float]]:
-    """Reader of an answer ``{<key>: [{index, <score_key>}, ...]}``."""
-    return lambda body, n: wire.scores_by_index(wire.response_field(body, key), n, score_key, "results")
+def _scores_in(key: str, score_key: str, body: Any, n: int) -> list[float]:
+    """Reader of an answer ``{<key>: [{index, <score_key>}, ...]}``; each dialect binds its keys
+    with :func:`functools.partial` (a function, not a closure made at import: the binding is
+    looked up at call time, which is also what lets mutation testing reach it)."""
+    return wire.scores_by_index(wire.response_field(body, key), n, score_key, "results")
 
 
 def _bare_scores(body: Any, n: int) -> list[float]:
@@ -184,7 +187,7 @@ class Adapter:
             return wire.read_embeddings(body, n, dimensions)
 
 
-_RESULTS = _scores_in("results", "relevance_score")
+_RESULTS = partial(_scores_in, "results", "relevance_score")
 
 ADAPTERS: dict[Dialect, Adapter] = {
     Dialect.siliconflow: Adapter(
@@ -204,7 +207,7 @@ ADAPTERS: dict[Dialect, Adapter] = {
         Dialect.voyage,
         "/rerank",
         _voyage_rerank,
-        _scores_in("data", "relevance_score"),
+        partial(_scores_in, "data", "relevance_score"),
         embeddings_path="/embeddings",
         build_embed=_voyage_embed,
     ),
@@ -225,7 +228,7 @@ ADAPTERS: dict[Dialect, Adapter] = {
         Dialect.vllm_score,
         "/score",
         _vllm_score,
-        _scores_in("data", "score"),
+        partial(_scores_in, "data", "score"),
         embeddings_path="/v1/embeddings",
         build_embed=_openai_embed,
     ),

@@ -115,3 +115,54 @@ def test_default_paths():
 
 def test_finite_check_uses_math():
     assert math.isfinite(scores_by_index([{"index": 0, "s": 1}], 1, "s", "r")[0])
+
+
+@pytest.mark.parametrize(
+    "dialect, body",
+    [
+        (Dialect.cohere, {"model": "m", "query": "q", "documents": ["a", "b"], "top_n": 2}),  # v2: no such field
+        (Dialect.jina, {"model": "m", "query": "q", "documents": ["a", "b"], "top_n": 2, "return_documents": False}),
+        (Dialect.voyage, {"model": "m", "query": "q", "documents": ["a", "b"], "top_k": 2, "return_documents": False}),
+        (Dialect.vllm, {"model": "m", "query": "q", "documents": ["a", "b"], "top_n": 2}),
+        (
+            Dialect.infinity,
+            {
+                "model": "m",
+                "query": "q",
+                "documents": ["a", "b"],
+                "top_n": 2,
+                "return_documents": False,
+                "raw_scores": False,
+            },
+        ),
+    ],
+)
+def test_each_cohere_like_dialect_sends_exactly_its_own_body(dialect, body):
+    """The Cohere-like bodies (SiliconFlow's own is pipeline.wire's): ``return_documents: false``
+    where the dialect has the field (documents echoed back would only cost bandwidth), never where
+    it has not (Cohere v2 and vLLM refuse or ignore unknown fields)."""
+    cfg = ApiConfig(dialect=dialect, model="m", top_n=TopN.all, raw_scores=False)
+    sent = ADAPTERS[dialect].build_rerank(cfg, "q", ["a", "b"])
+    assert sent == body and [type(v) for v in sent.values()] == [type(v) for v in body.values()]
+
+
+@pytest.mark.parametrize(
+    "dialect, answer",
+    [
+        (Dialect.cohere, {"results": [{"index": 1, "relevance_score": 0.2}, {"index": 0, "relevance_score": 0.9}]}),
+        (Dialect.voyage, {"data": [{"index": 1, "relevance_score": 0.2}, {"index": 0, "relevance_score": 0.9}]}),
+        (Dialect.vllm_score, {"data": [{"index": 1, "score": 0.2}, {"index": 0, "score": 0.9}]}),
+    ],
+)
+def test_each_dialect_reads_its_own_results_key_and_names_it_when_wrong(dialect, answer):
+    read = ADAPTERS[dialect].read_scores
+    assert read(answer, 2) == [0.9, 0.2]
+    key = next(iter(answer))
+    broken = {key: answer[key][:1]}
+    with pytest.raises(Exception, match=r"results.*no result for document index\(es\) 0"):
+        read(broken, 2)
+
+
+def test_the_adapter_names_what_it_was_reading_in_its_error():
+    with pytest.raises(ResponseFormatError, match=r"^embeddings-ish:|embeddings-ish\b"):
+        scores_by_index([{"index": 0, "relevance_score": 0.1}], 2, "relevance_score", "embeddings-ish")

@@ -215,8 +215,9 @@ def test_crash_on_first_export_leaves_nothing_that_loads(tmp_path, monkeypatch):
 def test_bad_artifact_names_rejected(tmp_path):
     model, _ = _model("identity")
     for name in ["../escape", ".hidden", "a/b", ""]:
-        with pytest.raises(ArtifactError):
+        with pytest.raises(ArtifactError, match=r"artifact name .* must match .*\(letters, digits, \. _ -\)"):
             write_artifact(tmp_path, name, model, MANIFEST)
+    assert not list(tmp_path.iterdir())  # refused before anything was written
 
 
 def test_preprocess_uses_manifest_settings(artifact):

@@ -14,13 +14,16 @@ import numpy as np
 import pytest
 
 from pipeline.inference import load_calibrator
+from pipeline.runtime.loader import LEGACY_MODULES
 
 LEGACY = Path(__file__).resolve().parents[1] / "support" / "legacy_artifacts"
 
 
 @pytest.mark.parametrize("name, k", [("single", 1), ("fused", 2)])
 @pytest.mark.parametrize("use_joblib", [False, True])
-def test_an_artifact_from_before_the_layout_predicts_what_it_did(name, k, use_joblib):
+def test_an_artifact_from_before_the_layout_predicts_what_it_did(name, k, use_joblib, monkeypatch):
+    for old in LEGACY_MODULES:  # as in a fresh process: an earlier joblib load in this one aliased them
+        monkeypatch.delitem(sys.modules, old, raising=False)
     probe = np.load(LEGACY / name / "probe.npy")
     x, expected = probe[:, :k], probe[:, k]
     cal = load_calibrator(LEGACY / name, use_joblib=use_joblib)
