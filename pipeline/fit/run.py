@@ -39,6 +39,11 @@ class FitResult:
 def load_table(cfg: FitSettings) -> PairedTable:
     """The configured table, with ``data.compare`` columns attached for the report."""
     d = cfg.data
+    if not Path(d.path).exists() and f"/{cfg.name}/" in f"/{d.path}":
+        raise TableError(
+            f"{d.path}: paired-score table not found (data.path; name={cfg.name} names the whole run, its table "
+            f"included: to name only the artifact and its reports, use export.name=...)"
+        )
     table = read_table(
         d.path, target=d.target, sources=list(d.sources), query_col=d.query_col, doc_col=d.doc_col, fmt=d.format.value
     )

@@ -138,3 +138,15 @@ def test_a_stage_says_when_the_workspace_params_differ_from_conf(tmp_path, monke
     (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
     main(["export"])
     assert "note: params.yaml" not in capsys.readouterr().err
+
+
+def test_a_name_without_its_table_says_that_name_names_the_whole_run(capsys):
+    """`fit name=try1` looks for data/try1/paired_scores.csv: the error says so, and how to name only
+    the artifact (a newcomer's trial took `name=` for the artifact's name). A table path that does not
+    come from the name gets the plain message."""
+    assert main(["fit", "name=try1"]) == 2
+    err = capsys.readouterr().err
+    assert "data/try1/paired_scores.csv: paired-score table not found (data.path; name=try1 names the whole run" in err
+    assert "use export.name=" in err
+    assert main(["fit", "data.path=nowhere.csv"]) == 2
+    assert capsys.readouterr().err.strip() == "error: nowhere.csv: paired-score table not found (data.path)"
