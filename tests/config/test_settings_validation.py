@@ -4,14 +4,16 @@ field is covered (or this test says it declares no range)."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import typing
 
 import pytest
 
 from pipeline.__main__ import main
-from pipeline.config.schema import PipelineConfig
-from pipeline.config.settings import _base_type, numeric_fields
+from pipeline.config.compose import compose_config
+from pipeline.config.schema import PipelineConfig, validate
+from pipeline.config.settings import SettingError, _base_type, numeric_fields
 
 
 def _schema_fields(cls=PipelineConfig, prefix=""):
@@ -57,6 +59,33 @@ CASES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def composed():
+    """The demo's composed config (extra_local.local_minilm included), composed once."""
+    return compose_config()
+
+
+def _with(cfg, key: str, value):
+    """A copy of ``cfg`` with the dotted ``key`` set (dict entries by name, dataclasses by field)."""
+    cfg = copy.deepcopy(cfg)
+    *path, last = key.split(".")
+    node = cfg
+    for part in path:
+        node = node[part] if isinstance(node, dict) else getattr(node, part)
+    setattr(node, last, value)
+    return cfg
+
+
+@pytest.mark.parametrize("key, value", CASES, ids=[f"{k}={v}" for k, v in CASES])
+def test_validation_refuses_each_bound_and_names_the_key(composed, key, value):
+    """The unit-level drive of every bound (milliseconds each): what the CLI test below does through
+    Hydra for both entry points, minutes in all."""
+    with pytest.raises(SettingError) as caught:
+        validate(_with(composed, key, value))
+    assert str(caught.value).startswith(f"{key}={value!r} is out of range: it must be ")
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("key, value", CASES, ids=[f"{k}={v}" for k, v in CASES])
 def test_an_out_of_range_setting_is_one_line_and_exit_2(key, value, capsys):
     assert main(["fit", f"{key}={value}"]) == 2
