@@ -13,17 +13,20 @@ MODULES: dict[str, list[str]] = {
         "tests/calibration/test_calibrators.py",
         "tests/calibration/test_calibrators_fit.py",
         "tests/calibration/test_param_ranges.py",
+        "tests/calibration/test_input_dtypes.py",
     ],
     "pipeline/calibration/fusion.py": [
         "tests/calibration/test_fusion_units.py",
         "tests/calibration/test_fusion.py",
         "tests/calibration/test_fusion_target.py",
         "tests/calibration/test_param_ranges.py",
+        "tests/calibration/test_input_dtypes.py",
     ],
     "pipeline/calibration/fusion_scale.py": [
         "tests/calibration/test_fusion_scale.py",
         "tests/calibration/test_fusion.py",
         "tests/calibration/test_fusion_target.py",
+        "tests/calibration/test_input_dtypes.py",
     ],
     "pipeline/calibration/pairwise.py": [
         "tests/calibration/test_pairwise.py",
@@ -31,7 +34,7 @@ MODULES: dict[str, list[str]] = {
         "tests/calibration/test_fusion_target.py",
     ],
     # metrics and the bootstrap
-    "pipeline/calibration/metrics.py": ["tests/calibration/test_metrics.py"],
+    "pipeline/calibration/metrics.py": ["tests/calibration/test_metrics.py", "tests/calibration/test_input_dtypes.py"],
     # the numpy-only runtime and artifact verification
     "pipeline/runtime/spec.py": ["tests/runtime/test_spec.py", "tests/runtime/test_inference.py"],
     "pipeline/runtime/loader.py": [

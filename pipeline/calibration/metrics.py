@@ -33,8 +33,10 @@ RANK_METRICS = ("spearman", "kendall", "topk", "ndcg")
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
-    x = np.asarray(x, dtype=np.float64) - np.mean(x)
-    y = np.asarray(y, dtype=np.float64) - np.mean(y)
+    x = np.asarray(x, dtype=np.float64)  # before the mean: a float32 mean would be float32-rounded
+    y = np.asarray(y, dtype=np.float64)
+    x = x - x.mean()
+    y = y - y.mean()
     denom = np.sqrt(np.dot(x, x) * np.dot(y, y))
     return float(np.dot(x, y) / denom) if denom > 0 else float("nan")
 

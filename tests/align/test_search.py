@@ -324,3 +324,9 @@ def test_a_tie_does_not_move_the_search():
     )
     assert (1, 2) not in calls and sorted(calls) == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]
     assert best_of(results).settings == {"a": 0, "b": 0}  # of tied candidates, the first evaluated
+
+
+def test_monotone_pearson_is_nan_when_the_best_monotone_map_is_constant():
+    """Scores that fall where the API's rise: the isotonic fit is one value, whose mean may round
+    away from it, so the figure must be NaN (ranked last), never a tiny defined correlation."""
+    assert np.isnan(monotone_pearson(np.arange(1.0, 7.0), np.array([0.35, 0.3, 0.25, 0.2, 0.15, 0.1])))

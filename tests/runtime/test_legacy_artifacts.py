@@ -39,3 +39,26 @@ def test_the_old_module_names_are_only_aliased_on_the_joblib_path():
         f"load_calibrator({str(LEGACY / 'fused')!r}, use_joblib=True); assert 'pipeline.fusion' in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_an_artifact_with_non_ascii_text_loads_under_a_non_utf8_locale(tmp_path):
+    """Export writes UTF-8 (ensure_ascii=False); the loader must read UTF-8 whatever the locale
+    (mutation testing found encoding="utf-8" unguarded: under LC_ALL=C without UTF-8 mode the
+    default encoding is ASCII)."""
+    import os
+
+    from pipeline.calibration.calibrators import make_calibrator
+    from pipeline.calibration.fusion import ScoreCalibrationModel
+    from pipeline.fit.artifacts import write_artifact
+
+    x = np.linspace(0, 1, 30)
+    model = ScoreCalibrationModel(make_calibrator("poly"), None, ["s"]).fit(x[:, None], x**2)
+    path = write_artifact(tmp_path, "cal", model, {"sources": [{"column": "s", "model": "模型/rérank"}]})
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    code = (
+        "import locale, sys; from pipeline.inference import load_calibrator; "
+        "assert locale.getpreferredencoding(False).lower() in ('ascii', 'ansi_x3.4-1968'), locale.getpreferredencoding(False); "
+        f"cal = load_calibrator({str(path)!r}); print(cal.manifest['sources'][0]['model'].encode('utf-8').hex())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert bytes.fromhex(out.strip()).decode("utf-8") == "模型/rérank"

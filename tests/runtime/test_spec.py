@@ -264,3 +264,18 @@ def test_a_source_with_weight_zero_is_a_valid_fusion():
     apply, _ = compile_spec(spec({"family": "identity"}, fusion={**MAPPED, "weights": [1.0, 0.0]}, sources=("a", "b")))
     X = np.array([[0.2, 0.1], [0.2, 0.9]])
     assert apply(X)[0] == apply(X)[1]  # the second column changes nothing
+
+
+def test_a_compiled_spec_computes_in_float64_whatever_the_input_dtype():
+    """Integer, bool and float32 scores give the float64 result (mutation testing found the
+    conversion unguarded: an identity spec returned int64, float32 was computed in float32)."""
+    from pipeline.calibration.calibrators import make_calibrator
+    from pipeline.calibration.fusion import ScoreCalibrationModel
+
+    x = np.linspace(0.05, 0.95, 40)
+    for family in ("identity", "poly"):
+        model = ScoreCalibrationModel(make_calibrator(family), None, ["s"]).fit(x[:, None], np.clip(x**2, 0, 1))
+        apply = compile_spec(model.to_spec())[0]
+        assert apply(np.array([0, 1, 2])).dtype == np.float64
+        x32 = x.astype(np.float32)
+        np.testing.assert_array_equal(apply(x32), apply(x32.astype(np.float64)))
