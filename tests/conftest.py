@@ -40,14 +40,11 @@ def fresh_clone(tmp_path_factory):
     """This working tree as a new user's clone has it (tracked and not-ignored files only: no DVC
     cache, score cache or artifact), after ``dvc repro`` on the full demo profile. Built once per
     session; tests that run commands in it must leave its tracked files as they are."""
-    import shutil
 
-    from tests.support.dvc import Repo, working_tree_files
+    from tests.support.dvc import Repo, copy_working_tree
 
     root = tmp_path_factory.mktemp("fresh-clone")
-    for rel in working_tree_files():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / rel, root / rel)
+    copy_working_tree(root)
     clone = Repo(root)
     clone.env.pop("DEMO_REFERENCE_API_KEY", None)
     clone.run("git", "init", "-q")

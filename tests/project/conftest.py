@@ -3,19 +3,15 @@ on the reduced profile, once per session."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
-from tests.support.dvc import REPO, Repo, working_tree_files
+from tests.support.dvc import Repo, copy_working_tree
 
 
 @pytest.fixture(scope="session")
 def repo(tmp_path_factory) -> Repo:
     root = tmp_path_factory.mktemp("dvc-repo")
-    for rel in working_tree_files():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / rel, root / rel)
+    copy_working_tree(root)
     config = root / "conf" / "config.yaml"
     config.write_text(config.read_text().replace("  - profile: full", "  - profile: quick"))
     r = Repo(root)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -105,3 +106,11 @@ def working_tree_files() -> list[str]:
         .split("\0")
     )
     return [f for f in listed if f and (REPO / f).is_file()]
+
+
+def copy_working_tree(root: Path) -> Path:
+    """This working tree as a new user's clone has it (tracked and not-ignored files) under ``root``."""
+    for rel in working_tree_files():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, root / rel)
+    return root
