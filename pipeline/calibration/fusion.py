@@ -32,7 +32,7 @@ from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin, clone
 from sklearn.linear_model import LinearRegression
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
 
-from pipeline.calibration.calibrators import calibrator_fit_params, grouped_splits
+from pipeline.calibration.calibrators import calibrator_fit_params, grouped_splits, query_subsample
 from pipeline.calibration.fusion_scale import SourceScale, infer_score_type, target_scale
 from pipeline.calibration.pairwise import PairwiseRankWeights
 from pipeline.calibration.ranges import CV_FOLDS
@@ -77,6 +77,10 @@ class NonNegativeFusion(TransformerMixin, BaseEstimator):
         :data:`pipeline.calibration.ranges.CV_FOLDS` (>= 2).
     random_state : int, default=0
         Seed of the rank objective's pair sampling and of the ``auto`` folds.
+    auto_max_rows : int or None, default=None
+        ``objective="auto"`` compares the objectives on at most this many rows of whole queries
+        (:func:`pipeline.calibration.calibrators.query_subsample`); the chosen one is then fitted
+        on every row. ``None``: on every row.
 
     Attributes
     ----------
@@ -102,6 +106,7 @@ class NonNegativeFusion(TransformerMixin, BaseEstimator):
         target_type: str | None = None,
         auto_splits: int = 3,
         random_state: int = 0,
+        auto_max_rows: int | None = None,
     ):
         self.objective = objective
         self.scale = scale
@@ -110,6 +115,7 @@ class NonNegativeFusion(TransformerMixin, BaseEstimator):
         self.target_type = target_type
         self.auto_splits = auto_splits
         self.random_state = random_state
+        self.auto_max_rows = auto_max_rows
 
     def fit(self, X, y, groups=None):
         """Fit each source's scale map, then the non-negative weights for ``objective``.
@@ -331,6 +337,9 @@ class ScoreCalibrationModel(RegressorMixin, BaseEstimator):
             raise ValueError("fusion.objective=auto needs the query groups")
         CV_FOLDS.check("auto_splits", self.fusion.auto_splits)
         groups = np.asarray(groups)
+        subset = query_subsample(groups, self.fusion.auto_max_rows, self.fusion.random_state)
+        if subset is not None:
+            X, y, groups = X[subset], y[subset], groups[subset]
         try:
             splits = grouped_splits(X.shape[0], groups, self.fusion.auto_splits, self.fusion.random_state)
         except ValueError as exc:

@@ -199,17 +199,31 @@ def per_query_stats(local: np.ndarray, reference: np.ndarray, groups: np.ndarray
     )
 
 
-def _metrics_from_counts(stats: PerQuery, counts: np.ndarray) -> dict[str, np.ndarray]:
-    """Metrics for each row of ``counts`` (B, Q): how often each query is drawn."""
-    n = counts @ stats.n
-    sx, sy, sxx, syy, sxy = (counts @ stats.sums).T
+def _columns(stats: PerQuery) -> np.ndarray:
+    """(Q, m) matrix of every per-query column a resample's metrics are sums of: n, the five
+    sums, the absolute errors, and each rank metric's values (0 where undefined) and validity."""
+    cols = [stats.n[:, None], stats.sums, stats.abs_err[:, None]]
+    for values in stats.rank.values():
+        valid = ~np.isnan(values)
+        cols += [np.where(valid, values, 0.0)[:, None], valid.astype(np.float64)[:, None]]
+    return np.hstack(cols)
+
+
+def _metrics_from_counts(
+    stats: PerQuery, counts: np.ndarray, totals: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Metrics for each row of ``counts`` (B, Q): how often each query is drawn. One matrix
+    product gives every sum (``totals``, when the caller already has it)."""
+    if totals is None:
+        totals = counts @ _columns(stats)
+    n = totals[:, 0]
+    sx, sy, sxx, syy, sxy = totals[:, 1:6].T
     with np.errstate(invalid="ignore", divide="ignore"):
         cov = sxy - sx * sy / n
         r = cov / np.sqrt((sxx - sx * sx / n) * (syy - sy * sy / n))
-        out = {"pearson": r, "mae": (counts @ stats.abs_err) / n}
-        for name, values in stats.rank.items():
-            valid = ~np.isnan(values)
-            out[name] = (counts @ np.where(valid, values, 0.0)) / (counts @ valid.astype(np.float64))
+        out = {"pearson": r, "mae": totals[:, 6] / n}
+        for at, name in enumerate(stats.rank):
+            out[name] = totals[:, 7 + 2 * at] / totals[:, 8 + 2 * at]
     out["combined"] = (out["pearson"] + out["spearman"]) / 2.0
     return out
 
@@ -241,8 +255,13 @@ def agreement(
 ) -> tuple[dict[str, MetricValue], PerQuery]:
     """All metrics with percentile-bootstrap intervals over queries."""
     stats = per_query_stats(local, reference, groups, k)
+    columns = _columns(stats)
     return _with_intervals(
-        lambda counts: _metrics_from_counts(stats, counts), stats.n.shape[0], n_bootstrap, confidence, seed
+        lambda counts: _metrics_from_counts(stats, counts, counts @ columns),
+        stats.n.shape[0],
+        n_bootstrap,
+        confidence,
+        seed,
     ), stats
 
 
@@ -254,30 +273,55 @@ def paired_difference(
     if a.n.shape != b.n.shape:
         raise ValueError("paired_difference needs statistics of the same queries")
 
+    left_cols, right_cols = _columns(a), _columns(b)
+
     def difference(counts: np.ndarray) -> dict[str, np.ndarray]:
-        left, right = _metrics_from_counts(a, counts), _metrics_from_counts(b, counts)
+        # one product per side (not one over both sides' columns: the same statistics must give
+        # bit-identical sides, and a difference of exactly 0)
+        left = _metrics_from_counts(a, counts, counts @ left_cols)
+        right = _metrics_from_counts(b, counts, counts @ right_cols)
         return {name: left[name] - right[name] for name in METRICS}
 
     return _with_intervals(difference, a.n.shape[0], n_bootstrap, confidence, seed)
+
+
+#: the draw counts of the last (n_q, n_bootstrap, seed) asked for, compactly: every configuration
+#: of one evaluation resamples the same queries with the same seed, so they are drawn once
+_COUNTS_CACHE: dict[tuple[int, int, int], list[np.ndarray]] = {}
+
+
+def _draw_counts(n_q: int, n_bootstrap: int, seed: int):
+    """(b, n_q) float matrices of query draw counts, ``n_bootstrap`` rows in all: b resamples of
+    n_q queries with replacement. The same numbers for the same arguments, whether drawn now or
+    taken from the cache (one entry: ~50 MB at 1000 resamples of 50k queries)."""
+    key = (n_q, n_bootstrap, seed)
+    chunks = _COUNTS_CACHE.get(key)
+    if chunks is None:
+        chunks = []
+        rng = np.random.default_rng(seed)
+        chunk = max(1, min(n_bootstrap, 20_000_000 // max(n_q, 1)))  # bound the (B, Q) matrix's memory
+        done = 0
+        while done < n_bootstrap:
+            b = min(chunk, n_bootstrap - done)
+            draws_idx = rng.integers(0, n_q, size=(b, n_q)) + (np.arange(b) * n_q)[:, None]
+            counts = np.bincount(draws_idx.ravel(), minlength=b * n_q).reshape(b, n_q)
+            chunks.append(counts.astype(np.uint8 if counts.max() <= 255 else np.uint32))
+            done += b
+        _COUNTS_CACHE.clear()
+        _COUNTS_CACHE[key] = chunks
+    for counts in chunks:
+        yield counts.astype(np.float64)
 
 
 def _with_intervals(compute, n_q: int, n_bootstrap: int, confidence: float, seed: int) -> dict[str, MetricValue]:
     """Point values (every query once) and percentile-bootstrap intervals over queries of the
     metrics ``compute`` derives from a (B, Q) matrix of query draw counts."""
     point = {name: float(v[0]) for name, v in compute(np.ones((1, n_q))).items()}
-    rng = np.random.default_rng(seed)
     alpha = (1.0 - confidence) / 2.0
     draws: dict[str, list[np.ndarray]] = {name: [] for name in point}
-    chunk = max(1, min(n_bootstrap, 20_000_000 // max(n_q, 1)))  # bound the (B, Q) matrix's memory
-    done = 0
-    while done < n_bootstrap:
-        b = min(chunk, n_bootstrap - done)
-        # b resamples of n_q queries with replacement, as a (b, n_q) matrix of draw counts
-        draws_idx = rng.integers(0, n_q, size=(b, n_q)) + (np.arange(b) * n_q)[:, None]
-        counts = np.bincount(draws_idx.ravel(), minlength=b * n_q).reshape(b, n_q).astype(np.float64)
+    for counts in _draw_counts(n_q, n_bootstrap, seed):
         for name, values in compute(counts).items():
             draws[name].append(values)
-        done += b
     result = {}
     for name in point:
         values = np.concatenate(draws[name]) if n_bootstrap else np.array([])

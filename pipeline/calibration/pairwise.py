@@ -42,6 +42,103 @@ def within_query_pairs(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(first), np.concatenate(second)
 
 
+def query_layout(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(codes, order, starts, sizes)``: each row's query code (0..Q-1, in sorted order of the
+    ids), the rows sorted by query (stable), and each query's first position and size in it."""
+    _, codes = np.unique(np.asarray(groups), return_inverse=True)
+    codes = codes.ravel()
+    order = np.argsort(codes, kind="stable")
+    sizes = np.bincount(codes)
+    return codes, order, np.cumsum(sizes) - sizes, sizes
+
+
+def sample_pairs(
+    y: np.ndarray,
+    layout: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    n_pairs: int,
+    rng: np.random.Generator,
+    query_weights: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n_pairs`` informative within-query pairs ``(i, j)`` drawn with replacement, each query's
+    pairs in proportion to ``query_weights`` (1 each by default; a bootstrap passes how often each
+    query was drawn), without listing every pair.
+
+    A query is drawn with probability proportional to its weight times its number of pairs, then
+    two distinct documents of it uniformly; pairs the reference ties are rejected and drawn again,
+    so the result is uniform over the (weighted) informative pairs, as the enumerating path's
+    subsample is. Returns fewer pairs only when 20 rounds find too few informative ones (a
+    reference that ties nearly everything); the caller then enumerates.
+    """
+    _, order, starts, sizes = layout
+    mass = sizes * (sizes - 1) / 2.0
+    if query_weights is not None:
+        mass = mass * query_weights
+    cum = np.cumsum(mass)
+    if cum.size == 0 or cum[-1] <= 0:
+        return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
+    got_i: list[np.ndarray] = []
+    got_j: list[np.ndarray] = []
+    have = 0
+    share = mass / mass.sum()
+    for _ in range(20):
+        want = int((n_pairs - have) * 1.1) + 16
+        # how many pairs each query gives: one multinomial draw, O(Q), instead of a search per pair
+        q = np.repeat(np.arange(sizes.size), rng.multinomial(want, share))
+        n = sizes[q]
+        a = (rng.random(want) * n).astype(np.intp)
+        b = (rng.random(want) * (n - 1)).astype(np.intp)
+        b += b >= a
+        i, j = order[starts[q] + a], order[starts[q] + b]
+        keep = y[i] != y[j]
+        got_i.append(i[keep])
+        got_j.append(j[keep])
+        have += int(keep.sum())
+        if have >= n_pairs:
+            break
+    return np.concatenate(got_i)[:n_pairs], np.concatenate(got_j)[:n_pairs]
+
+
+def oriented_differences(Z: np.ndarray, y: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """``(Z_i - Z_j)``, each pair oriented so that the reference prefers its first document."""
+    return (Z[i] - Z[j]) * np.sign(y[i] - y[j])[:, None]
+
+
+def fit_rank_weights(
+    D: np.ndarray, alpha: float, *, pair_weights: np.ndarray | None = None, start: np.ndarray | None = None
+) -> np.ndarray:
+    """Non-negative ``w`` minimising the (weighted) mean of ``log(1 + exp(-D w))`` + ``alpha/2 |w|^2``.
+
+    ``pair_weights`` weigh the pairs (a bootstrap resample's query multiplicities); ``start`` is
+    where L-BFGS-B begins (the full-data weights, for a resample).
+    """
+    k = D.shape[1]
+    if pair_weights is None:
+        n = float(D.shape[0])
+
+        def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+            margin = D @ w
+            value = np.logaddexp(0.0, -margin).sum() / n + 0.5 * alpha * w @ w
+            p_wrong = 0.5 * (1.0 - np.tanh(0.5 * margin))  # sigmoid(-margin), no overflow
+            return float(value), -(D.T @ p_wrong) / n + alpha * w
+
+    else:
+        share = pair_weights / pair_weights.sum()
+
+        def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+            margin = D @ w
+            value = share @ np.logaddexp(0.0, -margin) + 0.5 * alpha * w @ w
+            p_wrong = 0.5 * (1.0 - np.tanh(0.5 * margin))
+            return float(value), -(D.T @ (share * p_wrong)) + alpha * w
+
+    x0 = np.full(k, 1.0 / k) if start is None else np.asarray(start, dtype=np.float64)
+    result = minimize(loss, x0, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * k)
+    return np.maximum(result.x, 0.0)  # L-BFGS-B keeps bounds; guards -0.0
+
+
+#: above this many within-query pairs (informative or not), pairs are sampled, not listed
+ENUMERATE_MAX_PAIRS = 2_000_000
+
+
 class PairwiseRankWeights(BaseEstimator):
     """Non-negative linear weights that order within-query pairs like the target.
 
@@ -50,7 +147,10 @@ class PairwiseRankWeights(BaseEstimator):
     alpha : float, default=1e-4
         L2 strength on the weights (per pair, on standardised inputs).
     max_pairs : int, default=200_000
-        Above this many informative pairs, a uniform random subset is used (``random_state``).
+        Above this many informative pairs, a uniform random subset is used (``random_state``):
+        taken from the listed pairs up to :data:`ENUMERATE_MAX_PAIRS` within-query pairs, drawn
+        with replacement by :func:`sample_pairs` beyond (listing 12M pairs of a million-row table
+        cost seconds and ~300 MB for 200k of them).
     random_state : int, default=0
 
     Attributes
@@ -71,27 +171,25 @@ class PairwiseRankWeights(BaseEstimator):
         if groups is None:
             raise ValueError("the rank objective needs the query groups (pairs are formed within a query)")
         check_consistent_length(Z, y, groups)
-        i, j = within_query_pairs(np.asarray(groups))
-        informative = y[i] != y[j]
-        i, j = i[informative], j[informative]
-        if i.size > self.max_pairs:
-            keep = np.sort(np.random.default_rng(self.random_state).choice(i.size, self.max_pairs, replace=False))
-            i, j = i[keep], j[keep]
+        groups = np.asarray(groups)
+        i = j = None
+        layout = query_layout(groups)
+        sizes = layout[3]
+        if float(np.sum(sizes * (sizes - 1.0) / 2.0)) > ENUMERATE_MAX_PAIRS:
+            i, j = sample_pairs(y, layout, self.max_pairs, np.random.default_rng(self.random_state))
+            if i.size < self.max_pairs:
+                i = None  # too few informative pairs to sample: list them
+        if i is None:
+            i, j = within_query_pairs(groups)
+            informative = y[i] != y[j]
+            i, j = i[informative], j[informative]
+            if i.size > self.max_pairs:
+                keep = np.sort(np.random.default_rng(self.random_state).choice(i.size, self.max_pairs, replace=False))
+                i, j = i[keep], j[keep]
         self.n_pairs_ = int(i.size)
         k = Z.shape[1]
         if i.size == 0:
             self.coef_ = np.zeros(k)
             return self
-        # each pair oriented so that the reference prefers its first document
-        D = (Z[i] - Z[j]) * np.sign(y[i] - y[j])[:, None]
-        n = float(i.size)
-
-        def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
-            margin = D @ w
-            value = np.logaddexp(0.0, -margin).sum() / n + 0.5 * self.alpha * w @ w
-            p_wrong = 0.5 * (1.0 - np.tanh(0.5 * margin))  # sigmoid(-margin), no overflow
-            return float(value), -(D.T @ p_wrong) / n + self.alpha * w
-
-        result = minimize(loss, np.full(k, 1.0 / k), jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * k)
-        self.coef_ = np.maximum(result.x, 0.0)  # L-BFGS-B keeps bounds; guards -0.0
+        self.coef_ = fit_rank_weights(oriented_differences(Z, y, i, j), self.alpha)
         return self

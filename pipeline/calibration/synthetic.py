@@ -41,13 +41,21 @@ class LatentSample:
 
 
 def latent_sample(
-    shapes: tuple[str, ...], noise: tuple[float, ...], *, n_queries: int, docs: int = 10, seed: int = 0
+    shapes: tuple[str, ...],
+    noise: tuple[float, ...],
+    *,
+    n_queries: int,
+    docs: int | tuple[int, int] = 10,
+    seed: int = 0,
 ) -> LatentSample:
-    """``n_queries`` x ``docs`` pairs; source j = ``SHAPES[shapes[j]](r + N(0, noise[j]))``."""
+    """``n_queries`` queries of ``docs`` documents each (or, for ``docs=(lo, hi)``, a number
+    drawn uniformly from lo..hi per query, as real candidate lists vary); source j =
+    ``SHAPES[shapes[j]](r + N(0, noise[j]))``."""
     if len(shapes) != len(noise):
         raise ValueError("one noise level per shape")
     rng = np.random.default_rng(seed)
-    groups = np.repeat(np.arange(n_queries), docs)
+    sizes = rng.integers(docs[0], docs[1] + 1, n_queries) if isinstance(docs, tuple) else docs
+    groups = np.repeat(np.arange(n_queries), sizes)
     r = rng.normal(0.0, 0.8, n_queries)[groups] + rng.normal(size=groups.size)
     seen = np.column_stack([r + rng.normal(0.0, s, r.size) for s in noise])
     sources = np.column_stack([SHAPES[name](seen[:, j]) for j, name in enumerate(shapes)])

@@ -18,6 +18,10 @@ from pipeline.calibration.ranges import CV_FOLDS, DEGREE, SIGMOID_C
 from pipeline.config.settings import SectionView, SettingError, setting
 from pipeline.runtime.text import TextConfig
 
+#: ``calibrator.auto_max_rows`` and ``fusion.auto_max_rows``: a model choice is made on at most
+#: this many rows of whole queries (the bench's tables: the same choices as on every row)
+AUTO_MAX_ROWS = 50_000
+
 
 class TableFormat(Enum):
     auto = "auto"
@@ -47,6 +51,13 @@ class FusionCenter(Enum):
 
     none = "none"
     query = "query"
+
+
+class BootstrapMaps(Enum):
+    """Weight intervals: what a resample refits; see :mod:`pipeline.calibration.fusion_bootstrap`."""
+
+    fixed = "fixed"  # the weights, the source maps held at the full-data fit
+    refit = "refit"  # the whole fusion step, maps included
 
 
 class FusionObjective(Enum):
@@ -105,6 +116,9 @@ class CalibratorConfig:
     )
     # auto: candidates are compared by held-out MSE with GroupKFold(n_splits) by query
     auto_splits: int = setting(5, **CV_FOLDS.bounds())
+    # auto: compare on at most this many rows (whole queries, seeded), then refit the chosen
+    # family on every row; null = compare on every row
+    auto_max_rows: Optional[int] = setting(AUTO_MAX_ROWS, ge=100)
 
 
 @dataclass
@@ -115,8 +129,14 @@ class FusionConfig:
     center: FusionCenter = FusionCenter.none
     # objective=auto: held-out comparison with GroupKFold by query inside the training rows
     auto_splits: int = setting(3, **CV_FOLDS.bounds())
+    # objective=auto: compare on at most this many rows (whole queries, seeded), then fit the
+    # chosen objective on every row; null = compare on every row
+    auto_max_rows: Optional[int] = setting(AUTO_MAX_ROWS, ge=100)
     # resamples of whole queries for the reported weight intervals (0 = none)
     n_bootstrap: int = setting(200, ge=0, why="0 = no intervals")
+    # weight intervals: refit the weights with the source maps held fixed (fast), or refit the
+    # maps too on every resample (one full fusion fit each; minutes on a million pairs)
+    bootstrap_maps: BootstrapMaps = BootstrapMaps.fixed
 
 
 @dataclass
@@ -158,6 +178,9 @@ class ReportConfig:
     #: where evaluate/fit/check write their reports; null = reports/<artifact name>
     dir: Optional[str] = None
     plots: bool = True
+    #: calibration.csv and calibration.png show at most this many pairs, evenly spaced in score
+    #: order (a million points draw as one blot and take seconds to write)
+    max_points: int = setting(50_000, ge=100)
 
 
 def artifact_name(cfg: Any) -> str:

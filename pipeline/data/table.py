@@ -46,6 +46,8 @@ class PairedTable:
     meta: dict[str, Any] = field(default_factory=dict)
     #: columns only reported raw (``data.compare``), same rows
     compare: dict[str, np.ndarray] = field(default_factory=dict)
+    #: (query_ids it was computed from, codes, first rows, sizes): see _query_index
+    _index: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def n_rows(self) -> int:
@@ -53,18 +55,29 @@ class PairedTable:
 
     @property
     def n_queries(self) -> int:
-        return int(np.unique(self.query_ids).shape[0])
+        return int(self._query_index()[2].shape[0])
 
     def group_codes(self) -> np.ndarray:
-        """Integer query codes (0..n_queries-1) in order of first appearance; used for CV groups."""
-        _, first, inverse = np.unique(self.query_ids, return_index=True, return_inverse=True)
-        order = np.argsort(np.argsort(first))
-        return order[inverse]
+        """Integer query codes (0..n_queries-1) in order of first appearance; used for CV groups.
+        Computed once per table (a read-only array: the unique of a million string ids costs a
+        second, and evaluation asks for it many times)."""
+        return self._query_index()[0]
 
     def small_queries(self) -> int:
         """Number of queries with fewer than 2 documents (excluded from rank metrics only)."""
-        _, counts = np.unique(self.query_ids, return_counts=True)
-        return int(np.sum(counts < 2))
+        return int(np.sum(self._query_index()[2] < 2))
+
+    def _query_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(group codes, first row of each code's query, documents per query), computed once."""
+        if self._index is None or self._index[0] is not self.query_ids:
+            _, first, inverse, counts = np.unique(
+                self.query_ids, return_index=True, return_inverse=True, return_counts=True
+            )
+            rank = np.argsort(np.argsort(first))
+            codes = rank[inverse.ravel()]
+            codes.setflags(write=False)
+            self._index = (self.query_ids, codes, np.sort(first), counts[np.argsort(rank)])
+        return self._index[1:]
 
 
 def detect_format(path: Path, fmt: str = "auto") -> str:
@@ -107,6 +120,13 @@ def _float_column(frame, column: str, path: Path, fmt: str) -> np.ndarray:
             f"{path}: column '{column}': a {fmt} score column must be numeric, it holds "
             f"{raw.dtype} values (row 1: {str(first)[:40]!r}); write the scores as numbers"
         )
+    try:
+        values = raw.astype(np.float64)  # the same float() of every cell, without a Python loop
+    except (TypeError, ValueError):
+        values = None
+    if values is not None and np.isfinite(values).all():
+        return values
+    # some cell is bad: the loop below finds and names every one
     values = np.empty(raw.shape[0], dtype=np.float64)
     problems = Problems(MAX_LISTED)
     for i, cell in enumerate(raw):
@@ -129,7 +149,13 @@ def _float_column(frame, column: str, path: Path, fmt: str) -> np.ndarray:
 
 
 def _id_column(frame, column: str, path: Path, fmt: str) -> np.ndarray:
-    raw = frame[column].to_numpy()
+    series = frame[column]
+    if not series.isna().any():
+        text = series.astype(str).str.strip()
+        if not ((text == "") | (text.str.lower() == "nan")).any():
+            return text.to_numpy(dtype=object)  # the same ids as the loop below, vectorised
+    # an empty id somewhere: the loop finds and names the first
+    raw = series.to_numpy()
     out = np.empty(raw.shape[0], dtype=object)
     for i, cell in enumerate(raw):
         text = "" if cell is None else str(cell).strip()
@@ -137,6 +163,21 @@ def _id_column(frame, column: str, path: Path, fmt: str) -> np.ndarray:
             raise TableError(f"{path}: {_location(fmt, i)}, column '{column}': empty id")
         out[i] = text
     return out
+
+
+def _check_unique_pairs(qids: np.ndarray, dids: np.ndarray, path: Path, fmt: str, query_col: str, doc_col: str) -> None:
+    """Every (query, document) pair once; the first repeat is named with the line it repeats."""
+    import pandas as pd
+
+    repeated = pd.DataFrame({"q": qids, "d": dids}).duplicated(keep="first").to_numpy()
+    if not repeated.any():
+        return
+    i = int(np.argmax(repeated))
+    key = (qids[i], dids[i])
+    first = int(np.flatnonzero((qids[:i] == key[0]) & (dids[:i] == key[1]))[0])
+    raise TableError(
+        f"{path}: {_location(fmt, i)}: duplicate ({query_col}, {doc_col}) = {key}, first seen at {_location(fmt, first)}"
+    )
 
 
 def read_table(
@@ -167,14 +208,7 @@ def read_table(
         raise TableError(f"{path}: the table has no rows")
     qids = _id_column(frame, query_col, path, fmt)
     dids = _id_column(frame, doc_col, path, fmt)
-    seen: dict[tuple[str, str], int] = {}
-    for i, key in enumerate(zip(qids, dids)):
-        first = seen.setdefault(key, i)
-        if first != i:
-            raise TableError(
-                f"{path}: {_location(fmt, i)}: duplicate ({query_col}, {doc_col}) = {key}, "
-                f"first seen at {_location(fmt, first)}"
-            )
+    _check_unique_pairs(qids, dids, path, fmt, query_col, doc_col)
     target_values = _float_column(frame, target, path, fmt)
     source_values = np.column_stack([_float_column(frame, c, path, fmt) for c in sources])
     return PairedTable(

@@ -123,6 +123,7 @@ def build_model(
         y_max=cal.y_max,
         candidates=tuple(c.value for c in cal.candidates),
         n_splits=cal.auto_splits,
+        max_rows=cal.auto_max_rows,
         random_state=cfg.seed,
     )
     fusion = None
@@ -138,6 +139,7 @@ def build_model(
             source_types=[types[s] for s in sources] if types else None,
             target_type=types.get(table.target_name),
             auto_splits=f.auto_splits,
+            auto_max_rows=f.auto_max_rows,
             random_state=cfg.seed,
         )
     return ScoreCalibrationModel(calibrator=calibrator, fusion=fusion, sources=list(sources))
@@ -325,6 +327,7 @@ def evaluate(table: PairedTable, cfg: FitSettings, model: ScoreCalibrationModel 
             fusion_objective=cfg.fusion.objective.value,
             fusion_scale=cfg.fusion.scale.value,
             fusion_n_bootstrap=cfg.fusion.n_bootstrap,
+            fusion_bootstrap_maps=cfg.fusion.bootstrap_maps.value,
         )
     return EvaluationReport(
         results,
@@ -376,6 +379,7 @@ def summarise_fusion(
             n_bootstrap=cfg.fusion.n_bootstrap,
             confidence=ev.confidence,
             seed=cfg.seed,
+            maps=cfg.fusion.bootstrap_maps.value,
         ),
         contributions=contributions(
             results[-1].per_query, without, n_bootstrap=ev.n_bootstrap, confidence=ev.confidence, seed=cfg.seed

@@ -2,9 +2,10 @@
 
 Two figures the report gives for a fused model:
 
-* **weights with intervals**: the exported fusion step (scale maps and weights, with the
-  objective it chose) refitted on bootstrap resamples of whole queries; the interval says how
-  firmly the data pins each weight down.
+* **weights with intervals**: the exported fusion's weights (same objective and scale) refitted
+  on bootstrap resamples of whole queries, its source maps held fixed (``fusion.bootstrap_maps``;
+  ``refit`` refits the maps too, at the cost of one full fusion fit per resample); the interval
+  says how firmly the data pins each weight down.
 * **drop-one contributions**: the held-out figures of the fused model minus those of the same
   configuration without one source, with a paired bootstrap interval over queries. A source
   whose contribution interval covers 0 could be dropped without measurable loss.
@@ -12,6 +13,8 @@ Two figures the report gives for a fused model:
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +22,7 @@ import numpy as np
 from sklearn.base import clone
 
 from pipeline.calibration.fusion import ScoreCalibrationModel
+from pipeline.calibration.fusion_bootstrap import FusionWeightBootstrap
 from pipeline.calibration.metrics import MetricValue, PerQuery, paired_difference
 
 #: the figures a contribution is given in
@@ -61,22 +65,41 @@ def weight_intervals(
     n_bootstrap: int,
     confidence: float,
     seed: int,
+    maps: str = "fixed",
 ) -> dict[str, MetricValue]:
-    """The fitted fusion weights, each with a percentile interval from refitting the fusion step
-    (same objective and scale) on ``n_bootstrap`` resamples of whole queries."""
+    """The fitted fusion weights, each with a percentile interval over ``n_bootstrap`` resamples
+    of whole queries: the weights refitted with the source maps held fixed (``maps="fixed"``,
+    :mod:`pipeline.calibration.fusion_bootstrap`), or the whole fusion step refitted (``"refit"``,
+    same objective and scale; one full fusion fit per resample)."""
     fusion = model.fusion_
     point = dict(zip(model.sources_, (float(w) for w in fusion.weights_)))
     if n_bootstrap == 0:
         return {k: MetricValue(v, float("nan"), float("nan")) for k, v in point.items()}
     rows = query_rows(np.asarray(groups))
     rng = np.random.default_rng(seed)
-    template = clone(fusion)
-    draws = np.empty((n_bootstrap, len(point)))
-    for b in range(n_bootstrap):
-        picked = rng.integers(0, len(rows), size=len(rows))
-        index = np.concatenate([rows[q] for q in picked])
-        resampled_groups = np.repeat(np.arange(picked.size), [rows[q].size for q in picked])
-        draws[b] = clone(template).fit(X[index], y[index], groups=resampled_groups).weights_
+    picks = [rng.integers(0, len(rows), size=len(rows)) for _ in range(n_bootstrap)]
+    if maps == "fixed":
+        boot = FusionWeightBootstrap(fusion, X, y, groups)
+
+        def draw(b: int) -> np.ndarray:
+            counts = np.bincount(picks[b], minlength=len(rows)).astype(np.float64)
+            return boot.weights(counts, np.random.default_rng([seed, b]))
+
+    elif maps == "refit":
+        template = clone(fusion)
+
+        def draw(b: int) -> np.ndarray:
+            picked = picks[b]
+            index = np.concatenate([rows[q] for q in picked])
+            resampled_groups = np.repeat(np.arange(picked.size), [rows[q].size for q in picked])
+            return clone(template).fit(X[index], y[index], groups=resampled_groups).weights_
+
+    else:
+        raise ValueError(f"maps must be 'fixed' or 'refit', got {maps!r}")
+    # numpy releases the GIL in the heavy steps: two threads keep both cores of a laptop busy,
+    # and each draw's randomness depends on (seed, b) only, so the result does not depend on them
+    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+        draws = np.array(list(pool.map(draw, range(n_bootstrap))))
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(draws, [alpha, 1.0 - alpha], axis=0)
     return {k: MetricValue(v, float(lo), float(hi)) for (k, v), lo, hi in zip(point.items(), low, high)}

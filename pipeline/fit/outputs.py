@@ -39,13 +39,23 @@ def summary(report: EvaluationReport) -> dict:
     return out
 
 
-def write_plot_data(
-    table: PairedTable, report: EvaluationReport, model: ScoreCalibrationModel, out_dir: Path
-) -> list[Path]:
-    """The plots' data as CSV (``dvc plots``): the exported model's curve over every pair, and
-    per-query Spearman of every raw configuration and of the exported one."""
-    x = model.fused(table.sources)
+def shown_rows(x: np.ndarray, max_points: int) -> np.ndarray:
+    """Rows to plot, in score order: every row, or ``max_points`` of them evenly spaced in score
+    order (first and last included), so the curve's whole range stays visible."""
     order = np.argsort(x, kind="stable")
+    if order.size <= max_points:
+        return order
+    return order[np.unique(np.linspace(0, order.size - 1, max_points).round().astype(np.intp))]
+
+
+def write_plot_data(
+    table: PairedTable, report: EvaluationReport, model: ScoreCalibrationModel, out_dir: Path, max_points: int
+) -> list[Path]:
+    """The plots' data as CSV (``dvc plots``): the exported model's curve over every pair (at most
+    ``max_points``, :func:`shown_rows`), and per-query Spearman of every raw configuration and of
+    the exported one."""
+    x = model.fused(table.sources)
+    order = shown_rows(x, max_points)
     calibration = {
         "query_id": table.query_ids[order],
         "doc_id": table.doc_ids[order],
@@ -73,10 +83,11 @@ def _query_order(table: PairedTable) -> np.ndarray:
 
 
 def write_pictures(
-    table: PairedTable, report: EvaluationReport, model: ScoreCalibrationModel, out_dir: Path
+    table: PairedTable, report: EvaluationReport, model: ScoreCalibrationModel, out_dir: Path, max_points: int
 ) -> list[Path]:
     final = report.exported
     x = model.fused(table.sources)
+    shown = shown_rows(x, max_points)
     grid = np.linspace(x.min(), x.max(), 400)
     curve = model.calibrator_.predict(grid)
     info = describe_model(model)
@@ -94,8 +105,8 @@ def write_pictures(
         x_label = "fused score (standardised): " + " + ".join(f"{w:.2f} {c}" for c, w in info["weights"].items())
     paths = [
         plot_calibration(
-            x,
-            table.target,
+            x[shown],
+            table.target[shown],
             grid,
             curve,
             x_label=x_label,
@@ -122,12 +133,13 @@ def write_report_files(
     model: ScoreCalibrationModel,
     *,
     pictures: bool,
+    max_points: int = 50_000,
 ) -> list[str]:
     """Write every file above; returns what was written (metrics.json by path, the rest by name)."""
     atomic_write_json(out_dir / METRICS_FILE, report_json)
     atomic_write_json(out_dir / SUMMARY_FILE, summary(report))
     written = [str(out_dir / METRICS_FILE), SUMMARY_FILE]
-    written += [p.name for p in write_plot_data(table, report, model, out_dir)]
+    written += [p.name for p in write_plot_data(table, report, model, out_dir, max_points)]
     if pictures:
-        written += [p.name for p in write_pictures(table, report, model, out_dir)]
+        written += [p.name for p in write_pictures(table, report, model, out_dir, max_points)]
     return written

@@ -108,7 +108,8 @@ def _fusion_notes(report: EvaluationReport) -> list[str]:
         )
     weights = ", ".join(f"{k} {_cell(v.value, v.low, v.high)}" for k, v in f.weights.items())
     resampled = report.settings.get("fusion_n_bootstrap", 0)
-    interval = f" [{conf}% over {resampled} query resamples]" if resampled else ""
+    maps = "source maps held fixed" if report.settings.get("fusion_bootstrap_maps") == "fixed" else "maps refitted"
+    interval = f" [{conf}% over {resampled} query resamples, {maps}]" if resampled else ""
     adds = "; ".join(
         f"{k} {_signed(c['spearman'].value, c['spearman'].low, c['spearman'].high)} / "
         f"{_signed(c['combined'].value, c['combined'].low, c['combined'].high)}"

@@ -105,7 +105,13 @@ def run_fit(cfg: FitSettings, *, evaluate_held_out: bool = True, export: bool = 
         print_warnings(report.warnings + [w for w in model.fit_warnings_ if w not in report.warnings])
         result.report_json = report_dict(report, table)
         result.written = write_report_files(
-            Path(report_dir(cfg)), report, result.report_json, table, model, pictures=cfg.report.plots
+            Path(report_dir(cfg)),
+            report,
+            result.report_json,
+            table,
+            model,
+            pictures=cfg.report.plots,
+            max_points=cfg.report.max_points,
         )
         print(wrapped(f"wrote {', '.join(result.written)} ({time.perf_counter() - started:.1f}s)"))
     else:

@@ -214,6 +214,7 @@ def test_fusion_defaults():
         "target_type": None,
         "auto_splits": 3,
         "random_state": 0,
+        "auto_max_rows": None,
     }
 
 
