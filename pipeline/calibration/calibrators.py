@@ -31,6 +31,7 @@ from sklearn.model_selection import GroupKFold, KFold
 from sklearn.preprocessing import PolynomialFeatures
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
 
+from pipeline.calibration.nnls import MAX_UNKNOWNS, positive_regression
 from pipeline.calibration.ranges import CV_FOLDS, DEGREE, SIGMOID_C
 from pipeline.runtime.spec import compile_calibrator
 
@@ -324,12 +325,16 @@ class PolynomialCalibrator(_MonotoneCalibrator):
         basis = _bernstein_power_basis(degree)  # (degree+1, degree+1)
         bern = P.polyvander(t[:, 0], degree) @ basis.T  # B_k(t) for every sample
         cumulative = np.cumsum(bern[:, ::-1], axis=1)[:, ::-1][:, 1:]  # F_j = sum_{k>=j} B_k, j>=1
-        nnls = LinearRegression(positive=True).fit(cumulative, y, sample_weight=w)
-        if not np.any(nnls.coef_ > 0):  # no increasing relation at all
+        if degree <= MAX_UNKNOWNS:  # the same NNLS from the normal equations: one pass, not scipy's on every row
+            intercept, slopes = positive_regression(cumulative, y, w)
+        else:
+            nnls = LinearRegression(positive=True).fit(cumulative, y, sample_weight=w)
+            intercept, slopes = nnls.intercept_, nnls.coef_
+        if not np.any(slopes > 0):  # no increasing relation at all
             self.coef_ = np.array([float(np.average(y, weights=w))])
             self.method_ = "constant"
             return self
-        bern_coef = nnls.intercept_ + np.concatenate([[0.0], np.cumsum(nnls.coef_)])
+        bern_coef = intercept + np.concatenate([[0.0], np.cumsum(slopes)])
         self.coef_ = bern_coef @ basis
         self.method_ = "bernstein"
         return self
@@ -597,26 +602,42 @@ def fit_soft_logistic(
         # CE with soft label u: log(1 + e^eta) - u * eta, computed stably
         return float(np.dot(w, np.logaddexp(0.0, eta) - u * eta) + t[0] ** 2 / (2 * C))
 
-    current = objective(theta)
-    for _ in range(max_iter):
-        eta = theta[0] * z + theta[1]
+    def derivatives(eta: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p = 0.5 * (1.0 + np.tanh(0.5 * eta))  # sigmoid without overflow
         r = w * (p - u)
         h = w * p * (1.0 - p)
-        grad = np.array([np.dot(r, z) + theta[0] / C, r.sum()])
+        grad = np.array([np.dot(r, z) + t[0] / C, r.sum()])
         hz = h * z
-        hess = np.array([[np.dot(hz, z) + 1.0 / C, hz.sum()], [hz.sum(), h.sum() + 1e-12]])
+        return grad, np.array([[np.dot(hz, z) + 1.0 / C, hz.sum()], [hz.sum(), h.sum() + 1e-12]])
+
+    eta = theta[0] * z + theta[1]
+    grad, hess = derivatives(eta, theta)
+    current = None  # the objective, computed only when a step has to be checked
+    for _ in range(max_iter):
         step = np.linalg.solve(hess, grad)
-        t = 1.0
-        while True:  # backtracking: Newton on a convex objective, damped for separable data
-            candidate = theta - t * step
-            value = objective(candidate)
-            if value <= current + 1e-4 * t * -np.dot(grad, step) or t < 1e-10:
-                break
-            t *= 0.5
-        theta, improvement = candidate, current - value
-        current = value
-        if np.max(np.abs(t * step)) < 1e-12 or improvement < 1e-15 * max(1.0, abs(current)):
+        candidate = theta - step
+        eta_c = candidate[0] * z + candidate[1]
+        grad_c, hess_c = derivatives(eta_c, candidate)
+        # a full Newton step that shrinks the gradient is taken without evaluating the objective
+        # (one transcendental pass instead of two); otherwise back-tracking with the Armijo test
+        if not np.linalg.norm(grad_c) < np.linalg.norm(grad):
+            current = objective(theta) if current is None else current
+            t = 1.0
+            while True:  # damped for separable data
+                value = objective(candidate)
+                if value <= current + 1e-4 * t * -np.dot(grad, step) or t < 1e-10:
+                    break
+                t *= 0.5
+                candidate = theta - t * step
+            eta_c = candidate[0] * z + candidate[1]
+            grad_c, hess_c = derivatives(eta_c, candidate)
+            current = value
+            moved = t * step
+        else:
+            current = None
+            moved = step
+        theta, grad, hess = candidate, grad_c, hess_c
+        if np.max(np.abs(moved)) < 1e-12 or np.linalg.norm(grad) < 1e-13 * max(1.0, float(w.sum())):
             break
     return float(theta[0]), float(theta[1])
 

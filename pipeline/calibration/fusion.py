@@ -88,6 +88,9 @@ class NonNegativeFusion(TransformerMixin, BaseEstimator):
         The fitted per-source maps (:class:`~pipeline.calibration.fusion_scale.SourceScale`).
     mean_, scale_ : ndarray of shape (k,)
         Mean and standard deviation of the mapped sources (1 for a constant source).
+    coef_ : ndarray of shape (k,)
+        The fitted coefficients on the standardised sources, before normalising (what the
+        weight bootstrap starts from).
     weights_ : ndarray of shape (k,)
         Non-negative, sum to 1. Equal weights when the fit put zero weight everywhere
         (``degenerate_`` is then True).
@@ -178,6 +181,7 @@ class NonNegativeFusion(TransformerMixin, BaseEstimator):
         # a constant source carries nothing: its weight is 0 by definition, not whatever an
         # optimiser left on a column whose gradient is zero (~1e-16, which would become weight 1)
         coef = np.where(constant, 0.0, coef)
+        self.coef_ = coef
         total = float(coef.sum())
         self.degenerate_ = not total > 0
         self.weights_ = np.full(k, 1.0 / k) if self.degenerate_ else coef / total

@@ -23,23 +23,29 @@ from sklearn.utils.validation import check_array, check_consistent_length
 def within_query_pairs(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Row indices ``(i, j)`` of every unordered pair of rows sharing a group (i before j in the
     table). Vectorised per distinct group size."""
+    blocks = list(pair_blocks(groups))
+    if not blocks:
+        return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
+    return np.concatenate([i for i, _ in blocks]), np.concatenate([j for _, j in blocks])
+
+
+def pair_blocks(groups: np.ndarray, max_pairs: int | None = None):
+    """:func:`within_query_pairs` in blocks of queries of one size (at most ``max_pairs`` pairs
+    a block, when given), so a caller can go over 12M pairs without holding them all."""
     groups = np.asarray(groups)
     order = np.argsort(groups, kind="stable")
     sorted_groups = groups[order]
     starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]])
     sizes = np.diff(np.r_[starts, groups.size])
-    first: list[np.ndarray] = []
-    second: list[np.ndarray] = []
     for size in np.unique(sizes):
         if size < 2:
             continue
         a, b = np.triu_indices(int(size), 1)
         base = starts[sizes == size][:, None]
-        first.append(order[base + a].ravel())
-        second.append(order[base + b].ravel())
-    if not first:
-        return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
-    return np.concatenate(first), np.concatenate(second)
+        step = base.shape[0] if max_pairs is None else max(1, max_pairs // a.size)
+        for lo in range(0, base.shape[0], step):
+            chunk = base[lo : lo + step]
+            yield order[chunk + a].ravel(), order[chunk + b].ravel()
 
 
 def query_layout(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

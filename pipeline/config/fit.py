@@ -20,7 +20,7 @@ from pipeline.runtime.text import TextConfig
 
 #: ``calibrator.auto_max_rows`` and ``fusion.auto_max_rows``: a model choice is made on at most
 #: this many rows of whole queries (the bench's tables: the same choices as on every row)
-AUTO_MAX_ROWS = 50_000
+AUTO_MAX_ROWS = 10_000
 
 
 class TableFormat(Enum):
@@ -180,7 +180,7 @@ class ReportConfig:
     plots: bool = True
     #: calibration.csv and calibration.png show at most this many pairs, evenly spaced in score
     #: order (a million points draw as one blot and take seconds to write)
-    max_points: int = setting(50_000, ge=100)
+    max_points: int = setting(20_000, ge=100)
 
 
 def artifact_name(cfg: Any) -> str:

@@ -133,7 +133,7 @@ def write_report_files(
     model: ScoreCalibrationModel,
     *,
     pictures: bool,
-    max_points: int = 50_000,
+    max_points: int = 20_000,
 ) -> list[str]:
     """Write every file above; returns what was written (metrics.json by path, the rest by name)."""
     atomic_write_json(out_dir / METRICS_FILE, report_json)

@@ -15,7 +15,10 @@ from pipeline.core.files import atomic_output_path, commit_output
 def _save(fig, path: Path) -> Path:
     tmp, final = atomic_output_path(path)
     try:
-        fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
+        # laid out once before saving: bbox_inches="tight" drew every figure twice (the first draw
+        # only to measure it), the larger part of a plot's cost with 20,000 points
+        fig.tight_layout()
+        fig.savefig(tmp, dpi=110, format="png")
         return commit_output(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -72,7 +75,7 @@ def calibration_figure(
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
     ax.set_title(title)
-    ax.legend(loc="best")
+    ax.legend(loc="upper left")  # where an increasing cloud leaves room; "best" searched 1M points
     ax.grid(alpha=0.3)
     return fig
 

@@ -20,7 +20,8 @@ from sklearn.linear_model import LinearRegression
 from pipeline.calibration import metrics
 from pipeline.calibration.calibrators import AutoCalibrator, query_subsample
 from pipeline.calibration.fusion import NonNegativeFusion
-from pipeline.calibration.fusion_bootstrap import FusionWeightBootstrap, nonnegative_least_squares
+from pipeline.calibration.fusion_bootstrap import FusionWeightBootstrap
+from pipeline.calibration.nnls import nonnegative_least_squares, positive_regression
 from pipeline.calibration.pairwise import PairwiseRankWeights, query_layout, sample_pairs
 from pipeline.calibration.synthetic import latent_sample
 from pipeline.config.compose import compose_config
@@ -246,3 +247,15 @@ def test_fast_paths_report_the_exact_paths_figures_within_their_intervals(fused_
         assert a.low <= b.value <= a.high, (source, a, b)
         assert abs(b.width - a.width) <= 0.1 * a.width + 0.01, (source, a, b)
     assert fast.settings["fusion_bootstrap_maps"] == "fixed" and exact.settings["fusion_bootstrap_maps"] == "refit"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_positive_regression_is_sklearns(seed):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(size=(500, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + rng.normal(0, 0.1, 500)
+    w = rng.uniform(0.1, 2.0, 500) if seed % 2 else None
+    expected = LinearRegression(positive=True).fit(X, y, sample_weight=w)
+    intercept, coef = positive_regression(X, y, w)
+    np.testing.assert_allclose(coef, expected.coef_, atol=1e-9)
+    assert intercept == pytest.approx(expected.intercept_, abs=1e-9)
