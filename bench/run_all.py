@@ -12,7 +12,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RUNS = [
-    ["bench_fit.py"],
+    ["bench_fit.py", "--sizes", "100000"],
     ["bench_fusion.py"],
     ["bench_inference.py"],
     ["bench_reranker.py", "--shape", "tiny", "--pairs", "64"],

@@ -14,6 +14,7 @@ MODULES: dict[str, list[str]] = {
         "tests/calibration/test_calibrators_fit.py",
         "tests/calibration/test_param_ranges.py",
         "tests/calibration/test_input_dtypes.py",
+        "tests/fit/test_fast_paths.py",
     ],
     "pipeline/calibration/fusion.py": [
         "tests/calibration/test_fusion_units.py",
@@ -32,9 +33,17 @@ MODULES: dict[str, list[str]] = {
         "tests/calibration/test_pairwise.py",
         "tests/calibration/test_fusion.py",
         "tests/calibration/test_fusion_target.py",
+        "tests/fit/test_fast_paths.py",
     ],
+    # the fit-at-scale shortcuts: the weight bootstrap with fixed maps, NNLS on the normal equations
+    "pipeline/calibration/fusion_bootstrap.py": ["tests/fit/test_fast_paths.py"],
+    "pipeline/calibration/nnls.py": ["tests/fit/test_fast_paths.py", "tests/calibration/test_calibrators_fit.py"],
     # metrics and the bootstrap
-    "pipeline/calibration/metrics.py": ["tests/calibration/test_metrics.py", "tests/calibration/test_input_dtypes.py"],
+    "pipeline/calibration/metrics.py": [
+        "tests/calibration/test_metrics.py",
+        "tests/calibration/test_input_dtypes.py",
+        "tests/fit/test_fast_paths.py",
+    ],
     # the numpy-only runtime and artifact verification
     "pipeline/runtime/spec.py": ["tests/runtime/test_spec.py", "tests/runtime/test_inference.py"],
     "pipeline/runtime/loader.py": [

@@ -10,17 +10,20 @@ fusion computed once:
 * the standardisation (mean, standard deviation of each mapped source) comes from per-query sums
   weighted by ``c``: exactly what the resampled table gives;
 * ``objective="score"``: the non-negative least squares problem is solved from per-query sums of
-  cross-products (its sufficient statistics), exactly the resampled table's problem;
-* ``objective="rank"``: within-query pairs drawn with probability proportional to ``c`` (a
-  fresh draw of ``max_pairs`` per resample, as the refit subsamples the resampled table's pairs),
-  warm-started at the full-data weights.
+  cross-products (its sufficient statistics): exactly the resampled table's problem;
+* ``objective="rank"``, up to :data:`LISTED_PAIRS` within-query pairs: the pairwise objective is
+  minimised on every informative pair, weighted by its query's multiplicity: exactly the
+  resampled table's objective;
+* ``objective="rank"`` beyond: linearised (:class:`_LinearisedRank`): one Newton step from the
+  full-data optimum, from per-query sums of gradients and Hessians, plus the noise of the refit's
+  ``max_pairs`` subsample drawn from its known normal distribution.
 
-Why holding the maps fixed is sound: a map is a monotone curve fitted to a million rows; the
-weights depend on it only through averages over all rows (means, spreads, pairwise
-differences), whose resampling variability is dominated by which queries are drawn, not by the
-map's small changes, and the monotone shape keeps every pair's orientation. What it leaves out
-is measured, not assumed: ``tests/fit/test_fast_paths.py`` and ``bench/bench_fit.py --compare``
-put its intervals next to the full refit's (widths within 10%).
+Why holding the maps fixed is sound: a map is a monotone curve fitted to every row; the weights
+depend on it only through averages over all rows (means, spreads, pairwise differences), whose
+resampling variability is dominated by which queries are drawn, not by the map's small changes.
+What it leaves out is measured, not assumed (bench/README.md, ``tests/fit/test_fast_paths.py``):
+on 100k pairs the interval's width moves by 2-5% against the full refit, which
+``fusion.bootstrap_maps=refit`` still runs.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ from pipeline.calibration.pairwise import (
     query_layout,
     within_query_pairs,
 )
+
+#: draws of the linearised rank refit's pair-subsample noise per query resample
+NOISE_DRAWS = 10
 
 #: up to this many within-query pairs the rank objective is refitted on each resample's pairs;
 #: beyond, it is linearised (:class:`_LinearisedRank`)
@@ -107,16 +113,20 @@ class FusionWeightBootstrap:
                 self.linear = _LinearisedRank(self, np.asarray(groups))
 
     def weights(self, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """The normalised weights the fusion gets on the resample ``counts`` (shape (Q,))."""
+        """The normalised weights the fusion gets on the resample ``counts`` (shape (Q,)): an
+        array of shape (m, k), one row per draw of the refit's own randomness (m = 1 except for
+        the linearised rank objective, whose pair-subsample noise has a known distribution and
+        is drawn :data:`NOISE_DRAWS` times, so the interval's Monte Carlo error is the query
+        resamples' alone)."""
         n, std = self._std(counts)
         if self.fusion.objective == "score":
-            coef = self._score_coef(counts, n) * std  # the coefficients on the standardised sources
+            coef = (self._score_coef(counts, n) * std)[None, :]  # the coefficients on the standardised sources
         else:
-            coef = self._rank_coef(counts, std, rng)
+            coef = np.atleast_2d(self._rank_coef(counts, std, rng))
         coef = np.where(self.constant, 0.0, coef)
-        total = float(coef.sum())
-        k = coef.size
-        return np.full(k, 1.0 / k) if not total > 0 else coef / total
+        total = coef.sum(axis=1, keepdims=True)
+        k = coef.shape[1]
+        return np.where(total > 0, coef / np.where(total > 0, total, 1.0), 1.0 / k)
 
     def _std(self, counts: np.ndarray) -> tuple[float, np.ndarray]:
         """Rows of the resample, and each mapped source's standard deviation over them."""
@@ -222,5 +232,6 @@ class _LinearisedRank:
             inverse = np.linalg.inv(hess)
             cov = inverse @ spread @ inverse * ((1.0 - m / n_pairs) if listed else 1.0) / m
             rng = rng if rng is not None else np.random.default_rng(self.boot.rank.random_state)
-            v = v + rng.multivariate_normal(np.zeros(v.size), (cov + cov.T) / 2.0, method="eigh")
+            noise = rng.multivariate_normal(np.zeros(v.size), (cov + cov.T) / 2.0, size=NOISE_DRAWS, method="eigh")
+            v = v + noise
         return np.maximum(v * std, 0.0)

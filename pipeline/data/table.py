@@ -131,7 +131,7 @@ def _float_column(frame, column: str, path: Path, fmt: str) -> np.ndarray:
             f"{raw.dtype} values (row 1: {str(first)[:40]!r}); write the scores as numbers"
         )
     try:
-        values = raw.astype(np.float64)  # the same float() of every cell, without a Python loop
+        values = np.asarray(raw, dtype=np.float64)  # parsed already, or the same float() per cell in C
     except (TypeError, ValueError):
         values = None
     if values is not None and np.isfinite(values).all():

@@ -99,7 +99,7 @@ def weight_intervals(
     # numpy releases the GIL in the heavy steps: two threads keep both cores of a laptop busy,
     # and each draw's randomness depends on (seed, b) only, so the result does not depend on them
     with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-        draws = np.array(list(pool.map(draw, range(n_bootstrap))))
+        draws = np.vstack([np.atleast_2d(d) for d in pool.map(draw, range(n_bootstrap))])
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(draws, [alpha, 1.0 - alpha], axis=0)
     return {k: MetricValue(v, float(lo), float(hi)) for (k, v), lo, hi in zip(point.items(), low, high)}

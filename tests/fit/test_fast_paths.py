@@ -68,7 +68,7 @@ def test_score_weights_of_a_resample_are_the_least_squares_fit_on_it(center):
 
             Z, t = _center_by_group(Z, groups), _center_by_group(t, groups)
         coef = LinearRegression(positive=True).fit(Z, t).coef_
-        np.testing.assert_allclose(boot.weights(counts, np.random.default_rng(0)), coef / coef.sum(), atol=1e-9)
+        np.testing.assert_allclose(boot.weights(counts, np.random.default_rng(0))[0], coef / coef.sum(), atol=1e-9)
 
 
 def test_rank_weights_of_a_resample_are_the_pairwise_fit_on_it_while_all_pairs_are_used():
@@ -82,7 +82,51 @@ def test_rank_weights_of_a_resample_are_the_pairwise_fit_on_it_while_all_pairs_a
         index, groups = _resample(s.groups, counts)
         Z = (M[index] - M[index].mean(0)) / M[index].std(0)
         coef = PairwiseRankWeights().fit(Z, s.target[index], groups).coef_
-        np.testing.assert_allclose(boot.weights(counts, np.random.default_rng(0)), coef / coef.sum(), atol=2e-4)
+        np.testing.assert_allclose(boot.weights(counts, np.random.default_rng(0))[0], coef / coef.sum(), atol=2e-4)
+
+
+def _fixed_maps_refits(s, fusion, counts_list, max_pairs):
+    """The refit the linearised path stands for: on each resampled table, the mapped sources
+    standardised afresh and the pairwise objective fitted on (a subsample of) its pairs."""
+    M = _mapped(fusion, s.sources)
+    out = []
+    for b, counts in enumerate(counts_list):
+        index, groups = _resample(s.groups, counts)
+        Z = (M[index] - M[index].mean(0)) / M[index].std(0)
+        coef = PairwiseRankWeights(max_pairs=max_pairs, random_state=b).fit(Z, s.target[index], groups).coef_
+        out.append(coef / coef.sum())
+    return np.array(out)
+
+
+def test_linearised_rank_weights_are_the_refit_one_newton_step_away():
+    s = _sample(n_queries=500, docs=(8, 12), seed=7)
+    fusion = NonNegativeFusion(objective="rank").fit(s.sources, s.target, groups=s.groups)
+    boot = FusionWeightBootstrap(fusion, s.sources, s.target, s.groups)
+    assert boot.linear is not None  # beyond LISTED_PAIRS: linearised
+    draws = [np.bincount(np.random.default_rng(b).integers(0, 500, 500), minlength=500).astype(float) for b in range(5)]
+    exact = _fixed_maps_refits(s, fusion, draws, max_pairs=10**9)  # every pair: no subsample noise
+    fast = np.array([boot.weights(c, np.random.default_rng(0))[0] for c in draws])
+    np.testing.assert_allclose(fast, exact, atol=5e-4)  # resamples move the weights by ~1e-2
+    assert np.abs(exact - fusion.weights_).max() > 5e-3
+
+
+def test_linearised_rank_intervals_carry_the_pair_subsample_noise():
+    s = _sample(n_queries=500, docs=(8, 12), seed=7)
+    fusion = NonNegativeFusion(objective="rank").fit(s.sources, s.target, groups=s.groups)
+    boot = FusionWeightBootstrap(fusion, s.sources, s.target, s.groups)
+    boot.rank.max_pairs = 2000  # a subsample far below the table's ~24k pairs: noise dominates
+    draws = [
+        np.bincount(np.random.default_rng(b).integers(0, 500, 500), minlength=500).astype(float) for b in range(150)
+    ]
+    exact = _fixed_maps_refits(s, fusion, draws, max_pairs=2000)
+    fast = np.vstack([boot.weights(c, np.random.default_rng([1, b])) for b, c in enumerate(draws)])
+    assert fast.shape == (150 * 10, 2)  # 10 draws of the subsample noise per resample
+    ratio = fast[:, 0].std() / exact[:, 0].std()
+    assert 0.85 < ratio < 1.15, ratio
+    boot.rank.max_pairs = 10**9  # every pair: the query resampling alone
+    queries_only = np.vstack([boot.weights(c, np.random.default_rng(0)) for c in draws])
+    assert queries_only.shape == (150, 2)
+    assert fast[:, 0].std() > 1.5 * queries_only[:, 0].std()  # the noise is there, and it is most of the spread
 
 
 @pytest.mark.parametrize("seed", range(6))
