@@ -322,6 +322,41 @@ def _draw_counts(n_q: int, n_bootstrap: int, seed: int):
             yield out
 
 
+def ratio_intervals(
+    ratios: dict[str, tuple[np.ndarray, np.ndarray]], n_q: int, *, n_bootstrap: int, confidence: float, seed: int
+) -> dict[str, MetricValue]:
+    """Figures that are ratios of per-query sums (``sum numerator / sum denominator``), each with a
+    percentile-bootstrap interval over the same query resamples as :func:`agreement`'s.
+
+    Parameters
+    ----------
+    ratios : dict
+        ``name -> (numerator, denominator)``, each of shape (n_q,).
+    n_q : int
+        Number of queries.
+    n_bootstrap : int
+        Resamples (0: no intervals).
+    confidence : float
+        Coverage of the intervals.
+    seed : int
+        Seed of the resamples.
+
+    Returns
+    -------
+    dict
+        ``name -> MetricValue``; NaN where the denominator is 0.
+    """
+    names = list(ratios)
+    columns = np.column_stack([col for name in names for col in ratios[name]]) if names else np.empty((n_q, 0))
+
+    def compute(counts: np.ndarray) -> dict[str, np.ndarray]:
+        totals = counts @ columns
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return {name: totals[:, 2 * i] / totals[:, 2 * i + 1] for i, name in enumerate(names)}
+
+    return _with_intervals(compute, n_q, n_bootstrap, confidence, seed)
+
+
 def _with_intervals(compute, n_q: int, n_bootstrap: int, confidence: float, seed: int) -> dict[str, MetricValue]:
     """Point values (every query once) and percentile-bootstrap intervals over queries of the
     metrics ``compute`` derives from a (B, Q) matrix of query draw counts."""

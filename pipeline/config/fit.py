@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import PurePath
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from pipeline.calibration.ranges import CV_FOLDS, DEGREE, SIGMOID_C
 from pipeline.config.settings import SectionView, SettingError, setting
@@ -151,6 +151,10 @@ class EvaluateConfig:
     # warn when a source's raw per-query rank agreement is below this and no `align` run chose
     # its configuration (the sidecar records none): the prompt, not a calibrator, is the fix
     min_rank_agreement: float = setting(0.9, ge=-1, le=1, why="a Spearman correlation")
+    # keep/drop decisions {score >= t} vs {reference >= t} are compared at these thresholds on the
+    # reference scale; null = 0.1, 0.3, 0.5, 0.7, 0.9 for a reference in [0, 1], else its quantiles
+    # at those levels; [] = none
+    thresholds: Optional[List[float]] = None
 
 
 @dataclass

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 
 from pipeline.calibration.calibrators import AutoCalibrator, grouped_splits, make_calibrator
+from pipeline.calibration.decisions import as_dict as decisions_dict
+from pipeline.calibration.decisions import decision_agreement, decision_counts, default_thresholds, transfer_threshold
 from pipeline.calibration.fusion import NonNegativeFusion, ScoreCalibrationModel
 from pipeline.calibration.fusion_scale import resolve_score_types
 from pipeline.calibration.metrics import MetricValue, PerQuery, agreement
@@ -178,6 +180,8 @@ class EvaluationReport:
     warnings: list[str]
     settings: dict[str, Any]
     fusion: FusionSummary | None = None
+    #: keep/drop agreement at thresholds (:mod:`pipeline.calibration.decisions`), as metrics.json holds it
+    decisions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def exported(self) -> ConfigurationResult:
@@ -198,6 +202,7 @@ class EvaluationReport:
             "warnings": self.warnings,
             "settings": self.settings,
             "fusion": None if self.fusion is None else self.fusion.as_dict(),
+            "decisions": self.decisions,
         }
 
 
@@ -319,6 +324,7 @@ def evaluate(table: PairedTable, cfg: FitSettings, model: ScoreCalibrationModel 
             if model is not None:
                 fusion_summary = summarise_fusion(cfg, table, model, results, splits, measure)
 
+    decisions = decision_report(cfg, table, model, results[-1].predictions, splits)
     report_warnings = notes + [
         w for w in _trust_warnings(table, results[-1], cfg) + _alignment_warnings(table, results, cfg) if w not in notes
     ]
@@ -349,7 +355,42 @@ def evaluate(table: PairedTable, cfg: FitSettings, model: ScoreCalibrationModel 
         report_warnings,
         settings,
         fusion_summary,
+        decisions,
     )
+
+
+def thresholds(cfg: FitSettings, table: PairedTable) -> list[float]:
+    """``evaluate.thresholds``, else the defaults for the table's reference."""
+    configured = cfg.evaluate.thresholds
+    return list(configured) if configured is not None else default_thresholds(table.target)
+
+
+def decision_report(
+    cfg: FitSettings, table: PairedTable, model: ScoreCalibrationModel | None, predictions: np.ndarray, splits
+) -> list[dict[str, Any]]:
+    """Keep/drop agreement at each threshold: the exported configuration's held-out predictions
+    against the reference, and the raw (pre-calibration) score cut at the threshold transferred
+    from the training folds, applied to the held-out fold."""
+    cuts = thresholds(cfg, table)
+    if not cuts:
+        return []
+    ev = cfg.evaluate
+    groups = table.group_codes()
+    raw = model.fused(table.sources) if model is not None else table.sources[:, 0]
+    held_out_cut = np.empty((raw.size, len(cuts)))
+    for train, test in splits:
+        held_out_cut[test] = [transfer_threshold(raw[train], table.target[train], t) for t in cuts]
+    # a cut per row (its fold's): compare raw - cut >= 0 against the reference at t
+    with np.errstate(invalid="ignore"):
+        shifted = raw[:, None] - held_out_cut
+    boot = {"n_bootstrap": ev.n_bootstrap, "confidence": ev.confidence, "seed": cfg.seed}
+    calibrated = decision_agreement(decision_counts(predictions, table.target, groups, cuts), **boot)
+    raw_figures = []
+    for i, t in enumerate(cuts):
+        counts = decision_counts(shifted[:, i], table.target, groups, [t], local_thresholds=[0.0])
+        raw_figures.append(decision_agreement(counts, **boot)[0])
+    final_cuts = [transfer_threshold(raw, table.target, t) for t in cuts]
+    return decisions_dict(cuts, calibrated, raw_figures, final_cuts)
 
 
 def summarise_fusion(

@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pipeline.calibration.fusion import ScoreCalibrationModel
 from pipeline.config.fit import FitSettings, artifact_name, report_dir
 from pipeline.core.console import wrapped
@@ -78,6 +80,7 @@ def build_manifest(
             "simulated": bool(meta.get("simulated", False)),
         },
         "metrics": metrics,
+        "thresholds": transferred_thresholds(cfg, table, model),
         "libraries": library_versions(),
         "settings": {
             "calibrator": cfg.calibrator.family.value,
@@ -86,6 +89,30 @@ def build_manifest(
             "settings_sha256": settings_hash(cfg),
         },
     }
+
+
+def transferred_thresholds(cfg: FitSettings, table: PairedTable, model: ScoreCalibrationModel) -> dict[str, Any]:
+    """For each threshold ``t`` on the reference scale, the raw-score cut that best reproduces the
+    reference's keep/drop decision, fitted on every row (``load_calibrator(...).threshold(t)``).
+    ``raw`` is null with ``keeps`` "all" or "none" when no cut does better than keeping
+    everything or nothing."""
+    from pipeline.calibration.decisions import transfer_threshold
+    from pipeline.fit.evaluation import thresholds
+
+    raw = model.fused(table.sources)
+    cuts = []
+    for t in thresholds(cfg, table):
+        cut = transfer_threshold(raw, table.target, t)
+        entry: dict[str, Any] = {"reference": float(t), "raw": float(cut) if np.isfinite(cut) else None}
+        if not np.isfinite(cut):
+            entry["keeps"] = "all" if cut < 0 else "none"
+        cuts.append(entry)
+    applies_to = (
+        f"the raw score of '{table.source_names[0]}'"
+        if model.fusion_ is None
+        else "the fused score before calibration (calibrator.json's fusion step)"
+    )
+    return {"applies_to": applies_to, "cuts": cuts}
 
 
 def held_out_summary(report_json: dict[str, Any]) -> dict[str, Any]:
@@ -101,6 +128,7 @@ def held_out_summary(report_json: dict[str, Any]) -> dict[str, Any]:
         "confidence": report_json["settings"]["confidence"],
         "top_k": report_json["settings"]["top_k"],
         "warnings": report_json["warnings"],
+        "decisions": report_json.get("decisions", []),
     }
 
 

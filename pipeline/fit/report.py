@@ -60,6 +60,12 @@ def footnotes(report: EvaluationReport) -> list[str]:
         "combined = (score corr + rank sim) / 2 of the same row, the seed report's consistency figure.",
         "A monotone calibrator cannot reorder the documents of a query: rank figures move only by fusion.",
     ]
+    if report.decisions:
+        notes.append(
+            f"t: keep/drop decisions {{'{report.exported.name}' >= t}} vs {{reference >= t}}, held out; same kept set: share "
+            "of queries keeping exactly the reference's documents; raw cut: the raw score that best reproduces "
+            "the reference's decision (manifest.json, load_calibrator(...).threshold(t)), raw acc.: its held-out accuracy."
+        )
     raw = {r.sources[0]: r for r in report.results if r.kind == "raw"}
     for r in report.results:
         base = raw.get(r.sources[0]) if r.kind == "calibrated" else None
@@ -122,9 +128,37 @@ def _fusion_notes(report: EvaluationReport) -> list[str]:
     ]
 
 
+def _decisions_block(report: EvaluationReport) -> list[str]:
+    """Keep/drop agreement per threshold: the exported configuration, then the raw score cut at
+    the transferred threshold (its accuracy next to the cut)."""
+    if not report.decisions:
+        return []
+
+    def cell(m: dict) -> str:
+        return _cell(*(float("nan") if m[k] is None else m[k] for k in ("value", "ci_low", "ci_high")))
+
+    header = ["t", "accuracy", "precision", "recall", "same kept set", "raw cut", "raw acc."]
+    rows = [header]
+    for d in report.decisions:
+        cal, raw = d["calibrated"], d["raw_at_transferred"]
+        cut = d["transferred_threshold"]
+        rows.append(
+            [f"{d['threshold']:g}"]
+            + [cell(cal[k]) for k in ("accuracy", "precision", "recall", "identical")]
+            + [
+                "none" if cut is None else f"{cut:.4g}",
+                "n/a" if raw["accuracy"]["value"] is None else f"{raw['accuracy']['value']:.3f}",
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    line = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()  # noqa: E731
+    return [line(rows[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in rows[1:]] + [""]
+
+
 def format_report(report: EvaluationReport) -> str:
     top_k = report.settings["top_k"]
     out = _block(report, HEADLINE, top_k) + [""] + _block(report, DETAIL, top_k) + [""]
+    out += _decisions_block(report)
     for note in footnotes(report):
         out += wrap_lines(note)
     return "\n".join(out)

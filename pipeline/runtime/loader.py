@@ -203,6 +203,46 @@ class LoadedCalibrator:
         out = self._apply(arr)
         return float(out[0]) if scalar else out
 
+    def threshold(self, t: float) -> float:
+        """The raw-score cut that reproduces the reference's keep/drop decision at ``t``.
+
+        ``fit`` records, for each threshold of ``evaluate.thresholds`` on the reference scale, the
+        cut on the raw score (the fused pre-calibration score for a fused artifact: the
+        manifest's ``thresholds.applies_to`` says which) whose decisions ``raw >= cut`` agree most
+        often with ``reference >= t``; the report gives that cut's held-out accuracy. A user who
+        never applies the calibrator can still cut where the API would.
+
+        Parameters
+        ----------
+        t : float
+            A threshold on the reference scale, one of those the artifact was fitted with.
+
+        Returns
+        -------
+        float
+            The raw cut; ``-inf`` when keeping everything reproduces the decision best, ``inf``
+            when keeping nothing does.
+
+        Raises
+        ------
+        CalibratorLoadError
+            When the artifact has no cut for ``t`` (or none at all: fitted before thresholds
+            existed); the message lists those it has and says how to re-fit.
+        """
+        recorded = (self.manifest.get("thresholds") or {}).get("cuts") or []
+        for entry in recorded:
+            if abs(float(entry["reference"]) - float(t)) <= 1e-12 * max(1.0, abs(float(t))):
+                if entry.get("raw") is not None:
+                    return float(entry["raw"])
+                return float("-inf") if entry.get("keeps") == "all" else float("inf")
+        have = (
+            ", ".join(f"{float(e['reference']):g}" for e in recorded) or "none (fitted before thresholds were recorded)"
+        )
+        raise CalibratorLoadError(
+            f"{self.path}: no transferred threshold for t={float(t):g}; this artifact has: {have}; re-fit with "
+            f"`python -m pipeline fit evaluate.thresholds=[...,{float(t):g}]`"
+        )
+
     def preprocess(self, text: str) -> str:
         """Apply the text preprocessing the paired scores were collected with (same function).
 

@@ -104,7 +104,9 @@ def test_fusion_of_two_sources_reports_weights(tmp_path, capsys):
     assert all(w >= 0 for w in weights) and sum(weights) == pytest.approx(1.0)
     assert cal(np.array([[0.5, 0.3], [0.9, 0.4]])).shape == (2,)
     text = " ".join(out.split())
-    assert "exported fusion: calibrated scale, objective " in text and "query resamples, source maps held fixed]" in text
+    assert (
+        "exported fusion: calibrated scale, objective " in text and "query resamples, source maps held fixed]" in text
+    )
     assert (
         "drop-one: the fused row minus the same fused model refitted without the source, held out, rank sim / combined: local +"
         in text

@@ -1,0 +1,203 @@
+"""Keep/drop decisions at thresholds: does the calibrated local score cut where the API cuts?
+
+Pipelines that swap a hosted reranker for a local one rank, mix, and **cut at a threshold**
+(keep what the API scored above 0.5). For a threshold ``t`` on the reference scale the decisions
+are ``{score >= t}`` and ``{reference >= t}``; their agreement, per threshold:
+
+* ``accuracy``  -- share of pairs where both decide alike;
+* ``precision`` -- of the pairs the local side keeps, the share the reference keeps too;
+* ``recall``    -- of the pairs the reference keeps, the share the local side keeps too;
+* ``identical`` -- share of queries whose kept set is exactly the reference's.
+
+All four are ratios of per-query counts, so the bootstrap over queries is the one every other
+figure of the report uses (:func:`pipeline.calibration.metrics.ratio_intervals`): the same
+resamples, one matrix product.
+
+A *transferred threshold* is the raw-score cut that best reproduces the reference's decision at
+``t`` (:func:`transfer_threshold`): a user who never applies the calibrator can still cut the raw
+scores where the API would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pipeline.calibration.metrics import MetricValue, ratio_intervals
+
+#: the figures of one threshold, in report order
+DECISION_METRICS = ("accuracy", "precision", "recall", "identical")
+#: the default thresholds on a probability-valued reference (else the reference's quantiles at them)
+DEFAULT_LEVELS = (0.1, 0.3, 0.5, 0.7, 0.9)
+
+
+def default_thresholds(reference: np.ndarray) -> list[float]:
+    """:data:`DEFAULT_LEVELS` when the reference lies in [0, 1] (a probability), else the
+    reference's quantiles at those levels (an unbounded score has no natural 0.5).
+
+    Parameters
+    ----------
+    reference : ndarray of shape (n_samples,)
+        The reference scores.
+
+    Returns
+    -------
+    list of float
+        Thresholds on the reference's scale, increasing.
+    """
+    reference = np.asarray(reference, dtype=np.float64)
+    if reference.size and reference.min() >= 0.0 and reference.max() <= 1.0:
+        return list(DEFAULT_LEVELS)
+    return [float(v) for v in np.quantile(reference, DEFAULT_LEVELS)]
+
+
+@dataclass
+class DecisionCounts:
+    """Per query and threshold: pairs, pairs kept by both, by the local side, by the reference,
+    and whether the kept sets are identical; each of shape (Q, T)."""
+
+    thresholds: np.ndarray  # (T,)
+    n: np.ndarray  # (Q,)
+    both: np.ndarray
+    local: np.ndarray
+    reference: np.ndarray
+    identical: np.ndarray
+
+
+def decision_counts(
+    score: np.ndarray, reference: np.ndarray, groups: np.ndarray, thresholds, *, local_thresholds=None
+) -> DecisionCounts:
+    """Count the decisions of ``score >= local_thresholds[i]`` (default: the same ``thresholds``)
+    against ``reference >= thresholds[i]``, per query (codes in sorted order of the ids).
+
+    Parameters
+    ----------
+    score : ndarray of shape (n_samples,)
+        The local side: calibrated scores, or raw scores with ``local_thresholds``.
+    reference : ndarray of shape (n_samples,)
+        The reference scores.
+    groups : ndarray of shape (n_samples,)
+        Query id of each pair.
+    thresholds : sequence of float
+        Cuts on the reference scale.
+    local_thresholds : sequence of float, optional
+        Cuts applied to ``score`` instead (transferred thresholds); a NaN cut keeps nothing.
+
+    Returns
+    -------
+    DecisionCounts
+        The per-query counts.
+    """
+    score = np.asarray(score, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    cuts = np.asarray(thresholds, dtype=np.float64)
+    local_cuts = cuts if local_thresholds is None else np.asarray(local_thresholds, dtype=np.float64)
+    _, codes = np.unique(np.asarray(groups), return_inverse=True)
+    codes = codes.ravel()
+    n_q = int(codes.max()) + 1 if codes.size else 0
+    kept_local = score[:, None] >= local_cuts[None, :]  # NaN cut: False everywhere
+    kept_ref = reference[:, None] >= cuts[None, :]
+
+    def per_query(mask: np.ndarray) -> np.ndarray:
+        return np.stack([np.bincount(codes, weights=mask[:, i], minlength=n_q) for i in range(cuts.size)], axis=1)
+
+    return DecisionCounts(
+        thresholds=cuts,
+        n=np.bincount(codes, minlength=n_q).astype(np.float64),
+        both=per_query(kept_local & kept_ref),
+        local=per_query(kept_local),
+        reference=per_query(kept_ref),
+        identical=(per_query(kept_local != kept_ref) == 0).astype(np.float64),
+    )
+
+
+def decision_agreement(
+    counts: DecisionCounts, *, n_bootstrap: int, confidence: float, seed: int
+) -> list[dict[str, MetricValue]]:
+    """Per threshold, :data:`DECISION_METRICS` with percentile-bootstrap intervals over queries
+    (the same resamples as every other figure for the same ``seed``).
+
+    Parameters
+    ----------
+    counts : DecisionCounts
+        From :func:`decision_counts`.
+    n_bootstrap : int
+        Resamples of whole queries (0: no intervals).
+    confidence : float
+        Coverage of the intervals.
+    seed : int
+        Seed of the resamples.
+
+    Returns
+    -------
+    list of dict
+        One ``{metric: MetricValue}`` per threshold; a ratio with nothing to divide by (no pair
+        kept) is NaN.
+    """
+    n_q = counts.n.shape[0]
+    out = []
+    for i in range(counts.thresholds.size):
+        agree = counts.n - counts.local[:, i] - counts.reference[:, i] + 2 * counts.both[:, i]
+        ratios = {
+            "accuracy": (agree, counts.n),
+            "precision": (counts.both[:, i], counts.local[:, i]),
+            "recall": (counts.both[:, i], counts.reference[:, i]),
+            "identical": (counts.identical[:, i], np.ones(n_q)),
+        }
+        out.append(ratio_intervals(ratios, n_q, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed))
+    return out
+
+
+def transfer_threshold(raw: np.ndarray, reference: np.ndarray, threshold: float) -> float:
+    """The raw-score cut ``c`` whose decisions ``raw >= c`` agree most often with
+    ``reference >= threshold``: the midpoint between the two raw values around the best cut (the
+    lowest best cut when several tie), ``-inf`` when keeping everything is best, ``inf`` when
+    keeping nothing is.
+
+    Parameters
+    ----------
+    raw : ndarray of shape (n_samples,)
+        The local side's raw (uncalibrated, or pre-calibration fused) scores.
+    reference : ndarray of shape (n_samples,)
+        The reference scores.
+    threshold : float
+        The cut on the reference scale.
+
+    Returns
+    -------
+    float
+        The cut on the raw scale.
+    """
+    raw = np.asarray(raw, dtype=np.float64)
+    keep = np.asarray(reference, dtype=np.float64) >= threshold
+    order = np.argsort(raw, kind="stable")
+    values, kept = raw[order], keep[order].astype(np.int64)
+    # cut before position i (i = 0..n): rows < i dropped, rows >= i kept; only between distinct values
+    kept_above = np.concatenate([np.cumsum(kept[::-1])[::-1], [0]])
+    dropped_below = np.concatenate([[0], np.cumsum(1 - kept)])
+    agree = kept_above + dropped_below
+    allowed = np.concatenate([[True], values[1:] != values[:-1], [True]])
+    best = int(np.flatnonzero(allowed)[np.argmax(agree[allowed])])
+    if best == 0:
+        return float("-inf")
+    if best == values.size:
+        return float("inf")
+    return float((values[best - 1] + values[best]) / 2.0)
+
+
+def as_dict(thresholds, calibrated, raw, raw_cuts) -> list[dict[str, Any]]:
+    """The report's ``decisions`` block: per threshold, the calibrated figures, the raw figures at
+    the transferred threshold, and that threshold."""
+    out = []
+    for t, cal, unc, cut in zip(thresholds, calibrated, raw, raw_cuts):
+        out.append(
+            {
+                "threshold": float(t),
+                "calibrated": {k: v.as_dict() for k, v in cal.items()},
+                "raw_at_transferred": {k: v.as_dict() for k, v in unc.items()},
+                "transferred_threshold": None if not np.isfinite(cut) else float(cut),
+            }
+        )
+    return out

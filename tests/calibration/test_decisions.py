@@ -1,0 +1,90 @@
+"""Keep/drop decisions at thresholds (pipeline/calibration/decisions.py), checked against plain
+per-pair and per-query reimplementations, and the transferred threshold against a brute-force
+search over every cut."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.calibration.decisions import (
+    decision_agreement,
+    decision_counts,
+    default_thresholds,
+    transfer_threshold,
+)
+
+
+def _sample(seed=0, n_queries=120, docs=8):
+    rng = np.random.default_rng(seed)
+    groups = np.repeat(np.arange(n_queries), docs)
+    reference = rng.uniform(size=groups.size)
+    score = np.clip(reference + rng.normal(0, 0.15, groups.size), 0, 1)
+    return score, reference, groups
+
+
+@pytest.mark.parametrize("t", [0.1, 0.5, 0.9])
+def test_point_figures_are_the_plain_definitions(t):
+    score, reference, groups = _sample()
+    figures = decision_agreement(
+        decision_counts(score, reference, groups, [t]), n_bootstrap=0, confidence=0.95, seed=0
+    )[0]
+    keep, truth = score >= t, reference >= t
+    assert figures["accuracy"].value == pytest.approx(np.mean(keep == truth))
+    assert figures["precision"].value == pytest.approx(np.sum(keep & truth) / np.sum(keep))
+    assert figures["recall"].value == pytest.approx(np.sum(keep & truth) / np.sum(truth))
+    same = [np.array_equal(keep[groups == q], truth[groups == q]) for q in np.unique(groups)]
+    assert figures["identical"].value == pytest.approx(np.mean(same))
+
+
+def test_intervals_cover_the_value_and_shrink_with_more_queries():
+    small = decision_agreement(
+        decision_counts(*_sample(n_queries=60), [0.5]), n_bootstrap=300, confidence=0.95, seed=0
+    )[0]
+    large = decision_agreement(
+        decision_counts(*_sample(n_queries=960), [0.5]), n_bootstrap=300, confidence=0.95, seed=0
+    )[0]
+    for name, m in small.items():
+        assert m.low <= m.value <= m.high, name
+        assert large[name].width < 0.6 * m.width, name
+
+
+def test_nothing_kept_gives_nan_precision_not_an_error():
+    score, reference, groups = _sample()
+    figures = decision_agreement(
+        decision_counts(score * 0.1, reference, groups, [0.5]), n_bootstrap=50, confidence=0.9, seed=0
+    )[0]
+    assert np.isnan(figures["precision"].value) and figures["recall"].value == 0.0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_transferred_threshold_is_the_best_cut(seed):
+    rng = np.random.default_rng(seed)
+    raw = np.round(rng.normal(size=300), 1)  # ties in the raw score too
+    reference = 1 / (1 + np.exp(-(2 * raw + rng.normal(0, 0.7, raw.size))))
+    cut = transfer_threshold(raw, reference, 0.6)
+    candidates = np.concatenate([[-np.inf], (np.unique(raw)[1:] + np.unique(raw)[:-1]) / 2, [np.inf]])
+    accuracy = lambda c: np.mean((raw >= c) == (reference >= 0.6))  # noqa: E731
+    assert accuracy(cut) == pytest.approx(max(accuracy(c) for c in candidates))
+    assert cut in candidates
+
+
+def test_transferred_threshold_at_the_ends():
+    raw = np.array([0.1, 0.2, 0.3])
+    assert transfer_threshold(raw, np.array([0.9, 0.9, 0.9]), 0.5) == -np.inf  # keep everything
+    assert transfer_threshold(raw, np.array([0.1, 0.1, 0.1]), 0.5) == np.inf  # keep nothing
+    assert transfer_threshold(raw, np.array([0.1, 0.6, 0.9]), 0.5) == pytest.approx(0.15)
+
+
+def test_a_per_row_cut_decides_like_the_shifted_score():
+    score, reference, groups = _sample(seed=3)
+    direct = decision_counts(score, reference, groups, [0.4], local_thresholds=[0.37])
+    shifted = decision_counts(score - 0.37, reference, groups, [0.4], local_thresholds=[0.0])
+    for field in ("both", "local", "reference", "identical"):
+        np.testing.assert_array_equal(getattr(direct, field), getattr(shifted, field))
+
+
+def test_default_thresholds_are_probability_levels_or_quantiles():
+    assert default_thresholds(np.array([0.0, 0.4, 1.0])) == [0.1, 0.3, 0.5, 0.7, 0.9]
+    logits = np.linspace(-5, 5, 101)
+    np.testing.assert_allclose(default_thresholds(logits), [-4.0, -2.0, 0.0, 2.0, 4.0])
