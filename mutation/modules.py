@@ -38,6 +38,8 @@ MODULES: dict[str, list[str]] = {
     # the fit-at-scale shortcuts: the weight bootstrap with fixed maps, NNLS on the normal equations
     "pipeline/calibration/fusion_bootstrap.py": ["tests/fit/test_fast_paths.py"],
     "pipeline/calibration/nnls.py": ["tests/fit/test_fast_paths.py", "tests/calibration/test_calibrators_fit.py"],
+    # keep/drop decisions at thresholds
+    "pipeline/calibration/decisions.py": ["tests/calibration/test_decisions.py", "tests/fit/test_decision_report.py"],
     # metrics and the bootstrap
     "pipeline/calibration/metrics.py": [
         "tests/calibration/test_metrics.py",

@@ -74,8 +74,9 @@ def decision_counts(
 
     Parameters
     ----------
-    score : ndarray of shape (n_samples,)
-        The local side: calibrated scores, or raw scores with ``local_thresholds``.
+    score : ndarray of shape (n_samples,) or (n_samples, T)
+        The local side: calibrated scores, or raw scores with ``local_thresholds``; one column
+        per threshold when each has its own scores.
     reference : ndarray of shape (n_samples,)
         The reference scores.
     groups : ndarray of shape (n_samples,)
@@ -97,7 +98,7 @@ def decision_counts(
     _, codes = np.unique(np.asarray(groups), return_inverse=True)
     codes = codes.ravel()
     n_q = int(codes.max()) + 1 if codes.size else 0
-    kept_local = score[:, None] >= local_cuts[None, :]  # NaN cut: False everywhere
+    kept_local = (score if score.ndim == 2 else score[:, None]) >= local_cuts[None, :]  # NaN cut: False everywhere
     kept_ref = reference[:, None] >= cuts[None, :]
 
     def per_query(mask: np.ndarray) -> np.ndarray:
@@ -137,17 +138,16 @@ def decision_agreement(
         kept) is NaN.
     """
     n_q = counts.n.shape[0]
-    out = []
+    ratios = {}
     for i in range(counts.thresholds.size):
         agree = counts.n - counts.local[:, i] - counts.reference[:, i] + 2 * counts.both[:, i]
-        ratios = {
-            "accuracy": (agree, counts.n),
-            "precision": (counts.both[:, i], counts.local[:, i]),
-            "recall": (counts.both[:, i], counts.reference[:, i]),
-            "identical": (counts.identical[:, i], np.ones(n_q)),
-        }
-        out.append(ratio_intervals(ratios, n_q, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed))
-    return out
+        ratios[(i, "accuracy")] = (agree, counts.n)
+        ratios[(i, "precision")] = (counts.both[:, i], counts.local[:, i])
+        ratios[(i, "recall")] = (counts.both[:, i], counts.reference[:, i])
+        ratios[(i, "identical")] = (counts.identical[:, i], np.ones(n_q))
+    # every threshold in one pass over the resamples (one matrix product per block of draws)
+    figures = ratio_intervals(ratios, n_q, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
+    return [{m: figures[(i, m)] for m in DECISION_METRICS} for i in range(counts.thresholds.size)]
 
 
 def transfer_threshold(raw: np.ndarray, reference: np.ndarray, threshold: float) -> float:
@@ -170,21 +170,46 @@ def transfer_threshold(raw: np.ndarray, reference: np.ndarray, threshold: float)
     float
         The cut on the raw scale.
     """
+    return transfer_thresholds(raw, reference, [threshold])[0]
+
+
+def transfer_thresholds(raw: np.ndarray, reference: np.ndarray, thresholds) -> list[float]:
+    """:func:`transfer_threshold` for several thresholds, sorting the raw scores once.
+
+    Parameters
+    ----------
+    raw : ndarray of shape (n_samples,)
+        The raw scores.
+    reference : ndarray of shape (n_samples,)
+        The reference scores.
+    thresholds : sequence of float
+        Cuts on the reference scale.
+
+    Returns
+    -------
+    list of float
+        One raw cut per threshold.
+    """
     raw = np.asarray(raw, dtype=np.float64)
-    keep = np.asarray(reference, dtype=np.float64) >= threshold
+    reference = np.asarray(reference, dtype=np.float64)
     order = np.argsort(raw, kind="stable")
-    values, kept = raw[order], keep[order].astype(np.int64)
-    # cut before position i (i = 0..n): rows < i dropped, rows >= i kept; only between distinct values
-    kept_above = np.concatenate([np.cumsum(kept[::-1])[::-1], [0]])
-    dropped_below = np.concatenate([[0], np.cumsum(1 - kept)])
-    agree = kept_above + dropped_below
-    allowed = np.concatenate([[True], values[1:] != values[:-1], [True]])
-    best = int(np.flatnonzero(allowed)[np.argmax(agree[allowed])])
-    if best == 0:
-        return float("-inf")
-    if best == values.size:
-        return float("inf")
-    return float((values[best - 1] + values[best]) / 2.0)
+    values, ref = raw[order], reference[order]
+    allowed = np.flatnonzero(np.concatenate([[True], values[1:] != values[:-1], [True]]))
+    out = []
+    for t in thresholds:
+        kept = (ref >= t).astype(np.int64)
+        # cut before position i (i = 0..n): rows < i dropped, rows >= i kept; only between distinct values
+        kept_above = np.concatenate([np.cumsum(kept[::-1])[::-1], [0]])
+        dropped_below = np.concatenate([[0], np.cumsum(1 - kept)])
+        agree = kept_above + dropped_below
+        best = int(allowed[np.argmax(agree[allowed])])
+        if best == 0:
+            out.append(float("-inf"))
+        elif best == values.size:
+            out.append(float("inf"))
+        else:
+            out.append(float((values[best - 1] + values[best]) / 2.0))
+    return out
 
 
 def as_dict(thresholds, calibrated, raw, raw_cuts) -> list[dict[str, Any]]:

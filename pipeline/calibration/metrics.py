@@ -323,15 +323,15 @@ def _draw_counts(n_q: int, n_bootstrap: int, seed: int):
 
 
 def ratio_intervals(
-    ratios: dict[str, tuple[np.ndarray, np.ndarray]], n_q: int, *, n_bootstrap: int, confidence: float, seed: int
-) -> dict[str, MetricValue]:
+    ratios: dict[Any, tuple[np.ndarray, np.ndarray]], n_q: int, *, n_bootstrap: int, confidence: float, seed: int
+) -> dict[Any, MetricValue]:
     """Figures that are ratios of per-query sums (``sum numerator / sum denominator``), each with a
     percentile-bootstrap interval over the same query resamples as :func:`agreement`'s.
 
     Parameters
     ----------
     ratios : dict
-        ``name -> (numerator, denominator)``, each of shape (n_q,).
+        ``key -> (numerator, denominator)``, each of shape (n_q,); any hashable keys.
     n_q : int
         Number of queries.
     n_bootstrap : int

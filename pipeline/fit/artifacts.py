@@ -4,6 +4,7 @@ Layout of ``<root>/<name>/``::
 
     calibrator.json     pickle-free spec (pipeline.runtime.spec), the default thing production loads
     calibrator.joblib   the fitted scikit-learn object (optional; loaded only after hash check)
+    intervals.json      per-score intervals (pipeline.runtime.intervals), when the run evaluated
     manifest.json       provenance, held-out metrics, library versions, sha256 of each file
 
 The directory is assembled under a temporary name in the same parent and renamed into place
@@ -22,7 +23,7 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.core.files import atomic_write_json, dumps_json, release_mode, sha256_file
-from pipeline.runtime.loader import JOBLIB_FILE, MANIFEST_FILE, SPEC_FILE, check_name
+from pipeline.runtime.loader import INTERVALS_FILE, JOBLIB_FILE, MANIFEST_FILE, SPEC_FILE, check_name
 
 MANIFEST_FORMAT = "score-calibrator-manifest/v1"
 
@@ -44,7 +45,13 @@ def library_versions() -> dict[str, str]:
 
 
 def write_artifact(
-    root: str | os.PathLike, name: str, model: Any, manifest: dict[str, Any], *, write_joblib: bool = True
+    root: str | os.PathLike,
+    name: str,
+    model: Any,
+    manifest: dict[str, Any],
+    *,
+    write_joblib: bool = True,
+    intervals: dict[str, Any] | None = None,
 ) -> Path:
     """Write spec (+ joblib) + manifest under ``root/name`` atomically; returns the final path.
 
@@ -68,6 +75,9 @@ def write_artifact(
             with open(staging / JOBLIB_FILE, "rb+") as fh:
                 os.fsync(fh.fileno())
             files[JOBLIB_FILE] = sha256_file(staging / JOBLIB_FILE)
+        if intervals is not None:
+            atomic_write_json(staging / INTERVALS_FILE, intervals)
+            files[INTERVALS_FILE] = sha256_file(staging / INTERVALS_FILE)
         full = dict(manifest)
         full.update({"format": MANIFEST_FORMAT, "name": name, "files": files})
         dumps_json(full)  # fail before anything is renamed if the manifest is not valid JSON

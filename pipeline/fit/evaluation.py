@@ -22,7 +22,7 @@ import numpy as np
 
 from pipeline.calibration.calibrators import AutoCalibrator, grouped_splits, make_calibrator
 from pipeline.calibration.decisions import as_dict as decisions_dict
-from pipeline.calibration.decisions import decision_agreement, decision_counts, default_thresholds, transfer_threshold
+from pipeline.calibration.decisions import decision_agreement, decision_counts, default_thresholds, transfer_thresholds
 from pipeline.calibration.fusion import NonNegativeFusion, ScoreCalibrationModel
 from pipeline.calibration.fusion_scale import resolve_score_types
 from pipeline.calibration.metrics import MetricValue, PerQuery, agreement
@@ -379,17 +379,15 @@ def decision_report(
     raw = model.fused(table.sources) if model is not None else table.sources[:, 0]
     held_out_cut = np.empty((raw.size, len(cuts)))
     for train, test in splits:
-        held_out_cut[test] = [transfer_threshold(raw[train], table.target[train], t) for t in cuts]
+        held_out_cut[test] = transfer_thresholds(raw[train], table.target[train], cuts)
     # a cut per row (its fold's): compare raw - cut >= 0 against the reference at t
     with np.errstate(invalid="ignore"):
         shifted = raw[:, None] - held_out_cut
     boot = {"n_bootstrap": ev.n_bootstrap, "confidence": ev.confidence, "seed": cfg.seed}
     calibrated = decision_agreement(decision_counts(predictions, table.target, groups, cuts), **boot)
-    raw_figures = []
-    for i, t in enumerate(cuts):
-        counts = decision_counts(shifted[:, i], table.target, groups, [t], local_thresholds=[0.0])
-        raw_figures.append(decision_agreement(counts, **boot)[0])
-    final_cuts = [transfer_threshold(raw, table.target, t) for t in cuts]
+    raw_counts = decision_counts(shifted, table.target, groups, cuts, local_thresholds=np.zeros(len(cuts)))
+    raw_figures = decision_agreement(raw_counts, **boot)
+    final_cuts = transfer_thresholds(raw, table.target, cuts)
     return decisions_dict(cuts, calibrated, raw_figures, final_cuts)
 
 

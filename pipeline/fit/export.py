@@ -96,13 +96,12 @@ def transferred_thresholds(cfg: FitSettings, table: PairedTable, model: ScoreCal
     reference's keep/drop decision, fitted on every row (``load_calibrator(...).threshold(t)``).
     ``raw`` is null with ``keeps`` "all" or "none" when no cut does better than keeping
     everything or nothing."""
-    from pipeline.calibration.decisions import transfer_threshold
+    from pipeline.calibration.decisions import transfer_thresholds
     from pipeline.fit.evaluation import thresholds
 
-    raw = model.fused(table.sources)
+    levels = thresholds(cfg, table)
     cuts = []
-    for t in thresholds(cfg, table):
-        cut = transfer_threshold(raw, table.target, t)
+    for t, cut in zip(levels, transfer_thresholds(model.fused(table.sources), table.target, levels)):
         entry: dict[str, Any] = {"reference": float(t), "raw": float(cut) if np.isfinite(cut) else None}
         if not np.isfinite(cut):
             entry["keeps"] = "all" if cut < 0 else "none"
@@ -113,6 +112,16 @@ def transferred_thresholds(cfg: FitSettings, table: PairedTable, model: ScoreCal
         else "the fused score before calibration (calibrator.json's fusion step)"
     )
     return {"applies_to": applies_to, "cuts": cuts}
+
+
+def intervals_table(table: PairedTable, model: ScoreCalibrationModel, held_out: np.ndarray) -> dict[str, Any]:
+    """Per-score intervals from the exported configuration's out-of-fold predictions
+    (:mod:`pipeline.calibration.conformal`), clipped to the calibrator's output range."""
+    from pipeline.calibration.conformal import fit_intervals
+
+    spec = model.calibrator_.to_spec()
+    lo, hi = spec.get("y_range") or (float(table.target.min()), float(table.target.max()))
+    return fit_intervals(held_out, table.target, y_range=(lo, hi))
 
 
 def held_out_summary(report_json: dict[str, Any]) -> dict[str, Any]:
@@ -177,10 +186,14 @@ def run_export(
     model: ScoreCalibrationModel,
     metrics: dict[str, Any] | None,
     replacing: str | None,
+    intervals: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the artifact; ``replacing`` is what :func:`check_destination` said before the work."""
+    """Write the artifact; ``replacing`` is what :func:`check_destination` said before the work;
+    ``intervals`` the per-score intervals table (:func:`intervals_table`), when the run evaluated."""
     manifest = build_manifest(cfg, table, model, metrics)
-    path = write_artifact(cfg.export.root, artifact_name(cfg), model, manifest, write_joblib=cfg.export.joblib)
+    path = write_artifact(
+        cfg.export.root, artifact_name(cfg), model, manifest, write_joblib=cfg.export.joblib, intervals=intervals
+    )
     if replacing:
         print(wrapped(replacing))
     info = manifest["calibrator"]

@@ -18,7 +18,7 @@ from pipeline.config.fit import FitSettings, report_dir
 from pipeline.core.console import print_warnings, wrapped
 from pipeline.data.table import PairedTable, TableError, read_table
 from pipeline.fit.evaluation import EvaluationReport, build_model, collected_warnings, evaluate, preflight, report_dict
-from pipeline.fit.export import check_destination, held_out_summary, matching_metrics, run_export
+from pipeline.fit.export import check_destination, held_out_summary, intervals_table, matching_metrics, run_export
 from pipeline.fit.outputs import write_report_files
 from pipeline.fit.report import format_report
 
@@ -127,7 +127,16 @@ def run_fit(cfg: FitSettings, *, evaluate_held_out: bool = True, export: bool = 
                     "(run `python -m pipeline fit` to evaluate and export together)",
                     file=sys.stderr,
                 )
-        result.artifact = run_export(cfg, table, model, metrics, replacing)
+        intervals = None
+        if result.report is not None:
+            intervals = intervals_table(table, model, result.report.exported.predictions)
+        else:
+            print(
+                "note: no per-score intervals without the held-out evaluation (intervals.json comes from out-of-fold "
+                "residuals); `python -m pipeline fit` writes them",
+                file=sys.stderr,
+            )
+        result.artifact = run_export(cfg, table, model, metrics, replacing, intervals)
     return result
 
 

@@ -33,6 +33,8 @@ from pipeline.runtime.spec import SpecError, compile_spec, score_shape
 SPEC_FILE = "calibrator.json"
 JOBLIB_FILE = "calibrator.joblib"
 MANIFEST_FILE = "manifest.json"
+#: per-score intervals (pipeline.runtime.intervals); absent from artifacts fitted before them
+INTERVALS_FILE = "intervals.json"
 #: an artifact's name is one path component of safe characters (export writes ``<root>/<name>/``)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 #: where the classes of a joblib artifact lived before the package layout (#23): pickles name them
@@ -148,6 +150,7 @@ class LoadedCalibrator:
         self.sources = sources
         self.backend = backend
         self._apply = apply
+        self._intervals = None
 
     def __call__(self, scores: Any) -> np.ndarray | float:
         """Calibrate (n,) scores, or fuse+calibrate an (n, k) array with columns ``self.sources``.
@@ -202,6 +205,53 @@ class LoadedCalibrator:
             )
         out = self._apply(arr)
         return float(out[0]) if scalar else out
+
+    def interval(self, scores: Any, coverage: float = 0.9) -> tuple[np.ndarray, np.ndarray] | tuple[float, float]:
+        """Lower and upper bounds of the reference score for each score, at ``coverage``.
+
+        Split-conformal intervals over whole queries (:mod:`pipeline.calibration.conformal`):
+        for a new pair like the training pairs, the reference lies inside with probability at
+        least ``coverage``; noisy regions of the score get wider intervals. The table
+        (``intervals.json``) is checked against the manifest's sha256 before it is read.
+
+        Parameters
+        ----------
+        scores : array-like or float
+            As for calling the calibrator.
+        coverage : float, default=0.9
+            In (0, 1); a coverage between the stored ones (0.5, 0.8, 0.9, 0.95, 0.99) uses the
+            next stored one up.
+
+        Returns
+        -------
+        (ndarray, ndarray) or (float, float)
+            Lower and upper bounds on the reference scale.
+
+        Raises
+        ------
+        CalibratorLoadError
+            When the artifact has no intervals (fitted before they existed, or exported without
+            the held-out evaluation): one line saying to re-fit.
+        ValueError
+            For a coverage outside (0, 1) or above the largest stored, or bad scores.
+        """
+        if self._intervals is None:
+            import json
+
+            from pipeline.runtime.intervals import compile_intervals
+
+            if INTERVALS_FILE not in (self.manifest.get("files") or {}):
+                raise CalibratorLoadError(
+                    f"{self.path}: no per-score intervals in this artifact (fitted before they existed, or exported "
+                    "without the held-out evaluation); re-fit with `python -m pipeline fit`"
+                )
+            path = _verified(self.path, self.manifest, INTERVALS_FILE)
+            self._intervals = compile_intervals(json.loads(path.read_text(encoding="utf-8")))
+        calibrated = self(scores)
+        low, high = self._intervals(np.atleast_1d(calibrated), coverage)
+        if np.ndim(calibrated) == 0:
+            return float(low[0]), float(high[0])
+        return low, high
 
     def threshold(self, t: float) -> float:
         """The raw-score cut that reproduces the reference's keep/drop decision at ``t``.

@@ -303,3 +303,54 @@ def test_positive_regression_is_sklearns(seed):
     intercept, coef = positive_regression(X, y, w)
     np.testing.assert_allclose(coef, expected.coef_, atol=1e-9)
     assert intercept == pytest.approx(expected.intercept_, abs=1e-9)
+
+
+def test_linearised_noise_shrinks_as_the_subsample_nears_every_pair():
+    """Without replacement, a subsample of most pairs has little noise (the finite-population
+    factor): at 80% of the pairs the linearised spread follows the refit's, not a with-replacement one."""
+    s = _sample(n_queries=500, docs=(8, 12), seed=7)
+    fusion = NonNegativeFusion(objective="rank").fit(s.sources, s.target, groups=s.groups)
+    boot = FusionWeightBootstrap(fusion, s.sources, s.target, s.groups)
+    draws = [
+        np.bincount(np.random.default_rng(b).integers(0, 500, 500), minlength=500).astype(float) for b in range(120)
+    ]
+    pairs = [float(c @ boot.linear.P) for c in draws]
+    boot.rank.max_pairs = m = int(0.8 * min(pairs))
+    exact = _fixed_maps_refits(s, fusion, draws, max_pairs=m)
+    fast = np.vstack([boot.weights(c, np.random.default_rng([2, b])) for b, c in enumerate(draws)])
+    ratio = fast[:, 0].std() / exact[:, 0].std()
+    assert 0.85 < ratio < 1.15, ratio
+
+
+@pytest.mark.parametrize("objective", ["score", "rank"])
+def test_a_constant_source_gets_no_weight_in_any_resample(objective):
+    s = _sample(n_queries=80, docs=(3, 9))
+    X = np.column_stack([s.sources, np.full(s.target.size, 0.5)])
+    fusion = NonNegativeFusion(objective=objective, scale="raw").fit(X, s.target, groups=s.groups)
+    boot = FusionWeightBootstrap(fusion, X, s.target, s.groups)
+    for b in range(3):
+        counts = np.bincount(np.random.default_rng(b).integers(0, 80, 80), minlength=80).astype(float)
+        w = boot.weights(counts, np.random.default_rng(b))
+        assert np.all(w[:, 2] == 0) and np.allclose(w.sum(axis=1), 1.0) and np.all(w >= 0)
+
+
+def test_score_weights_on_the_raw_scale_fit_the_raw_reference():
+    s = _sample()
+    fusion = NonNegativeFusion(objective="score", scale="raw").fit(s.sources, s.target, groups=s.groups)
+    boot = FusionWeightBootstrap(fusion, s.sources, s.target, s.groups)
+    counts = np.bincount(np.random.default_rng(5).integers(0, 120, 120), minlength=120).astype(float)
+    index, _ = _resample(s.groups, counts)
+    Z = (s.sources[index] - s.sources[index].mean(0)) / s.sources[index].std(0)
+    coef = LinearRegression(positive=True).fit(Z, s.target[index]).coef_
+    np.testing.assert_allclose(boot.weights(counts, np.random.default_rng(0))[0], coef / coef.sum(), atol=1e-9)
+    full = boot.weights(np.ones(120), np.random.default_rng(0))[0]
+    np.testing.assert_allclose(full, fusion.weights_, atol=1e-9)  # every query once: the fitted weights
+
+
+def test_nonnegative_least_squares_edges():
+    gram = np.array([[2.0, 0.5], [0.5, 1.0]])
+    np.testing.assert_array_equal(nonnegative_least_squares(gram, np.array([-1.0, -2.0])), [0.0, 0.0])  # nothing helps
+    got = nonnegative_least_squares(gram, np.array([2.0, -3.0]))  # one coefficient active
+    assert got[1] == 0 and got[0] == pytest.approx(1.0)
+    np.testing.assert_allclose(nonnegative_least_squares(gram, gram @ [0.3, 0.7]), [0.3, 0.7])  # interior optimum
+    np.testing.assert_allclose(nonnegative_least_squares(np.eye(3) * 4, np.array([4.0, 0.0, 8.0])), [1.0, 0.0, 2.0])

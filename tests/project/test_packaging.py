@@ -137,20 +137,32 @@ def test_inference_loads_and_applies_an_artifact_without_any_heavy_package(tmp_p
     x = rng.uniform(size=400)
     y = 1 / (1 + np.exp(-4 * (x - 0.4)))
     model = ScoreCalibrationModel(make_calibrator("sigmoid"), None, ["local"]).fit(x[:, None], y)
-    path = write_artifact(tmp_path, "core", model, {"sources": [{"column": "local", "model": "m", "revision": "r"}]})
+    from pipeline.calibration.conformal import fit_intervals
+
+    intervals = fit_intervals(model.predict(x[:, None]), y + rng.normal(0, 0.02, x.size), y_range=(0.0, 1.0))
+    manifest = {
+        "sources": [{"column": "local", "model": "m", "revision": "r"}],
+        "thresholds": {"applies_to": "the raw score of 'local'", "cuts": [{"reference": 0.5, "raw": 0.41}]},
+    }
+    path = write_artifact(tmp_path, "core", model, manifest, intervals=intervals)
     probe = [0.0, 0.25, 0.5, 0.9]
-    expected = load_calibrator(path)(probe).tolist()
+    cal = load_calibrator(path)
+    expected = [cal(probe).tolist(), [v.tolist() for v in cal.interval(probe, 0.9)], cal.threshold(0.5)]
     result = _run_blocked(
         "import json\n"
         "from pipeline.inference import load_calibrator\n"
         f"cal = load_calibrator({str(path)!r}, model='m', revision='r')\n"
         f"print(json.dumps(cal({probe!r}).tolist()))\n"
+        f"print(json.dumps([v.tolist() for v in cal.interval({probe!r}, coverage=0.9)]))\n"
+        "print(json.dumps(cal.threshold(0.5)))\n"
         f"loaded = sorted(m for m in {HEAVY!r} if sys.modules.get(m) is not None)\n"
         "print(json.dumps(loaded))\n"
     )
     assert result.returncode == 0, result.stderr
-    values, loaded = (json.loads(line) for line in result.stdout.splitlines())
-    np.testing.assert_allclose(values, expected, rtol=0, atol=1e-12)
+    values, bounds, cut, loaded = (json.loads(line) for line in result.stdout.splitlines())
+    np.testing.assert_allclose(values, expected[0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(bounds, expected[1], rtol=0, atol=1e-12)
+    assert cut == expected[2] == 0.41 and bounds[0][2] < values[2] < bounds[1][2]
     assert loaded == []
 
 
