@@ -85,6 +85,8 @@ PHASES = [
     ("pipeline.fit.evaluation", "weight_intervals", "weight intervals"),
     ("pipeline.fit.evaluation", "agreement", "metric intervals"),
     ("pipeline.fit.evaluation", "contributions", "metric intervals"),
+    ("pipeline.fit.evaluation", "decision_report", "decisions"),
+    ("pipeline.fit.run", "intervals_table", "export"),
     ("pipeline.fit.run", "write_report_files", "report files"),
     ("pipeline.fit.run", "run_export", "export"),
 ]
