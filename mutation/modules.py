@@ -38,8 +38,10 @@ MODULES: dict[str, list[str]] = {
     # the fit-at-scale shortcuts: the weight bootstrap with fixed maps, NNLS on the normal equations
     "pipeline/calibration/fusion_bootstrap.py": ["tests/fit/test_fast_paths.py"],
     "pipeline/calibration/nnls.py": ["tests/fit/test_fast_paths.py", "tests/calibration/test_calibrators_fit.py"],
-    # keep/drop decisions at thresholds
+    # keep/drop decisions at thresholds, per-score intervals (fitted, then applied numpy-only)
     "pipeline/calibration/decisions.py": ["tests/calibration/test_decisions.py", "tests/fit/test_decision_report.py"],
+    "pipeline/calibration/conformal.py": ["tests/calibration/test_conformal.py", "tests/fit/test_interval_artifact.py"],
+    "pipeline/runtime/intervals.py": ["tests/calibration/test_conformal.py", "tests/fit/test_interval_artifact.py"],
     # metrics and the bootstrap
     "pipeline/calibration/metrics.py": [
         "tests/calibration/test_metrics.py",

@@ -11,7 +11,9 @@ Run it from cron or CI next to a deployed calibrator. It
    the local model(s) and the API, **bypassing the score cache** (a throwaway cache), so it sees
    what the API answers today;
 4. applies the calibrator and measures agreement with the API (``check.metrics``, with bootstrap
-   intervals), against the held-out figures and intervals the artifact was exported with.
+   intervals), against the held-out figures and intervals the artifact was exported with, and
+   reports keep/drop decision agreement at the artifact's thresholds (calibrated, and the raw
+   score at the transferred threshold) next to the fit's (``decisions`` in check.json).
 
 Exit status: 0 in agreement; 1 drift (a changed fingerprint, or a metric below the manifest's
 interval by more than ``check.tolerance``); 2 error (the artifact, a model or the API could not
@@ -120,6 +122,7 @@ def check(cfg: CheckSettings) -> dict[str, Any]:
         "artifact": str(directory),
         "fingerprints": fingerprints,
         "agreement": metrics,
+        "decisions": agreement["decisions"],
         "sample": {"dataset": cfg.collect.dataset, "queries": n, "pairs": agreement["pairs"], "seed": cfg.seed},
         "tolerance": cfg.check.tolerance,
         "checked": utc_now(),
@@ -198,7 +201,39 @@ def _score_sample(cfg: CheckSettings, cal, columns: list[str], scorers: dict) ->
         confidence=cfg.evaluate.confidence,
         seed=cfg.seed,
     )
-    return {"metrics": metrics, "queries": table.n_queries, "pairs": table.n_rows}
+    decisions = _decisions(cfg, cal, local, calibrated, table)
+    return {"metrics": metrics, "queries": table.n_queries, "pairs": table.n_rows, "decisions": decisions}
+
+
+def _decisions(cfg: CheckSettings, cal, local: np.ndarray, calibrated: np.ndarray, table) -> list[dict[str, Any]]:
+    """Keep/drop agreement on the fresh sample at the thresholds the artifact was fitted with:
+    calibrated scores, and (one source) the raw score cut at the transferred threshold, next to
+    the held-out figures of the fit. Reported, not a drift criterion."""
+    from pipeline.calibration.decisions import decision_agreement, decision_counts
+
+    cuts = (cal.manifest.get("thresholds") or {}).get("cuts") or []
+    if not cuts:
+        return []
+    levels = [float(c["reference"]) for c in cuts]
+    groups = table.group_codes()
+    boot = {"n_bootstrap": cfg.check.n_bootstrap, "confidence": cfg.evaluate.confidence, "seed": cfg.seed}
+    now = decision_agreement(decision_counts(calibrated, table.target, groups, levels), **boot)
+    raw = None
+    if np.ndim(local) == 1:
+        raw_cuts = [cal.threshold(t) for t in levels]
+        raw = decision_agreement(
+            decision_counts(local, table.target, groups, levels, local_thresholds=raw_cuts), **boot
+        )
+    fitted = {d["threshold"]: d for d in (cal.manifest.get("metrics") or {}).get("decisions") or []}
+    out = []
+    for i, t in enumerate(levels):
+        entry: dict[str, Any] = {"threshold": t, "sample": {k: v.as_dict() for k, v in now[i].items()}}
+        if raw is not None:
+            entry["raw_at_transferred"] = {k: v.as_dict() for k, v in raw[i].items()}
+        if t in fitted:
+            entry["fitted"] = fitted[t]["calibrated"]
+        out.append(entry)
+    return out
 
 
 def _compare_agreement(

@@ -5,7 +5,8 @@
 * ``calibration.csv`` (each pair's score, its reference and its calibrated value) and
   ``rank_agreement.csv`` (per-query Spearman, raw vs exported): plot data ``dvc plots diff``
   compares between experiments;
-* ``calibration.png`` and ``rank_agreement.png``, the same as pictures.
+* ``calibration.png`` (with the per-score interval band), ``rank_agreement.png`` and
+  ``decisions.png`` (keep/drop agreement against the threshold), the same as pictures.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pipeline.calibration.fusion import ScoreCalibrationModel
 from pipeline.core.files import atomic_write_json
 from pipeline.data.table import PairedTable, write_table
 from pipeline.fit.evaluation import EvaluationReport, describe_model
-from pipeline.fit.plots import plot_calibration, plot_rank_agreement
+from pipeline.fit.plots import plot_calibration, plot_decisions, plot_rank_agreement
 
 METRICS_FILE = "metrics.json"
 SUMMARY_FILE = "summary.json"
@@ -83,13 +84,23 @@ def _query_order(table: PairedTable) -> np.ndarray:
 
 
 def write_pictures(
-    table: PairedTable, report: EvaluationReport, model: ScoreCalibrationModel, out_dir: Path, max_points: int
+    table: PairedTable,
+    report: EvaluationReport,
+    model: ScoreCalibrationModel,
+    out_dir: Path,
+    max_points: int,
+    intervals: dict[str, Any] | None = None,
 ) -> list[Path]:
     final = report.exported
     x = model.fused(table.sources)
     shown = shown_rows(x, max_points)
     grid = np.linspace(x.min(), x.max(), 400)
     curve = model.calibrator_.predict(grid)
+    band = None
+    if intervals is not None:
+        from pipeline.runtime.intervals import compile_intervals
+
+        band = (*compile_intervals(intervals)(curve, 0.9), 0.9)
     info = describe_model(model)
     family = info["family"] + (
         f", degree {model.calibrator_.get_params().get('degree')}" if info["family"] == "poly" else ""
@@ -114,6 +125,7 @@ def write_pictures(
             title=f"{final.name}: {family}{sim}",
             path=out_dir / "calibration.png",
             identity=len(final.sources) == 1,
+            band=band,
         ),
     ]
     per_query = {r.name: r.per_query.rank["spearman"] for r in report.results if r.kind == "raw" or r is final}
@@ -122,6 +134,12 @@ def write_pictures(
             per_query, title=f"per-query rank agreement with the reference{sim}", path=out_dir / "rank_agreement.png"
         )
     )
+    if report.decisions:
+        paths.append(
+            plot_decisions(
+                report.decisions, title=f"keep/drop decisions of '{final.name}'{sim}", path=out_dir / "decisions.png"
+            )
+        )
     return paths
 
 
@@ -134,6 +152,7 @@ def write_report_files(
     *,
     pictures: bool,
     max_points: int = 20_000,
+    intervals: dict[str, Any] | None = None,
 ) -> list[str]:
     """Write every file above; returns what was written (metrics.json by path, the rest by name)."""
     atomic_write_json(out_dir / METRICS_FILE, report_json)
@@ -141,5 +160,5 @@ def write_report_files(
     written = [str(out_dir / METRICS_FILE), SUMMARY_FILE]
     written += [p.name for p in write_plot_data(table, report, model, out_dir, max_points)]
     if pictures:
-        written += [p.name for p in write_pictures(table, report, model, out_dir, max_points)]
+        written += [p.name for p in write_pictures(table, report, model, out_dir, max_points, intervals)]
     return written

@@ -36,8 +36,11 @@ def plot_calibration(
     title: str,
     path: Path,
     identity: bool = True,
+    band: tuple[np.ndarray, np.ndarray, float] | None = None,
 ) -> Path:
-    fig = calibration_figure(x, y, curve_x, curve_y, x_label=x_label, y_label=y_label, title=title, identity=identity)
+    fig = calibration_figure(
+        x, y, curve_x, curve_y, x_label=x_label, y_label=y_label, title=title, identity=identity, band=band
+    )
     return _save_and_close(fig, path)
 
 
@@ -60,7 +63,10 @@ def calibration_figure(
     y_label: str,
     title: str,
     identity: bool = True,
+    band: tuple[np.ndarray, np.ndarray, float] | None = None,
 ):
+    """Pairs, the fitted curve, the identity line and, with ``band`` = (lower, upper, coverage)
+    over ``curve_x``, the per-score interval of the reference around the curve."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -69,6 +75,11 @@ def calibration_figure(
     fig, ax = plt.subplots(figsize=(6, 5))
     ax.scatter(x, y, s=8, alpha=0.45, label="pairs", color="tab:blue", edgecolors="none")
     ax.plot(curve_x, curve_y, color="tab:red", lw=2, label="fitted calibrator")
+    if band is not None:
+        low, high, coverage = band
+        ax.fill_between(
+            curve_x, low, high, color="tab:red", alpha=0.15, lw=0, label=f"{coverage:.0%} interval of the reference"
+        )
     if identity:
         lo, hi = min(x.min(), y.min()), max(x.max(), y.max())
         ax.plot([lo, hi], [lo, hi], color="0.4", lw=1, ls="--", label="identity (no calibration)")
@@ -119,3 +130,42 @@ def rank_agreement_figure(per_query: dict[str, np.ndarray], *, title: str):
         ax.text(0.5, 0.5, "no query with a defined rank correlation", ha="center", va="center", transform=ax.transAxes)
     ax.grid(alpha=0.3)
     return fig
+
+
+def plot_decisions(decisions: list[dict], *, title: str, path: Path) -> Path:
+    """Keep/drop agreement with the reference against the threshold: the calibrated score at
+    ``t`` and the raw score at the transferred threshold (accuracy, with its interval for the
+    calibrated one), and the share of queries whose kept set is the reference's."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    t = np.array([d["threshold"] for d in decisions])
+
+    def series(kind: str, metric: str, part: str) -> np.ndarray:
+        return np.array([np.nan if d[kind][metric][part] is None else d[kind][metric][part] for d in decisions])
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    value = series("calibrated", "accuracy", "value")
+    errors = np.vstack(
+        [value - series("calibrated", "accuracy", "ci_low"), series("calibrated", "accuracy", "ci_high") - value]
+    )
+    ax.errorbar(t, value, yerr=np.nan_to_num(errors), marker="o", capsize=3, label="calibrated >= t: accuracy")
+    ax.plot(
+        t,
+        series("raw_at_transferred", "accuracy", "value"),
+        marker="s",
+        ls="--",
+        label="raw >= transferred cut: accuracy",
+    )
+    ax.plot(
+        t, series("calibrated", "identical", "value"), marker="^", ls=":", label="calibrated: same kept set (queries)"
+    )
+    ax.set_xlabel("threshold t on the reference scale")
+    ax.set_ylabel("agreement with {reference >= t}")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title)
+    ax.legend(loc="lower left", fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save_and_close(fig, path)

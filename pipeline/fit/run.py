@@ -34,6 +34,8 @@ class FitResult:
     report_json: dict[str, Any] | None = None
     artifact: Path | None = None
     written: list[str] = field(default_factory=list)
+    #: the per-score intervals table (from the held-out predictions), when the run evaluated
+    intervals: dict[str, Any] | None = None
 
 
 def load_table(cfg: FitSettings) -> PairedTable:
@@ -104,6 +106,7 @@ def run_fit(cfg: FitSettings, *, evaluate_held_out: bool = True, export: bool = 
         print(format_report(report))
         print_warnings(report.warnings + [w for w in model.fit_warnings_ if w not in report.warnings])
         result.report_json = report_dict(report, table)
+        result.intervals = intervals_table(table, model, report.exported.predictions)
         result.written = write_report_files(
             Path(report_dir(cfg)),
             report,
@@ -112,6 +115,7 @@ def run_fit(cfg: FitSettings, *, evaluate_held_out: bool = True, export: bool = 
             model,
             pictures=cfg.report.plots,
             max_points=cfg.report.max_points,
+            intervals=result.intervals,
         )
         print(wrapped(f"wrote {', '.join(result.written)} ({time.perf_counter() - started:.1f}s)"))
     else:
@@ -127,16 +131,13 @@ def run_fit(cfg: FitSettings, *, evaluate_held_out: bool = True, export: bool = 
                     "(run `python -m pipeline fit` to evaluate and export together)",
                     file=sys.stderr,
                 )
-        intervals = None
-        if result.report is not None:
-            intervals = intervals_table(table, model, result.report.exported.predictions)
-        else:
+        if result.report is None:
             print(
                 "note: no per-score intervals without the held-out evaluation (intervals.json comes from out-of-fold "
                 "residuals); `python -m pipeline fit` writes them",
                 file=sys.stderr,
             )
-        result.artifact = run_export(cfg, table, model, metrics, replacing, intervals)
+        result.artifact = run_export(cfg, table, model, metrics, replacing, result.intervals)
     return result
 
 

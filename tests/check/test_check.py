@@ -64,6 +64,14 @@ def test_unchanged_deployment_exits_0(fitted, capsys):
     assert report["status"] == "ok" and report["sample"]["queries"] == QUERIES
     assert report["fingerprints"]["local"]["fitted"] == report["fingerprints"]["local"]["now"]
     assert set(report["agreement"]) == {"pearson", "spearman"}
+    decisions = report["decisions"]
+    assert [d["threshold"] for d in decisions] == [0.1, 0.3, 0.5, 0.7, 0.9]  # the artifact's thresholds
+    for d in decisions:
+        assert set(d["sample"]) == {"accuracy", "precision", "recall", "identical"}
+        assert d["fitted"] is not None and "accuracy" in d["fitted"]
+        assert d["raw_at_transferred"]["accuracy"]["value"] is not None
+        # the calibrated decision and the raw cut at the transferred threshold nearly agree
+        assert abs(d["sample"]["accuracy"]["value"] - d["raw_at_transferred"]["accuracy"]["value"]) < 0.1
 
 
 def test_local_model_switched_to_the_next_revision_exits_1(fitted, reranker_v2_dir, capsys):

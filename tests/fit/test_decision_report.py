@@ -33,7 +33,8 @@ def test_fit_reports_decisions_and_the_artifact_returns_the_transferred_threshol
     args += ["fusion.n_bootstrap=20", "evaluate.thresholds=[0.2,0.5]", f"report.dir={tmp_path / 'r'}"]
     assert main(["fit", *args, f"export.root={tmp_path / 'a'}", "export.name=x"]) == 0
     out = capsys.readouterr().out
-    assert "same kept set" in out and "raw cut" in out
+    assert "same kept set" in out and "raw cut" in out and "decisions.png" in out
+    assert (tmp_path / "r" / "decisions.png").stat().st_size > 1000
     decisions = json.loads((tmp_path / "r" / "metrics.json").read_text())["decisions"]
     assert [d["threshold"] for d in decisions] == [0.2, 0.5]
     for d in decisions:
