@@ -10,6 +10,7 @@ the in-process column (``local.template=vllm``) to 1e-5.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,13 @@ def stand_in(reranker_dir):
 
 @pytest.fixture(autouse=True)
 def _fresh(stand_in):
+    # a collect that failed returns while its other requests are still being scored: wait for the
+    # server to be idle, or their pairs land in the next test's count (random order found it)
+    deadline = time.monotonic() + 30
+    while stand_in.state.in_flight and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # the faults too, not only the records: a fault pushed but not consumed would hit the next test
+    stand_in.state.faults.clear()
     stand_in.state.clear_records()
     stand_in.model.pairs_seen.clear()
     stand_in.state.served_model = SERVED

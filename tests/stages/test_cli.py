@@ -306,6 +306,7 @@ def test_the_ties_footnote_names_a_calibrated_row_whose_top_k_fell_below_raw():
         n_rows=40,
         n_queries=4,
         fusion=None,
+        decisions=[],
         results=[row("raw local", "raw", 0.8), row("calibrated local", "calibrated", 0.7)],
     )
     assert any(n.startswith("'calibrated local' has lower top-3 overlap than raw") for n in footnotes(report))
