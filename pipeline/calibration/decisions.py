@@ -173,7 +173,9 @@ def transfer_threshold(raw: np.ndarray, reference: np.ndarray, threshold: float)
     return transfer_thresholds(raw, reference, [threshold])[0]
 
 
-def transfer_thresholds(raw: np.ndarray, reference: np.ndarray, thresholds) -> list[float]:
+def transfer_thresholds(
+    raw: np.ndarray, reference: np.ndarray, thresholds, order: np.ndarray | None = None
+) -> list[float]:
     """:func:`transfer_threshold` for several thresholds, sorting the raw scores once.
 
     Parameters
@@ -184,6 +186,9 @@ def transfer_thresholds(raw: np.ndarray, reference: np.ndarray, thresholds) -> l
         The reference scores.
     thresholds : sequence of float
         Cuts on the reference scale.
+    order : ndarray, optional
+        ``np.argsort(raw, kind="stable")``, when the caller has it (cross-validation folds take
+        theirs from the whole table's order, without sorting again).
 
     Returns
     -------
@@ -191,18 +196,45 @@ def transfer_thresholds(raw: np.ndarray, reference: np.ndarray, thresholds) -> l
         One raw cut per threshold.
     """
     raw = np.asarray(raw, dtype=np.float64)
-    reference = np.asarray(reference, dtype=np.float64)
-    order = np.argsort(raw, kind="stable")
-    values, ref = raw[order], reference[order]
+    order = np.argsort(raw, kind="stable") if order is None else order
+    return _sorted_cuts(raw[order], np.asarray(reference, dtype=np.float64)[order], thresholds)
+
+
+def subset_order(order: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The stable ascending order of ``raw[rows]`` (``rows`` increasing), from the stable order
+    of all of ``raw``: the whole order filtered to ``rows``, renumbered, in O(n) instead of a sort.
+
+    Parameters
+    ----------
+    order : ndarray
+        ``np.argsort(raw, kind="stable")``.
+    rows : ndarray
+        Increasing row indices (a cross-validation fold's training rows).
+
+    Returns
+    -------
+    ndarray
+        Equal to ``np.argsort(raw[rows], kind="stable")``.
+    """
+    member = np.zeros(order.size, dtype=bool)
+    member[rows] = True
+    position = np.empty(order.size, dtype=np.intp)
+    position[rows] = np.arange(rows.size)
+    return position[order[member[order]]]
+
+
+def _sorted_cuts(values: np.ndarray, ref: np.ndarray, thresholds) -> list[float]:
+    """The cuts of :func:`transfer_thresholds` from raw scores sorted ascending (stable) and the
+    reference in the same order."""
     allowed = np.flatnonzero(np.concatenate([[True], values[1:] != values[:-1], [True]]))
+    positions = allowed.astype(np.int64)
     out = []
     for t in thresholds:
-        kept = (ref >= t).astype(np.int64)
-        # cut before position i (i = 0..n): rows < i dropped, rows >= i kept; only between distinct values
-        kept_above = np.concatenate([np.cumsum(kept[::-1])[::-1], [0]])
-        dropped_below = np.concatenate([[0], np.cumsum(1 - kept)])
-        agree = kept_above + dropped_below
-        best = int(allowed[np.argmax(agree[allowed])])
+        # a cut before position i (i = 0..n) drops rows < i and keeps rows >= i; with c_i the kept
+        # rows below i, it agrees on (kept - c_i) + (i - c_i) rows; only cuts between distinct values
+        below = np.concatenate([[0], np.cumsum(ref >= t)])[allowed]
+        agree = below[-1] + positions - 2 * below
+        best = int(allowed[np.argmax(agree)])
         if best == 0:
             out.append(float("-inf"))
         elif best == values.size:

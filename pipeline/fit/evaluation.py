@@ -22,7 +22,13 @@ import numpy as np
 
 from pipeline.calibration.calibrators import AutoCalibrator, grouped_splits, make_calibrator
 from pipeline.calibration.decisions import as_dict as decisions_dict
-from pipeline.calibration.decisions import decision_agreement, decision_counts, default_thresholds, transfer_thresholds
+from pipeline.calibration.decisions import (
+    decision_agreement,
+    decision_counts,
+    default_thresholds,
+    subset_order,
+    transfer_thresholds,
+)
 from pipeline.calibration.fusion import NonNegativeFusion, ScoreCalibrationModel
 from pipeline.calibration.fusion_scale import resolve_score_types
 from pipeline.calibration.metrics import MetricValue, PerQuery, agreement
@@ -378,8 +384,10 @@ def decision_report(
     groups = table.group_codes()
     raw = model.fused(table.sources) if model is not None else table.sources[:, 0]
     held_out_cut = np.empty((raw.size, len(cuts)))
+    order = np.argsort(raw, kind="stable")  # once: a fold's stable order is this one, filtered
     for train, test in splits:
-        held_out_cut[test] = transfer_thresholds(raw[train], table.target[train], cuts)
+        fold_order = subset_order(order, train)
+        held_out_cut[test] = transfer_thresholds(raw[train], table.target[train], cuts, order=fold_order)
     # a cut per row (its fold's): compare raw - cut >= 0 against the reference at t
     with np.errstate(invalid="ignore"):
         shifted = raw[:, None] - held_out_cut
@@ -387,7 +395,7 @@ def decision_report(
     calibrated = decision_agreement(decision_counts(predictions, table.target, groups, cuts), **boot)
     raw_counts = decision_counts(shifted, table.target, groups, cuts, local_thresholds=np.zeros(len(cuts)))
     raw_figures = decision_agreement(raw_counts, **boot)
-    final_cuts = transfer_thresholds(raw, table.target, cuts)
+    final_cuts = transfer_thresholds(raw, table.target, cuts, order=order)
     return decisions_dict(cuts, calibrated, raw_figures, final_cuts)
 
 

@@ -11,7 +11,9 @@ from pipeline.calibration.decisions import (
     decision_agreement,
     decision_counts,
     default_thresholds,
+    subset_order,
     transfer_threshold,
+    transfer_thresholds,
 )
 
 
@@ -88,3 +90,19 @@ def test_default_thresholds_are_probability_levels_or_quantiles():
     assert default_thresholds(np.array([0.0, 0.4, 1.0])) == [0.1, 0.3, 0.5, 0.7, 0.9]
     logits = np.linspace(-5, 5, 101)
     np.testing.assert_allclose(default_thresholds(logits), [-4.0, -2.0, 0.0, 2.0, 4.0])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_folds_order_from_the_whole_tables_order_is_the_folds_own_sort(seed):
+    rng = np.random.default_rng(seed)
+    raw = np.round(rng.normal(size=500), 1)  # many ties: the order among them matters
+    reference = 1 / (1 + np.exp(-(raw + rng.normal(0, 0.5, raw.size))))
+    rows = np.sort(rng.choice(raw.size, 300, replace=False))
+    order = subset_order(np.argsort(raw, kind="stable"), rows)
+    np.testing.assert_array_equal(order, np.argsort(raw[rows], kind="stable"))
+    cuts = [0.3, 0.5, 0.8]
+    assert (
+        transfer_thresholds(raw[rows], reference[rows], cuts, order=order)
+        == transfer_thresholds(raw[rows], reference[rows], cuts)
+        == [transfer_threshold(raw[rows], reference[rows], t) for t in cuts]
+    )
