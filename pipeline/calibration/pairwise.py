@@ -79,13 +79,13 @@ def sample_pairs(
     mass = sizes * (sizes - 1) / 2.0
     if query_weights is not None:
         mass = mass * query_weights
-    cum = np.cumsum(mass)
-    if cum.size == 0 or cum[-1] <= 0:
+    total = float(mass.sum())
+    if not total > 0:
         return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
     got_i: list[np.ndarray] = []
     got_j: list[np.ndarray] = []
     have = 0
-    share = mass / mass.sum()
+    share = mass / total
     for _ in range(20):
         want = int((n_pairs - have) * 1.1) + 16
         # how many pairs each query gives: one multinomial draw, O(Q), instead of a search per pair

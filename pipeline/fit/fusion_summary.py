@@ -75,17 +75,18 @@ def weight_intervals(
     point = dict(zip(model.sources_, (float(w) for w in fusion.weights_)))
     if n_bootstrap == 0:
         return {k: MetricValue(v, float("nan"), float("nan")) for k, v in point.items()}
-    rows = query_rows(np.asarray(groups))
+    n_queries = np.unique(np.asarray(groups)).size
     rng = np.random.default_rng(seed)
-    picks = [rng.integers(0, len(rows), size=len(rows)) for _ in range(n_bootstrap)]
+    picks = [rng.integers(0, n_queries, size=n_queries) for _ in range(n_bootstrap)]
     if maps == "fixed":
         boot = FusionWeightBootstrap(fusion, X, y, groups)
 
         def draw(b: int) -> np.ndarray:
-            counts = np.bincount(picks[b], minlength=len(rows)).astype(np.float64)
+            counts = np.bincount(picks[b], minlength=n_queries).astype(np.float64)
             return boot.weights(counts, np.random.default_rng([seed, b]))
 
     elif maps == "refit":
+        rows = query_rows(np.asarray(groups))  # only the full refit slices the table per query
         template = clone(fusion)
 
         def draw(b: int) -> np.ndarray:
