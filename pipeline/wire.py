@@ -182,12 +182,15 @@ def _check_fields(body: Any, required: set[str], optional: set[str]) -> dict[str
     return body
 
 
-def parse_rerank(body: Any, limits: Limits | None) -> dict[str, Any]:
+def parse_rerank(body: Any, limits: Limits | None, extensions: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Validate a rerank request as SiliconFlow does; returns the fields with defaults filled in.
 
     ``limits`` None leaves out the checks of a server that serves one model (its name, its
-    document limit): the fake, standing in for the hosted service, serves any model name."""
-    body = _check_fields(body, RERANK_REQUIRED, RERANK_OPTIONAL)
+    document limit): the fake, standing in for the hosted service, serves any model name.
+    ``extensions`` names request fields a server accepts on top of SiliconFlow's (``serve``'s
+    opt-in ``return_interval``); they come back unchecked under ``"extensions"``, for the server
+    to validate. Everyone else passes none and refuses them as unknown, as SiliconFlow does."""
+    body = _check_fields(body, RERANK_REQUIRED, RERANK_OPTIONAL | extensions)
     if limits is not None:
         _check_model(body, limits)
     query, documents = body["query"], body["documents"]
@@ -220,6 +223,7 @@ def parse_rerank(body: Any, limits: Limits | None) -> dict[str, Any]:
         "instruction": instruction,
         "max_chunks_per_doc": body.get("max_chunks_per_doc") or None,
         "overlap_tokens": body.get("overlap_tokens"),
+        "extensions": {key: body[key] for key in sorted(extensions) if key in body},
     }
 
 
@@ -263,15 +267,23 @@ def parse_embeddings(body: Any, limits: Limits | None, dimensions: int | None = 
 # responses: the servers build them
 
 
-def rerank_results(scores: Sequence[float], top_n: int, documents: Sequence[str] | None = None) -> list[dict[str, Any]]:
+def rerank_results(
+    scores: Sequence[float],
+    top_n: int,
+    documents: Sequence[str] | None = None,
+    extra: Sequence[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
     """``results``: sorted by score (ties by index, never in request order), cut to ``top_n``;
-    each carries its ``document`` when ``documents`` is given (``return_documents``)."""
+    each carries its ``document`` when ``documents`` is given (``return_documents``), and the
+    fields of ``extra[index]`` when given (a server's extension, e.g. ``serve``'s ``interval``)."""
     order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:top_n]
     results = []
     for i in order:
         item: dict[str, Any] = {"index": i, SCORE: scores[i]}
         if documents is not None:
             item["document"] = {"text": documents[i]}
+        if extra is not None:
+            item.update(extra[i])
         results.append(item)
     return results
 
@@ -290,12 +302,14 @@ def rerank_body(
     return body
 
 
-def rerank_response(request: dict[str, Any], scores: Sequence[float], tokens: int) -> dict[str, Any]:
+def rerank_response(
+    request: dict[str, Any], scores: Sequence[float], tokens: int, extra: Sequence[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """SiliconFlow's response to a parsed request (:func:`parse_rerank`): results sorted by score,
     cut to top_n; the token usage both at the top level and under ``meta`` (SiliconFlow has
-    answered with each)."""
+    answered with each). ``extra``: per-document fields of a server's extension, by index."""
     documents = request["documents"] if request["return_documents"] else None
-    return rerank_body(rerank_results(scores, request["top_n"], documents), tokens)
+    return rerank_body(rerank_results(scores, request["top_n"], documents, extra), tokens)
 
 
 def embedding_items(vectors: Sequence[Sequence[float]], encoding_format: str = "float") -> list[dict[str, Any]]:

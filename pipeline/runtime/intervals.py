@@ -16,7 +16,7 @@ end. A coverage between stored ones uses the next stored one up (never less than
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,7 @@ class IntervalError(PipelineError, ValueError):
     """An intervals table that cannot be used, or a coverage it does not hold."""
 
 
-def compile_intervals(spec: Mapping[str, Any]) -> Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]]:
+def compile_intervals(spec: Mapping[str, Any]) -> IntervalTable:
     """Validate an intervals table and return ``apply(calibrated, coverage) -> (lower, upper)``.
 
     Parameters
@@ -40,8 +40,8 @@ def compile_intervals(spec: Mapping[str, Any]) -> Callable[[np.ndarray, float], 
 
     Returns
     -------
-    callable
-        Takes calibrated scores (n,) and a coverage in (0, 1); returns two (n,) arrays.
+    IntervalTable
+        Called with calibrated scores (n,) and a coverage in (0, 1), returns two (n,) arrays.
 
     Raises
     ------
@@ -71,20 +71,48 @@ def compile_intervals(spec: Mapping[str, Any]) -> Callable[[np.ndarray, float], 
     if np.any(lower > upper) or np.any(np.isinf(lower) & (lower > 0)) or np.any(np.isinf(upper) & (upper < 0)):
         raise IntervalError("intervals: a lower offset lies above its upper offset")
 
-    def apply(calibrated: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-        level = float(level)
+    return IntervalTable(edges, coverage, lower, upper, (lo, hi))
+
+
+class IntervalTable:
+    """A validated intervals table: ``table(calibrated, coverage) -> (lower, upper)``."""
+
+    def __init__(
+        self,
+        edges: np.ndarray,
+        coverage: np.ndarray,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        y_range: tuple[float, float],
+    ) -> None:
+        self.edges, self._coverage, self.lower, self.upper, self.y_range = edges, coverage, lower, upper, y_range
+
+    @property
+    def coverages(self) -> tuple[float, ...]:
+        """The stored coverages, increasing."""
+        return tuple(float(c) for c in self._coverage)
+
+    def level(self, coverage: float) -> float:
+        """The stored coverage a request for ``coverage`` uses: the next one up (never less)."""
+        return float(self._coverage[self._column(coverage)])
+
+    def _column(self, coverage: float) -> int:
+        level = float(coverage)
         if not 0.0 < level < 1.0:
             raise IntervalError(f"coverage must lie in (0, 1), got {level:g}")
-        j = int(np.searchsorted(coverage, level - 1e-12))
-        if j >= coverage.size:
+        j = int(np.searchsorted(self._coverage, level - 1e-12))
+        if j >= self._coverage.size:
             raise IntervalError(
-                f"coverage {level:g} is above the largest this artifact holds ({coverage[-1]:g}); "
-                f"it holds {', '.join(f'{c:g}' for c in coverage)}"
+                f"coverage {level:g} is above the largest this artifact holds ({self._coverage[-1]:g}); "
+                f"it holds {', '.join(f'{c:g}' for c in self._coverage)}"
             )
-        s = np.asarray(calibrated, dtype=np.float64)
-        b = np.searchsorted(edges, s, side="right")
-        low = np.minimum(np.maximum(s + lower[b, j], lo), hi)
-        high = np.minimum(np.maximum(s + upper[b, j], lo), hi)
-        return low, high
+        return j
 
-    return apply
+    def __call__(self, calibrated: np.ndarray, coverage: float) -> tuple[np.ndarray, np.ndarray]:
+        j = self._column(coverage)
+        lo, hi = self.y_range
+        s = np.asarray(calibrated, dtype=np.float64)
+        b = np.searchsorted(self.edges, s, side="right")
+        low = np.minimum(np.maximum(s + self.lower[b, j], lo), hi)
+        high = np.minimum(np.maximum(s + self.upper[b, j], lo), hi)
+        return low, high

@@ -22,13 +22,16 @@ import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import sha256_file
 from pipeline.runtime.spec import SpecError, compile_spec, score_shape
+
+if TYPE_CHECKING:
+    from pipeline.runtime.intervals import IntervalTable
 
 SPEC_FILE = "calibrator.json"
 JOBLIB_FILE = "calibrator.joblib"
@@ -235,6 +238,30 @@ class LoadedCalibrator:
         ValueError
             For a coverage outside (0, 1) or above the largest stored, or bad scores.
         """
+        table = self.interval_table()
+        calibrated = self(scores)
+        low, high = table(np.atleast_1d(calibrated), coverage)
+        if np.ndim(calibrated) == 0:
+            return float(low[0]), float(high[0])
+        return low, high
+
+    def interval_table(self) -> IntervalTable:
+        """The artifact's per-score interval table, verified and read on first use.
+
+        What :meth:`interval` applies, for callers that already hold calibrated scores (``serve``
+        calibrates once and bounds the same scores) or need the stored coverages up front.
+
+        Returns
+        -------
+        IntervalTable
+            ``table(calibrated, coverage) -> (lower, upper)``; ``table.coverages`` the stored
+            coverages, ``table.level(c)`` the one a request for ``c`` uses.
+
+        Raises
+        ------
+        CalibratorLoadError
+            When the artifact has no intervals: one line saying to re-fit.
+        """
         if self._intervals is None:
             import json
 
@@ -247,11 +274,7 @@ class LoadedCalibrator:
                 )
             path = _verified(self.path, self.manifest, INTERVALS_FILE)
             self._intervals = compile_intervals(json.loads(path.read_text(encoding="utf-8")))
-        calibrated = self(scores)
-        low, high = self._intervals(np.atleast_1d(calibrated), coverage)
-        if np.ndim(calibrated) == 0:
-            return float(low[0]), float(high[0])
-        return low, high
+        return self._intervals
 
     def threshold(self, t: float) -> float:
         """The raw-score cut that reproduces the reference's keep/drop decision at ``t``.

@@ -1,6 +1,7 @@
 """The HTTP side of ``serve``: FastAPI routes in SiliconFlow's wire format (``pipeline.wire``).
 
-* ``POST /v1/rerank``: calibrated scores, sorted, with ``index`` and token usage;
+* ``POST /v1/rerank``: calibrated scores, sorted, with ``index`` and token usage; with the
+  opt-in ``return_interval`` (``serve``'s one extension), each result's ``interval`` too;
 * ``POST /v1/embeddings``: the raw vectors, for an embedding model (calibrators map pair scores,
   not vectors);
 * ``GET /v1/models``: the served name;
@@ -20,10 +21,13 @@ require("python -m pipeline serve (pipeline.serve.app)", "serve")
 import asyncio
 from types import SimpleNamespace
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from pipeline.runtime.intervals import IntervalError
+from pipeline.runtime.loader import INTERVALS_FILE, CalibratorLoadError
 from pipeline.scorers.base import QueryGroup
 from pipeline.serve.runtime import ServeRuntime
 from pipeline.wire import (
@@ -47,6 +51,50 @@ from pipeline.wire import (
 
 #: JSON overhead allowed on top of the texts a request may carry
 _BODY_SLACK = 64 * 1024
+
+#: request fields ``serve`` takes on top of SiliconFlow's (the reference server and the fake refuse them)
+EXTENSIONS = frozenset({"return_interval"})
+#: the coverage ``"return_interval": true`` asks for
+DEFAULT_COVERAGE = 0.9
+
+
+def interval_coverage(value, calibrator) -> float | None:
+    """The stored coverage a request's ``return_interval`` asks for, or None when it asks for none.
+
+    ``true`` is 0.9, a number in (0, 1) that coverage (the next stored one up: never less than
+    asked); ``false``/``null``/absent: no interval, the response is SiliconFlow's exactly. A
+    calibrator without intervals, or a coverage it does not hold, is the request's 400, checked
+    before the model runs."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        value = DEFAULT_COVERAGE
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
+        raise RequestError(
+            400, INVALID_REQUEST, "return_interval must be true, false or a coverage in (0, 1) such as 0.9"
+        )
+    if INTERVALS_FILE not in (calibrator.manifest.get("files") or {}):
+        raise RequestError(
+            400,
+            INVALID_REQUEST,
+            "return_interval: the served calibrator carries no per-score intervals (fitted before they "
+            "existed); re-fit it with `python -m pipeline fit` to serve them",
+        )
+    try:
+        return calibrator.interval_table().level(value)
+    except CalibratorLoadError as exc:  # a table that fails its hash: the server's fault, not the request's
+        raise RequestError(500, INTERNAL_ERROR, f"return_interval: {exc}") from None
+    except IntervalError as exc:
+        raise RequestError(400, INVALID_REQUEST, f"return_interval: {exc}") from None
+
+
+def interval_fields(calibrator, scores: list[float], coverage: float) -> list[dict]:
+    """Each document's ``interval`` result field: bounds of the reference score around its
+    calibrated score (the artifact's split-conformal table), and the coverage they hold."""
+    lower, upper = calibrator.interval_table()(np.asarray(scores, dtype=np.float64), coverage)
+    return [
+        {"interval": {"lower": float(lo), "upper": float(hi), "coverage": coverage}} for lo, hi in zip(lower, upper)
+    ]
 
 
 def _error(status: int, code: int, message: str) -> JSONResponse:
@@ -112,6 +160,10 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
         if runtime.model is not None:
             manifest = runtime.model.calibrator.manifest
             body["calibrator"] = (manifest.get("calibrator") or {}).get("family")
+            try:  # what `return_interval` can ask for
+                body["interval_coverages"] = list(runtime.model.calibrator.interval_table().coverages)
+            except (CalibratorLoadError, IntervalError):
+                body["interval_coverages"] = []
             body["sources"] = [
                 {k: s.get(k) for k in ("column", "model", "revision")} for s in manifest.get("sources") or []
             ]
@@ -131,7 +183,8 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
     async def rerank(request: Request) -> dict:
         authorize(request)
         model = ready_model()
-        parsed = parse_rerank(await json_body(request), limits(model))
+        parsed = parse_rerank(await json_body(request), limits(model), EXTENSIONS)
+        coverage = interval_coverage(parsed["extensions"].get("return_interval"), model.calibrator)
         instruction = parsed["instruction"]
         if instruction is not None and instruction != model.instruction:
             fitted = "the API's default" if model.instruction is None else repr(model.instruction)
@@ -151,7 +204,9 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
             scores = await runtime.batcher.submit(group)
         query, *documents = await asyncio.to_thread(model.token_counts, [parsed["query"], *parsed["documents"]])
         tokens = query * len(documents) + sum(documents)  # the query is read once per document
-        return rerank_response(parsed, [float(s) for s in scores], tokens)
+        scores = [float(s) for s in scores]
+        extra = None if coverage is None else interval_fields(model.calibrator, scores, coverage)
+        return rerank_response(parsed, scores, tokens, extra)
 
     @app.post(API_PREFIX + EMBEDDINGS_PATH)
     async def embeddings(request: Request) -> dict:

@@ -45,6 +45,10 @@ def test_the_fake_rejects_what_the_real_servers_reject(server):
             "/siliconflow/v1/rerank",
             {"model": "BAAI/bge-reranker-v2-m3", "query": "q", "documents": ["d"], "instruction": "x"},
         ),
+        (  # `serve`'s opt-in extension is not SiliconFlow's: the stand-in for the hosted API refuses it
+            "/siliconflow/v1/rerank",
+            {"model": "Qwen/Qwen3-Reranker-0.6B", "query": "q", "documents": ["d"], "return_interval": True},
+        ),
     ]
     headers = {"Authorization": f"Bearer {server.state.api_key}"}
     for path, body in bad:

@@ -91,6 +91,12 @@ def test_request_instruction_overrides_the_default_and_top_n_cuts(server, rerank
     [
         ({"model": SERVED, "query": QUERY}, 400, 20015, "missing ['documents']"),
         ({"model": SERVED, "query": QUERY, "documents": DOCS, "texts": []}, 400, 20015, "unknown field(s) ['texts']"),
+        (
+            {"model": SERVED, "query": QUERY, "documents": DOCS, "return_interval": True},
+            400,
+            20015,
+            "unknown field(s) ['return_interval']",
+        ),  # serve's extension only
         ({"model": "Qwen/Qwen3-Reranker-8B", "query": QUERY, "documents": DOCS}, 400, 20012, "Model does not exist"),
         ({"model": SERVED, "query": " ", "documents": DOCS}, 400, 20015, "query must be a non-empty string"),
         ({"model": SERVED, "query": QUERY, "documents": [1, 2]}, 400, 20015, "documents must be"),

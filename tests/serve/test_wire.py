@@ -99,6 +99,7 @@ def test_a_full_rerank_request_comes_back_with_its_values():
         "instruction": "Find code",
         "max_chunks_per_doc": 4,
         "overlap_tokens": 0,
+        "extensions": {},
     }
 
 
@@ -113,6 +114,7 @@ def test_rerank_defaults_fill_in_what_the_request_leaves_out():
         "instruction": None,
         "max_chunks_per_doc": None,
         "overlap_tokens": None,
+        "extensions": {},
     }
     parsed = parse_rerank(rerank(top_n=10, max_chunks_per_doc=0, overlap_tokens=7), LIMITS)
     assert (parsed["top_n"], parsed["max_chunks_per_doc"], parsed["overlap_tokens"]) == (2, None, 7)
@@ -178,6 +180,29 @@ def test_rerank_results_are_sorted_by_score_ties_by_index_and_cut_to_top_n():
     assert set(body) == {"id", "results", "tokens", "meta"}
     assert len(body["id"]) == 32 and int(body["id"], 16) >= 0  # a uuid4 hex, new for every response
     assert rerank_response(request, [0.2, 0.9, 0.2, 0.5], tokens=17)["id"] != body["id"]
+
+
+def test_a_servers_extension_fields_are_accepted_only_where_named_and_come_back_unchecked():
+    """SiliconFlow (and so the reference server and the fake, which pass no extensions) refuses
+    `return_interval`; `serve` names it and validates the value itself."""
+    body = rerank(return_interval=0.8)
+    exc = refusal(lambda: parse_rerank(body, LIMITS))
+    assert (exc.status, exc.code) == (400, 20015) and "unknown field(s) ['return_interval']" in str(exc)
+    exc = refusal(lambda: parse_rerank(body, None))
+    assert "unknown field(s) ['return_interval']" in str(exc)
+    assert parse_rerank(body, LIMITS, frozenset({"return_interval"}))["extensions"] == {"return_interval": 0.8}
+    assert parse_rerank(rerank(), LIMITS, frozenset({"return_interval"}))["extensions"] == {}
+    exc = refusal(lambda: parse_rerank(rerank(colour=1), LIMITS, frozenset({"return_interval"})))
+    assert "unknown field(s) ['colour']" in str(exc) and "return_interval" in str(exc)  # listed among the fields
+
+
+def test_extra_result_fields_are_merged_by_index_not_position():
+    request = {"documents": ["d0", "d1", "d2"], "top_n": 2, "return_documents": False}
+    extra = [{"interval": {"lower": i}} for i in range(3)]
+    assert rerank_response(request, [0.1, 0.3, 0.2], tokens=0, extra=extra)["results"] == [
+        {"index": 1, "relevance_score": 0.3, "interval": {"lower": 1}},
+        {"index": 2, "relevance_score": 0.2, "interval": {"lower": 2}},
+    ]
 
 
 def test_rerank_results_carry_their_document_when_asked():
