@@ -41,7 +41,12 @@ MODULES: dict[str, list[str]] = {
     # keep/drop decisions at thresholds, per-score intervals (fitted, then applied numpy-only)
     "pipeline/calibration/decisions.py": ["tests/calibration/test_decisions.py", "tests/fit/test_decision_report.py"],
     "pipeline/calibration/conformal.py": ["tests/calibration/test_conformal.py", "tests/fit/test_interval_artifact.py"],
-    "pipeline/runtime/intervals.py": ["tests/calibration/test_conformal.py", "tests/fit/test_interval_artifact.py"],
+    "pipeline/runtime/intervals.py": [
+        "tests/calibration/test_conformal.py",
+        "tests/fit/test_interval_artifact.py",
+        "tests/serve/test_return_interval.py",
+    ],
+    "pipeline/calibration/groups.py": ["tests/calibration/test_groups.py"],
     # metrics and the bootstrap
     "pipeline/calibration/metrics.py": [
         "tests/calibration/test_metrics.py",

@@ -31,6 +31,7 @@ from sklearn.model_selection import GroupKFold, KFold
 from sklearn.preprocessing import PolynomialFeatures
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
 
+from pipeline.calibration.groups import query_codes
 from pipeline.calibration.nnls import MAX_UNKNOWNS, positive_regression
 from pipeline.calibration.ranges import CV_FOLDS, DEGREE, SIGMOID_C
 from pipeline.runtime.spec import compile_calibrator
@@ -758,8 +759,7 @@ def query_subsample(groups: np.ndarray | None, max_rows: int | None, seed: int) 
     """
     if max_rows is None or groups is None or len(groups) <= max_rows:
         return None
-    _, codes = np.unique(np.asarray(groups), return_inverse=True)
-    codes = codes.ravel()
+    codes = query_codes(groups)
     sizes = np.bincount(codes)
     order = np.random.default_rng(seed).permutation(sizes.size)
     taken = order[: int(np.searchsorted(np.cumsum(sizes[order]), max_rows)) + 1]

@@ -20,11 +20,13 @@ scores where the API would.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from pipeline.calibration.groups import query_codes
 from pipeline.calibration.metrics import MetricValue, ratio_intervals
 
 #: the figures of one threshold, in report order
@@ -95,8 +97,7 @@ def decision_counts(
     reference = np.asarray(reference, dtype=np.float64)
     cuts = np.asarray(thresholds, dtype=np.float64)
     local_cuts = cuts if local_thresholds is None else np.asarray(local_thresholds, dtype=np.float64)
-    _, codes = np.unique(np.asarray(groups), return_inverse=True)
-    codes = codes.ravel()
+    codes = query_codes(groups)
     n_q = int(codes.max()) + 1 if codes.size else 0
     kept_local = (score if score.ndim == 2 else score[:, None]) >= local_cuts[None, :]  # NaN cut: False everywhere
     kept_ref = reference[:, None] >= cuts[None, :]
@@ -137,17 +138,47 @@ def decision_agreement(
         One ``{metric: MetricValue}`` per threshold; a ratio with nothing to divide by (no pair
         kept) is NaN.
     """
-    n_q = counts.n.shape[0]
+    return decision_agreements([counts], n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)[0]
+
+
+def decision_agreements(
+    counts: Sequence[DecisionCounts], *, n_bootstrap: int, confidence: float, seed: int
+) -> list[list[dict[str, MetricValue]]]:
+    """:func:`decision_agreement` for several sets of counts of the same queries (the calibrated
+    score and the raw score at its cut) in one pass over the resamples: at 50k queries, reading
+    the draws costs as much as the products.
+
+    Parameters
+    ----------
+    counts : sequence of DecisionCounts
+        Counts of the same queries (same ``n``).
+    n_bootstrap : int
+        Resamples of whole queries (0: no intervals).
+    confidence : float
+        Coverage of the intervals.
+    seed : int
+        Seed of the resamples.
+
+    Returns
+    -------
+    list of list of dict
+        One :func:`decision_agreement` result per set of counts.
+    """
+    n_q = counts[0].n.shape[0] if counts else 0
     ratios = {}
-    for i in range(counts.thresholds.size):
-        agree = counts.n - counts.local[:, i] - counts.reference[:, i] + 2 * counts.both[:, i]
-        ratios[(i, "accuracy")] = (agree, counts.n)
-        ratios[(i, "precision")] = (counts.both[:, i], counts.local[:, i])
-        ratios[(i, "recall")] = (counts.both[:, i], counts.reference[:, i])
-        ratios[(i, "identical")] = (counts.identical[:, i], np.ones(n_q))
-    # every threshold in one pass over the resamples (one matrix product per block of draws)
+    for k, c in enumerate(counts):
+        for i in range(c.thresholds.size):
+            agree = c.n - c.local[:, i] - c.reference[:, i] + 2 * c.both[:, i]
+            ratios[(k, i, "accuracy")] = (agree, c.n)
+            ratios[(k, i, "precision")] = (c.both[:, i], c.local[:, i])
+            ratios[(k, i, "recall")] = (c.both[:, i], c.reference[:, i])
+            ratios[(k, i, "identical")] = (c.identical[:, i], np.ones(n_q))
+    # every threshold of every set in one pass over the resamples (one matrix product per block)
     figures = ratio_intervals(ratios, n_q, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
-    return [{m: figures[(i, m)] for m in DECISION_METRICS} for i in range(counts.thresholds.size)]
+    return [
+        [{m: figures[(k, i, m)] for m in DECISION_METRICS} for i in range(c.thresholds.size)]
+        for k, c in enumerate(counts)
+    ]
 
 
 def transfer_threshold(raw: np.ndarray, reference: np.ndarray, threshold: float) -> float:
@@ -173,9 +204,7 @@ def transfer_threshold(raw: np.ndarray, reference: np.ndarray, threshold: float)
     return transfer_thresholds(raw, reference, [threshold])[0]
 
 
-def transfer_thresholds(
-    raw: np.ndarray, reference: np.ndarray, thresholds, order: np.ndarray | None = None
-) -> list[float]:
+def transfer_thresholds(raw: np.ndarray, reference: np.ndarray, thresholds) -> list[float]:
     """:func:`transfer_threshold` for several thresholds, sorting the raw scores once.
 
     Parameters
@@ -186,9 +215,6 @@ def transfer_thresholds(
         The reference scores.
     thresholds : sequence of float
         Cuts on the reference scale.
-    order : ndarray, optional
-        ``np.argsort(raw, kind="stable")``, when the caller has it (cross-validation folds take
-        theirs from the whole table's order, without sorting again).
 
     Returns
     -------
@@ -196,48 +222,81 @@ def transfer_thresholds(
         One raw cut per threshold.
     """
     raw = np.asarray(raw, dtype=np.float64)
-    order = np.argsort(raw, kind="stable") if order is None else order
+    order = np.argsort(raw, kind="stable")
     return _sorted_cuts(raw[order], np.asarray(reference, dtype=np.float64)[order], thresholds)
 
 
-def subset_order(order: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """The stable ascending order of ``raw[rows]`` (``rows`` increasing), from the stable order
-    of all of ``raw``: the whole order filtered to ``rows``, renumbered, in O(n) instead of a sort.
+def held_out_cuts(raw: np.ndarray, reference: np.ndarray, thresholds, splits) -> tuple[np.ndarray, list[float]]:
+    """Each row's transferred cuts from the training rows of its own fold, and the cuts from every row.
+
+    The table is sorted once: a fold's stable sort of its training rows is the whole table's
+    stable order with the other rows left out, so each fold is a sequential filter of the sorted
+    scores instead of a sort (and instead of gathering a million rows in random order again,
+    which costs more than the arithmetic once the table outgrows the cache).
 
     Parameters
     ----------
-    order : ndarray
-        ``np.argsort(raw, kind="stable")``.
-    rows : ndarray
-        Increasing row indices (a cross-validation fold's training rows).
+    raw : ndarray of shape (n_samples,)
+        The raw scores.
+    reference : ndarray of shape (n_samples,)
+        The reference scores.
+    thresholds : sequence of float
+        Cuts on the reference scale.
+    splits : iterable of (train, test) index arrays
+        Cross-validation folds; each row in one test fold.
 
     Returns
     -------
-    ndarray
-        Equal to ``np.argsort(raw[rows], kind="stable")``.
+    held_out : ndarray of shape (n_samples, n_thresholds)
+        The cuts the fold that holds a row out transferred (equal to
+        ``transfer_thresholds(raw[train], reference[train], thresholds)``).
+    cuts : list of float
+        ``transfer_thresholds(raw, reference, thresholds)``.
     """
-    member = np.zeros(order.size, dtype=bool)
-    member[rows] = True
-    position = np.empty(order.size, dtype=np.intp)
-    position[rows] = np.arange(rows.size)
-    return position[order[member[order]]]
+    raw = np.asarray(raw, dtype=np.float64)
+    order = np.argsort(raw, kind="stable")
+    values, ref = raw[order], np.asarray(reference, dtype=np.float64)[order]
+    position = np.empty(raw.size, dtype=np.intp)  # where each row sits in the sorted order
+    position[order] = np.arange(raw.size)
+    held_out = np.full((raw.size, len(thresholds)), np.nan)
+    in_training = np.empty(raw.size, dtype=bool)
+    for train, test in splits:
+        in_training[:] = False
+        in_training[position[train]] = True
+        held_out[test] = _sorted_cuts(values[in_training], ref[in_training], thresholds)
+    return held_out, _sorted_cuts(values, ref, thresholds)
 
 
 def _sorted_cuts(values: np.ndarray, ref: np.ndarray, thresholds) -> list[float]:
     """The cuts of :func:`transfer_thresholds` from raw scores sorted ascending (stable) and the
-    reference in the same order."""
-    allowed = np.flatnonzero(np.concatenate([[True], values[1:] != values[:-1], [True]]))
-    positions = allowed.astype(np.int64)
+    reference in the same order.
+
+    A cut before position i (i = 0..n) drops rows < i and keeps rows >= i; with c_i the rows below
+    i that the reference keeps, it agrees on (K - c_i) + (i - c_i) rows (K: all the reference
+    keeps), so the best cut maximises i - 2 c_i over the cuts between distinct values. Every
+    threshold reuses the same int32 buffers: at a million rows, fresh int64 temporaries per
+    threshold and fold cost more in page faults than the arithmetic (the phase grew faster than
+    the table)."""
+    n = values.size
+    # cut positions i in 1..n-1 between distinct values, and n (keep nothing); 0 is the baseline
+    inner = np.flatnonzero(values[1:] != values[:-1]).astype(np.int32)
+    ends = np.append(inner, np.int32(n - 1)) if n else inner  # c_i = prefix[i - 1]
+    positions = ends + np.int32(1)
+    kept = np.empty(n, dtype=bool)
+    prefix = np.empty(n, dtype=np.int32)
+    objective = np.empty(ends.size, dtype=np.int32)
     out = []
     for t in thresholds:
-        # a cut before position i (i = 0..n) drops rows < i and keeps rows >= i; with c_i the kept
-        # rows below i, it agrees on (kept - c_i) + (i - c_i) rows; only cuts between distinct values
-        below = np.concatenate([[0], np.cumsum(ref >= t)])[allowed]
-        agree = below[-1] + positions - 2 * below
-        best = int(allowed[np.argmax(agree)])
+        np.greater_equal(ref, t, out=kept)
+        np.cumsum(kept, dtype=np.int32, out=prefix)
+        np.take(prefix, ends, out=objective)
+        objective *= -2
+        objective += positions
+        j = int(np.argmax(objective)) if objective.size else -1
+        best = 0 if j < 0 or objective[j] <= 0 else int(positions[j])  # ties: the lowest cut (0 first)
         if best == 0:
             out.append(float("-inf"))
-        elif best == values.size:
+        elif best == n:
             out.append(float("inf"))
         else:
             out.append(float((values[best - 1] + values[best]) / 2.0))

@@ -34,6 +34,7 @@ from sklearn.utils.validation import check_array, check_consistent_length, check
 
 from pipeline.calibration.calibrators import calibrator_fit_params, grouped_splits, query_subsample
 from pipeline.calibration.fusion_scale import SourceScale, infer_score_type, target_scale
+from pipeline.calibration.groups import query_codes
 from pipeline.calibration.pairwise import PairwiseRankWeights
 from pipeline.calibration.ranges import CV_FOLDS
 from pipeline.runtime.spec import FORMAT, compile_fusion
@@ -44,7 +45,7 @@ OBJECTIVES = ("auto", "rank", "score")
 
 
 def _center_by_group(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    _, inverse = np.unique(groups, return_inverse=True)
+    inverse = query_codes(groups)
     counts = np.bincount(inverse).astype(np.float64)
     if values.ndim == 1:
         return values - (np.bincount(inverse, weights=values) / counts)[inverse]

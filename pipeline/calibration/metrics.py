@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.calibration.groups import query_codes
+
 METRICS = ("pearson", "spearman", "kendall", "topk", "ndcg", "mae", "combined")
 RANK_METRICS = ("spearman", "kendall", "topk", "ndcg")
 
@@ -158,7 +160,7 @@ def per_query_stats(local: np.ndarray, reference: np.ndarray, groups: np.ndarray
     reference = np.asarray(reference, dtype=np.float64)
     if local.shape != reference.shape or local.ndim != 1:
         raise ValueError(f"local and reference must be 1-D of equal length, got {local.shape} and {reference.shape}")
-    _, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    inverse = query_codes(groups)
     order = np.argsort(inverse, kind="stable")
     counts = np.bincount(inverse)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])

@@ -19,6 +19,8 @@ from scipy.optimize import minimize
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_array, check_consistent_length
 
+from pipeline.calibration.groups import query_codes
+
 
 def within_query_pairs(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Row indices ``(i, j)`` of every unordered pair of rows sharing a group (i before j in the
@@ -51,8 +53,7 @@ def pair_blocks(groups: np.ndarray, max_pairs: int | None = None):
 def query_layout(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(codes, order, starts, sizes)``: each row's query code (0..Q-1, in sorted order of the
     ids), the rows sorted by query (stable), and each query's first position and size in it."""
-    _, codes = np.unique(np.asarray(groups), return_inverse=True)
-    codes = codes.ravel()
+    codes = query_codes(groups)
     order = np.argsort(codes, kind="stable")
     sizes = np.bincount(codes)
     return codes, order, np.cumsum(sizes) - sizes, sizes

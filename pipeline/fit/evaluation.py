@@ -23,11 +23,10 @@ import numpy as np
 from pipeline.calibration.calibrators import AutoCalibrator, grouped_splits, make_calibrator
 from pipeline.calibration.decisions import as_dict as decisions_dict
 from pipeline.calibration.decisions import (
-    decision_agreement,
+    decision_agreements,
     decision_counts,
     default_thresholds,
-    subset_order,
-    transfer_thresholds,
+    held_out_cuts,
 )
 from pipeline.calibration.fusion import NonNegativeFusion, ScoreCalibrationModel
 from pipeline.calibration.fusion_scale import resolve_score_types
@@ -383,19 +382,18 @@ def decision_report(
     ev = cfg.evaluate
     groups = table.group_codes()
     raw = model.fused(table.sources) if model is not None else table.sources[:, 0]
-    held_out_cut = np.empty((raw.size, len(cuts)))
-    order = np.argsort(raw, kind="stable")  # once: a fold's stable order is this one, filtered
-    for train, test in splits:
-        fold_order = subset_order(order, train)
-        held_out_cut[test] = transfer_thresholds(raw[train], table.target[train], cuts, order=fold_order)
+    held_out_cut, final_cuts = held_out_cuts(raw, table.target, cuts, splits)
     # a cut per row (its fold's): compare raw - cut >= 0 against the reference at t
     with np.errstate(invalid="ignore"):
         shifted = raw[:, None] - held_out_cut
     boot = {"n_bootstrap": ev.n_bootstrap, "confidence": ev.confidence, "seed": cfg.seed}
-    calibrated = decision_agreement(decision_counts(predictions, table.target, groups, cuts), **boot)
-    raw_counts = decision_counts(shifted, table.target, groups, cuts, local_thresholds=np.zeros(len(cuts)))
-    raw_figures = decision_agreement(raw_counts, **boot)
-    final_cuts = transfer_thresholds(raw, table.target, cuts, order=order)
+    calibrated, raw_figures = decision_agreements(
+        [
+            decision_counts(predictions, table.target, groups, cuts),
+            decision_counts(shifted, table.target, groups, cuts, local_thresholds=np.zeros(len(cuts))),
+        ],
+        **boot,
+    )
     return decisions_dict(cuts, calibrated, raw_figures, final_cuts)
 
 

@@ -9,9 +9,10 @@ import pytest
 
 from pipeline.calibration.decisions import (
     decision_agreement,
+    decision_agreements,
     decision_counts,
     default_thresholds,
-    subset_order,
+    held_out_cuts,
     transfer_threshold,
     transfer_thresholds,
 )
@@ -93,16 +94,33 @@ def test_default_thresholds_are_probability_levels_or_quantiles():
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_a_folds_order_from_the_whole_tables_order_is_the_folds_own_sort(seed):
+def test_held_out_cuts_from_the_whole_tables_sort_are_each_folds_own(seed):
+    """One sort of the table, filtered per fold, gives what sorting each fold's training rows
+    gives (ties included: the order among them decides the midpoints)."""
     rng = np.random.default_rng(seed)
     raw = np.round(rng.normal(size=500), 1)  # many ties: the order among them matters
     reference = 1 / (1 + np.exp(-(raw + rng.normal(0, 0.5, raw.size))))
-    rows = np.sort(rng.choice(raw.size, 300, replace=False))
-    order = subset_order(np.argsort(raw, kind="stable"), rows)
-    np.testing.assert_array_equal(order, np.argsort(raw[rows], kind="stable"))
-    cuts = [0.3, 0.5, 0.8]
-    assert (
-        transfer_thresholds(raw[rows], reference[rows], cuts, order=order)
-        == transfer_thresholds(raw[rows], reference[rows], cuts)
-        == [transfer_threshold(raw[rows], reference[rows], t) for t in cuts]
-    )
+    folds = rng.integers(0, 4, raw.size)
+    splits = [(np.flatnonzero(folds != f), np.flatnonzero(folds == f)) for f in range(4)]
+    cuts = [0.3, 0.5, 0.8, 0.99]
+    held_out, final = held_out_cuts(raw, reference, cuts, splits)
+    for train, test in splits:
+        own = transfer_thresholds(raw[train], reference[train], cuts)
+        assert own == [transfer_threshold(raw[train], reference[train], t) for t in cuts]
+        np.testing.assert_array_equal(held_out[test], np.broadcast_to(own, (test.size, len(cuts))))
+    assert final == transfer_thresholds(raw, reference, cuts)
+    assert len({tuple(held_out[test[0]]) for _, test in splits}) > 1  # the folds do differ
+
+
+def test_several_sets_of_counts_in_one_pass_equal_each_on_its_own():
+    rng = np.random.default_rng(4)
+    groups = np.repeat(np.arange(40), 6)
+    reference = rng.random(groups.size)
+    score = np.clip(reference + rng.normal(0, 0.2, groups.size), 0, 1)
+    cuts = [0.2, 0.5, 0.8]
+    a = decision_counts(score, reference, groups, cuts)
+    b = decision_counts(score, reference, groups, cuts, local_thresholds=[0.3, 0.4, 0.9])
+    boot = {"n_bootstrap": 200, "confidence": 0.9, "seed": 3}
+    together = decision_agreements([a, b], **boot)
+    assert together == [decision_agreement(a, **boot), decision_agreement(b, **boot)]
+    assert together[0] != together[1]

@@ -1,0 +1,31 @@
+"""query_codes numbers queries exactly as np.unique's inverse does, on its fast path and off it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.calibration.groups import query_codes
+
+
+@pytest.mark.parametrize(
+    "groups",
+    [
+        np.array([5, 5, 2, 9, 2, 0]),  # gaps in the ids
+        np.array([3, 1, 2], dtype=np.uint16),
+        np.array([7]),
+        np.array([-4, 2, -4, 0]),  # negative: the sort path
+        np.array([10**12, 3, 10**12]),  # ids far above the row count: the sort path
+        np.array(["q2", "q10", "q2", "q1"]),
+        np.array([[1], [0], [1]]),  # a column
+        np.random.default_rng(0).integers(0, 5000, 20000),
+    ],
+)
+def test_codes_are_np_uniques_inverse(groups):
+    codes = query_codes(groups)
+    np.testing.assert_array_equal(codes, np.unique(groups, return_inverse=True)[1].ravel())
+    assert codes.shape == (groups.size,) and codes.dtype.kind == "i"
+
+
+def test_no_groups_no_codes():
+    assert query_codes(np.array([], dtype=np.int64)).size == 0
