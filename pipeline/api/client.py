@@ -26,7 +26,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -45,6 +45,9 @@ from pipeline.api.ratelimit import RateLimiter
 from pipeline.api.retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
 from pipeline.api.tokens import estimate_embedding_tokens, estimate_rerank_tokens
 from pipeline.config.api import ApiConfig, Dialect, Endpoint, ScoreType
+
+if TYPE_CHECKING:
+    from pipeline.api.spend import SpendGuard
 
 log = logging.getLogger("pipeline.api")
 T = TypeVar("T")
@@ -272,6 +275,10 @@ class ApiClient:
         For tests; the default is httpx's pooled HTTP transport.
     on_retry : callable, optional
         Called with the error after each failed attempt that will be retried (progress display).
+    spend : SpendGuard, optional
+        A budget (:mod:`pipeline.api.spend`): each attempt reserves its pairs and estimated cost
+        before it is sent (refused with ``BudgetExhausted`` when that would cross the limit) and
+        is settled at the reported usage.
     """
 
     def __init__(
@@ -283,8 +290,10 @@ class ApiClient:
         policy: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
         on_retry: Callable[[ApiError], None] | None = None,
+        spend: SpendGuard | None = None,
     ) -> None:
         self.cfg = cfg
+        self.spend = spend
         self.adapter = validate_api_config(cfg)
         self._key = api_key if api_key is not None else resolve_api_key(cfg)
         self.url = cfg.base_url.rstrip("/") + "/" + self.adapter.path(cfg).lstrip("/")
@@ -410,17 +419,27 @@ class ApiClient:
             async with self._sem:
                 claimed = self.paced_tokens(est_tokens)
                 await self.limiter.acquire(claimed)
+                # booked last, right before it leaves: a wait for the rate limit holds no budget
+                ticket = self.spend.reserve(n_docs, est_tokens) if self.spend is not None else None
                 self.stats.requests += 1
                 try:
                     value, usage = await self._attempt(body, parse)
-                except RetryableError as exc:
-                    error: ApiError = exc
-                except ResponseFormatError as exc:
-                    self.stats.invalid_responses += 1
-                    if not self.cfg.retry_invalid_responses:
+                except BaseException as exc:
+                    if ticket is not None:
+                        self.spend.fail(ticket)
+                    if isinstance(exc, RetryableError):
+                        error: ApiError = exc
+                    elif isinstance(exc, ResponseFormatError):
+                        self.stats.invalid_responses += 1
+                        if not self.cfg.retry_invalid_responses:
+                            raise
+                        error = exc
+                    else:
                         raise
-                    error = exc
                 else:
+                    if ticket is not None:
+                        tokens = usage.tokens if usage.tokens is not None else est_tokens
+                        self.spend.settle(ticket, n_docs, tokens, usage.search_units)
                     self._record_success(usage, est_tokens, claimed, n_docs)
                     return value, usage
             failures += 1

@@ -28,6 +28,7 @@ from pipeline.api.client import (
     validate_api_config,
 )
 from pipeline.api.errors import ApiError, ResponseFormatError
+from pipeline.api.spend import request_cost
 from pipeline.config.api import ApiConfig, Endpoint
 from pipeline.core.cache import ScoreCache, pair_key
 
@@ -112,19 +113,10 @@ class PlanEstimate:
     cost: float
 
 
-#: documents one Cohere search unit covers (https://docs.cohere.com/docs/rerank: "a single search
-#: unit is a query with up to 100 documents")
-DOCUMENTS_PER_SEARCH_UNIT = 100
-
-
 def estimate_plan(cfg: ApiConfig, plan: Sequence[PairRequest]) -> PlanEstimate:
+    """What a plan would cost at the conservative token estimate (the cost model: :func:`request_cost`)."""
     tokens = sum(r.est_tokens for r in plan)
-    units = sum(-(-len(r.doc_indices) // DOCUMENTS_PER_SEARCH_UNIT) for r in plan)
-    cost = (
-        tokens / 1e6 * cfg.price_per_million_tokens
-        + len(plan) * cfg.price_per_request
-        + units * cfg.price_per_search_unit
-    )
+    cost = sum(request_cost(cfg, r.est_tokens, len(r.doc_indices)) for r in plan)
     return PlanEstimate(len(plan), sum(len(r.doc_indices) for r in plan), tokens, cost)
 
 

@@ -61,3 +61,36 @@ def latent_sample(
     sources = np.column_stack([SHAPES[name](seen[:, j]) for j, name in enumerate(shapes)])
     precision = 1.0 / np.asarray(noise, dtype=np.float64) ** 2
     return LatentSample(sources, _sigmoid(2.0 * r - 0.3), groups, seen @ (precision / precision.sum()))
+
+
+def skewed_map(x: np.ndarray) -> np.ndarray:
+    """The known monotone map of :func:`skewed_sample`: a cubic, increasing on [0, 1], from 0.02
+    to 0.92 (so a third-order calibrator can be exactly right and its band can cover it)."""
+    x = np.asarray(x, dtype=np.float64)
+    return 0.02 + 0.3 * x + 1.1 * x**2 - 0.5 * x**3
+
+
+@dataclass
+class SkewedSample:
+    local: np.ndarray  # (n,) local scores in (0, 1), most near 0
+    reference: np.ndarray  # (n,) skewed_map(local) + query effect + noise
+    groups: np.ndarray  # (n,) query codes 0..n_queries-1
+
+
+def skewed_sample(
+    n_queries: int, *, docs: tuple[int, int] = (5, 40), noise: float = 0.05, query_noise: float = 0.02, seed: int = 0
+) -> SkewedSample:
+    """Paired scores shaped like a reranker's: each query has a relevance offset, its documents a
+    latent relevance around it, and the local score is a steep sigmoid of that, so most pairs
+    score near 0 (median ~0.03) and the top decile starts near 0.3; queries differ in how many
+    high-scoring documents they hold. The reference is :func:`skewed_map` of the local score
+    plus a per-query shift (``query_noise``) and pair noise (``noise``): the map the calibration
+    should find is known exactly."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(docs[0], docs[1] + 1, n_queries)
+    groups = np.repeat(np.arange(n_queries), sizes)
+    offset = rng.normal(0.0, 1.2, n_queries)
+    latent = offset[groups] - 2.5 + rng.normal(size=groups.size)
+    local = _sigmoid(1.7 * latent)
+    reference = skewed_map(local) + rng.normal(0.0, query_noise, n_queries)[groups] + rng.normal(0.0, noise, local.size)
+    return SkewedSample(local, reference, groups)

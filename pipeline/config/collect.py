@@ -7,7 +7,7 @@ local column is computed, so none of it enters a fingerprint or the score-cache 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from pipeline.config.api import ApiConfig
 from pipeline.config.local import LocalScorerConfig
@@ -44,6 +44,49 @@ class RayConfig:
 
 
 @dataclass
+class BudgetConfig:
+    """``collect.budget``: buy API scores in rounds of whole query groups until the calibration is
+    pinned down or the budget is spent (docs/collect.md#budgeted-collection).
+
+    The local scores of the whole dataset come first (free); each round then buys query groups,
+    refits, and measures the bootstrap band of the fitted curve over ``region``. Spend is reserved
+    before every request (retries included) with the conservative token estimate and reconciled
+    with the usage the API reports, in a ledger on disk: nothing is spent beyond ``pairs`` or
+    ``cost``, across runs, even when a run is killed."""
+
+    enabled: bool = False
+    #: the most pairs sent to the API (a retried request counts again); null = no pair limit
+    pairs: Optional[int] = setting(None, ge=1, why="null = no pair limit")
+    #: the most money, in the unit of ``api.price_*`` (the cost model); null = no money limit
+    cost: Optional[float] = setting(None, gt=0, why="null = no money limit")
+    #: target: the band of the fitted curve is at most this wide (reference scale) ...
+    band: float = setting(0.02, gt=0)
+    #: ... over these quantile levels of the local scores (the top decile but its last percent)
+    region: List[float] = field(default_factory=lambda: [0.9, 0.99])
+    #: and the held-out agreement interval (of ``agreement_metric``, on the uniform part) at most
+    #: this wide; null = the band alone
+    agreement: Optional[float] = setting(None, gt=0, why="null = the band alone")
+    agreement_metric: str = "mae"
+    #: pairs per round; the first round stratifies, later ones buy where the band is widest
+    round_pairs: int = setting(500, ge=1)
+    #: share of every round drawn uniformly at random: where held-out agreement is measured
+    uniform_share: float = setting(0.2, ge=0, le=1)
+    #: quantile bins of each query's best local score in the first round (crossed with the
+    #: queries' ``meta.category`` when the dataset has one)
+    strata: int = setting(5, ge=1)
+    #: the calibrator family the band is measured with (fit's ``calibrator`` for the same curve)
+    calibrator: str = "poly"
+    n_bootstrap: int = setting(100, ge=10)
+    confidence: float = setting(0.95, gt=0, lt=1)
+    #: the local column whose scores choose the pairs (null = ``collect.local_col``)
+    column: Optional[str] = None
+    #: what was reserved and spent, per API fingerprint, across runs (SQLite; never holds a key)
+    ledger: str = "cache/spend.sqlite"
+    #: the learning curve, per round (and budget.png beside it); conf/config.yaml: reports/<name>/budget.json
+    report: str = "reports/budget.json"
+
+
+@dataclass
 class CollectConfig:
     """The collect stage: dataset in, paired-score table (+ sidecar meta) out."""
 
@@ -76,6 +119,25 @@ class CollectConfig:
     progress: bool = True
     # score the local column(s) on Ray workers in shards of query groups (docs/scale-out.md)
     ray: RayConfig = field(default_factory=RayConfig)
+    # buy API pairs in rounds until the calibration is pinned down (docs/collect.md#budgeted-collection)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+
+
+def check_budget(budget: Any) -> None:
+    """``collect.budget``'s cross-field checks."""
+    from pipeline.calibration.metrics import METRICS
+    from pipeline.config.settings import SettingError
+
+    region = list(budget.region)
+    if len(region) != 2 or not 0.0 <= region[0] < region[1] <= 1.0:
+        raise SettingError(f"collect.budget.region={region}: two quantile levels 0 <= lo < hi <= 1, e.g. [0.9, 0.99]")
+    if budget.agreement_metric not in METRICS:
+        raise SettingError(f"collect.budget.agreement_metric={budget.agreement_metric!r}: one of {', '.join(METRICS)}")
+    if budget.enabled and budget.pairs is None and budget.cost is None:
+        raise SettingError(
+            "collect.budget.enabled=true needs a limit: collect.budget.pairs=N or collect.budget.cost=X "
+            "(in the unit of api.price_*)"
+        )
 
 
 @dataclass

@@ -19,7 +19,7 @@ from hydra.core.config_store import ConfigStore
 from pipeline.config.align import AlignConfig
 from pipeline.config.api import ApiConfig, check_api
 from pipeline.config.check import CheckConfig, check_check
-from pipeline.config.collect import CollectConfig
+from pipeline.config.collect import CollectConfig, check_budget
 from pipeline.config.demo import DemoConfig, TrainSettings, check_demo
 from pipeline.config.embed_check import EmbedCheckConfig, LocalChanges
 from pipeline.config.fit import (
@@ -98,6 +98,7 @@ def validate(cfg: PipelineConfig) -> None:
     check_fit(cfg)
     check_api(cfg.api)
     check_check(cfg.check)
+    check_budget(cfg.collect.budget)
     for key, local in [
         ("local", cfg.local),
         *((f"collect.extra_local.{c}", entry) for c, entry in cfg.collect.extra_local.items()),

@@ -52,13 +52,15 @@ def compile_intervals(spec: Mapping[str, Any]) -> IntervalTable:
     if spec.get("format") != FORMAT:
         raise IntervalError(f"unknown intervals format {spec.get('format')!r}; this reader knows {FORMAT}")
     try:
-        edges = np.asarray(spec["edges"], dtype=np.float64).reshape(-1)
-        coverage = np.asarray(spec["coverage"], dtype=np.float64).reshape(-1)
-        lower = np.array([[np.nan if v is None else v for v in row] for row in spec["lower"]], dtype=np.float64)
-        upper = np.array([[np.nan if v is None else v for v in row] for row in spec["upper"]], dtype=np.float64)
+        edges = np.asarray(spec["edges"], dtype=np.float64)
+        coverage = np.asarray(spec["coverage"], dtype=np.float64)
+        lower = np.asarray(spec["lower"], dtype=np.float64)  # null (unbounded) reads as NaN
+        upper = np.asarray(spec["upper"], dtype=np.float64)
         lo, hi = (float(v) for v in spec["y_range"])
     except (KeyError, TypeError, ValueError) as exc:
         raise IntervalError(f"malformed intervals table: {exc}") from None
+    if edges.ndim != 1 or coverage.ndim != 1:
+        raise IntervalError("intervals: edges and coverage must be flat lists")
     n_bins = edges.size + 1
     if lower.shape != (n_bins, coverage.size) or upper.shape != (n_bins, coverage.size):
         raise IntervalError(f"intervals: lower/upper must be {n_bins} x {coverage.size} (bins x coverages)")

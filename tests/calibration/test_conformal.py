@@ -89,7 +89,15 @@ def test_an_unbounded_side_is_the_end_of_the_range_and_intervals_stay_in_it():
         ({"coverage": [0.5, 0.8, 0.9, 0.95, 1.2]}, "within \\(0, 1\\)"),
         ({"lower": [[0.0] * 5]}, "must be"),
         ({"y_range": [1.0, 0.0]}, "is not a range"),
-        ({"upper": None}, "malformed intervals table"),
+        ({"upper": None}, "lower/upper must be"),
+        ({"upper": [["a"] * 5]}, "malformed intervals table"),
+        ({"edges": [[0.2], [0.5]]}, "must be flat lists"),
+        ({"coverage": [[0.5, 0.8, 0.9, 0.95, 0.99]]}, "must be flat lists"),
+        ({"edges": [_table()["edges"][0]] + _table()["edges"][:-1]}, "must be increasing"),  # a bin of no width
+        ({"coverage": [0.5, 0.5, 0.9, 0.95, 0.99]}, "must be increasing"),
+        ({"coverage": [0.0, 0.8, 0.9, 0.95, 0.99]}, "within \\(0, 1\\)"),
+        ({"y_range": [0.0, float("inf")]}, "is not a range"),
+        ({"y_range": [0.0]}, "malformed intervals table"),
     ],
 )
 def test_a_malformed_table_is_refused(change, message):
@@ -97,8 +105,71 @@ def test_a_malformed_table_is_refused(change, message):
         compile_intervals(_table(**change))
 
 
+def test_the_refusal_names_the_unknown_format():
+    with pytest.raises(IntervalError, match="unknown intervals format 'score-intervals/v9'; this reader knows"):
+        compile_intervals(_table(format="score-intervals/v9"))
+
+
+def test_an_offset_unbounded_the_wrong_way_is_refused():
+    """+inf as a lower offset (or -inf as an upper one) is no interval, even when the other side
+    is unbounded too (so ``lower > upper`` alone does not catch it)."""
+    n, k = len(_table()["lower"]), 5
+    with pytest.raises(IntervalError, match="lower offset lies above"):
+        compile_intervals(_table(lower=[[float("inf")] * k] * n, upper=[[float("inf")] * k] * n))
+    with pytest.raises(IntervalError, match="lower offset lies above"):
+        compile_intervals(_table(lower=[[float("-inf")] * k] * n, upper=[[float("-inf")] * k] * n))
+
+
+def test_a_constant_reference_is_a_range_of_one_point():
+    low, high = compile_intervals(_table(y_range=[0.5, 0.5]))(np.array([0.1, 0.9]), 0.9)
+    assert np.all(low == 0.5) and np.all(high == 0.5)
+
+
+def test_a_score_on_an_edge_belongs_to_the_bin_above_it():
+    table = _table(edges=[0.5], lower=[[-0.1] * 5, [-0.3] * 5], upper=[[0.1] * 5, [0.3] * 5], y_range=[-5, 5])
+    apply = compile_intervals(table)
+    low, high = apply(np.array([0.4999, 0.5, 0.5001]), 0.9)
+    np.testing.assert_allclose(low, [0.3999, 0.2, 0.2001])
+    np.testing.assert_allclose(high, [0.5999, 0.8, 0.8001])
+
+
+def test_coverage_zero_and_the_message_that_lists_what_is_held():
+    apply = compile_intervals(_table())
+    with pytest.raises(IntervalError, match=r"coverage must lie in \(0, 1\), got 0"):
+        apply(np.array([0.5]), 0.0)
+    with pytest.raises(IntervalError, match=r"it holds 0.5, 0.8, 0.9, 0.95, 0.99$"):
+        apply(np.array([0.5]), 0.999)
+
+
 def test_an_inverted_interval_is_refused():
     table = _table()
     table["lower"] = [[v + 1.0 if v is not None else None for v in row] for row in table["upper"]]
     with pytest.raises(IntervalError, match="lower offset lies above"):
         compile_intervals(table)
+
+
+def test_ranks_at_the_smallest_sample_that_bounds_a_90_percent_interval():
+    """(m + 1) * 0.05 reaches 1 at m = 19: 18 residuals cannot bound a 90% interval, 19 can
+    (the smallest and the largest)."""
+    r = np.arange(1.0, 20.0)
+    assert conformal_offsets(r[:18], 0.9) == (None, None)
+    assert conformal_offsets(r, 0.9) == (1.0, 19.0)
+
+
+@pytest.mark.parametrize(("n", "bins"), [(399, 1), (400, 2), (2000, 10), (5000, 10)])
+def test_bins_hold_at_least_200_pairs_and_number_at_most_10(n, bins):
+    s = np.linspace(0, 1, n)
+    table = fit_intervals(s, s, y_range=(0.0, 1.0))
+    assert len(table["counts"]) == bins == len(table["edges"]) + 1
+    assert sum(table["counts"]) == n and min(table["counts"]) >= min(n, 200)
+
+
+def test_pairs_on_a_bin_edge_are_counted_in_the_bin_the_reader_puts_them_in():
+    """Many calibrated scores tie on an edge (a flat stretch of the map); the fit must count
+    them where the reader (runtime/intervals.py, ``side="right"``: the bin above) applies them."""
+    predicted = np.repeat([0.0, 0.5, 1.0], [200, 400, 200])
+    table = fit_intervals(predicted, predicted + np.linspace(-0.1, 0.1, predicted.size), y_range=(-1.0, 2.0))
+    assert 0.5 in table["edges"]
+    reader_bins = np.searchsorted(np.asarray(table["edges"]), predicted, side="right")
+    assert table["counts"] == np.bincount(reader_bins, minlength=len(table["counts"])).tolist()
+    assert table["method"].startswith("split-conformal per bin of the calibrated score")

@@ -124,3 +124,59 @@ def test_several_sets_of_counts_in_one_pass_equal_each_on_its_own():
     together = decision_agreements([a, b], **boot)
     assert together == [decision_agreement(a, **boot), decision_agreement(b, **boot)]
     assert together[0] != together[1]
+
+
+def test_a_score_on_the_threshold_is_kept_on_both_sides():
+    counts = decision_counts(np.array([0.5, 0.4]), np.array([0.5, 0.7]), np.array([0, 0]), [0.5])
+    assert (counts.local[0, 0], counts.reference[0, 0], counts.both[0, 0]) == (1.0, 2.0, 1.0)
+    cut = decision_counts(np.array([0.2, 0.1]), np.array([0.5, 0.7]), np.array([0, 0]), [0.5], local_thresholds=[0.2])
+    assert cut.local[0, 0] == 1.0
+
+
+def test_a_tie_between_keeping_all_and_another_cut_keeps_all():
+    """Keeping everything and keeping nothing both agree on one of these two pairs: the lowest
+    cut wins (``-inf``), so a tie never drops what the reference might keep."""
+    assert transfer_threshold(np.array([1.0, 2.0]), np.array([0.9, 0.1]), 0.5) == float("-inf")
+
+
+def test_no_pairs_no_cut_to_learn():
+    assert transfer_thresholds(np.array([]), np.array([]), [0.3, 0.5]) == [float("-inf")] * 2
+
+
+def test_a_row_in_no_test_fold_has_no_cut():
+    raw = np.linspace(0, 1, 20)
+    reference = raw.copy()
+    splits = [(np.arange(10, 20), np.arange(0, 5))]  # rows 5..9 in no test fold
+    held_out, _ = held_out_cuts(raw, reference, [0.5], splits)
+    assert not np.any(np.isnan(held_out[:5])) and np.all(np.isnan(held_out[5:10]))
+
+
+@pytest.mark.parametrize(
+    ("reference", "probability"),
+    [
+        (np.array([0.0, 1.0]), True),
+        (np.array([0.0, 1.5]), False),  # above 1: not a probability
+        (np.array([-0.5, 0.5]), False),  # below 0
+        (np.array([-2.0, 1.0]), False),
+    ],
+)
+def test_probability_levels_only_for_a_reference_within_0_and_1(reference, probability):
+    assert (default_thresholds(reference) == [0.1, 0.3, 0.5, 0.7, 0.9]) is probability
+
+
+def test_the_report_block_writes_an_unbounded_cut_as_null():
+    from pipeline.calibration.decisions import as_dict
+    from pipeline.calibration.metrics import MetricValue
+
+    figures = {m: MetricValue(1.0, 1.0, 1.0) for m in ("accuracy", "precision", "recall", "identical")}
+    block = as_dict([0.1, 0.5, 0.9], [figures] * 3, [figures] * 3, [float("-inf"), 0.25, float("inf")])
+    assert [b["transferred_threshold"] for b in block] == [None, 0.25, None]
+    assert block[1]["calibrated"]["accuracy"]["value"] == 1.0
+
+
+def test_intervals_are_the_same_for_the_same_seed():
+    score, reference, groups = _sample(seed=5)
+    counts = decision_counts(score, reference, groups, [0.5])
+    boot = {"n_bootstrap": 100, "confidence": 0.9}
+    assert decision_agreements([counts], seed=1, **boot) == decision_agreements([counts], seed=1, **boot)
+    assert decision_agreements([counts], seed=1, **boot) != decision_agreements([counts], seed=2, **boot)

@@ -1,0 +1,94 @@
+"""The spending limit (pipeline/api/spend.py): reserved before each attempt, settled at the
+reported usage, kept on disk; through the real client against the fake API, retries included."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from pipeline.api.client import ApiClient
+from pipeline.api.collector import estimate_plan, plan_requests
+from pipeline.api.spend import BudgetExhausted, SpendGuard, SpendLedger, request_cost
+from pipeline.config.api import ApiConfig, Dialect
+from tests.api.test_client import DOCS, QUERY, cfg_for
+
+
+def test_reservations_within_the_limit_and_none_beyond(tmp_path):
+    with SpendLedger(tmp_path / "spend.sqlite", "acct", pairs=10, cost=1.0) as ledger:
+        a = ledger.reserve(4, 0.2)
+        ledger.reserve(5, 0.3)
+        with pytest.raises(BudgetExhausted, match=r"2 more pair\(s\) would cross collect.budget.pairs=10 \(9 spent\)"):
+            ledger.reserve(2, 0.0)
+        ledger.reserve(1, 0.5)  # exactly at both limits
+        ledger.settle(a, 0.1)  # the answer reported less than reserved: 0.1 + 0.3 + 0.5 = 0.9 spent
+        with pytest.raises(BudgetExhausted, match="collect.budget.cost=1"):
+            ledger.reserve(0, 0.2)
+        assert ledger.spent().pairs == 10 and ledger.spent().cost == pytest.approx(0.9)
+        assert ledger.remaining() == (0.0, pytest.approx(0.1))
+
+
+def test_a_failed_attempt_stays_counted_and_an_open_one_survives_the_process(tmp_path):
+    path = tmp_path / "spend.sqlite"
+    with SpendLedger(path, "acct", pairs=100) as ledger:
+        ledger.fail(ledger.reserve(3, 0.5))
+        ledger.settle(ledger.reserve(3, 0.5), 0.25)
+        ledger.reserve(3, 0.5)  # in flight when the process dies: never settled
+    with SpendLedger(path, "acct", pairs=100) as again:  # the next run
+        spent = again.spent()
+        assert (spent.pairs, spent.cost, spent.open) == (9, pytest.approx(1.25), 1)
+    with SpendLedger(path, "another api") as other:  # another account's spend is its own
+        assert other.spent().pairs == 0 and other.remaining() == (float("inf"), float("inf"))
+
+
+def test_the_cost_model_is_the_dry_runs():
+    cfg = ApiConfig(
+        dialect=Dialect.siliconflow,
+        model="m",
+        price_per_million_tokens=2.0,
+        price_per_request=0.001,
+        price_per_search_unit=0.5,
+    )
+    plan = plan_requests(cfg, [(QUERY, DOCS)], [list(range(len(DOCS)))])
+    est = estimate_plan(cfg, plan)
+    assert est.cost == pytest.approx(sum(request_cost(cfg, r.est_tokens, len(r.doc_indices)) for r in plan))
+    assert request_cost(cfg, 1_000_000, 150) == pytest.approx(2.0 + 0.001 + 2 * 0.5)  # 150 docs: 2 search units
+    assert request_cost(cfg, 0, 150, search_units=1) == pytest.approx(0.001 + 0.5)  # as reported
+
+
+def _client_run(cfg: ApiConfig, ledger: SpendLedger, groups: int):
+    async def go():
+        sent = []
+        async with ApiClient(cfg, spend=SpendGuard(cfg, ledger)) as client:
+            try:
+                for _ in range(groups):
+                    sent.append((await client.score(QUERY, DOCS)).scores)
+            except BudgetExhausted as exc:
+                return sent, client, exc
+        return sent, client, None
+
+    return asyncio.run(go())
+
+
+def test_the_client_stops_before_the_request_that_would_cross_the_budget(server, tmp_path):
+    cfg = cfg_for(server, price_per_million_tokens=1.0)
+    with SpendLedger(tmp_path / "s.sqlite", "acct", pairs=3 * len(DOCS) + 2) as ledger:
+        sent, client, exc = _client_run(cfg, ledger, groups=10)
+        assert len(sent) == 3 and exc is not None
+        assert len(server.records) == 3  # the fourth was never sent
+        spent = ledger.spent()
+        assert spent.pairs == 3 * len(DOCS) and spent.open == 0
+        # settled at the tokens the fake reported, not the (higher) estimate
+        reported = client.stats.tokens_reported
+        assert spent.cost == pytest.approx(reported / 1e6) and reported < client.stats.tokens_estimated
+
+
+def test_a_retried_request_is_paid_for_twice(server, tmp_path):
+    server.push_faults("500")
+    cfg = cfg_for(server)
+    with SpendLedger(tmp_path / "s.sqlite", "acct", pairs=2 * len(DOCS)) as ledger:
+        sent, client, exc = _client_run(cfg, ledger, groups=2)
+        assert exc is not None and len(sent) == 1  # the retry spent the second request's room
+        assert client.stats.retries == 1 and ledger.spent().pairs == 2 * len(DOCS)
+    np.testing.assert_array_equal(sent[0].shape, (len(DOCS),))
