@@ -45,11 +45,7 @@ def request_cost(cfg: ApiConfig, tokens: int, documents: int, search_units: int 
     """The cost model: one request of ``documents`` pairs and ``tokens`` tokens at ``api.price_*``.
     ``search_units`` as reported (Cohere); else one per started hundred documents."""
     units = -(-documents // DOCUMENTS_PER_SEARCH_UNIT) if search_units is None else search_units
-    return (
-        tokens / 1e6 * cfg.price_per_million_tokens
-        + cfg.price_per_request
-        + units * cfg.price_per_search_unit
-    )
+    return tokens / 1e6 * cfg.price_per_million_tokens + cfg.price_per_request + units * cfg.price_per_search_unit
 
 
 class BudgetExhausted(ApiError):

@@ -55,12 +55,21 @@ class Band:
         return float(np.max(self.widths)) if self.grid.size else float("inf")
 
     def width_at(self, scores: np.ndarray) -> np.ndarray:
-        """The band's width at each local score (interpolated; 0 outside the grid's range)."""
+        """The band's width at each local score, for ranking purchases: interpolated inside the
+        grid; an unbounded point counts as four times the widest bounded one (plus 1), so pairs
+        that would bound it come first; beyond the grid's ends, the end's width if it is
+        unbounded (a pair out there is what bounds it), else 0 (the region does not need it)."""
         scores = np.asarray(scores, dtype=np.float64)
         widths = self.widths
-        inside = (scores >= self.grid[0]) & (scores <= self.grid[-1])
-        finite = np.where(np.isfinite(widths), widths, np.nanmax(np.where(np.isfinite(widths), widths, 0)) * 4 + 1)
-        return np.where(inside, np.interp(scores, self.grid, finite), 0.0)
+        if not self.grid.size:
+            return np.zeros(scores.shape)
+        bounded = widths[np.isfinite(widths)]
+        unbounded = (4.0 * float(bounded.max()) if bounded.size else 0.0) + 1.0
+        finite = np.where(np.isfinite(widths), widths, unbounded)
+        inside = np.interp(scores, self.grid, finite)
+        below = finite[0] if not np.isfinite(widths[0]) else 0.0
+        above = finite[-1] if not np.isfinite(widths[-1]) else 0.0
+        return np.where(scores < self.grid[0], below, np.where(scores > self.grid[-1], above, inside))
 
 
 def band_grid(local: np.ndarray, region: tuple[float, float], points: int = 21) -> np.ndarray:

@@ -99,7 +99,10 @@ class Round:
     met: bool = False
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """JSON-ready: an unbounded band (the bought pairs do not reach the region yet) is null."""
+        out = asdict(self)
+        out["band"] = self.band if np.isfinite(self.band) else None
+        return out
 
 
 @dataclass

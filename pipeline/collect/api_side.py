@@ -17,11 +17,16 @@ from pipeline.core.cache import ScoreCache, pair_key
 from pipeline.core.console import print_warnings
 
 if TYPE_CHECKING:
+    from pipeline.api.spend import SpendGuard
     from pipeline.config.api import ApiConfig
     from pipeline.config.collect import ScoringSettings
 
 
-async def score_api(cfg: ScoringSettings, groups: Groups, src: SourceState, cache: ScoreCache) -> None:
+async def score_api(
+    cfg: ScoringSettings, groups: Groups, src: SourceState, cache: ScoreCache, spend: SpendGuard | None = None
+) -> None:
+    """Send the source's pending pairs; with ``spend``, each attempt is booked against a budget
+    first (a request that would cross it raises ``BudgetExhausted`` before it is sent)."""
     plan = plan_requests(cfg.api, groups, src.pending)
     progress_bar = bar(src.n_pending, src.column, 0, cfg.collect.progress)
     start = time.monotonic()
@@ -35,7 +40,9 @@ async def score_api(cfg: ScoringSettings, groups: Groups, src: SourceState, cach
         refresh()
         progress_bar.update(len(request.doc_indices))
 
-    client = ApiClient(cfg.api, on_retry=refresh)
+    client = ApiClient(cfg.api, on_retry=refresh, spend=spend)
+    if src.stats is not None:  # a budgeted run's later rounds: one account of the whole run
+        client.stats = src.stats
     src.stats = client.stats
     try:
         async with client:

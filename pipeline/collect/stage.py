@@ -35,6 +35,7 @@ from pipeline.data.dataset import Dataset, load_dataset
 from pipeline.runtime.text import preprocess
 
 if TYPE_CHECKING:
+    from pipeline.collect.budgeted import BudgetOutcome
     from pipeline.config.collect import ScoringSettings
     from pipeline.scorers.base import Scorer
 
@@ -47,6 +48,8 @@ class CollectResult:
     sources: list[SourceState]
     #: this run's account (``<output>.run.json``): times, and per column cached/scored/requests/cost
     run: dict[str, Any]
+    #: a budgeted run's rounds and selection (``collect.budget.enabled``)
+    budget: BudgetOutcome | None = None
 
 
 def score_local(
@@ -77,7 +80,8 @@ def collect(
         raise CollectError("collect.run_api and collect.run_local are both false: nothing to collect")
 
     full = load_dataset(c.dataset)
-    dataset = full.sample(c.max_queries, cfg.seed)
+    # collect.max_queries first samples the candidates; a budget then buys among them
+    dataset = candidates = full.sample(c.max_queries, cfg.seed)
     groups: Groups = [
         (preprocess(q.text, cfg.text), [preprocess(d.text, cfg.text) for d in q.documents]) for q in dataset.queries
     ]
@@ -106,8 +110,14 @@ def collect(
             for src in _local_sources(cfg, local_cfgs, scorers or {}):  # models load before any paid request
                 prepare(cache, src, keys, sources)
             needs_api = api is not None and api.n_pending > 0
+            budget = None
             with reference_api(cfg, needs_api) as run_cfg:
-                run_sources(run_cfg, groups, sources, cache, cache_path)
+                if c.budget.enabled and api is not None:
+                    budget = _budgeted(run_cfg, dataset, groups, keys, sources, cache, cache_path, out)
+                    dataset = dataset.subset(budget.bought)
+                    keys = [keys[q] for q in budget.bought]
+                else:
+                    run_sources(run_cfg, groups, sources, cache, cache_path)
             columns = _assemble(cfg, dataset, keys, sources, cache)
     finally:
         for src in sources:
@@ -118,11 +128,42 @@ def collect(
 
     write_table(output, columns)
     meta = table_meta(cfg, dataset, sources, sampled_from=len(full.queries) if dataset is not full else None)
+    if budget is not None:
+        meta["budget"] = budget.sidecar(candidates, c.budget, cfg.seed)
     write_table_meta(output, meta)
     record = run_record(dataset, sources, started)
     atomic_write_json(run_record_path(output), record)
     print_summary(sources, output, out)
-    return CollectResult(output, meta, sources, record)
+    if budget is not None:
+        from pipeline.collect.budget_report import write_budget_report
+
+        write_budget_report(budget, c.budget, candidates, out)
+    return CollectResult(output, meta, sources, record, budget)
+
+
+def _budgeted(
+    cfg: ScoringSettings,
+    dataset: Dataset,
+    groups: Groups,
+    keys: list[list[str]],
+    sources: list[SourceState],
+    cache: ScoreCache,
+    cache_path: Path,
+    out,
+) -> BudgetOutcome:
+    """Local columns over the whole dataset (free), then the API column in budgeted rounds."""
+    from pipeline.collect.budgeted import collect_budgeted
+
+    run_sources(cfg, groups, [s for s in sources if s.kind == "local"], cache, cache_path)
+    column = cfg.collect.budget.column or cfg.collect.local_col
+    chooser = next((s for s in sources if s.kind == "local" and s.column == column), None)
+    if chooser is None:
+        raise CollectError(
+            f"collect.budget.column={column!r}: no local column of that name "
+            f"(local columns: {[s.column for s in sources if s.kind == 'local']})"
+        )
+    api = next(s for s in sources if s.kind == "api")
+    return collect_budgeted(cfg, dataset, groups, keys, api, chooser, cache, out)
 
 
 def run_record_path(output: Path) -> Path:

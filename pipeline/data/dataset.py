@@ -55,6 +55,8 @@ class Query:
     text: str
     documents: tuple[Document, ...]
     line: int = 0
+    #: ``meta.category`` when the line has one (a budgeted collection stratifies by it)
+    category: str | None = None
 
 
 @dataclass
@@ -86,6 +88,11 @@ class Dataset:
         rank = lambda q: hashlib.sha256(f"{seed}\x1f{q.query_id}".encode()).digest()  # noqa: E731
         chosen = {id(q) for q in sorted(self.queries, key=rank)[:n]}
         return Dataset(self.path, self.sha256, [q for q in self.queries if id(q) in chosen])
+
+    def subset(self, indices) -> Dataset:
+        """The queries at ``indices``, kept in file order (a budgeted collection's purchase)."""
+        chosen = set(int(i) for i in indices)
+        return Dataset(self.path, self.sha256, [q for i, q in enumerate(self.queries) if i in chosen])
 
 
 class _Problems(Problems):
@@ -183,7 +190,9 @@ def _parse_query(obj: Any, line: int, problems: _Problems) -> Query | None:
             documents.append(Document(did, dtext, label, category))
     if qid is None or text is None or len(documents) != len(docs_raw):
         return None
-    return Query(qid, text, tuple(documents), line)
+    meta = obj.get("meta")
+    category = meta.get("category") if isinstance(meta, dict) and isinstance(meta.get("category"), str) else None
+    return Query(qid, text, tuple(documents), line, category)
 
 
 def load_dataset(path: str | Path, key: str = "collect.dataset") -> Dataset:

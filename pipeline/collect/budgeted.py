@@ -1,0 +1,201 @@
+"""A budgeted collection: the local scores of every pair first (free), then API scores bought in
+rounds of whole query groups until the calibration is pinned down or the budget is spent.
+
+What to buy and when to stop is :class:`pipeline.calibration.budget_run.BudgetRun`'s; this
+module pays: each round's pending pairs go through the ordinary API path with a
+:class:`~pipeline.api.spend.SpendGuard` that books every attempt in the ledger before it is
+sent. Pairs already in the score cache cost nothing, so a killed run, or a re-run with a larger
+budget, replays the same rounds for free and buys only what is new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipeline.api.collector import estimate_plan, plan_requests
+from pipeline.api.spend import BudgetExhausted, SpendGuard, SpendLedger
+from pipeline.calibration.budget_run import Purchase
+from pipeline.collect.api_side import score_api
+from pipeline.collect.sources import CollectError, Groups, SourceState, pending_pairs
+from pipeline.core.cache import ScoreCache
+
+if TYPE_CHECKING:
+    from pipeline.calibration.budget_run import BudgetRun, Round
+    from pipeline.config.collect import BudgetConfig, ScoringSettings
+    from pipeline.data.dataset import Dataset
+
+
+@dataclass
+class BudgetOutcome:
+    """Which queries were bought (indices into the dataset's queries), the rounds, why it stopped."""
+
+    bought: list[int]
+    uniform: list[int]
+    rounds: list[Round]
+    purchases: list[list[int]]
+    stop: str
+    spent_pairs: int
+    spent_cost: float
+    full_pairs: int
+    full_cost: float
+    run: BudgetRun
+
+    def sidecar(self, dataset: Dataset, budget: BudgetConfig, seed: int) -> dict[str, Any]:
+        """The sidecar's ``budget`` block: the rule, the selection (query ids per round, the
+        uniform part) and why it stopped; deterministic, so the same purchase writes the same bytes."""
+        ids = [q.query_id for q in dataset.queries]
+        return {
+            "rule": rule_dict(budget),
+            "seed": seed,
+            "column": budget.column,
+            "rounds": [[ids[q] for q in purchase] for purchase in self.purchases],
+            "uniform_queries": sorted(ids[q] for q in self.uniform),
+            "stop": self.stop,
+        }
+
+
+def rule_dict(budget: BudgetConfig) -> dict[str, Any]:
+    keys = ("pairs", "cost", "band", "region", "agreement", "agreement_metric", "round_pairs", "uniform_share",
+            "strata", "calibrator", "n_bootstrap", "confidence")  # fmt: skip
+    return {k: (list(getattr(budget, k)) if k == "region" else getattr(budget, k)) for k in keys}
+
+
+def build_run(cfg: ScoringSettings, dataset: Dataset, local: np.ndarray, cost: np.ndarray) -> BudgetRun:
+    """The run's decision side from ``collect.budget`` (the rule, the calibrator family, strata)."""
+    from pipeline.calibration.budget_run import BudgetRule, BudgetRun
+    from pipeline.calibration.calibrators import make_calibrator
+
+    b = cfg.collect.budget
+    rule = BudgetRule(
+        band=b.band,
+        region=(float(b.region[0]), float(b.region[1])),
+        agreement=b.agreement,
+        agreement_metric=b.agreement_metric,
+        round_pairs=b.round_pairs,
+        uniform_share=b.uniform_share,
+        strata=b.strata,
+        n_bootstrap=b.n_bootstrap,
+        confidence=b.confidence,
+    )
+    family = b.calibrator
+    sizes = [len(q.documents) for q in dataset.queries]
+    categories = [q.category or "" for q in dataset.queries]
+    return BudgetRun(
+        local,
+        np.repeat(np.arange(len(sizes)), sizes),
+        rule,
+        lambda: make_calibrator(family),
+        cost=cost,
+        categories=categories if any(categories) else None,
+        seed=cfg.seed,
+    )
+
+
+def query_costs(cfg: ScoringSettings, groups: Groups, pending: list[list[int]], in_money: bool) -> np.ndarray:
+    """What buying each query's pending pairs costs: money through the cost model (the dry run's
+    estimate), else pairs."""
+    if not in_money:
+        return np.array([len(p) for p in pending], dtype=np.float64)
+    return np.array(
+        [estimate_plan(cfg.api, plan_requests(cfg.api, [g], [p])).cost if p else 0.0 for g, p in zip(groups, pending)]
+    )
+
+
+def collect_budgeted(
+    cfg: ScoringSettings,
+    dataset: Dataset,
+    groups: Groups,
+    keys: list[list[str]],
+    api: SourceState,
+    local: SourceState,
+    cache: ScoreCache,
+    out=None,
+) -> BudgetOutcome:
+    """Buy rounds of ``api`` pairs (``cfg`` already points at a live API) chosen by the local
+    scores of ``local`` (already scored for every pair). Returns what was bought."""
+    out = out or sys.stdout
+    b = cfg.collect.budget
+    flat = [k for group in keys for k in group]
+    found = cache.get_many(local.hash, flat)
+    if len(found) < len(set(flat)):
+        raise CollectError(f"{local.column}: local scores missing after the local pass; re-run to resume")
+    local_scores = np.array([found[k] for k in flat], dtype=np.float64)
+    in_money = b.cost is not None
+    unit = "cost" if in_money else "pairs"
+    full_plan = estimate_plan(cfg.api, plan_requests(cfg.api, groups, [list(range(len(g))) for g in keys]))
+    with SpendLedger(b.ledger, api.hash, pairs=b.pairs, cost=b.cost) as ledger:
+        guard = SpendGuard(cfg.api, ledger)
+        before = ledger.spent()
+        if before.pairs:
+            print(
+                f"budget: {before.pairs} pair(s), cost {before.cost:.4f} already spent on this API "
+                f"({b.ledger}){f'; {before.open} request(s) of a stopped run counted as spent' if before.open else ''}",
+                file=out,
+            )
+        pending, _ = pending_pairs(cache, api.hash, keys)
+        run = build_run(cfg, dataset, local_scores, query_costs(cfg, groups, pending, in_money))
+        purchases: list[list[int]] = []
+        stop = ""
+        while not stop:
+            pairs_left, cost_left = ledger.remaining()
+            purchase = run.next_round(cost_left if in_money else pairs_left)
+            if purchase.empty:
+                stop = "budget spent" if not run.bought.all() else "every query bought"
+                break
+            chosen = set(purchase.queries)
+            round_src = replace(api, pending=[p if q in chosen else [] for q, p in enumerate(pending)])
+            try:
+                if round_src.n_pending:
+                    asyncio.run(score_api(cfg, groups, round_src, cache, spend=guard))
+            except BudgetExhausted as exc:
+                print(f"budget: {exc}", file=out)
+                stop = "budget spent"
+            finally:
+                api.scored, api.stats, api.cost = round_src.scored, round_src.stats, round_src.cost
+                api.elapsed_s = round_src.elapsed_s
+            pending, _ = pending_pairs(cache, api.hash, keys)
+            # whole groups only: a query the budget cut short stays out (its pairs stay cached)
+            kept = [(q, u) for q, u in zip(purchase.queries, purchase.uniform) if not pending[q]]
+            if not kept:
+                break
+            bought = Purchase([q for q, _ in kept], [u for _, u in kept])
+            answers = cache.get_many(api.hash, [k for q in bought.queries for k in keys[q]])
+            run.add(bought, [np.array([answers[k] for k in keys[q]]) for q in bought.queries])
+            purchases.append(bought.queries)
+            measured = run.measure()
+            print(round_line(measured, b, unit), file=out, flush=True)
+            if measured.met:
+                stop = "target met"
+        spent = ledger.spent()
+    return BudgetOutcome(
+        bought=[int(q) for q in np.flatnonzero(run.bought)],
+        uniform=[int(q) for q in np.flatnonzero(run.uniform)],
+        rounds=run.rounds,
+        purchases=purchases,
+        stop=stop or "budget spent",
+        spent_pairs=spent.pairs,
+        spent_cost=spent.cost,
+        full_pairs=full_plan.pairs,
+        full_cost=full_plan.cost,
+        run=run,
+    )
+
+
+def round_line(r: Round, b: BudgetConfig, unit: str) -> str:
+    agreement = ""
+    if r.agreement is not None:
+        a = r.agreement
+        agreement = f"; {b.agreement_metric} {a['value']:.3f} [{a['low']:.3f}, {a['high']:.3f}]"
+        if b.agreement is not None:
+            agreement += f" (width target {b.agreement:g})"
+    spent = f"cost {r.cost_total:.4f}" if unit == "cost" else f"{r.pairs_total} pairs"
+    band = f"band {r.band:.4f}" if np.isfinite(r.band) else "band unbounded (no pair bought at the region's edge yet)"
+    return (
+        f"budget round {r.index + 1}: +{r.queries} queries ({r.pairs} pairs), {spent} in all; "
+        f"{band} (target {b.band:g}){agreement}{' -> target met' if r.met else ''}"
+    )
