@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from pipeline.calibration.budget_run import Purchase
 from pipeline.collect.api_side import score_api
 from pipeline.collect.sources import CollectError, Groups, SourceState, pending_pairs
 from pipeline.core.cache import ScoreCache
+from pipeline.core.files import atomic_write_json
 
 if TYPE_CHECKING:
     from pipeline.calibration.budget_run import BudgetRun, Round
@@ -199,3 +201,118 @@ def round_line(r: Round, b: BudgetConfig, unit: str) -> str:
         f"budget round {r.index + 1}: +{r.queries} queries ({r.pairs} pairs), {spent} in all; "
         f"{band} (target {b.band:g}){agreement}{' -> target met' if r.met else ''}"
     )
+
+
+@dataclass
+class PlanEstimate:
+    """What ``plan`` found: the pilot, and the pairs and cost the budgeted run is estimated to need."""
+
+    pilot_queries: int
+    pilot_pairs: int
+    pilot_band: float
+    pairs: dict[str, float]  # estimate, low, high
+    cost: dict[str, float]
+    simulations: int
+    met: int
+    full_pairs: int
+    full_cost: float
+    spent_pairs: int
+    spent_cost: float
+
+    def as_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["pilot_band"] = self.pilot_band if np.isfinite(self.pilot_band) else None
+        return out
+
+
+def plan_budget(
+    cfg: ScoringSettings,
+    dataset: Dataset,
+    groups: Groups,
+    keys: list[list[str]],
+    api: SourceState,
+    local: SourceState,
+    cache: ScoreCache,
+    pilot: Any,
+    out=None,
+) -> PlanEstimate:
+    """Buy one pilot round of ``pilot.pilot_pairs`` (booked in the budget's ledger, cached for the
+    collect that follows), then simulate the rest of the budgeted run (:mod:`pipeline.calibration.budget_plan`)."""
+    from dataclasses import replace as replace_rule
+
+    from pipeline.calibration.budget_plan import estimate_pairs
+
+    out = out or sys.stdout
+    b = cfg.collect.budget
+    flat = [k for group in keys for k in group]
+    found = cache.get_many(local.hash, flat)
+    local_scores = np.array([found[k] for k in flat], dtype=np.float64)
+    pending, _ = pending_pairs(cache, api.hash, keys)
+    money = query_costs(cfg, groups, pending, in_money=True)  # the cost model, for the estimate's cost
+    full_plan = estimate_plan(cfg.api, plan_requests(cfg.api, groups, [list(range(len(g))) for g in keys]))
+    run = build_run(cfg, dataset, local_scores, money)
+    rule = run.rule
+    run.rule = replace_rule(rule, round_pairs=pilot.pilot_pairs)
+    purchase = run.next_round()
+    run.rule = rule
+    chosen = set(purchase.queries)
+    round_src = replace(api, pending=[p if q in chosen else [] for q, p in enumerate(pending)])
+    with SpendLedger(b.ledger, api.hash, pairs=b.pairs, cost=b.cost) as ledger:
+        if round_src.n_pending:
+            asyncio.run(score_api(cfg, groups, round_src, cache, spend=SpendGuard(cfg.api, ledger)))
+        api.scored, api.stats, api.cost, api.elapsed_s = (
+            round_src.scored,
+            round_src.stats,
+            round_src.cost,
+            round_src.elapsed_s,
+        )
+        spent = ledger.spent()
+    answers = cache.get_many(api.hash, [k for q in purchase.queries for k in keys[q]])
+    run.add(purchase, [np.array([answers[k] for k in keys[q]]) for q in purchase.queries])
+    measured = run.measure()
+    print(
+        f"plan: pilot of {measured.pairs} pairs ({measured.queries} queries) bought; "
+        + round_line(measured, b, "pairs").split("; ", 1)[1],
+        file=out,
+    )
+    estimate = estimate_pairs(run, simulations=pilot.simulations, seed=cfg.seed)
+    result = PlanEstimate(
+        pilot_queries=measured.queries,
+        pilot_pairs=measured.pairs,
+        pilot_band=measured.band,
+        pairs={"estimate": estimate.pairs, "low": estimate.low, "high": estimate.high},
+        cost={"estimate": estimate.cost, "low": estimate.cost_low, "high": estimate.cost_high},
+        simulations=estimate.simulations,
+        met=estimate.met,
+        full_pairs=full_plan.pairs,
+        full_cost=full_plan.cost,
+        spent_pairs=spent.pairs,
+        spent_cost=spent.cost,
+    )
+    print(plan_summary(result, b), file=out)
+    path = Path(b.report).with_name("plan.json")
+    atomic_write_json(path, result.as_dict())
+    print(f"wrote {path}", file=out)
+    return result
+
+
+def plan_summary(p: PlanEstimate, b: BudgetConfig) -> str:
+    pairs, cost = p.pairs, p.cost
+    lines = [
+        f"plan: to reach band {b.band:g}"
+        + (f" and an agreement interval of {b.agreement:g}" if b.agreement is not None else "")
+        + f": about {pairs['estimate']:,.0f} pairs in all ({pairs['low']:,.0f}-{pairs['high']:,.0f} over "
+        f"{p.simulations} simulations), cost {cost['estimate']:.4f} ({cost['low']:.4f}-{cost['high']:.4f}); "
+        f"the whole dataset: {p.full_pairs:,} pairs, cost {p.full_cost:.4f}",
+    ]
+    if p.met < p.simulations:
+        lines.append(
+            f"plan: {p.simulations - p.met} of {p.simulations} simulations bought every query without reaching "
+            "the target: loosen collect.budget.band or grow the dataset"
+        )
+    lines.append(
+        f"plan: the pilot's pairs are cached and booked ({p.spent_pairs} pairs, cost {p.spent_cost:.4f} spent "
+        f"so far): python -m pipeline collect collect.budget.enabled=true collect.budget.pairs="
+        f"{int(pairs['high']):d} starts from them"
+    )
+    return "\n".join(lines)

@@ -35,8 +35,8 @@ from pipeline.data.dataset import Dataset, load_dataset
 from pipeline.runtime.text import preprocess
 
 if TYPE_CHECKING:
-    from pipeline.collect.budgeted import BudgetOutcome
-    from pipeline.config.collect import ScoringSettings
+    from pipeline.collect.budgeted import BudgetOutcome, PlanEstimate
+    from pipeline.config.collect import PlanConfig, ScoringSettings
     from pipeline.scorers.base import Scorer
 
 
@@ -50,6 +50,8 @@ class CollectResult:
     run: dict[str, Any]
     #: a budgeted run's rounds and selection (``collect.budget.enabled``)
     budget: BudgetOutcome | None = None
+    #: ``plan``'s estimate (``pilot``)
+    plan: PlanEstimate | None = None
 
 
 def score_local(
@@ -69,8 +71,13 @@ def collect(
     *,
     scorers: dict[str, Scorer] | None = None,
     out=None,
+    pilot: PlanConfig | None = None,
 ) -> CollectResult:
-    """Run the stage; ``scorers`` (column -> Scorer) replaces ``build_scorer`` (tests, notebooks)."""
+    """Run the stage; ``scorers`` (column -> Scorer) replaces ``build_scorer`` (tests, notebooks).
+
+    With ``pilot`` (``python -m pipeline plan``): the local pass and one pilot round of
+    ``collect.budget``'s choosing only, then the estimate of what the target needs; no table is
+    written (the pilot's pairs are cached for the collect that follows)."""
     out = out or sys.stdout
     c = cfg.collect
     started = utc_now()
@@ -112,6 +119,11 @@ def collect(
             needs_api = api is not None and api.n_pending > 0
             budget = None
             with reference_api(cfg, needs_api) as run_cfg:
+                if pilot is not None:
+                    if api is None:
+                        raise CollectError("plan needs the API column: collect.run_api=true")
+                    estimate = _budgeted(run_cfg, dataset, groups, keys, sources, cache, cache_path, out, pilot)
+                    return CollectResult(None, {}, sources, {}, plan=estimate)
                 if c.budget.enabled and api is not None:
                     budget = _budgeted(run_cfg, dataset, groups, keys, sources, cache, cache_path, out)
                     dataset = dataset.subset(budget.bought)
@@ -150,9 +162,11 @@ def _budgeted(
     cache: ScoreCache,
     cache_path: Path,
     out,
-) -> BudgetOutcome:
-    """Local columns over the whole dataset (free), then the API column in budgeted rounds."""
-    from pipeline.collect.budgeted import collect_budgeted
+    pilot: PlanConfig | None = None,
+) -> BudgetOutcome | PlanEstimate:
+    """Local columns over the whole dataset (free), then the API column in budgeted rounds (or
+    one pilot round and the estimate, with ``pilot``)."""
+    from pipeline.collect.budgeted import collect_budgeted, plan_budget
 
     run_sources(cfg, groups, [s for s in sources if s.kind == "local"], cache, cache_path)
     column = cfg.collect.budget.column or cfg.collect.local_col
@@ -163,6 +177,8 @@ def _budgeted(
             f"(local columns: {[s.column for s in sources if s.kind == 'local']})"
         )
     api = next(s for s in sources if s.kind == "api")
+    if pilot is not None:
+        return plan_budget(cfg, dataset, groups, keys, api, chooser, cache, pilot, out)
     return collect_budgeted(cfg, dataset, groups, keys, api, chooser, cache, out)
 
 

@@ -141,6 +141,17 @@ def check_budget(budget: Any) -> None:
 
 
 @dataclass
+class PlanConfig:
+    """``plan``: what ``python -m pipeline plan`` pays for before estimating the rest: one pilot
+    round of ``collect.budget``'s choosing (its pairs are cached and counted in the budget's
+    ledger, so the budgeted collect starts from them)."""
+
+    pilot_pairs: int = setting(500, ge=1)
+    #: simulated continuations of the budgeted run; the estimate's interval is their range
+    simulations: int = setting(5, ge=1)
+
+
+@dataclass
 class ScoringSettings(SectionView):
     """The sections that say how pairs are scored, locally and by the API: what ``collect`` and
     ``resolve`` read (``ScoringSettings.of(cfg)``), and the base of check's, align's and
@@ -152,3 +163,10 @@ class ScoringSettings(SectionView):
     api: ApiConfig
     reference: ReferenceConfig
     collect: CollectConfig
+
+
+@dataclass
+class PlanSettings(ScoringSettings):
+    """What ``plan`` reads: the scoring sections (the budget among them) and ``plan``."""
+
+    plan: PlanConfig

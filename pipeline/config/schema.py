@@ -19,7 +19,7 @@ from hydra.core.config_store import ConfigStore
 from pipeline.config.align import AlignConfig
 from pipeline.config.api import ApiConfig, check_api
 from pipeline.config.check import CheckConfig, check_check
-from pipeline.config.collect import CollectConfig, check_budget
+from pipeline.config.collect import CollectConfig, PlanConfig, check_budget
 from pipeline.config.demo import DemoConfig, TrainSettings, check_demo
 from pipeline.config.embed_check import EmbedCheckConfig, LocalChanges
 from pipeline.config.fit import (
@@ -55,6 +55,7 @@ class PipelineConfig:
     local: LocalScorerConfig = field(default_factory=LocalScorerConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     collect: CollectConfig = field(default_factory=CollectConfig)
+    plan: PlanConfig = field(default_factory=PlanConfig)
     check: CheckConfig = field(default_factory=CheckConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)

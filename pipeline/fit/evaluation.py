@@ -187,6 +187,8 @@ class EvaluationReport:
     fusion: FusionSummary | None = None
     #: keep/drop agreement at thresholds (:mod:`pipeline.calibration.decisions`), as metrics.json holds it
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    #: the rows the figures are computed on (a budgeted table's uniform part); None: every row
+    rows: np.ndarray | None = None
 
     @property
     def exported(self) -> ConfigurationResult:
@@ -283,10 +285,15 @@ def evaluate(table: PairedTable, cfg: FitSettings, model: ScoreCalibrationModel 
     notes = preflight(cfg, table)
     splits = grouped_splits(table.n_rows, groups, ev.n_splits, cfg.seed)
     y = table.target
+    scored = evaluation_rows(table)  # a budgeted collection's uniform part; None: every row
 
     def measure(pred: np.ndarray) -> tuple[dict[str, MetricValue], PerQuery]:
+        if scored is not None:
+            pred, target, codes = pred[scored], y[scored], groups[scored]
+        else:
+            target, codes = y, groups
         return agreement(
-            pred, y, groups, k=ev.top_k, n_bootstrap=ev.n_bootstrap, confidence=ev.confidence, seed=cfg.seed
+            pred, target, codes, k=ev.top_k, n_bootstrap=ev.n_bootstrap, confidence=ev.confidence, seed=cfg.seed
         )
 
     from tqdm import tqdm
@@ -329,7 +336,7 @@ def evaluate(table: PairedTable, cfg: FitSettings, model: ScoreCalibrationModel 
             if model is not None:
                 fusion_summary = summarise_fusion(cfg, table, model, results, splits, measure)
 
-    decisions = decision_report(cfg, table, model, results[-1].predictions, splits)
+    decisions = decision_report(cfg, table, model, results[-1].predictions, splits, scored)
     report_warnings = notes + [
         w for w in _trust_warnings(table, results[-1], cfg) + _alignment_warnings(table, results, cfg) if w not in notes
     ]
@@ -351,6 +358,13 @@ def evaluate(table: PairedTable, cfg: FitSettings, model: ScoreCalibrationModel 
             fusion_n_bootstrap=cfg.fusion.n_bootstrap,
             fusion_bootstrap_maps=cfg.fusion.bootstrap_maps.value,
         )
+    if scored is not None:
+        report_warnings.insert(
+            0,
+            f"budgeted collection: held-out figures on the {np.unique(table.query_ids[scored]).size} queries "
+            f"drawn uniformly at random ({scored.size} of {table.n_rows} pairs); the others were chosen "
+            "for their local scores and train the calibrator only",
+        )
     return EvaluationReport(
         results,
         table.n_rows,
@@ -361,7 +375,22 @@ def evaluate(table: PairedTable, cfg: FitSettings, model: ScoreCalibrationModel 
         settings,
         fusion_summary,
         decisions,
+        scored,
     )
+
+
+def evaluation_rows(table: PairedTable) -> np.ndarray | None:
+    """The rows held-out figures are computed on: for a table bought by a budgeted collection
+    (the sidecar's ``budget.uniform_queries``), the queries drawn uniformly at random, since the
+    rest were chosen for their scores and would describe the oversampled top, not the dataset.
+    Every row still trains every fold's calibrator. None: every row (an ordinary table)."""
+    uniform = (table.meta.get("budget") or {}).get("uniform_queries")
+    if not uniform:
+        return None
+    rows = np.isin(table.query_ids, np.asarray(uniform, dtype=object))
+    if np.unique(table.query_ids[rows]).size < 2:
+        return None  # too few to evaluate on: every row, with the warning the report adds
+    return np.flatnonzero(rows)
 
 
 def thresholds(cfg: FitSettings, table: PairedTable) -> list[float]:
@@ -371,11 +400,17 @@ def thresholds(cfg: FitSettings, table: PairedTable) -> list[float]:
 
 
 def decision_report(
-    cfg: FitSettings, table: PairedTable, model: ScoreCalibrationModel | None, predictions: np.ndarray, splits
+    cfg: FitSettings,
+    table: PairedTable,
+    model: ScoreCalibrationModel | None,
+    predictions: np.ndarray,
+    splits,
+    scored: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """Keep/drop agreement at each threshold: the exported configuration's held-out predictions
     against the reference, and the raw (pre-calibration) score cut at the threshold transferred
-    from the training folds, applied to the held-out fold."""
+    from the training folds, applied to the held-out fold. ``scored``: the rows the figures are
+    computed on (a budgeted collection's uniform part); the cuts learn from every row."""
     cuts = thresholds(cfg, table)
     if not cuts:
         return []
@@ -387,10 +422,13 @@ def decision_report(
     with np.errstate(invalid="ignore"):
         shifted = raw[:, None] - held_out_cut
     boot = {"n_bootstrap": ev.n_bootstrap, "confidence": ev.confidence, "seed": cfg.seed}
+    target = table.target
+    if scored is not None:
+        predictions, shifted, target, groups = predictions[scored], shifted[scored], target[scored], groups[scored]
     calibrated, raw_figures = decision_agreements(
         [
-            decision_counts(predictions, table.target, groups, cuts),
-            decision_counts(shifted, table.target, groups, cuts, local_thresholds=np.zeros(len(cuts))),
+            decision_counts(predictions, target, groups, cuts),
+            decision_counts(shifted, target, groups, cuts, local_thresholds=np.zeros(len(cuts))),
         ],
         **boot,
     )

@@ -65,7 +65,7 @@ def write_plot_data(
         "calibrated": model.calibrator_.predict(x[order]),
     }
     final = report.exported
-    query_ids = _query_order(table)
+    query_ids = _query_order(table, report.rows)
     per_query = {"query_id": query_ids}
     for res in report.results:
         if res.kind == "raw" or res is final:
@@ -76,11 +76,15 @@ def write_plot_data(
     ]
 
 
-def _query_order(table: PairedTable) -> np.ndarray:
-    """Query ids in the order of the per-query statistics: by group code (first appearance)."""
+def _query_order(table: PairedTable, rows: np.ndarray | None = None) -> np.ndarray:
+    """Query ids in the order of the per-query statistics: by group code (first appearance),
+    of the evaluated ``rows`` (a budgeted table's uniform part) when given."""
     codes = table.group_codes()
+    ids = table.query_ids
+    if rows is not None:
+        codes, ids = codes[rows], ids[rows]
     _, first = np.unique(codes, return_index=True)
-    return table.query_ids[first]
+    return ids[first]
 
 
 def write_pictures(

@@ -52,6 +52,12 @@ STAGES: dict[str, Stage] = {
         _SCORE,
         _SCORING,
     ),
+    "plan": Stage(
+        "pipeline.stages.plan",
+        "before a budgeted collect: buy a pilot round, estimate the pairs and cost the target needs",
+        (*_SCORE, "plan"),
+        _SCORING,
+    ),
     "fit": Stage(
         "pipeline.stages.fit", "fit calibrator (+ fusion), evaluate on held-out queries, export the artifact", _FIT
     ),

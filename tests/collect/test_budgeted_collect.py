@@ -152,3 +152,25 @@ def test_the_target_stops_the_rounds_before_the_budget(server, tmp_path):
 def test_bad_budget_settings_fail_in_one_line(override, message):
     with pytest.raises(ConfigError, match=message):
         compose_config([override])
+
+
+def test_plan_buys_a_pilot_that_the_budgeted_collect_then_gets_for_free(server, tmp_path, capsys):
+    from pipeline.config.collect import PlanConfig
+
+    cfg = settings(server, tmp_path, pairs=400, band=0.05, region="[0.5,0.95]")
+    result = collect(cfg, scorers={"local": SkewedMirror()}, pilot=PlanConfig(pilot_pairs=60, simulations=3))
+    out = capsys.readouterr().out
+    assert result.output is None and not (tmp_path / "out" / "table.csv").exists()  # a plan writes no table
+    plan = result.plan
+    assert plan.pilot_pairs <= 60 and plan.spent_pairs == sent_pairs(server) > 0
+    assert plan.pairs["low"] <= plan.pairs["estimate"] <= plan.pairs["high"]
+    assert plan.pairs["estimate"] >= plan.pilot_pairs and plan.full_pairs > plan.pairs["low"]
+    assert "plan: pilot of" in out and "about" in out and "simulations" in out
+    saved = json.loads((tmp_path / "reports" / "plan.json").read_text())
+    assert saved["pairs"] == plan.pairs and saved["spent_pairs"] == plan.spent_pairs
+    pilot_pairs = {(q, d) for r in server.records for q, d in r.pairs}
+    server.reset()
+    budgeted = collect(cfg, scorers={"local": SkewedMirror()})
+    assert not pilot_pairs & {(q, d) for r in server.records for q, d in r.pairs}  # the pilot is not bought again
+    with SpendLedger(tmp_path / "spend.sqlite", budgeted.sources[0].hash) as ledger:
+        assert ledger.spent().pairs == plan.spent_pairs + sent_pairs(server) <= 400
