@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 from pipeline.calibration.budget_run import BudgetRule
-from pipeline.testing.budget_sim import compare
+from pipeline.testing.budget_sim import compare, fixed_design_coverage
 
 
 def main() -> int:
@@ -36,10 +36,14 @@ def main() -> int:
     parser.add_argument("--band", type=float, default=0.012)
     parser.add_argument("--agreement", type=float, default=0.01, help="width target of the held-out MAE interval")
     parser.add_argument("--round-pairs", type=int, default=500)
+    parser.add_argument("--confirm", type=int, default=2, help="rounds in a row that must meet the targets")
+    parser.add_argument(
+        "--fixed-draws", type=int, default=40, help="draws of the fixed-design coverage check (0: skip)"
+    )
     args = parser.parse_args()
     rule = BudgetRule(
         band=args.band, region=(0.9, 0.99), agreement=args.agreement, agreement_metric="mae",
-        round_pairs=args.round_pairs,
+        round_pairs=args.round_pairs, confirm_rounds=args.confirm,
     )  # fmt: skip
     print(
         f"{args.queries} queries per sample, band <= {args.band:g} over local-score quantiles 0.9-0.99, "
@@ -80,6 +84,13 @@ def main() -> int:
     ]  # fmt: skip
     for text, ok in checks:
         print(("  met     " if ok else "  MISSED  ") + text)
+    if args.fixed_draws:
+        coverage, sd, half = fixed_design_coverage(args.queries, 800, args.fixed_draws)
+        print(
+            f"\nfixed design (800 queries drawn uniformly once, the reference redrawn {args.fixed_draws} times, no "
+            f"stopping rule): coverage {coverage:.3f}; the fit's real sd at local-score quantiles 0.9/0.945/0.99 "
+            f"{' '.join(f'{v:.4f}' for v in sd)}, the band's half-width/1.96 {' '.join(f'{v:.4f}' for v in half)}"
+        )
     ok = all(ok for _, ok in checks)
     print("\nall targets met" if ok else "\nsome targets missed")
     return 0 if ok else 1

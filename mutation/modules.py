@@ -47,6 +47,10 @@ MODULES: dict[str, list[str]] = {
         "tests/serve/test_return_interval.py",
     ],
     "pipeline/calibration/groups.py": ["tests/calibration/test_groups.py"],
+    # budgeted collection: which pairs to buy, when to stop, what it may spend
+    "pipeline/calibration/budget.py": ["tests/calibration/test_budget.py"],
+    "pipeline/calibration/budget_run.py": ["tests/calibration/test_budget.py"],
+    "pipeline/api/spend.py": ["tests/api/test_spend.py"],
     # metrics and the bootstrap
     "pipeline/calibration/metrics.py": [
         "tests/calibration/test_metrics.py",

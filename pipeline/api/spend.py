@@ -14,6 +14,7 @@ share one budget across runs); raising ``collect.budget`` buys only the differen
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
 import time
@@ -156,17 +157,36 @@ class SpendLedger:
 
 class SpendGuard:
     """What :class:`~pipeline.api.client.ApiClient` calls around each attempt: the cost model
-    applied to a request, and the ledger it is booked in."""
+    applied to a request, and the ledger it is booked in.
+
+    The token estimate is meant to over-count, but a server that counts a template or an
+    instruction the client never sees reports more: once answers arrive, each reservation is the
+    estimate scaled by the reported/estimated ratio seen so far (+10%, never below the estimate),
+    so the limit holds for such servers too."""
+
+    #: headroom over the learned reported/estimated token ratio
+    MARGIN = 1.1
 
     def __init__(self, cfg: ApiConfig, ledger: SpendLedger) -> None:
         self.cfg = cfg
         self.ledger = ledger
+        self._estimated = 0  # estimated tokens of the settled attempts
+        self._reported = 0  # what the API reported for them
 
-    def reserve(self, documents: int, est_tokens: int) -> int:
-        return self.ledger.reserve(documents, request_cost(self.cfg, est_tokens, documents))
+    @property
+    def ratio(self) -> float:
+        """Reported over estimated tokens of the answers so far (1 before any)."""
+        return self._reported / self._estimated if self._estimated else 1.0
 
-    def settle(self, ticket: int, documents: int, tokens: int, search_units: int | None) -> None:
-        self.ledger.settle(ticket, request_cost(self.cfg, tokens, documents, search_units))
+    def reserve(self, documents: int, est_tokens: int) -> tuple[int, int]:
+        tokens = int(math.ceil(est_tokens * max(1.0, self.MARGIN * self.ratio)))
+        return self.ledger.reserve(documents, request_cost(self.cfg, tokens, documents)), est_tokens
 
-    def fail(self, ticket: int) -> None:
-        self.ledger.fail(ticket)
+    def settle(self, ticket: tuple[int, int], documents: int, tokens: int, search_units: int | None) -> None:
+        row, est_tokens = ticket
+        self._estimated += est_tokens
+        self._reported += tokens
+        self.ledger.settle(row, request_cost(self.cfg, tokens, documents, search_units))
+
+    def fail(self, ticket: tuple[int, int]) -> None:
+        self.ledger.fail(ticket[0])

@@ -148,7 +148,7 @@ def stratified_order(
     best: np.ndarray, *, strata: int = 5, categories: Sequence | None = None, seed: int = 0
 ) -> np.ndarray:
     """An order of the queries that takes them round-robin from strata of their best local score
-    (quantile bins; crossed with ``categories`` when given), each stratum shuffled by ``seed``:
+    (quantile bins of the score, tied values kept together; crossed with ``categories`` when given), each stratum shuffled by ``seed``:
     any prefix covers every stratum about equally, whatever its share of the dataset.
 
     Parameters
@@ -169,11 +169,14 @@ def stratified_order(
     """
     best = np.asarray(best, dtype=np.float64)
     n_q = best.size
-    edges = np.quantile(best, np.linspace(0, 1, strata + 1)[1:-1]) if n_q else np.empty(0)
-    stratum = np.searchsorted(edges, best, side="right")
-    if categories is not None:
-        stratum = stratum * (int(query_codes(np.asarray(categories)).max()) + 1) + query_codes(np.asarray(categories))
     rng = np.random.default_rng(seed)
+    # bins of the score, not of the rank: when most queries' best score ties (near 0), the tie
+    # is one stratum and the few queries above it still get their turn
+    edges = np.unique(np.quantile(best, np.linspace(0, 1, strata + 1)[1:-1])) if n_q else np.empty(0)
+    stratum = np.searchsorted(edges, best, side="left")
+    if categories is not None:
+        kinds = query_codes(np.asarray(categories))
+        stratum = stratum * (int(kinds.max()) + 1) + kinds
     queues = [rng.permutation(np.flatnonzero(stratum == s)) for s in np.unique(stratum)]
     order = []
     for k in range(max((q.size for q in queues), default=0)):

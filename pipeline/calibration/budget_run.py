@@ -58,6 +58,8 @@ class BudgetRule:
     grid_points: int = 21
     #: folds of the held-out agreement
     n_splits: int = 5
+    #: rounds in a row that must meet the targets before the run stops
+    confirm_rounds: int = 2
 
     def __post_init__(self) -> None:
         if not self.band > 0:
@@ -70,6 +72,8 @@ class BudgetRule:
             raise ValueError(f"uniform_share must lie in [0, 1], got {self.uniform_share}")
         if self.round_pairs < 1 or self.strata < 1 or self.n_bootstrap < 2 or self.grid_points < 2:
             raise ValueError("round_pairs, strata >= 1; n_bootstrap, grid_points >= 2")
+        if self.confirm_rounds < 1:
+            raise ValueError(f"confirm_rounds must be >= 1, got {self.confirm_rounds}")
 
 
 @dataclass
@@ -151,6 +155,7 @@ class BudgetRun:
         self._uniform_order = rng.permutation(n_q)
         self._first_order = stratified_order(best, strata=self.rule.strata, categories=self.categories, seed=self.seed)
         self.band: Band | None = None
+        self._within: list[bool] = []
 
     # -- choosing ------------------------------------------------------------------------------
 
@@ -213,10 +218,15 @@ class BudgetRun:
             confidence=self.rule.confidence,
             seed=self.seed + len(self.rounds),
         )
-        held_out = self.held_out_agreement() if self.rule.agreement is not None else None
-        met = self.band.width <= self.rule.band and (
-            held_out is None or held_out["high"] - held_out["low"] <= self.rule.agreement
+        held_out = self.held_out_agreement()  # on the learning curve whether or not it is a target
+        within = self.band.width <= self.rule.band and (
+            self.rule.agreement is None
+            or (held_out is not None and held_out["high"] - held_out["low"] <= self.rule.agreement)
         )
+        self._within.append(bool(within))
+        # the first round that dips under the target is often a lucky one (its band is itself an
+        # estimate): the target must hold on the last ``confirm_rounds`` rounds
+        met = len(self._within) >= self.rule.confirm_rounds and all(self._within[-self.rule.confirm_rounds :])
         last = getattr(self, "_last", Purchase([], []))
         bought = np.asarray(last.queries, dtype=np.intp)
         entry = Round(

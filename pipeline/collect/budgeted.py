@@ -62,7 +62,7 @@ class BudgetOutcome:
 
 
 def rule_dict(budget: BudgetConfig) -> dict[str, Any]:
-    keys = ("pairs", "cost", "band", "region", "agreement", "agreement_metric", "round_pairs", "uniform_share",
+    keys = ("pairs", "cost", "band", "region", "agreement", "agreement_metric", "round_pairs", "confirm_rounds", "uniform_share",
             "strata", "calibrator", "n_bootstrap", "confidence")  # fmt: skip
     return {k: (list(getattr(budget, k)) if k == "region" else getattr(budget, k)) for k in keys}
 
@@ -79,6 +79,7 @@ def build_run(cfg: ScoringSettings, dataset: Dataset, local: np.ndarray, cost: n
         agreement=b.agreement,
         agreement_metric=b.agreement_metric,
         round_pairs=b.round_pairs,
+        confirm_rounds=b.confirm_rounds,
         uniform_share=b.uniform_share,
         strata=b.strata,
         n_bootstrap=b.n_bootstrap,
@@ -174,6 +175,8 @@ def collect_budgeted(
             if measured.met:
                 stop = "target met"
         spent = ledger.spent()
+    # the whole dataset at the rate the API actually reported (its tokens over the estimate's)
+    full_cost = full_plan.cost * guard.ratio
     return BudgetOutcome(
         bought=[int(q) for q in np.flatnonzero(run.bought)],
         uniform=[int(q) for q in np.flatnonzero(run.uniform)],
@@ -183,7 +186,7 @@ def collect_budgeted(
         spent_pairs=spent.pairs,
         spent_cost=spent.cost,
         full_pairs=full_plan.pairs,
-        full_cost=full_plan.cost,
+        full_cost=full_cost,
         run=run,
     )
 
@@ -258,8 +261,9 @@ def plan_budget(
     chosen = set(purchase.queries)
     round_src = replace(api, pending=[p if q in chosen else [] for q, p in enumerate(pending)])
     with SpendLedger(b.ledger, api.hash, pairs=b.pairs, cost=b.cost) as ledger:
+        guard = SpendGuard(cfg.api, ledger)
         if round_src.n_pending:
-            asyncio.run(score_api(cfg, groups, round_src, cache, spend=SpendGuard(cfg.api, ledger)))
+            asyncio.run(score_api(cfg, groups, round_src, cache, spend=guard))
         api.scored, api.stats, api.cost, api.elapsed_s = (
             round_src.scored,
             round_src.stats,
@@ -270,6 +274,7 @@ def plan_budget(
     answers = cache.get_many(api.hash, [k for q in purchase.queries for k in keys[q]])
     run.add(purchase, [np.array([answers[k] for k in keys[q]]) for q in purchase.queries])
     measured = run.measure()
+    run.cost = run.cost * guard.ratio  # at the rate the API reported for the pilot
     print(
         f"plan: pilot of {measured.pairs} pairs ({measured.queries} queries) bought; "
         + round_line(measured, b, "pairs").split("; ", 1)[1],
@@ -285,7 +290,7 @@ def plan_budget(
         simulations=estimate.simulations,
         met=estimate.met,
         full_pairs=full_plan.pairs,
-        full_cost=full_plan.cost,
+        full_cost=full_plan.cost * guard.ratio,
         spent_pairs=spent.pairs,
         spent_cost=spent.cost,
     )

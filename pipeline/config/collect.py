@@ -69,6 +69,9 @@ class BudgetConfig:
     agreement_metric: str = "mae"
     #: pairs per round; the first round stratifies, later ones buy where the band is widest
     round_pairs: int = setting(500, ge=1)
+    #: rounds in a row that must meet the targets (a band is itself an estimate: the first round
+    #: under the target is often a lucky one)
+    confirm_rounds: int = setting(2, ge=1)
     #: share of every round drawn uniformly at random: where held-out agreement is measured
     uniform_share: float = setting(0.2, ge=0, le=1)
     #: quantile bins of each query's best local score in the first round (crossed with the

@@ -81,3 +81,30 @@ def compare(n_queries: int, rule: BudgetRule, seed: int) -> tuple[ArmResult, Arm
         run_arm(sample, rule, seed, uniform=False, plan=True),
         full_data_agreement(sample, rule, seed),
     )
+
+
+def fixed_design_coverage(
+    n_queries: int, bought: int, draws: int, seed: int = 0
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Coverage of the band without any stopping rule: ``bought`` queries drawn uniformly once,
+    the reference redrawn ``draws`` times around the known map. Returns ``(coverage, true sd of
+    the fit, mean band half-width / 1.96)`` on the grid (the latter two at its 0.9, 0.945 and
+    0.99 quantile points): whether the bootstrap band is as wide as the fit's real spread."""
+    from pipeline.calibration.budget import band_grid, curve_band
+
+    sample = skewed_sample(n_queries, seed=seed)
+    grid = band_grid(sample.local, (0.9, 0.99))
+    chosen = np.random.default_rng(seed + 1).permutation(n_queries)[:bought]
+    rows = np.isin(sample.groups, chosen)
+    x, g = sample.local[rows], sample.groups[rows]
+    truth = skewed_map(grid)
+    fits, halves, covered = [], [], []
+    for k in range(draws):
+        rng = np.random.default_rng([seed, k])
+        y = skewed_map(x) + rng.normal(0, 0.02, n_queries)[g] + rng.normal(0, 0.05, x.size)
+        band = curve_band(x, y, g, grid, lambda: make_calibrator("poly"), n_bootstrap=100, seed=k)
+        fits.append(make_calibrator("poly").fit(x, y).predict(grid))
+        halves.append(band.widths / 2)
+        covered.append(np.mean((band.lower <= truth) & (truth <= band.upper)))
+    points = [0, grid.size // 2, grid.size - 1]
+    return float(np.mean(covered)), np.std(fits, axis=0)[points], (np.mean(halves, axis=0) / 1.96)[points]

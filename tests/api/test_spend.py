@@ -92,3 +92,23 @@ def test_a_retried_request_is_paid_for_twice(server, tmp_path):
         assert exc is not None and len(sent) == 1  # the retry spent the second request's room
         assert client.stats.retries == 1 and ledger.spent().pairs == 2 * len(DOCS)
     np.testing.assert_array_equal(sent[0].shape, (len(DOCS),))
+
+
+def test_reservations_grow_when_the_api_reports_more_tokens_than_estimated(server, tmp_path):
+    """A server that counts a template the client never sees reports more than the estimate:
+    after the first answer each reservation is scaled by the reported/estimated ratio (+10%)."""
+    server.state.token_report_ratio = 3.0
+    cfg = cfg_for(server, price_per_million_tokens=1000.0)
+    with SpendLedger(tmp_path / "s.sqlite", "acct") as ledger:
+        guard = SpendGuard(cfg, ledger)
+
+        async def go():
+            async with ApiClient(cfg, spend=guard) as client:
+                for _ in range(3):
+                    await client.score(QUERY, DOCS)
+
+        asyncio.run(go())
+        rows = ledger._db.execute("SELECT reserved, actual FROM spend ORDER BY id").fetchall()
+    assert guard.ratio > 1.0
+    assert rows[0][0] < rows[0][1]  # the first reservation, at the estimate, was short
+    assert all(reserved >= actual for reserved, actual in rows[1:])  # the later ones hold

@@ -91,11 +91,12 @@ def test_an_unbounded_side_is_the_end_of_the_range_and_intervals_stay_in_it():
         ({"y_range": [1.0, 0.0]}, "is not a range"),
         ({"upper": None}, "lower/upper must be"),
         ({"upper": [["a"] * 5]}, "malformed intervals table"),
-        ({"edges": [[0.2], [0.5]]}, "must be flat lists"),
+        ({"edges": [[0.2], [0.5]]}, "^intervals: edges and coverage must be flat lists$"),
         ({"coverage": [[0.5, 0.8, 0.9, 0.95, 0.99]]}, "must be flat lists"),
         ({"edges": [_table()["edges"][0]] + _table()["edges"][:-1]}, "must be increasing"),  # a bin of no width
         ({"coverage": [0.5, 0.5, 0.9, 0.95, 0.99]}, "must be increasing"),
         ({"coverage": [0.0, 0.8, 0.9, 0.95, 0.99]}, "within \\(0, 1\\)"),
+        ({"coverage": [0.5, 0.8, 0.9, 0.95, 1.0]}, "^intervals: edges and coverages must be increasing, coverages within \\(0, 1\\)$"),
         ({"y_range": [0.0, float("inf")]}, "is not a range"),
         ({"y_range": [0.0]}, "malformed intervals table"),
     ],
@@ -114,10 +115,16 @@ def test_an_offset_unbounded_the_wrong_way_is_refused():
     """+inf as a lower offset (or -inf as an upper one) is no interval, even when the other side
     is unbounded too (so ``lower > upper`` alone does not catch it)."""
     n, k = len(_table()["lower"]), 5
-    with pytest.raises(IntervalError, match="lower offset lies above"):
+    with pytest.raises(IntervalError, match="^intervals: a lower offset lies above its upper offset$"):
         compile_intervals(_table(lower=[[float("inf")] * k] * n, upper=[[float("inf")] * k] * n))
     with pytest.raises(IntervalError, match="lower offset lies above"):
         compile_intervals(_table(lower=[[float("-inf")] * k] * n, upper=[[float("-inf")] * k] * n))
+
+
+def test_a_zero_width_interval_is_an_interval():
+    n = len(_table()["lower"])
+    low, high = compile_intervals(_table(lower=[[0.0] * 5] * n, upper=[[0.0] * 5] * n))(np.array([0.3]), 0.9)
+    assert low[0] == high[0] == 0.3
 
 
 def test_a_constant_reference_is_a_range_of_one_point():
