@@ -179,7 +179,8 @@ class SpendGuard:
         return self._reported / self._estimated if self._estimated else 1.0
 
     def reserve(self, documents: int, est_tokens: int) -> tuple[int, int]:
-        tokens = int(math.ceil(est_tokens * max(1.0, self.MARGIN * self.ratio)))
+        scale = max(1.0, self.MARGIN * self.ratio) if self._estimated else 1.0
+        tokens = int(math.ceil(est_tokens * scale))
         return self.ledger.reserve(documents, request_cost(self.cfg, tokens, documents)), est_tokens
 
     def settle(self, ticket: tuple[int, int], documents: int, tokens: int, search_units: int | None) -> None:

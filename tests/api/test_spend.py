@@ -112,3 +112,26 @@ def test_reservations_grow_when_the_api_reports_more_tokens_than_estimated(serve
     assert guard.ratio > 1.0
     assert rows[0][0] < rows[0][1]  # the first reservation, at the estimate, was short
     assert all(reserved >= actual for reserved, actual in rows[1:])  # the later ones hold
+
+
+def test_the_cost_model_exactly():
+    cfg = ApiConfig(dialect=Dialect.siliconflow, model="m", price_per_million_tokens=3.0, price_per_search_unit=0.5)
+    assert request_cost(cfg, 2_000_000, 1) == 6.0 + 0.5
+
+
+def test_the_guard_learns_the_reported_ratio_over_every_answer_and_books_reported_units(tmp_path):
+    cfg = ApiConfig(dialect=Dialect.siliconflow, model="m", price_per_million_tokens=1e6, price_per_search_unit=100.0)
+    with SpendLedger(tmp_path / "deep" / "er" / "spend.sqlite", "acct") as ledger:  # parents created
+        guard = SpendGuard(cfg, ledger)
+        assert guard.ratio == 1.0
+        first = guard.reserve(150, 10)
+        assert ledger._db.execute("SELECT reserved FROM spend").fetchone()[0] == 10 + 2 * 100.0  # 2 units estimated
+        guard.settle(first, 150, 30, search_units=1)  # the API reported 3x the tokens and one unit
+        assert guard.ratio == 3.0
+        assert ledger.spent().cost == 30 + 100.0
+        guard.settle(guard.reserve(1, 10), 1, 10, None)
+        assert guard.ratio == 2.0  # (30 + 10) / (10 + 10): every answer counts
+        failed = guard.reserve(1, 10)
+        guard.fail(failed)
+        states = [r[0] for r in ledger._db.execute("SELECT state FROM spend ORDER BY id")]
+    assert states == ["settled", "settled", "failed"]
