@@ -96,7 +96,10 @@ def test_an_unbounded_side_is_the_end_of_the_range_and_intervals_stay_in_it():
         ({"edges": [_table()["edges"][0]] + _table()["edges"][:-1]}, "must be increasing"),  # a bin of no width
         ({"coverage": [0.5, 0.5, 0.9, 0.95, 0.99]}, "must be increasing"),
         ({"coverage": [0.0, 0.8, 0.9, 0.95, 0.99]}, "within \\(0, 1\\)"),
-        ({"coverage": [0.5, 0.8, 0.9, 0.95, 1.0]}, "^intervals: edges and coverages must be increasing, coverages within \\(0, 1\\)$"),
+        (
+            {"coverage": [0.5, 0.8, 0.9, 0.95, 1.0]},
+            "^intervals: edges and coverages must be increasing, coverages within \\(0, 1\\)$",
+        ),
         ({"y_range": [0.0, float("inf")]}, "is not a range"),
         ({"y_range": [0.0]}, "malformed intervals table"),
     ],
