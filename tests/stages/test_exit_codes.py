@@ -42,6 +42,7 @@ CASES = {
     "demo-train": ("demo.train.steps=0", "demo.train_dataset={missing}", "demo.train_dataset"),
     "resolve": ("collect.max_queries=0", "local.model={missing}", "no such directory"),
     "collect": ("collect.max_queries=0", "collect.dataset={missing}", "collect.dataset"),
+    "plan": ("plan.pilot_pairs=0", "collect.dataset={missing}", "collect.dataset"),
     "fit": ("evaluate.n_bootstrap=-5", "data.path={missing}", "paired-score table not found"),
     "evaluate": ("evaluate.n_splits=1", "data.path={missing}", "paired-score table not found"),
     "export": ("calibrator.degree=0", "data.path={missing}", "paired-score table not found"),
