@@ -38,7 +38,9 @@ def test_dry_run_flag_is_collect_only(capsys):
 
 def test_unknown_stage_and_bad_keys_name_what_is_allowed(capsys):
     assert main(["fitt"]) == 2
-    assert "unknown stage 'fitt'; stages: demo-dataset, demo-train, resolve, collect, plan, fit" in capsys.readouterr().err
+    assert (
+        "unknown stage 'fitt'; stages: demo-dataset, demo-train, resolve, collect, plan, fit" in capsys.readouterr().err
+    )
     assert main(["fit", "calibrator.degre=3"]) == 2
     assert (
         "unknown config key 'calibrator.degre' (did you mean 'calibrator.degree'?); calibrator takes: family, degree"
