@@ -156,6 +156,7 @@ class BudgetRun:
         self._first_order = stratified_order(best, strata=self.rule.strata, categories=self.categories, seed=self.seed)
         self.band: Band | None = None
         self._within: list[bool] = []
+        self._last = Purchase([], [])  # what the latest add() recorded: the round measure() reports
 
     # -- choosing ------------------------------------------------------------------------------
 
@@ -227,7 +228,7 @@ class BudgetRun:
         # the first round that dips under the target is often a lucky one (its band is itself an
         # estimate): the target must hold on the last ``confirm_rounds`` rounds
         met = len(self._within) >= self.rule.confirm_rounds and all(self._within[-self.rule.confirm_rounds :])
-        last = getattr(self, "_last", Purchase([], []))
+        last = self._last
         bought = np.asarray(last.queries, dtype=np.intp)
         entry = Round(
             index=len(self.rounds),

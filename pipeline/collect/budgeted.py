@@ -109,6 +109,47 @@ def query_costs(cfg: ScoringSettings, groups: Groups, pending: list[list[int]], 
     )
 
 
+def _local_scores(cache: ScoreCache, local: SourceState, keys: list[list[str]]) -> np.ndarray:
+    """The choosing column's score of every pair, in dataset order (scored by the local pass)."""
+    flat = [k for group in keys for k in group]
+    found = cache.get_many(local.hash, flat)
+    if len(found) < len(set(flat)):
+        raise CollectError(f"{local.column}: local scores missing after the local pass; re-run to resume")
+    return np.array([found[k] for k in flat], dtype=np.float64)
+
+
+def _whole_dataset(cfg: ScoringSettings, groups: Groups, keys: list[list[str]]):
+    """The cost model's estimate for buying every pair (what a budget is compared with)."""
+    return estimate_plan(cfg.api, plan_requests(cfg.api, groups, [list(range(len(g))) for g in keys]))
+
+
+def _buy(
+    cfg: ScoringSettings,
+    groups: Groups,
+    api: SourceState,
+    pending: list[list[int]],
+    queries: list[int],
+    cache: ScoreCache,
+    guard: SpendGuard,
+) -> None:
+    """Send the pending pairs of ``queries`` through the ordinary API path, booked by ``guard``;
+    ``api`` keeps the run's account (scored, stats, cost, time) whatever happens."""
+    chosen = set(queries)
+    round_src = replace(api, pending=[p if q in chosen else [] for q, p in enumerate(pending)])
+    try:
+        if round_src.n_pending:
+            asyncio.run(score_api(cfg, groups, round_src, cache, spend=guard))
+    finally:
+        api.scored, api.stats, api.cost = round_src.scored, round_src.stats, round_src.cost
+        api.elapsed_s = round_src.elapsed_s
+
+
+def _answers(cache: ScoreCache, api: SourceState, keys: list[list[str]], queries: list[int]) -> list[np.ndarray]:
+    """The API scores of ``queries``, one array per query in its pair order (all cached)."""
+    answers = cache.get_many(api.hash, [k for q in queries for k in keys[q]])
+    return [np.array([answers[k] for k in keys[q]]) for q in queries]
+
+
 def collect_budgeted(
     cfg: ScoringSettings,
     dataset: Dataset,
@@ -123,14 +164,10 @@ def collect_budgeted(
     scores of ``local`` (already scored for every pair). Returns what was bought."""
     out = out or sys.stdout
     b = cfg.collect.budget
-    flat = [k for group in keys for k in group]
-    found = cache.get_many(local.hash, flat)
-    if len(found) < len(set(flat)):
-        raise CollectError(f"{local.column}: local scores missing after the local pass; re-run to resume")
-    local_scores = np.array([found[k] for k in flat], dtype=np.float64)
+    local_scores = _local_scores(cache, local, keys)
     in_money = b.cost is not None
     unit = "cost" if in_money else "pairs"
-    full_plan = estimate_plan(cfg.api, plan_requests(cfg.api, groups, [list(range(len(g))) for g in keys]))
+    full_plan = _whole_dataset(cfg, groups, keys)
     with SpendLedger(b.ledger, api.hash, pairs=b.pairs, cost=b.cost) as ledger:
         guard = SpendGuard(cfg.api, ledger)
         before = ledger.spent()
@@ -150,25 +187,18 @@ def collect_budgeted(
             if purchase.empty:
                 stop = "budget spent" if not run.bought.all() else "every query bought"
                 break
-            chosen = set(purchase.queries)
-            round_src = replace(api, pending=[p if q in chosen else [] for q, p in enumerate(pending)])
             try:
-                if round_src.n_pending:
-                    asyncio.run(score_api(cfg, groups, round_src, cache, spend=guard))
+                _buy(cfg, groups, api, pending, purchase.queries, cache, guard)
             except BudgetExhausted as exc:
                 print(f"budget: {exc}", file=out)
                 stop = "budget spent"
-            finally:
-                api.scored, api.stats, api.cost = round_src.scored, round_src.stats, round_src.cost
-                api.elapsed_s = round_src.elapsed_s
             pending, _ = pending_pairs(cache, api.hash, keys)
             # whole groups only: a query the budget cut short stays out (its pairs stay cached)
             kept = [(q, u) for q, u in zip(purchase.queries, purchase.uniform) if not pending[q]]
             if not kept:
                 break
             bought = Purchase([q for q, _ in kept], [u for _, u in kept])
-            answers = cache.get_many(api.hash, [k for q in bought.queries for k in keys[q]])
-            run.add(bought, [np.array([answers[k] for k in keys[q]]) for q in bought.queries])
+            run.add(bought, _answers(cache, api, keys, bought.queries))
             purchases.append(bought.queries)
             measured = run.measure()
             print(round_line(measured, b, unit), file=out, flush=True)
@@ -241,38 +271,24 @@ def plan_budget(
 ) -> PlanEstimate:
     """Buy one pilot round of ``pilot.pilot_pairs`` (booked in the budget's ledger, cached for the
     collect that follows), then simulate the rest of the budgeted run (:mod:`pipeline.calibration.budget_plan`)."""
-    from dataclasses import replace as replace_rule
-
     from pipeline.calibration.budget_plan import estimate_pairs
 
     out = out or sys.stdout
     b = cfg.collect.budget
-    flat = [k for group in keys for k in group]
-    found = cache.get_many(local.hash, flat)
-    local_scores = np.array([found[k] for k in flat], dtype=np.float64)
+    local_scores = _local_scores(cache, local, keys)
     pending, _ = pending_pairs(cache, api.hash, keys)
     money = query_costs(cfg, groups, pending, in_money=True)  # the cost model, for the estimate's cost
-    full_plan = estimate_plan(cfg.api, plan_requests(cfg.api, groups, [list(range(len(g))) for g in keys]))
+    full_plan = _whole_dataset(cfg, groups, keys)
     run = build_run(cfg, dataset, local_scores, money)
     rule = run.rule
-    run.rule = replace_rule(rule, round_pairs=pilot.pilot_pairs)
+    run.rule = replace(rule, round_pairs=pilot.pilot_pairs)
     purchase = run.next_round()
     run.rule = rule
-    chosen = set(purchase.queries)
-    round_src = replace(api, pending=[p if q in chosen else [] for q, p in enumerate(pending)])
     with SpendLedger(b.ledger, api.hash, pairs=b.pairs, cost=b.cost) as ledger:
         guard = SpendGuard(cfg.api, ledger)
-        if round_src.n_pending:
-            asyncio.run(score_api(cfg, groups, round_src, cache, spend=guard))
-        api.scored, api.stats, api.cost, api.elapsed_s = (
-            round_src.scored,
-            round_src.stats,
-            round_src.cost,
-            round_src.elapsed_s,
-        )
+        _buy(cfg, groups, api, pending, purchase.queries, cache, guard)
         spent = ledger.spent()
-    answers = cache.get_many(api.hash, [k for q in purchase.queries for k in keys[q]])
-    run.add(purchase, [np.array([answers[k] for k in keys[q]]) for q in purchase.queries])
+    run.add(purchase, _answers(cache, api, keys, purchase.queries))
     measured = run.measure()
     run.cost = run.cost * guard.ratio  # at the rate the API reported for the pilot
     print(
