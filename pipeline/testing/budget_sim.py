@@ -83,6 +83,14 @@ def compare(n_queries: int, rule: BudgetRule, seed: int) -> tuple[ArmResult, Arm
     )
 
 
+def coverage_at_stop(n_queries: int, rule: BudgetRule, seed: int) -> tuple[float, float]:
+    """``(uniform, budgeted)`` coverage of the known map by each arm's band where it stopped, on
+    one generated sample: the cheap part of :func:`compare`, for coverage over many seeds (one
+    run's coverage is nearly all or nothing: the fit's error is one smooth curve)."""
+    sample = skewed_sample(n_queries, seed=seed)
+    return run_arm(sample, rule, seed, uniform=True).coverage, run_arm(sample, rule, seed, uniform=False).coverage
+
+
 def fixed_design_coverage(
     n_queries: int, bought: int, draws: int, seed: int = 0
 ) -> tuple[float, np.ndarray, np.ndarray]:
