@@ -48,8 +48,8 @@ MODULES: dict[str, list[str]] = {
     ],
     "pipeline/calibration/groups.py": ["tests/calibration/test_groups.py"],
     # budgeted collection: which pairs to buy, when to stop, what it may spend
-    "pipeline/calibration/budget.py": ["tests/calibration/test_budget.py"],
-    "pipeline/calibration/budget_run.py": ["tests/calibration/test_budget.py"],
+    "pipeline/calibration/budget.py": ["tests/calibration/test_budget.py", "tests/calibration/test_budget_run.py"],
+    "pipeline/calibration/budget_run.py": ["tests/calibration/test_budget_run.py", "tests/calibration/test_budget.py"],
     "pipeline/api/spend.py": ["tests/api/test_spend.py"],
     # metrics and the bootstrap
     "pipeline/calibration/metrics.py": [

@@ -135,3 +135,30 @@ def test_the_guard_learns_the_reported_ratio_over_every_answer_and_books_reporte
         guard.fail(failed)
         states = [r[0] for r in ledger._db.execute("SELECT state FROM spend ORDER BY id")]
     assert states == ["settled", "settled", "failed"]
+
+
+def test_an_api_that_reports_fewer_tokens_keeps_reservations_at_the_estimate(tmp_path):
+    """Scaling only ever raises a reservation: a ratio below 1/1.1 reserves the estimate itself."""
+    cfg = ApiConfig(dialect=Dialect.siliconflow, model="m", price_per_million_tokens=1e6)
+    with SpendLedger(tmp_path / "spend.sqlite", "acct") as ledger:
+        guard = SpendGuard(cfg, ledger)
+        guard.settle(guard.reserve(1, 100), 1, 50, None)  # the API reported half the estimate
+        assert guard.ratio == 0.5
+        guard.reserve(1, 100)
+        assert ledger._db.execute("SELECT reserved FROM spend ORDER BY id DESC").fetchone()[0] == 100.0
+        guard.settle(guard.reserve(1, 100), 1, 400, None)  # now (50 + 400) / 200 = 2.25
+        guard.reserve(1, 100)
+        assert (
+            ledger._db.execute("SELECT reserved FROM spend ORDER BY id DESC").fetchone()[0] == 248.0
+        )  # ceil(100 * 1.1 * 2.25)
+
+
+def test_the_ledger_takes_reservations_from_the_clients_worker_threads(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with SpendLedger(tmp_path / "spend.sqlite", "acct", pairs=8) as ledger:
+        with ThreadPoolExecutor(4) as pool:
+            tickets = list(pool.map(lambda _: ledger.reserve(1, 0.0), range(8)))
+            with pytest.raises(BudgetExhausted):
+                pool.submit(ledger.reserve, 1, 0.0).result()
+        assert len(set(tickets)) == 8 and ledger.spent().pairs == 8

@@ -1,6 +1,6 @@
 """The decision side of a budgeted collection (pipeline/calibration/budget*.py): the band, the
-first round's strata, the purchase order, the stopping rule, the plan; and, smaller, the
-benchmark's targets (bench/bench_budget.py)."""
+first round's strata, the purchase order, the stopping rule, the plan. The benchmark's
+targets, smaller, are in test_budget_bench.py."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from pipeline.calibration.budget import (
 from pipeline.calibration.budget_run import BudgetRule, BudgetRun
 from pipeline.calibration.calibrators import make_calibrator
 from pipeline.calibration.synthetic import skewed_map, skewed_sample
-from pipeline.testing.budget_sim import compare
 
 poly = lambda: make_calibrator("poly")  # noqa: E731
 
@@ -42,6 +41,22 @@ def test_the_band_holds_the_curve_and_is_unbounded_where_no_pair_was_bought():
     )
     one_query = curve_band(s.local[:5], s.reference[:5], np.zeros(5), grid, poly, n_bootstrap=10)
     assert one_query.width == np.inf  # a single query: nothing to resample
+
+
+def test_the_band_is_the_fit_plus_minus_z_standard_deviations_over_whole_query_resamples():
+    s = skewed_sample(300, seed=3)
+    grid = np.array([0.2, 0.5, 0.8])
+    band = curve_band(s.local, s.reference, s.groups, grid, poly, n_bootstrap=40, confidence=0.9, seed=5)
+    rng = np.random.default_rng(5)
+    curves = []
+    for _ in range(40):  # the same resamples by hand: whole queries with replacement, as weights
+        weight = np.bincount(rng.integers(0, 300, 300), minlength=300)[s.groups].astype(float)
+        rows = weight > 0
+        curves.append(poly().fit(s.local[rows], s.reference[rows], sample_weight=weight[rows]).predict(grid))
+    fit = poly().fit(s.local, s.reference).predict(grid)
+    half = 1.6448536 * np.std(curves, axis=0, ddof=1)
+    np.testing.assert_allclose(band.lower, fit - half, rtol=1e-9)
+    np.testing.assert_allclose(band.upper, fit + half, rtol=1e-9)
 
 
 def test_the_band_narrows_with_more_queries():
@@ -122,17 +137,81 @@ def test_a_bad_rule_is_refused(change, message):
         BudgetRule(**change)
 
 
-@pytest.mark.slow
-def test_the_benchmarks_targets_on_a_smaller_sample():
-    """bench/bench_budget.py, smaller: budgeted >= 40% fewer pairs than uniform to the same band;
-    the plan within a factor 1.5; agreement at the stop close to the full-data calibrator's."""
-    rule = BudgetRule(band=0.02, region=(0.9, 0.99), agreement=0.02, round_pairs=300, n_bootstrap=50)
-    saved, ratios = [], []
-    for seed in (0, 1):
-        uniform, budgeted, full = compare(2500, rule, seed)
-        assert uniform.met and budgeted.met
-        saved.append(1 - budgeted.pairs / uniform.pairs)
-        ratios.append(budgeted.planned / budgeted.pairs)
-        assert abs(budgeted.agreement - full) <= 0.02 and budgeted.coverage >= 0.9
-    assert np.mean(saved) >= 0.40, saved
-    assert all(1 / 1.5 <= r <= 1.5 for r in ratios), ratios
+# -- edges, found by mutation testing (mutation/run_mutmut.py pipeline/calibration/budget.py) -----
+
+
+def test_width_at_interpolates_inside_and_ranks_unbounded_ends_first():
+    band = Band(np.array([0.2, 0.4, 0.6]), np.array([-np.inf, 0.0, 0.0]), np.array([np.inf, 0.1, 0.2]))
+    unbounded = 4 * 0.2 + 1  # four times the widest bounded point, plus 1
+    scores = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
+    np.testing.assert_allclose(
+        band.width_at(scores), [unbounded, unbounded, (unbounded + 0.1) / 2, 0.1, 0.15, 0.2, 0.0]
+    )
+    top = Band(np.array([0.2, 0.4]), np.array([0.0, -np.inf]), np.array([0.3, np.inf]))
+    np.testing.assert_allclose(top.width_at([0.1, 0.2, 0.4, 0.9]), [0.0, 0.3, 2.2, 2.2])  # 4 * 0.3 + 1
+    three = Band(np.array([0.2, 0.4, 0.6]), np.array([0.0, 0.0, -np.inf]), np.array([0.1, 0.3, np.inf]))
+    np.testing.assert_allclose(three.width_at([0.7]), [2.2])  # beyond the unbounded end: its own width
+    nothing = Band(np.array([0.2, 0.4]), np.full(2, -np.inf), np.full(2, np.inf))
+    np.testing.assert_allclose(nothing.width_at([0.1, 0.3, 0.5]), [1.0, 1.0, 1.0])  # no bounded point: 0 + 1
+    empty = Band(np.empty(0), np.empty(0), np.empty(0))
+    assert empty.width == np.inf and empty.width_at(np.ones((2, 3))).shape == (2, 3)
+
+
+def test_band_grid_accepts_the_whole_range_and_refuses_empty_or_out_of_range_regions():
+    local = np.linspace(0, 1, 101)
+    assert band_grid(local, (0.0, 1.0)).size == 21  # 21 points by default
+    for region in [(0.5, 0.5), (0.5, 1.5), (-0.1, 0.5)]:
+        with pytest.raises(ValueError, match="quantile levels"):
+            band_grid(local, region)
+
+
+def test_the_band_is_bounded_on_the_bought_range_edges_and_from_two_queries():
+    local = np.array([0.1, 0.5, 0.9, 0.2, 0.6, 0.8])
+    reference = local + np.array([0.01, -0.02, 0.0, 0.02, 0.01, -0.01])
+    groups = np.array([0, 0, 0, 1, 1, 1])
+    grid = np.array([0.05, 0.1, 0.9, 0.95])
+    band = curve_band(local, reference, groups, grid, poly, n_bootstrap=20)
+    assert np.all(np.isfinite(band.lower[1:3])) and np.all(np.isfinite(band.upper[1:3]))  # the edges are bought
+    assert band.lower[0] == band.lower[3] == -np.inf and band.upper[0] == band.upper[3] == np.inf
+    assert (
+        band.lower.tolist() == curve_band(local, reference, groups, grid, poly, n_bootstrap=20, seed=0).lower.tolist()
+    )
+    assert curve_band(np.empty(0), np.empty(0), np.empty(0), grid, poly).width == np.inf
+
+
+def test_query_profiles_take_each_querys_best_score_even_below_zero():
+    codes, best, sizes = query_profiles(np.array([-3.0, -1.0, -2.0, -5.0]), np.array(["a", "a", "b", "b"]))
+    assert codes.tolist() == [0, 0, 1, 1] and best.tolist() == [-1.0, -2.0] and sizes.tolist() == [2, 2]
+    codes, best, sizes = query_profiles(np.empty(0), np.empty(0, dtype=int))
+    assert codes.size == best.size == sizes.size == 0
+
+
+def test_stratified_order_cycles_through_exactly_the_requested_strata():
+    order = stratified_order(np.arange(100.0), strata=4, seed=3)
+    assert sorted(order.tolist()) == list(range(100))
+    for start in range(0, 100, 4):  # every turn takes one query of each quartile
+        assert sorted(order[start : start + 4] // 25) == [0, 1, 2, 3]
+    assert stratified_order(np.arange(100.0)).tolist() == stratified_order(np.arange(100.0), strata=5, seed=0).tolist()
+    empty = stratified_order(np.empty(0))
+    assert empty.size == 0 and empty.dtype == np.intp
+
+
+def test_stratified_order_crosses_strata_with_categories_without_merging_any():
+    best = np.repeat([0.0, 1.0, 2.0], 4)
+    categories = ["a", "b"] * 6
+    order = stratified_order(best, strata=3, categories=categories, seed=0)
+    assert sorted(order.tolist()) == list(range(12))
+    first = {(best[q], categories[q]) for q in order[:6]}
+    assert len(first) == 6  # each of the 3 x 2 cells once before any cell's second query
+
+
+def test_take_within_stops_once_the_limit_is_reached_exactly():
+    cost = np.array([2.0, 3.0, 0.0])
+    assert take_within(np.arange(3), cost, 5.0, np.zeros(3, dtype=bool)) == [0, 1]
+
+
+def test_band_priority_is_the_summed_width_per_pair():
+    band = Band(np.array([0.0, 1.0]), np.zeros(2), np.array([0.2, 0.4]))
+    local = np.array([0.5, 0.0, 1.0])
+    priority = band_priority(band, local, np.array([0, 1, 1]), np.array([1, 2, 0]))
+    np.testing.assert_allclose(priority, [0.3, 0.3, 0.0])  # 0.3 / 1; (0.2 + 0.4) / 2; no pair
