@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from pipeline.core.cache import ScoreCache
 from pipeline.data.table import read_table_meta
 from pipeline.scorers.base import QueryGroup, Scorer
 from pipeline.testing.fake_api import expected_score
-from tests.support.servers import api_overrides
+from tests.support.servers import CANARY_KEY, api_overrides
 
 pytestmark = pytest.mark.slow
 
@@ -174,3 +175,21 @@ def test_plan_buys_a_pilot_that_the_budgeted_collect_then_gets_for_free(server, 
     assert not pilot_pairs & {(q, d) for r in server.records for q, d in r.pairs}  # the pilot is not bought again
     with SpendLedger(tmp_path / "spend.sqlite", budgeted.sources[0].hash) as ledger:
         assert ledger.spent().pairs == plan.spent_pairs + sent_pairs(server) <= 400
+
+
+def test_the_canary_key_is_in_no_file_or_output_of_a_budgeted_run(server, tmp_path, capsys, caplog):
+    """The ledger, budget.json, plan.json and the plots hold no key, after faults and retries too."""
+    from pipeline.config.collect import PlanConfig
+
+    caplog.set_level(logging.DEBUG)
+    server.state.echo_auth_in_errors = True
+    server.push_faults("429:0", "503", "reset", "malformed")
+    cfg = settings(server, tmp_path, pairs=300, band=1e-6)
+    collect(cfg, scorers={"local": SkewedMirror()}, pilot=PlanConfig(pilot_pairs=60, simulations=2))
+    collect(cfg, scorers={"local": SkewedMirror()})
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert {p.name for p in written} >= {"spend.sqlite", "budget.json", "plan.json", "budget.png", "table.csv"}
+    for path in written:
+        assert CANARY_KEY.encode() not in path.read_bytes(), path
+    captured = capsys.readouterr()
+    assert CANARY_KEY not in captured.out + captured.err + caplog.text
