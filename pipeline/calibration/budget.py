@@ -5,9 +5,9 @@ API scores are bought in rounds of whole query groups (per-query rank metrics ne
 This module is the decision side, pure numpy + the project's calibrators, so the collect stage,
 ``python -m pipeline plan`` and the benchmark all run the same rule:
 
-* :func:`curve_band` -- the bootstrap band (over whole queries, as everywhere else in the report; fit +- z sd)
-  of the fitted calibration curve on a grid of local-score quantiles: how well the bought pairs
-  pin the map down where it matters. A grid point outside the bought pairs' local-score range
+* :func:`curve_band` -- the bootstrap band (over whole queries, as everywhere else in the report)
+  of the fitted calibration curve, the fit +- z standard deviations, on a grid of local-score
+  quantiles: how well the bought pairs pin the map down where it matters. A grid point outside the bought pairs' local-score range
   has an unbounded band: a monotone calibrator extrapolates flat, and a flat guess is not
   knowledge.
 * :func:`stratified_order` -- the first round: query groups spread over strata of their
@@ -133,8 +133,8 @@ def curve_band(
         curves[b] = make().fit(local[rows], reference[rows], sample_weight=weight[rows]).predict(grid)
     # a normal band around the fit, from the resamples' standard deviation: the 2.5%/97.5%
     # percentiles of 100 resamples rest on a handful of curves each, and a stopping rule that
-    # stops on the first narrow band picks that noise (held-out coverage of a known map at the
-    # stop: 0.88 with percentiles, 0.92 with this; bench/bench_budget.py)
+    # stops on the first narrow band picks that noise (coverage of a known map where uniform
+    # sampling stopped, 56 seeds: 0.88 with percentiles, 0.92 with this; bench/README.md)
     center = make().fit(local, reference).predict(grid)
     half = NormalDist().inv_cdf(0.5 + confidence / 2.0) * curves.std(axis=0, ddof=1)
     lower, upper = center - half, center + half
