@@ -180,3 +180,8 @@ def test_intervals_are_the_same_for_the_same_seed():
     boot = {"n_bootstrap": 100, "confidence": 0.9}
     assert decision_agreements([counts], seed=1, **boot) == decision_agreements([counts], seed=1, **boot)
     assert decision_agreements([counts], seed=1, **boot) != decision_agreements([counts], seed=2, **boot)
+
+
+def test_no_pairs_count_as_no_queries():
+    counts = decision_counts(np.empty(0), np.empty(0), np.empty(0, dtype=int), [0.5, 0.7])
+    assert counts.n.shape == (0,) and counts.both.shape == counts.identical.shape == (0, 2)

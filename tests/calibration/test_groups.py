@@ -16,6 +16,8 @@ from pipeline.calibration.groups import query_codes
         np.array([7]),
         np.array([-4, 2, -4, 0]),  # negative: the sort path
         np.array([10**12, 3, 10**12]),  # ids far above the row count: the sort path
+        np.array([1035, 0, 1035]),  # just under the fast path's bound (4 * rows + 1024)
+        np.array([1036, 0, 1036]),  # at it: the sort path
         np.array(["q2", "q10", "q2", "q1"]),
         np.array([[1], [0], [1]]),  # a column
         np.random.default_rng(0).integers(0, 5000, 20000),
