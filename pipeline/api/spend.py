@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS spend (
     reserved REAL NOT NULL,
     actual   REAL,
     state    TEXT NOT NULL,
-    created  REAL NOT NULL
+    created  REAL NOT NULL,
+    estimated REAL
 );
 CREATE INDEX IF NOT EXISTS spend_account ON spend (account);
 """
@@ -86,6 +87,9 @@ class SpendLedger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a reservation must survive the process dying
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(spend)")}
+        if "estimated" not in columns:  # a ledger written before the column existed
+            self._db.execute("ALTER TABLE spend ADD COLUMN estimated REAL")
 
     def close(self) -> None:
         self._db.close()
@@ -106,6 +110,18 @@ class SpendLedger:
             ).fetchone()
         return Spent(int(pairs), float(cost), int(open_))
 
+    def rate(self) -> float | None:
+        """What the API reported over what the cost model estimated, over this account's settled
+        requests of every run (None before any priced answer): what turns the cost model's
+        estimate of other pairs into money, on a re-run that finds everything cached too."""
+        with self._lock:
+            actual, estimated = self._db.execute(
+                "SELECT COALESCE(SUM(actual), 0.0), COALESCE(SUM(estimated), 0.0) FROM spend "
+                "WHERE account = ? AND state = 'settled' AND estimated > 0",
+                (self.account,),
+            ).fetchone()
+        return float(actual) / float(estimated) if estimated > 0 else None
+
     def remaining(self) -> tuple[float, float]:
         """``(pairs, cost)`` still allowed (``inf`` where there is no limit)."""
         spent = self.spent()
@@ -113,9 +129,10 @@ class SpendLedger:
         cost = float("inf") if self.limit_cost is None else max(0.0, self.limit_cost - spent.cost)
         return pairs, cost
 
-    def reserve(self, pairs: int, cost: float) -> int:
-        """Reserve one attempt's ``pairs`` and estimated ``cost``; raises :class:`BudgetExhausted`
-        (and reserves nothing) when either would cross its limit."""
+    def reserve(self, pairs: int, cost: float, estimated: float | None = None) -> int:
+        """Reserve one attempt's ``pairs`` and ``cost``; raises :class:`BudgetExhausted` (and
+        reserves nothing) when either would cross its limit. ``estimated``: the cost model's
+        unscaled estimate, kept for :meth:`rate` (default: ``cost``)."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -135,8 +152,15 @@ class SpendLedger:
                         f"{self.limit_cost:g} ({spent_cost:.6g} spent)"
                     )
                 row = self._db.execute(
-                    "INSERT INTO spend (account, pairs, reserved, state, created) VALUES (?, ?, ?, 'reserved', ?)",
-                    (self.account, int(pairs), float(cost), time.time()),
+                    "INSERT INTO spend (account, pairs, reserved, state, created, estimated) "
+                    "VALUES (?, ?, ?, 'reserved', ?, ?)",
+                    (
+                        self.account,
+                        int(pairs),
+                        float(cost),
+                        time.time(),
+                        float(cost if estimated is None else estimated),
+                    ),
                 )
                 self._db.execute("COMMIT")
             except BaseException:
@@ -181,7 +205,8 @@ class SpendGuard:
     def reserve(self, documents: int, est_tokens: int) -> tuple[int, int]:
         scale = max(1.0, self.MARGIN * self.ratio) if self._estimated else 1.0
         tokens = int(math.ceil(est_tokens * scale))
-        return self.ledger.reserve(documents, request_cost(self.cfg, tokens, documents)), est_tokens
+        estimate = request_cost(self.cfg, est_tokens, documents)
+        return self.ledger.reserve(documents, request_cost(self.cfg, tokens, documents), estimate), est_tokens
 
     def settle(self, ticket: tuple[int, int], documents: int, tokens: int, search_units: int | None) -> None:
         row, est_tokens = ticket

@@ -42,6 +42,13 @@ def extrapolate(rounds: list[Round], target: float) -> dict[str, Any] | None:
     }
 
 
+def _round(r: Round, spent: Any) -> dict[str, Any]:
+    out = r.as_dict()
+    if spent is not None:
+        out["spent"] = {"pairs": spent.pairs, "cost": round(spent.cost, 6)}
+    return out
+
+
 def budget_report(outcome: BudgetOutcome, budget: BudgetConfig, dataset: Dataset) -> dict[str, Any]:
     run = outcome.run
     grid = run.grid
@@ -56,7 +63,12 @@ def budget_report(outcome: BudgetOutcome, budget: BudgetConfig, dataset: Dataset
             "agreement": budget.agreement,
             "agreement_metric": budget.agreement_metric,
         },
-        "rounds": [r.as_dict() for r in outcome.rounds],
+        # per round: pairs/cost bought (cost: the cost model's estimate of the pairs this run sent,
+        # in the budget's unit; 0 for cached pairs), the table so far, and the ledger's spend after it
+        "rounds": [
+            _round(r, outcome.spent_after[i] if i < len(outcome.spent_after) else None)
+            for i, r in enumerate(outcome.rounds)
+        ],
         "bought": {
             "queries": len(outcome.bought),
             "pairs": int(run.sizes[run.bought].sum()),
@@ -83,10 +95,17 @@ def write_budget_report(outcome: BudgetOutcome, budget: BudgetConfig, dataset: D
     path = atomic_write_json(Path(budget.report), report)
     plot = plot_budget(report, path.with_suffix(".png"))
     spent, full, saved = report["spent"], report["full_dataset"], report["saved"]
+    extra = spent["pairs"] - report["bought"]["pairs"]
     print(
         f"budget: {outcome.stop} after {len(outcome.rounds)} round(s): {report['bought']['pairs']} of "
         f"{full['pairs']} pairs in the table; spent {spent['pairs']} pairs, cost {spent['cost']:.4f} "
-        f"(the whole dataset: {full['cost']:.4f}; saved {saved['cost']:.4f})",
+        f"(the whole dataset: {full['cost']:.4f}; saved {saved['cost']:.4f})"
+        + (
+            f"; the {extra} spent pairs not in the table: failed or cut-short requests, queries the budget "
+            "stopped part-way (their answers stay cached), any earlier run's on this API"
+            if extra > 0
+            else ""
+        ),
         file=out,
     )
     more = report["extrapolated"]

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.api.collector import estimate_plan, plan_requests
-from pipeline.api.spend import BudgetExhausted, SpendGuard, SpendLedger
+from pipeline.api.spend import BudgetExhausted, SpendGuard, SpendLedger, Spent
 from pipeline.calibration.budget_run import Purchase
 from pipeline.collect.api_side import score_api
 from pipeline.collect.sources import CollectError, Groups, SourceState, pending_pairs
@@ -46,6 +46,8 @@ class BudgetOutcome:
     full_pairs: int
     full_cost: float
     run: BudgetRun
+    #: the account's spend after each round (every run's, from the ledger)
+    spent_after: list[Spent] = field(default_factory=list)
 
     def sidecar(self, dataset: Dataset, budget: BudgetConfig, seed: int) -> dict[str, Any]:
         """The sidecar's ``budget`` block: the rule, the selection (query ids per round, the
@@ -180,6 +182,7 @@ def collect_budgeted(
         pending, _ = pending_pairs(cache, api.hash, keys)
         run = build_run(cfg, dataset, local_scores, query_costs(cfg, groups, pending, in_money))
         purchases: list[list[int]] = []
+        spent_after: list[Spent] = []  # the account's ledger after each round
         stop = ""
         while not stop:
             pairs_left, cost_left = ledger.remaining()
@@ -190,7 +193,7 @@ def collect_budgeted(
             try:
                 _buy(cfg, groups, api, pending, purchase.queries, cache, guard)
             except BudgetExhausted as exc:
-                print(f"budget: {exc}", file=out)
+                print(str(exc), file=out)  # its message starts "budget: "
                 stop = "budget spent"
             pending, _ = pending_pairs(cache, api.hash, keys)
             # whole groups only: a query the budget cut short stays out (its pairs stay cached)
@@ -201,12 +204,15 @@ def collect_budgeted(
             run.add(bought, _answers(cache, api, keys, bought.queries))
             purchases.append(bought.queries)
             measured = run.measure()
-            print(round_line(measured, b, unit), file=out, flush=True)
+            spent_after.append(ledger.spent())
+            print(round_line(measured, b, unit, spent_after[-1].cost), file=out, flush=True)
             if measured.met:
                 stop = "target met"
         spent = ledger.spent()
-    # the whole dataset at the rate the API actually reported (its tokens over the estimate's)
-    full_cost = full_plan.cost * guard.ratio
+        rate = ledger.rate()
+    # the whole dataset at the rate the API reported (over every run's answers: a re-run that
+    # finds everything cached sees none of its own)
+    full_cost = full_plan.cost * (rate if rate is not None else guard.ratio)
     return BudgetOutcome(
         bought=[int(q) for q in np.flatnonzero(run.bought)],
         uniform=[int(q) for q in np.flatnonzero(run.uniform)],
@@ -218,17 +224,22 @@ def collect_budgeted(
         full_pairs=full_plan.pairs,
         full_cost=full_cost,
         run=run,
+        spent_after=spent_after,
     )
 
 
-def round_line(r: Round, b: BudgetConfig, unit: str) -> str:
+def round_line(r: Round, b: BudgetConfig, unit: str, spent_cost: float | None = None) -> str:
+    """One round's printout; in a money budget, ``spent_cost`` (the ledger's) is what was spent."""
     agreement = ""
     if r.agreement is not None:
         a = r.agreement
         agreement = f"; {b.agreement_metric} {a['value']:.3f} [{a['low']:.3f}, {a['high']:.3f}]"
         if b.agreement is not None:
             agreement += f" (width target {b.agreement:g})"
-    spent = f"cost {r.cost_total:.4f}" if unit == "cost" else f"{r.pairs_total} pairs"
+    if unit == "cost":
+        spent = f"{r.pairs_total} pairs, cost {r.cost_total if spent_cost is None else spent_cost:.4f} spent"
+    else:
+        spent = f"{r.pairs_total} pairs"
     band = f"band {r.band:.4f}" if np.isfinite(r.band) else "band unbounded (no pair bought at the region's edge yet)"
     return (
         f"budget round {r.index + 1}: +{r.queries} queries ({r.pairs} pairs), {spent} in all; "
@@ -288,9 +299,11 @@ def plan_budget(
         guard = SpendGuard(cfg.api, ledger)
         _buy(cfg, groups, api, pending, purchase.queries, cache, guard)
         spent = ledger.spent()
+        rate = ledger.rate()
+    rate = rate if rate is not None else guard.ratio
     run.add(purchase, _answers(cache, api, keys, purchase.queries))
     measured = run.measure()
-    run.cost = run.cost * guard.ratio  # at the rate the API reported for the pilot
+    run.cost = run.cost * rate  # at the rate the API reported (the pilot's, and earlier runs')
     print(
         f"plan: pilot of {measured.pairs} pairs ({measured.queries} queries) bought; "
         + round_line(measured, b, "pairs").split("; ", 1)[1],
@@ -306,7 +319,7 @@ def plan_budget(
         simulations=estimate.simulations,
         met=estimate.met,
         full_pairs=full_plan.pairs,
-        full_cost=full_plan.cost * guard.ratio,
+        full_cost=full_plan.cost * rate,
         spent_pairs=spent.pairs,
         spent_cost=spent.cost,
     )
@@ -319,21 +332,29 @@ def plan_budget(
 
 def plan_summary(p: PlanEstimate, b: BudgetConfig) -> str:
     pairs, cost = p.pairs, p.cost
-    lines = [
-        f"plan: to reach band {b.band:g}"
-        + (f" and an agreement interval of {b.agreement:g}" if b.agreement is not None else "")
-        + f": about {pairs['estimate']:,.0f} pairs in all ({pairs['low']:,.0f}-{pairs['high']:,.0f} over "
-        f"{p.simulations} simulations), cost {cost['estimate']:.4f} ({cost['low']:.4f}-{cost['high']:.4f}); "
-        f"the whole dataset: {p.full_pairs:,} pairs, cost {p.full_cost:.4f}",
-    ]
-    if p.met < p.simulations:
-        lines.append(
-            f"plan: {p.simulations - p.met} of {p.simulations} simulations bought every query without reaching "
-            "the target: loosen collect.budget.band or grow the dataset"
-        )
+    target = f"band {b.band:g}" + (f" and an agreement interval of {b.agreement:g}" if b.agreement is not None else "")
+    whole = f"the whole dataset: {p.full_pairs:,} pairs, cost {p.full_cost:.4f}"
+    if p.met == 0:  # no estimate to give: every simulation ran out of queries
+        lines = [
+            f"plan: no simulation reached {target} before buying every query ({whole}). Loosen "
+            "collect.budget.band or grow the dataset; or buy a larger pilot (plan.pilot_pairs): the noise the "
+            "simulations draw comes from the pilot's out-of-fold residuals, which a pilot of few queries overstates"
+        ]
+    else:
+        lines = [
+            f"plan: to reach {target}: about {pairs['estimate']:,.0f} pairs in all ({pairs['low']:,.0f}-"
+            f"{pairs['high']:,.0f} over {p.simulations} simulations), cost {cost['estimate']:.4f} "
+            f"({cost['low']:.4f}-{cost['high']:.4f}); {whole}",
+        ]
+        if p.met < p.simulations:
+            lines.append(
+                f"plan: {p.simulations - p.met} of {p.simulations} simulations bought every query without reaching "
+                "the target (counted at the whole dataset above): loosen collect.budget.band or grow the dataset"
+            )
+    limit = f"collect.budget.pairs={int(pairs['high']):d}" if p.met else "and a limit (collect.budget.pairs or .cost)"
     lines.append(
-        f"plan: the pilot's pairs are cached and booked ({p.spent_pairs} pairs, cost {p.spent_cost:.4f} spent "
-        f"so far): python -m pipeline collect collect.budget.enabled=true collect.budget.pairs="
-        f"{int(pairs['high']):d} starts from them"
+        f"plan: the pilot's pairs are cached and booked ({p.spent_pairs} pairs, cost {p.spent_cost:.4f} spent so far): "
+        f"python -m pipeline collect with these settings (the same cache and collect.budget.ledger) and "
+        f"collect.budget.enabled=true {limit} starts from them"
     )
     return "\n".join(lines)

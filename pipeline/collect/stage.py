@@ -86,6 +86,13 @@ def collect(
     if not c.run_api and not c.run_local:
         raise CollectError("collect.run_api and collect.run_local are both false: nothing to collect")
 
+    if pilot is None and not c.budget.enabled and (c.budget.pairs is not None or c.budget.cost is not None):
+        limit = "pairs" if c.budget.pairs is not None else "cost"
+        print(
+            f"warning: collect.budget.{limit} is set but collect.budget.enabled is false: every pair is collected, "
+            "without a budget (add collect.budget.enabled=true to buy within it)",
+            file=sys.stderr,
+        )
     full = load_dataset(c.dataset)
     # collect.max_queries first samples the candidates; a budget then buys among them
     dataset = candidates = full.sample(c.max_queries, cfg.seed)

@@ -99,7 +99,7 @@ def validate(cfg: PipelineConfig) -> None:
     check_fit(cfg)
     check_api(cfg.api)
     check_check(cfg.check)
-    check_budget(cfg.collect.budget)
+    check_budget(cfg.collect.budget, cfg.api)
     for key, local in [
         ("local", cfg.local),
         *((f"collect.extra_local.{c}", entry) for c, entry in cfg.collect.extra_local.items()),

@@ -162,3 +162,32 @@ def test_the_ledger_takes_reservations_from_the_clients_worker_threads(tmp_path)
             with pytest.raises(BudgetExhausted):
                 pool.submit(ledger.reserve, 1, 0.0).result()
         assert len(set(tickets)) == 8 and ledger.spent().pairs == 8
+
+
+def test_the_reported_rate_is_kept_across_runs_and_an_older_ledger_gains_the_column(tmp_path):
+    import sqlite3
+
+    cfg = ApiConfig(dialect=Dialect.siliconflow, model="m", price_per_million_tokens=1e6)
+    path = tmp_path / "spend.sqlite"
+    with SpendLedger(path, "acct") as ledger:
+        assert ledger.rate() is None  # no answer yet
+        guard = SpendGuard(cfg, ledger)
+        guard.settle(guard.reserve(1, 100), 1, 160, None)  # estimated 100, reported 160
+        guard.fail(guard.reserve(1, 100))  # failed: no reported usage to learn from
+        guard.settle(guard.reserve(1, 100), 1, 150, None)  # reserved at 1.1 * 1.6, estimated 100
+        assert ledger.rate() == pytest.approx(310 / 200)
+    with SpendLedger(path, "acct") as next_run:  # a re-run that finds everything cached sees the same rate
+        assert next_run.rate() == pytest.approx(1.55)
+    old = tmp_path / "old.sqlite"
+    with sqlite3.connect(old) as db:
+        db.execute(
+            "CREATE TABLE spend (id INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT NOT NULL, pairs INTEGER NOT NULL, "
+            "reserved REAL NOT NULL, actual REAL, state TEXT NOT NULL, created REAL NOT NULL)"
+        )
+        db.execute(
+            "INSERT INTO spend (account, pairs, reserved, actual, state, created) VALUES ('acct', 5, 1.0, 0.5, 'settled', 0)"
+        )
+    with SpendLedger(old, "acct") as ledger:
+        assert ledger.spent().pairs == 5 and ledger.rate() is None  # its rows carry no estimate
+        ledger.settle(ledger.reserve(2, 1.0, estimated=0.8), 1.2)
+        assert ledger.rate() == pytest.approx(1.5) and ledger.spent().pairs == 7

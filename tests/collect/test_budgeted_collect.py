@@ -66,6 +66,10 @@ def dataset(tmp_path: Path, n_queries: int = N_QUERIES) -> Path:
 
 
 def settings(server, tmp_path: Path, **budget):
+    return compose_config(api_overrides(server, **_budget_items(tmp_path, **budget)))
+
+
+def _budget_items(tmp_path: Path, **budget) -> dict:
     items = {
         "collect.dataset": dataset(tmp_path),
         "collect.output": tmp_path / "out" / "table.csv",
@@ -79,7 +83,7 @@ def settings(server, tmp_path: Path, **budget):
         "api.concurrency": 2,
     }
     items.update({f"collect.budget.{k}": v for k, v in budget.items()})
-    return compose_config(api_overrides(server, **items))
+    return items
 
 
 def sent_pairs(server) -> int:
@@ -193,3 +197,49 @@ def test_the_canary_key_is_in_no_file_or_output_of_a_budgeted_run(server, tmp_pa
         assert CANARY_KEY.encode() not in path.read_bytes(), path
     captured = capsys.readouterr()
     assert CANARY_KEY not in captured.out + captured.err + caplog.text
+
+
+def test_a_money_budget_is_never_crossed_and_a_cached_re_run_reports_the_same_savings(server, tmp_path, capsys):
+    price = {"api.price_per_million_tokens": 2000.0}
+    cfg = compose_config(api_overrides(server, **{**price, **_budget_items(tmp_path, cost=0.5, band=1e-6)}))
+    first = collect(cfg, scorers={"local": SkewedMirror()})
+    out = capsys.readouterr().out
+    with SpendLedger(tmp_path / "spend.sqlite", first.sources[0].hash) as ledger:
+        spent, rate = ledger.spent(), ledger.rate()
+    assert spent.cost <= 0.5 and first.budget.stop == "budget spent" and rate is not None and rate > 0
+    report = json.loads((tmp_path / "reports" / "budget.json").read_text())
+    last = report["rounds"][-1]["spent"]
+    assert last == {"pairs": spent.pairs, "cost": round(spent.cost, 6)}  # the ledger after the round
+    round_lines = [line for line in out.splitlines() if line.startswith("budget round ")]
+    assert len(round_lines) == len(report["rounds"])
+    for line, entry in zip(round_lines, report["rounds"]):  # a money budget prints the ledger's spend
+        assert f"cost {entry['spent']['cost']:.4f} spent" in line
+    assert report["saved"]["cost"] == pytest.approx(report["full_dataset"]["cost"] - spent.cost, abs=1e-6)
+    server.reset()
+    collect(cfg, scorers={"local": SkewedMirror()})  # everything cached: no answer arrives this time
+    assert sent_pairs(server) == 0
+    again = json.loads((tmp_path / "reports" / "budget.json").read_text())
+    assert again["full_dataset"]["cost"] == pytest.approx(report["full_dataset"]["cost"], rel=1e-9)
+    assert again["saved"]["cost"] == pytest.approx(report["saved"]["cost"], rel=1e-9) and again["saved"]["cost"] > 0
+
+
+def test_a_money_limit_without_a_price_and_a_limit_without_enabled_are_said(server, tmp_path, capsys):
+    with pytest.raises(ConfigError, match=r"collect.budget.cost=1.5 needs a price"):
+        compose_config(api_overrides(server, **_budget_items(tmp_path, cost=1.5)))
+    items = _budget_items(tmp_path, pairs=100)
+    items["collect.budget.enabled"] = "false"
+    collect(compose_config(api_overrides(server, **items)), scorers={"local": SkewedMirror()})
+    assert "warning: collect.budget.pairs is set but collect.budget.enabled is false" in capsys.readouterr().err
+    assert sent_pairs(server) == sum(
+        1 for line in open(items["collect.dataset"]) for _ in json.loads(line)["documents"]
+    )
+
+
+def test_plan_says_so_when_no_simulation_reaches_the_target(server, tmp_path, capsys):
+    from pipeline.config.collect import PlanConfig
+
+    cfg = settings(server, tmp_path, pairs=400, band=1e-6)
+    result = collect(cfg, scorers={"local": SkewedMirror()}, pilot=PlanConfig(pilot_pairs=60, simulations=2))
+    out = capsys.readouterr().out
+    assert result.plan.met == 0 and "plan: no simulation reached band 1e-06 before buying every query" in out
+    assert "about" not in out.split("plan: no simulation")[1].splitlines()[0]
