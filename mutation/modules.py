@@ -36,7 +36,10 @@ MODULES: dict[str, list[str]] = {
         "tests/fit/test_fast_paths.py",
     ],
     # the fit-at-scale shortcuts: the weight bootstrap with fixed maps, NNLS on the normal equations
-    "pipeline/calibration/fusion_bootstrap.py": ["tests/fit/test_fast_paths.py"],
+    "pipeline/calibration/fusion_bootstrap.py": [
+        "tests/calibration/test_fusion_bootstrap_units.py",
+        "tests/fit/test_fast_paths.py",
+    ],
     "pipeline/calibration/nnls.py": ["tests/fit/test_fast_paths.py", "tests/calibration/test_calibrators_fit.py"],
     # keep/drop decisions at thresholds, per-score intervals (fitted, then applied numpy-only)
     "pipeline/calibration/decisions.py": ["tests/calibration/test_decisions.py", "tests/fit/test_decision_report.py"],

@@ -71,8 +71,11 @@ def test_score_weights_of_a_resample_are_the_least_squares_fit_on_it(center):
         np.testing.assert_allclose(boot.weights(counts, np.random.default_rng(0))[0], coef / coef.sum(), atol=1e-9)
 
 
-def test_rank_weights_of_a_resample_are_the_pairwise_fit_on_it_while_all_pairs_are_used():
+@pytest.mark.parametrize("graded", [False, True])
+def test_rank_weights_of_a_resample_are_the_pairwise_fit_on_it_while_all_pairs_are_used(graded):
     s = _sample(n_queries=60, docs=(2, 8))
+    if graded:  # graded labels: many tied pairs, which carry no order and must not count
+        s = dataclasses.replace(s, target=np.round(s.target * 4) / 4)
     fusion = NonNegativeFusion(objective="rank").fit(s.sources, s.target, groups=s.groups)
     boot = FusionWeightBootstrap(fusion, s.sources, s.target, s.groups)
     assert boot.pairs is not None  # a small table: every pair listed, reweighted per resample
