@@ -145,7 +145,12 @@ def plot_budget(report: dict[str, Any], path: Path) -> Path | None:
         )  # fmt: skip
     left.set_xscale("log")
     left.set_yscale("log")
-    left.set_xlabel("pairs bought")
+    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")  # 0.06, not 6x10^-2
+    for axis in (left.xaxis, left.yaxis):
+        axis.set_major_formatter(plain)
+        axis.set_minor_formatter(plain)
+    hidden = [str(r["index"] + 1) for r, ok in zip(rounds, finite) if not ok]  # said, not silently dropped
+    left.set_xlabel("pairs bought" + (f" (round {', '.join(hidden)}: band unbounded, not drawn)" if hidden else ""))
     left.set_ylabel("bootstrap band of the fitted curve")
     left.set_title("band over local-score quantiles " + "-".join(f"{q:g}" for q in report["target"]["region"]))
     left.legend()
