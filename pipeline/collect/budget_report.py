@@ -16,6 +16,7 @@ import numpy as np
 from pipeline.core.files import atomic_output_path, atomic_write_json, commit_output
 
 if TYPE_CHECKING:
+    from pipeline.api.spend import Spent
     from pipeline.calibration.budget_run import Round
     from pipeline.collect.budgeted import BudgetOutcome
     from pipeline.config.collect import BudgetConfig
@@ -42,11 +43,8 @@ def extrapolate(rounds: list[Round], target: float) -> dict[str, Any] | None:
     }
 
 
-def _round(r: Round, spent: Any) -> dict[str, Any]:
-    out = r.as_dict()
-    if spent is not None:
-        out["spent"] = {"pairs": spent.pairs, "cost": round(spent.cost, 6)}
-    return out
+def _round(r: Round, spent: Spent) -> dict[str, Any]:
+    return {**r.as_dict(), "spent": {"pairs": spent.pairs, "cost": round(spent.cost, 6)}}
 
 
 def budget_report(outcome: BudgetOutcome, budget: BudgetConfig, dataset: Dataset) -> dict[str, Any]:
@@ -65,10 +63,7 @@ def budget_report(outcome: BudgetOutcome, budget: BudgetConfig, dataset: Dataset
         },
         # per round: pairs/cost bought (cost: the cost model's estimate of the pairs this run sent,
         # in the budget's unit; 0 for cached pairs), the table so far, and the ledger's spend after it
-        "rounds": [
-            _round(r, outcome.spent_after[i] if i < len(outcome.spent_after) else None)
-            for i, r in enumerate(outcome.rounds)
-        ],
+        "rounds": [_round(r, spent) for r, spent in zip(outcome.rounds, outcome.spent_after, strict=True)],
         "bought": {
             "queries": len(outcome.bought),
             "pairs": int(run.sizes[run.bought].sum()),

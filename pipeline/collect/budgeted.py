@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +47,7 @@ class BudgetOutcome:
     full_cost: float
     run: BudgetRun
     #: the account's spend after each round (every run's, from the ledger)
-    spent_after: list[Spent] = field(default_factory=list)
+    spent_after: list[Spent]
 
     def sidecar(self, dataset: Dataset, budget: BudgetConfig, seed: int) -> dict[str, Any]:
         """The sidecar's ``budget`` block: the rule, the selection (query ids per round, the
@@ -146,6 +146,13 @@ def _buy(
         api.elapsed_s = round_src.elapsed_s
 
 
+def _reported_rate(ledger: SpendLedger) -> float:
+    """What the API reported over the cost model's estimate, over every run's answers on this
+    account (a re-run that finds everything cached has none of its own); 1 before any."""
+    rate = ledger.rate()
+    return 1.0 if rate is None else rate
+
+
 def _answers(cache: ScoreCache, api: SourceState, keys: list[list[str]], queries: list[int]) -> list[np.ndarray]:
     """The API scores of ``queries``, one array per query in its pair order (all cached)."""
     answers = cache.get_many(api.hash, [k for q in queries for k in keys[q]])
@@ -168,7 +175,6 @@ def collect_budgeted(
     b = cfg.collect.budget
     local_scores = _local_scores(cache, local, keys)
     in_money = b.cost is not None
-    unit = "cost" if in_money else "pairs"
     full_plan = _whole_dataset(cfg, groups, keys)
     with SpendLedger(b.ledger, api.hash, pairs=b.pairs, cost=b.cost) as ledger:
         guard = SpendGuard(cfg.api, ledger)
@@ -205,14 +211,11 @@ def collect_budgeted(
             purchases.append(bought.queries)
             measured = run.measure()
             spent_after.append(ledger.spent())
-            print(round_line(measured, b, unit, spent_after[-1].cost), file=out, flush=True)
+            print(round_line(measured, b, spent_after[-1].cost if in_money else None), file=out, flush=True)
             if measured.met:
                 stop = "target met"
         spent = ledger.spent()
-        rate = ledger.rate()
-    # the whole dataset at the rate the API reported (over every run's answers: a re-run that
-    # finds everything cached sees none of its own)
-    full_cost = full_plan.cost * (rate if rate is not None else guard.ratio)
+        full_cost = full_plan.cost * _reported_rate(ledger)
     return BudgetOutcome(
         bought=[int(q) for q in np.flatnonzero(run.bought)],
         uniform=[int(q) for q in np.flatnonzero(run.uniform)],
@@ -228,18 +231,15 @@ def collect_budgeted(
     )
 
 
-def round_line(r: Round, b: BudgetConfig, unit: str, spent_cost: float | None = None) -> str:
-    """One round's printout; in a money budget, ``spent_cost`` (the ledger's) is what was spent."""
+def round_line(r: Round, b: BudgetConfig, spent_cost: float | None = None) -> str:
+    """One round's printout; ``spent_cost`` (the ledger's, in a money budget) is what was spent."""
     agreement = ""
     if r.agreement is not None:
         a = r.agreement
         agreement = f"; {b.agreement_metric} {a['value']:.3f} [{a['low']:.3f}, {a['high']:.3f}]"
         if b.agreement is not None:
             agreement += f" (width target {b.agreement:g})"
-    if unit == "cost":
-        spent = f"{r.pairs_total} pairs, cost {r.cost_total if spent_cost is None else spent_cost:.4f} spent"
-    else:
-        spent = f"{r.pairs_total} pairs"
+    spent = f"{r.pairs_total} pairs" + (f", cost {spent_cost:.4f} spent" if spent_cost is not None else "")
     band = f"band {r.band:.4f}" if np.isfinite(r.band) else "band unbounded (no pair bought at the region's edge yet)"
     return (
         f"budget round {r.index + 1}: +{r.queries} queries ({r.pairs} pairs), {spent} in all; "
@@ -299,14 +299,13 @@ def plan_budget(
         guard = SpendGuard(cfg.api, ledger)
         _buy(cfg, groups, api, pending, purchase.queries, cache, guard)
         spent = ledger.spent()
-        rate = ledger.rate()
-    rate = rate if rate is not None else guard.ratio
+        rate = _reported_rate(ledger)
     run.add(purchase, _answers(cache, api, keys, purchase.queries))
     measured = run.measure()
     run.cost = run.cost * rate  # at the rate the API reported (the pilot's, and earlier runs')
     print(
         f"plan: pilot of {measured.pairs} pairs ({measured.queries} queries) bought; "
-        + round_line(measured, b, "pairs").split("; ", 1)[1],
+        + round_line(measured, b).split("; ", 1)[1],
         file=out,
     )
     estimate = estimate_pairs(run, simulations=pilot.simulations, seed=cfg.seed)

@@ -126,9 +126,9 @@ class CollectConfig:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
 
 
-def check_budget(budget: Any, api: Any = None) -> None:
-    """``collect.budget``'s cross-field checks (and, given ``api``, that a money limit has a price
-    to count against: with every price 0 a cost limit would never bind)."""
+def check_budget(budget: Any, api: Any) -> None:
+    """``collect.budget``'s cross-field checks, and that a money limit has one of ``api``'s prices
+    to count against (with every price 0 a cost limit would never bind)."""
     from pipeline.calibration.metrics import METRICS
     from pipeline.config.settings import SettingError
 
@@ -142,8 +142,8 @@ def check_budget(budget: Any, api: Any = None) -> None:
             "collect.budget.enabled=true needs a limit: collect.budget.pairs=N or collect.budget.cost=X "
             "(in the unit of api.price_*)"
         )
-    prices = (api.price_per_million_tokens, api.price_per_request, api.price_per_search_unit) if api else ()
-    if budget.enabled and budget.cost is not None and api is not None and not any(prices):
+    prices = (api.price_per_million_tokens, api.price_per_request, api.price_per_search_unit)
+    if budget.enabled and budget.cost is not None and not any(prices):
         raise SettingError(
             f"collect.budget.cost={budget.cost:g} needs a price to count against: set api.price_per_million_tokens "
             "(or api.price_per_request, api.price_per_search_unit); with every price 0 nothing would ever cost anything"
